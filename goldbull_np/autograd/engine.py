@@ -1,0 +1,209 @@
+"""The backward engine: iterative, topologically ordered, freeing saved arrays as it goes."""
+import numpy as np
+
+from .function import Function
+from .tensor import Tensor
+
+
+def run_backward(roots, root_grads, retain_graph=False, capture=None):
+    """Propagate gradients from ``roots`` to every leaf (or to ``capture`` for autograd.grad).
+
+    Args:
+        roots: output tensors.
+        root_grads: one gradient (array, Tensor or None for a one-element root) per root.
+        retain_graph: keep saved arrays so the graph can be walked again.
+        capture: optional list of tensors whose gradients are returned instead of accumulated.
+
+    Returns:
+        With ``capture``, a list holding the gradient of each captured tensor (or None).
+    """
+    grads = {}  # Function -> gradient of its output (summed over consumers)
+    leaf_grads = {}  # id(leaf) -> [leaf, gradient]
+    capture_leaf = {id(t): i for i, t in enumerate(capture)} if capture else {}
+    capture_fn = {t.grad_fn: i for i, t in enumerate(capture) if t.grad_fn is not None} if capture else {}
+    captured = [None] * len(capture) if capture else None
+
+    root_fns = []
+    for k, (t, g) in enumerate(zip(roots, root_grads)):
+        g = _root_gradient(t, g, k)
+        if t.grad_fn is None:
+            _add_leaf_grad(leaf_grads, t, g)
+        else:
+            fn = t.grad_fn
+            grads[fn] = g if fn not in grads else grads[fn] + g
+            root_fns.append(fn)
+
+    deps = _count_dependencies(root_fns)
+    ready = [fn for fn in dict.fromkeys(root_fns) if deps.get(fn, 0) == 0]
+    while ready:
+        fn = ready.pop()
+        parents = fn.next_functions
+        g = grads.pop(fn, None)
+        if g is not None:
+            if fn.released:
+                raise RuntimeError(
+                    f"trying to backward through the graph a second time ({fn.name} has already "
+                    "freed its saved arrays); pass retain_graph=True to the first backward()"
+                )
+            if fn.hooks:
+                g = _run_hooks(fn.hooks, g)
+            if fn.retained is not None:
+                _retain(fn.retained(), g)
+            if fn in capture_fn:
+                captured[capture_fn[fn]] = g
+            _propagate(fn, g, grads, leaf_grads)
+        if not retain_graph:
+            fn.release()
+        for node in parents:
+            if node.__class__ is not Tensor and node is not None:
+                left = deps[node] - 1
+                deps[node] = left
+                if left == 0:
+                    ready.append(node)
+
+    handed = set()
+    for leaf, g in leaf_grads.values():
+        if leaf._hooks:
+            g = _run_hooks(leaf._hooks, g)
+        if capture is not None:
+            if id(leaf) in capture_leaf:
+                captured[capture_leaf[id(leaf)]] = g
+            continue
+        _accumulate_leaf(leaf, g, handed)
+    return captured
+
+
+def _root_gradient(t, g, k):
+    if not isinstance(t, Tensor) or not t.requires_grad:
+        raise RuntimeError(f"element {k} of the outputs does not require grad and has no grad_fn")
+    if g is None:
+        if t.data.size != 1:
+            raise RuntimeError(
+                f"grad can be implicitly created only for one-element outputs; this one has shape "
+                f"{t.data.shape}: pass backward(gradient=...)"
+            )
+        return np.ones(t.data.shape, dtype=t.data.dtype)
+    g = np.array(g.data if isinstance(g, Tensor) else g, dtype=t.data.dtype)  # a copy we own
+    if g.shape != t.data.shape:
+        raise RuntimeError(f"gradient has shape {g.shape} but output {k} has shape {t.data.shape}")
+    return g
+
+
+def _count_dependencies(root_fns):
+    """For each Function reachable from the roots, how many edges point at it."""
+    deps = {}
+    seen = set(root_fns)
+    stack = list(seen)
+    while stack:
+        fn = stack.pop()
+        if fn.released and not fn.next_functions:
+            continue
+        for node in fn.next_functions:
+            if node is None or node.__class__ is Tensor:
+                continue
+            deps[node] = deps.get(node, 0) + 1
+            if node not in seen:
+                seen.add(node)
+                stack.append(node)
+    return deps
+
+
+def _propagate(fn, g, grads, leaf_grads):
+    """Call ``fn.backward`` and hand each input gradient to its parent node."""
+    for counter, version in fn.saved_versions:
+        if counter[0] != version:
+            raise RuntimeError(
+                f"a tensor saved by {fn.name} for backward was modified by an in-place operation "
+                f"(its version is {counter[0]}, expected {version}); use an out-of-place op or clone() it first"
+            )
+    in_grads = fn.backward(g)
+    if not isinstance(in_grads, tuple):
+        in_grads = (in_grads,)
+    parents = fn.next_functions
+    if len(in_grads) != len(parents):
+        raise RuntimeError(f"{fn.name}.backward returned {len(in_grads)} gradients for {len(parents)} inputs")
+    for i, node in enumerate(parents):
+        ig = in_grads[i]
+        if node is None or ig is None:
+            continue
+        shape, dtype = fn.input_meta[i]
+        if ig.shape != shape:
+            raise RuntimeError(
+                f"{fn.name} returned a gradient of shape {ig.shape} for input {i}, whose shape is {shape}"
+            )
+        if ig.dtype != dtype:
+            ig = ig.astype(dtype)
+        if node.__class__ is Tensor:
+            _add_leaf_grad(leaf_grads, node, ig)
+        else:
+            prev = grads.get(node)
+            grads[node] = ig if prev is None else prev + ig
+
+
+def _add_leaf_grad(leaf_grads, leaf, g):
+    entry = leaf_grads.get(id(leaf))
+    if entry is None:
+        leaf_grads[id(leaf)] = [leaf, g]
+    else:
+        entry[1] = entry[1] + g
+
+
+def _accumulate_leaf(leaf, g, handed):
+    """``leaf.grad += g``; the stored array is always exclusively the leaf's own."""
+    if leaf.grad is None:
+        if g.base is not None or not g.flags.writeable or id(g) in handed or not g.flags.c_contiguous:
+            g = np.array(g, dtype=leaf.data.dtype, order="C")
+        handed.add(id(g))
+        leaf.grad = g
+    else:
+        if leaf.grad.shape != g.shape:
+            raise RuntimeError(f"existing .grad has shape {leaf.grad.shape}, new gradient {g.shape}")
+        leaf.grad += g
+
+
+def _run_hooks(hooks, g):
+    for hook in list(hooks):
+        out = hook(Tensor._make(g, False, None))
+        if out is not None:
+            new = out.data if isinstance(out, Tensor) else np.asarray(out)
+            if new.shape != g.shape:
+                raise RuntimeError(f"hook {hook!r} returned a gradient of shape {new.shape}, expected {g.shape}")
+            g = new
+    return g
+
+
+def _retain(t, g):
+    if t is None:
+        return
+    t.grad = np.array(g) if t.grad is None else t.grad + g
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=False, allow_unused=False):
+    """Gradients of ``outputs`` with respect to ``inputs``, without touching any ``.grad``.
+
+    Args:
+        outputs: a tensor or a sequence of tensors.
+        inputs: a tensor or a sequence of tensors (leaves or intermediate results).
+        grad_outputs: gradients for the outputs (None for one-element outputs).
+        retain_graph: keep the graph for another backward.
+        allow_unused: return None for inputs the outputs do not depend on, instead of raising.
+
+    Returns:
+        A tuple of Tensors (or None), one per input.
+    """
+    outputs = (outputs,) if isinstance(outputs, Tensor) else tuple(outputs)
+    inputs = (inputs,) if isinstance(inputs, Tensor) else tuple(inputs)
+    if grad_outputs is None:
+        grad_outputs = (None,) * len(outputs)
+    elif isinstance(grad_outputs, (Tensor, np.ndarray)):
+        grad_outputs = (grad_outputs,)
+    for i, t in enumerate(inputs):
+        if not t.requires_grad:
+            raise RuntimeError(f"input {i} of autograd.grad does not require grad")
+    captured = run_backward(outputs, tuple(grad_outputs), retain_graph=retain_graph, capture=list(inputs))
+    result = []
+    for i, g in enumerate(captured):
+        if g is None and not allow_unused:
+            raise RuntimeError(f"input {i} was not used to compute the outputs; pass allow_unused=True")
+        result.append(None if g is None else Tensor._make(np.array(g), False, None))
+    return tuple(result)
