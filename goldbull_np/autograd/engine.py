@@ -55,7 +55,7 @@ def run_backward(roots, root_grads, retain_graph=False, capture=None):
         if not retain_graph:
             fn.release()
         for node in parents:
-            if node.__class__ is not Tensor and node is not None:
+            if node is not None and not isinstance(node, Tensor):
                 left = deps[node] - 1
                 deps[node] = left
                 if left == 0:
@@ -99,7 +99,7 @@ def _count_dependencies(root_fns):
         if fn.released and not fn.next_functions:
             continue
         for node in fn.next_functions:
-            if node is None or node.__class__ is Tensor:
+            if node is None or isinstance(node, Tensor):
                 continue
             deps[node] = deps.get(node, 0) + 1
             if node not in seen:
@@ -133,7 +133,7 @@ def _propagate(fn, g, grads, leaf_grads):
             )
         if ig.dtype != dtype:
             ig = ig.astype(dtype)
-        if node.__class__ is Tensor:
+        if isinstance(node, Tensor):
             _add_leaf_grad(leaf_grads, node, ig)
         else:
             prev = grads.get(node)

@@ -1,0 +1,196 @@
+"""Fused neural-network ops: linear, layer_norm, rms_norm, scaled-dot-product attention, softmax
+cross-entropy, GELU, softmax/log_softmax, embedding, dropout.
+
+The heavy ones reach their kernels only through ``goldbull_np.kernels.get(name, dtype)``, the one
+dispatch point; each forward saves what its backward reads (mean/rstd, logsumexp).
+"""
+import numpy as np
+
+from ... import kernels as K
+from ... import random as _random
+from ..function import Function
+
+
+def _c(a):
+    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+
+
+class Linear(Function):
+    """y = x @ weight.T + bias; x (..., C), weight (OC, C), bias (OC,) or None."""
+
+    def forward(self, x, weight, bias=None):
+        self.lead = x.shape[:-1]
+        x2 = _c(x).reshape(-1, x.shape[-1])  # (N, C)
+        self.x2, self.weight, self.has_bias = x2, weight, bias is not None
+        out = K.get("linear_forward", x.dtype)(x2, _c(weight), None if bias is None else _c(bias))  # (N, OC)
+        return out.reshape(self.lead + (weight.shape[0],))
+
+    def backward(self, g):
+        nx, nw, nb = (self.needs_input_grad + (False,))[:3]
+        g2 = _c(g).reshape(-1, g.shape[-1])  # (N, OC)
+        dx, dw, db = K.get("linear_backward", g.dtype)(
+            g2, self.x2, _c(self.weight), need_dx=nx, need_dweight=nw, need_dbias=nb and self.has_bias)
+        dx = dx.reshape(self.lead + (self.x2.shape[1],)) if dx is not None else None
+        return (dx, dw, db) if self.has_bias else (dx, dw)
+
+
+class LayerNorm(Function):
+    """Normalise over the trailing ``n_norm`` dims, then scale and shift."""
+
+    def forward(self, x, weight=None, bias=None, n_norm=1, eps=1e-5):
+        self.shape = x.shape
+        C = int(np.prod(x.shape[x.ndim - n_norm:]))
+        x2 = _c(x).reshape(-1, C)  # (N, C)
+        w2 = None if weight is None else _c(weight).reshape(C)
+        b2 = None if bias is None else _c(bias).reshape(C)
+        out, self.mean, self.rstd = K.get("layer_norm_forward", x.dtype)(x2, w2, b2, eps)  # (N,C), (N,), (N,)
+        self.x2, self.w2, self.has_bias, self.has_weight = x2, w2, bias is not None, weight is not None
+        return out.reshape(x.shape)
+
+    def backward(self, g):
+        dx, dw, db = K.get("layer_norm_backward", g.dtype)(
+            _c(g).reshape(self.x2.shape), self.x2, self.w2, self.mean, self.rstd, self.has_bias)
+        grads = [dx.reshape(self.shape)]
+        if self.has_weight:
+            grads.append(dw.reshape(self.w_shape) if dw is not None else None)
+        if self.has_bias:
+            grads.append(db.reshape(self.w_shape) if db is not None else None)
+        return tuple(grads)
+
+    @property
+    def w_shape(self):
+        return self.input_meta[1][0]
+
+
+class RMSNorm(Function):
+    def forward(self, x, weight=None, n_norm=1, eps=1e-6):
+        self.shape = x.shape
+        C = int(np.prod(x.shape[x.ndim - n_norm:]))
+        x2 = _c(x).reshape(-1, C)  # (N, C)
+        w2 = None if weight is None else _c(weight).reshape(C)
+        out, self.rstd = K.get("rms_norm_forward", x.dtype)(x2, w2, eps)  # (N,C), (N,)
+        self.x2, self.w2 = x2, w2
+        return out.reshape(x.shape)
+
+    def backward(self, g):
+        dx, dw = K.get("rms_norm_backward", g.dtype)(_c(g).reshape(self.x2.shape), self.x2, self.w2, self.rstd)
+        if self.w2 is None:
+            return dx.reshape(self.shape)
+        return dx.reshape(self.shape), (dw.reshape(self.input_meta[1][0]) if dw is not None else None)
+
+
+class Attention(Function):
+    """Scaled-dot-product attention; q (B,H,T,D), k/v (B,Hkv,S,D). Saves the per-row logsumexp; the
+    kernel recomputes the scores in backward (flash-style), so no (T,S) matrix is kept."""
+
+    saved_inputs = (0, 1, 2)
+
+    def forward(self, q, k, v, scale=1.0, causal_offset=None, attn_bias=None, key_padding_mask=None):
+        q, k, v = _c(q), _c(k), _c(v)
+        self.params = dict(scale=scale, causal_offset=causal_offset, attn_bias=attn_bias,
+                           key_padding_mask=key_padding_mask)
+        out, lse = K.get("attention_forward", q.dtype)(q, k, v, **self.params)  # (B,H,T,D), (B,H,T)
+        self.q, self.k, self.v, self.out, self.lse = q, k, v, out, lse
+        return out
+
+    def backward(self, g):
+        return K.get("attention_backward", g.dtype)(_c(g), self.q, self.k, self.v, self.out, self.lse,
+                                                     **self.params)
+
+
+class CrossEntropy(Function):
+    """Softmax cross-entropy with class-index targets; logits (N, V), targets (N,)."""
+
+    saved_inputs = (0,)
+
+    def forward(self, logits, targets=None, ignore_index=-100, label_smoothing=0.0, reduction="mean"):
+        logits = _c(logits)
+        losses, lse = K.get("cross_entropy_forward", logits.dtype)(
+            logits, targets, ignore_index=ignore_index, label_smoothing=label_smoothing)  # (N,), (N,)
+        self.logits, self.targets, self.lse = logits, targets, lse
+        self.ignore_index, self.label_smoothing, self.reduction = ignore_index, label_smoothing, reduction
+        if reduction == "none":
+            return losses
+        total = losses.sum(dtype=np.float64)
+        if reduction == "sum":
+            return np.asarray(total, dtype=logits.dtype)
+        self.count = int(np.count_nonzero(targets != ignore_index))
+        return np.asarray(total / self.count if self.count else np.nan, dtype=logits.dtype)
+
+    def backward(self, g):
+        N = self.logits.shape[0]
+        if self.reduction == "none":
+            dlosses = _c(g)
+        elif self.reduction == "sum":
+            dlosses = np.full(N, g, dtype=g.dtype)
+        else:
+            dlosses = np.full(N, g / max(self.count, 1), dtype=g.dtype)
+        return K.get("cross_entropy_backward", g.dtype)(
+            dlosses, self.logits, self.targets, self.lse, ignore_index=self.ignore_index,
+            label_smoothing=self.label_smoothing)
+
+
+class Gelu(Function):
+    def forward(self, x, approximate="none"):
+        self.x, self.approximate = _c(x), approximate
+        return K.get("gelu_forward", x.dtype)(self.x, approximate=approximate)
+
+    def backward(self, g):
+        return K.get("gelu_backward", g.dtype)(_c(g), self.x, approximate=self.approximate)
+
+
+class Softmax(Function):
+    saved_inputs = ()
+
+    def forward(self, x, dim=-1):
+        self.dim = dim
+        e = np.exp(x - x.max(axis=dim, keepdims=True))
+        self.out = e / e.sum(axis=dim, keepdims=True)
+        return self.out
+
+    def backward(self, g):
+        y = self.out
+        return y * (g - (g * y).sum(axis=self.dim, keepdims=True))
+
+
+class LogSoftmax(Function):
+    saved_inputs = ()
+
+    def forward(self, x, dim=-1):
+        self.dim = dim
+        shifted = x - x.max(axis=dim, keepdims=True)
+        self.out = shifted - np.log(np.exp(shifted).sum(axis=dim, keepdims=True))
+        return self.out
+
+    def backward(self, g):
+        return g - np.exp(self.out) * g.sum(axis=self.dim, keepdims=True)
+
+
+class Embedding(Function):
+    """out = weight[ids]; backward scatter-adds rows (repeated ids accumulate)."""
+
+    saved_inputs = ()
+
+    def forward(self, weight, ids=None, padding_idx=None):
+        self.ids, self.padding_idx, self.shape = ids, padding_idx, weight.shape
+        return weight[ids]  # ids.shape + (C,)
+
+    def backward(self, g):
+        dw = np.zeros(self.shape, dtype=g.dtype)  # (V, C)
+        flat_ids = self.ids.reshape(-1)
+        np.add.at(dw, flat_ids, g.reshape(flat_ids.size, self.shape[1]))
+        if self.padding_idx is not None:
+            dw[self.padding_idx] = 0
+        return dw
+
+
+class Dropout(Function):
+    saved_inputs = ()
+
+    def forward(self, x, p=0.5):
+        keep = _random.default_generator().random(x.shape, dtype=np.float32) >= p
+        self.scale = (keep / (1.0 - p)).astype(x.dtype) if p < 1 else np.zeros(x.shape, x.dtype)
+        return x * self.scale
+
+    def backward(self, g):
+        return g * self.scale

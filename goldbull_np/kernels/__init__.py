@@ -1,0 +1,273 @@
+"""THE dispatch point: which implementation of each kernel runs.
+
+Three backends, each a table of kernels keyed by name:
+  numpy  `reference.py`      every kernel, any float dtype; always loads.
+  numba  `numba_backend.py`  float32 + float64; numba is imported only when this backend is first needed.
+  c      `c_backend.py`      float32 only; wraps the cffi extension `goldbull_np._C` built by setup.py.
+A backend overrides only the kernels it implements; for a dtype it does not support, or when it cannot
+load (no compiler at install time, numba missing), resolution falls through to the next backend, with
+one warning line per backend that failed to load, never an error.
+
+Selection: env GOLDBULL_BACKEND=auto|c|numba|numpy (read at first use), `set_backend(name)`, or
+`with kernels.use("numba"): ...`. Selection is process-global (not thread-local).
+`get(name, dtype)` costs one dict lookup after the first call for that (name, dtype).
+
+Threads: `set_num_threads(n)` sets the OpenMP pool of the C extension, numba (if already imported) and
+OpenBLAS (threadpoolctl if installed, else the OpenBLAS symbol through ctypes), so the three pools
+never exceed the core count together. They never run concurrently: every kernel call is synchronous.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import sys
+import threading
+import warnings
+
+import numpy as np
+
+KERNEL_NAMES = (
+    "matmul", "linear_forward", "linear_backward",
+    "layer_norm_forward", "layer_norm_backward", "rms_norm_forward", "rms_norm_backward",
+    "attention_forward", "attention_backward",
+    "cross_entropy_forward", "cross_entropy_backward",
+    "gelu_forward", "gelu_backward", "adamw_step",
+)
+BACKENDS = ("c", "numba", "numpy")
+SELECTIONS = ("auto",) + BACKENDS
+
+# `auto`: per kernel, the backend the benchmark measured fastest on this machine kind, then the
+# fallbacks. Source: `python3 benchmarks/bench_kernels.py --threads 2` (results in
+# benchmarks/results/bench_kernels.json), 2-core AMD EPYC (Zen 4, AVX-512, OpenBLAS SkylakeX kernel),
+# 2025-11-25. NumPy matmul is OpenBLAS; keep it wherever OpenBLAS wins.
+AUTO_TABLE = {
+    "matmul": ("numpy", "c", "numba"),
+    "linear_forward": ("numpy", "c", "numba"),
+    "linear_backward": ("numpy", "c", "numba"),
+    "layer_norm_forward": ("c", "numba", "numpy"),
+    "layer_norm_backward": ("c", "numba", "numpy"),
+    "rms_norm_forward": ("c", "numba", "numpy"),
+    "rms_norm_backward": ("c", "numba", "numpy"),
+    "attention_forward": ("c", "numba", "numpy"),
+    "attention_backward": ("c", "numba", "numpy"),
+    "cross_entropy_forward": ("c", "numba", "numpy"),
+    "cross_entropy_backward": ("c", "numba", "numpy"),
+    "gelu_forward": ("c", "numba", "numpy"),
+    "gelu_backward": ("c", "numba", "numpy"),
+    "adamw_step": ("c", "numba", "numpy"),
+}
+_ORDER = {"c": ("c", "numba", "numpy"), "numba": ("numba", "numpy"), "numpy": ("numpy",)}
+_MODULES = {"numpy": "reference", "numba": "numba_backend", "c": "c_backend"}
+
+_lock = threading.RLock()
+_selection = None          # None until first use, then one of SELECTIONS
+_cache = {}                # (name, dtype) -> callable; cleared whenever the selection changes
+_resolved_by = {}          # (name, np.dtype) -> backend name, for info()
+_loaded = {}               # backend name -> module, or None when it failed to load
+_load_errors = {}          # backend name -> reason string
+_warned = set()
+
+
+def _env_selection():
+    sel = os.environ.get("GOLDBULL_BACKEND", "auto").strip().lower() or "auto"
+    if sel not in SELECTIONS:
+        warnings.warn(f"goldbull_np.kernels: GOLDBULL_BACKEND={sel!r} is not one of {SELECTIONS}; "
+                      "using 'auto'", RuntimeWarning, stacklevel=3)
+        sel = "auto"
+    return sel
+
+
+def get_backend():
+    """The current selection: 'auto', 'c', 'numba' or 'numpy'."""
+    global _selection
+    if _selection is None:
+        with _lock:
+            if _selection is None:
+                _selection = _env_selection()
+    return _selection
+
+
+def set_backend(name):
+    """Select a backend for every kernel ('auto', 'c', 'numba' or 'numpy')."""
+    global _selection
+    if name not in SELECTIONS:
+        raise ValueError(f"backend must be one of {SELECTIONS}, got {name!r}")
+    with _lock:
+        _selection = name
+        _cache.clear()
+        _resolved_by.clear()
+
+
+@contextlib.contextmanager
+def use(name):
+    """Context manager: run the block with backend `name`, then restore the previous selection."""
+    prev = get_backend()
+    set_backend(name)
+    try:
+        yield
+    finally:
+        set_backend(prev)
+
+
+def _load(backend):
+    """The backend module, or None (with one warning) if it cannot load."""
+    if backend in _loaded:
+        return _loaded[backend]
+    mod = None
+    try:
+        mod = importlib.import_module(f"{__name__}.{_MODULES[backend]}")
+        load = getattr(mod, "load", None)
+        if load is not None:
+            load()  # raises if the backend is unusable (e.g. the C extension was not built)
+    except Exception as exc:  # noqa: BLE001 - any failure means "not available", never an error
+        mod = None
+        _load_errors[backend] = f"{type(exc).__name__}: {exc}"
+        if backend not in _warned:
+            _warned.add(backend)
+            warnings.warn(f"goldbull_np.kernels: {backend} backend unavailable ({_load_errors[backend]}); "
+                          "falling back to the next backend", RuntimeWarning, stacklevel=4)
+    _loaded[backend] = mod
+    return mod
+
+
+def _order(name):
+    sel = get_backend()
+    return AUTO_TABLE[name] if sel == "auto" else _ORDER[sel]
+
+
+def _resolve(name, dtype):
+    if name not in AUTO_TABLE:
+        raise KeyError(f"unknown kernel {name!r}; known: {', '.join(KERNEL_NAMES)}")
+    dt = np.dtype(dtype)
+    with _lock:
+        for backend in _order(name) + ("numpy",):
+            mod = _load(backend)
+            if mod is None or name not in mod.KERNELS:
+                continue
+            if dt not in mod.DTYPES.get(name, ()):
+                continue
+            fn = mod.KERNELS[name]
+            _cache[(name, dtype)] = fn
+            _resolved_by[(name, dt)] = backend
+            return fn
+    raise TypeError(f"no backend implements kernel {name!r} for dtype {dt}")
+
+
+def get(name, dtype=np.float32):
+    """The implementation of kernel `name` for inputs of `dtype` under the current selection."""
+    try:
+        return _cache[(name, dtype)]
+    except KeyError:
+        get_backend()
+        return _resolve(name, dtype)
+
+
+def resolve_backend(name, dtype=np.float32):
+    """Name of the backend `get(name, dtype)` resolves to."""
+    get(name, dtype)
+    return _resolved_by[(name, np.dtype(dtype))]
+
+
+def _reset_for_tests():
+    """Forget loaded backends, warnings and the selection (tests simulate load failures with it)."""
+    global _selection
+    with _lock:
+        _selection = None
+        _cache.clear()
+        _resolved_by.clear()
+        _loaded.clear()
+        _load_errors.clear()
+        _warned.clear()
+
+
+# ----------------------------------------------------------------------------------------------
+# threads
+
+def _openblas():
+    """(get, set) callables for NumPy's OpenBLAS thread count via ctypes, or None."""
+    import ctypes
+    import glob
+    libdir = os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs")
+    cands = glob.glob(os.path.join(libdir, "libscipy_openblas*")) + glob.glob(os.path.join(libdir, "libopenblas*"))
+    for path in cands:
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for suffix in ("64_", "", "_64_"):
+            for prefix in ("scipy_openblas", "openblas"):
+                g = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
+                s = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
+                if g is not None and s is not None:
+                    s.argtypes = [ctypes.c_int]
+                    return g, s
+    return None
+
+
+def _openblas_threads(n=None):
+    try:
+        import threadpoolctl  # optional
+        if n is not None:
+            threadpoolctl.threadpool_limits(n, user_api="blas")
+        info = [p for p in threadpoolctl.threadpool_info() if p.get("user_api") == "blas"]
+        return info[0]["num_threads"] if info else None
+    except ImportError:
+        pass
+    try:
+        gs = _openblas()
+    except Exception:  # noqa: BLE001
+        gs = None
+    if gs is None:
+        return None
+    if n is not None:
+        gs[1](int(n))
+    return int(gs[0]())
+
+
+def set_num_threads(n):
+    """Use `n` threads in OpenMP (C backend), numba (if imported) and OpenBLAS."""
+    n = int(n)
+    if n < 1:
+        raise ValueError("n must be >= 1")
+    c = _loaded.get("c")
+    if c is not None:
+        c.set_num_threads(n)
+    if "numba" in sys.modules:
+        import numba
+        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    _openblas_threads(n)
+
+
+def info():
+    """What is available and what each kernel resolves to under the current selection."""
+    import cffi
+    out = {"selection": get_backend()}
+    c = _load("c") if "c" not in _loaded else _loaded["c"]
+    out["c_extension"] = {"loaded": c is not None, "reason": None if c is not None else _load_errors.get("c")}
+    if c is not None:
+        out["c_extension"].update(c.runtime_info())
+    try:
+        from importlib.metadata import version
+        nb_version = version("numba")
+    except Exception:  # noqa: BLE001
+        nb_version = None
+    out["cffi_version"] = cffi.__version__
+    out["kernels"] = {}
+    for name in KERNEL_NAMES:  # may import numba (float64 routes there): info() is not a hot path
+        row = {}
+        for dt in (np.float32, np.float64):
+            try:
+                row[np.dtype(dt).name] = resolve_backend(name, dt)
+            except TypeError:
+                row[np.dtype(dt).name] = None
+        out["kernels"][name] = row
+    out["numba"] = {"available": nb_version is not None, "version": nb_version,
+                    "threads": sys.modules["numba"].get_num_threads() if "numba" in sys.modules else None}
+    out["threads"] = {"openblas": _openblas_threads(), "openmp": out["c_extension"].get("omp_max_threads"),
+                      "numba": out["numba"]["threads"], "cpus": os.cpu_count()}
+    return out
+
+
+__all__ = ["KERNEL_NAMES", "BACKENDS", "SELECTIONS", "AUTO_TABLE", "get", "get_backend", "set_backend",
+           "use", "resolve_backend", "set_num_threads", "info"]

@@ -1,0 +1,53 @@
+"""Argument checks shared by every backend (semantic checks; the C wrappers add memory-safety checks)."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def check_targets(targets, N, V, ignore_index):
+    """targets (N,) integer with every id in [0, V) or == ignore_index, else ValueError/TypeError."""
+    if not isinstance(targets, np.ndarray) or targets.dtype.kind not in "iu":
+        raise TypeError(f"targets must be an integer ndarray, got {getattr(targets, 'dtype', type(targets))}")
+    if targets.shape != (N,):
+        raise ValueError(f"targets must have shape ({N},), got {targets.shape}")
+    if N:
+        bad = ((targets < 0) | (targets >= V)) & (targets != ignore_index)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise ValueError(f"target id {int(targets[i])} at row {i} is outside [0, {V}) "
+                             f"and is not ignore_index={ignore_index}")
+
+
+def attention_bias_4d(attn_bias, B, H, T, S):
+    """Return attn_bias viewed as 4-D and checked broadcastable to (B,H,T,S), without copying."""
+    if attn_bias.ndim > 4 or attn_bias.ndim < 1:
+        raise ValueError(f"attn_bias must have 1 to 4 dims, got shape {attn_bias.shape}")
+    b4 = attn_bias.reshape((1,) * (4 - attn_bias.ndim) + attn_bias.shape)
+    for got, want, name in zip(b4.shape, (B, H, T, S), "BHTS"):
+        if got not in (1, want):
+            raise ValueError(f"attn_bias shape {attn_bias.shape} does not broadcast to "
+                             f"(B,H,T,S)=({B},{H},{T},{S}) on {name}")
+    return b4
+
+
+def check_attention(q, k, v, causal_offset, attn_bias, key_padding_mask):
+    if q.ndim != 4 or k.ndim != 4 or v.ndim != 4:
+        raise ValueError(f"q, k, v must be 4-D (B,H,T,D); got {q.shape}, {k.shape}, {v.shape}")
+    B, H, T, D = q.shape
+    if k.shape != v.shape or k.shape[0] != B or k.shape[3] != D:
+        raise ValueError(f"k and v must be (B,Hkv,S,D)=({B},*,*,{D}); got {k.shape}, {v.shape}")
+    Hkv = k.shape[1]
+    if Hkv == 0 or H % Hkv != 0:
+        raise ValueError(f"query heads H={H} must be a multiple of kv heads Hkv={Hkv}")
+    S = k.shape[2]
+    if causal_offset is not None and not isinstance(causal_offset, (int, np.integer)):
+        raise TypeError(f"causal_offset must be None or an int, got {type(causal_offset).__name__}")
+    if attn_bias is not None:
+        if not isinstance(attn_bias, np.ndarray) or attn_bias.dtype.kind != "f":
+            raise TypeError("attn_bias must be a float ndarray")
+        attention_bias_4d(attn_bias, B, H, T, S)
+    if key_padding_mask is not None:
+        if not isinstance(key_padding_mask, np.ndarray) or key_padding_mask.dtype != np.bool_:
+            raise TypeError("key_padding_mask must be a bool ndarray (True = may attend)")
+        if key_padding_mask.shape != (B, S):
+            raise ValueError(f"key_padding_mask must have shape ({B},{S}), got {key_padding_mask.shape}")

@@ -1,0 +1,366 @@
+"""C backend: thin wrappers over the cffi extension goldbull_np._C (float32 only).
+
+Each wrapper validates everything (dtype, shape, C-contiguity, writability of outputs, non-empty
+sizes, target ids, segment offsets) and raises TypeError/ValueError before any pointer reaches C;
+it allocates the outputs, calls, and checks the return code. Nothing else touches `lib`.
+C signatures use int64_t sizes, so no size can overflow the C integer type.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ._checks import attention_bias_4d, check_attention, check_targets
+
+ffi = lib = None  # set by load()
+_F32 = np.dtype(np.float32)
+_I64 = np.dtype(np.int64)
+_F64 = np.dtype(np.float64)
+
+
+def load():
+    """Import the compiled extension; raises ImportError when it was not built."""
+    global ffi, lib
+    if lib is None:
+        from goldbull_np import _C  # noqa: PLC0415 - optional, built by setup.py
+        ffi, lib = _C.ffi, _C.lib
+    return lib
+
+
+def set_num_threads(n):
+    load().gb_set_num_threads(int(n))
+
+
+def runtime_info():
+    L = load()
+    return {"omp_max_threads": int(L.gb_omp_max_threads()), "openmp": bool(L.gb_has_openmp()),
+            "avx2_fma": bool(L.gb_cpu_has_avx2_fma())}
+
+
+# ----------------------------------------------------------------------------------------------
+# validation helpers
+
+def _arr(name, x, shape=None, ndim=None, dtype=_F32):
+    """Checked input: ndarray of `dtype`, C-contiguous, non-empty, with `shape`/`ndim`."""
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(x).__name__}")
+    if x.dtype != dtype:
+        raise TypeError(f"{name} must be {dtype} for the C backend, got {x.dtype}")
+    if ndim is not None and x.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got shape {x.shape}")
+    if shape is not None and x.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {x.shape}")
+    if x.size == 0:
+        raise ValueError(f"{name} has a zero-size dimension {x.shape}; the C kernels need non-empty inputs")
+    if not x.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous")
+    return x
+
+
+def _out(name, x, shape, inputs=()):
+    """Checked output: None -> a fresh array; else float32, C-contiguous, writable, not aliasing inputs."""
+    if x is None:
+        return np.empty(shape, _F32)
+    _arr(name, x, shape)
+    if not x.flags.writeable:
+        raise ValueError(f"{name} must be writable")
+    for a in inputs:
+        if a is not None and np.may_share_memory(x, a):
+            raise ValueError(f"{name} must not overlap an input")
+    return x
+
+
+def _opt(name, x, shape):
+    return None if x is None else _arr(name, x, shape)
+
+
+def _p(x, ctype="float[]"):
+    return ffi.NULL if x is None else ffi.from_buffer(ctype, x)
+
+
+def _ok(rc, name):
+    if rc != 0:
+        raise MemoryError(f"C kernel {name} failed (rc={rc}): could not allocate scratch memory")
+
+
+# ----------------------------------------------------------------------------------------------
+# matmul / linear
+
+def matmul(a, b, trans_a=False, trans_b=False, out=None):
+    """out = op(a) @ op(b); a (M,K)|(K,M) [or batched (Bt,.,.)], b (K,N)|(N,K) [or batched]."""
+    load()
+    _arr("a", a)
+    _arr("b", b)
+    if a.ndim not in (2, 3) or b.ndim not in (2, 3):
+        raise ValueError(f"matmul takes 2-D or 3-D operands, got {a.shape} and {b.shape}")
+    M, Ka = (a.shape[-1], a.shape[-2]) if trans_a else (a.shape[-2], a.shape[-1])
+    Kb, N = (b.shape[-1], b.shape[-2]) if trans_b else (b.shape[-2], b.shape[-1])
+    if Ka != Kb:
+        raise ValueError(f"matmul inner sizes differ: {a.shape}{'^T' if trans_a else ''} @ "
+                         f"{b.shape}{'^T' if trans_b else ''}")
+    ba = a.shape[0] if a.ndim == 3 else None
+    bb = b.shape[0] if b.ndim == 3 else None
+    if ba is not None and bb is not None and ba != bb:
+        raise ValueError(f"matmul batch sizes differ: {ba} vs {bb}")
+    batch = ba or bb or 1
+    shape = (M, N) if ba is None and bb is None else (batch, M, N)
+    out = _out("out", out, shape, (a, b))
+    rc = lib.sgemm(_p(out), _p(a), _p(b), ffi.NULL, bool(trans_a), bool(trans_b), M, N, Ka, batch,
+                   M * Ka if ba is not None else 0, Ka * N if bb is not None else 0, M * N)
+    _ok(rc, "sgemm")
+    return out
+
+
+def linear_forward(x, weight, bias=None, out=None):
+    """x (N,C), weight (OC,C), bias (OC,)|None -> out (N,OC) = x @ weight.T + bias (fused epilogue)."""
+    load()
+    _arr("x", x, ndim=2)
+    N, C = x.shape
+    _arr("weight", weight, ndim=2)
+    OC = weight.shape[0]
+    if weight.shape[1] != C:
+        raise ValueError(f"weight must be (OC, {C}), got {weight.shape}")
+    _opt("bias", bias, (OC,))
+    out = _out("out", out, (N, OC), (x, weight, bias))
+    _ok(lib.linear_forward(_p(out), _p(x), _p(weight), _p(bias), N, C, OC), "linear_forward")
+    return out
+
+
+def linear_backward(dout, x, weight, need_dx=True, need_dweight=True, need_dbias=True):
+    """-> dx (N,C) = dout @ weight, dweight (OC,C) = dout.T @ x, dbias (OC,) (None where not needed)."""
+    load()
+    _arr("x", x, ndim=2)
+    N, C = x.shape
+    _arr("weight", weight, ndim=2)
+    OC = weight.shape[0]
+    if weight.shape[1] != C:
+        raise ValueError(f"weight must be (OC, {C}), got {weight.shape}")
+    _arr("dout", dout, (N, OC))
+    dx = np.empty((N, C), _F32) if need_dx else None
+    dw = np.empty((OC, C), _F32) if need_dweight else None
+    db = np.empty((OC,), _F32) if need_dbias else None
+    _ok(lib.linear_backward(_p(dx), _p(dw), _p(db), _p(dout), _p(x), _p(weight), N, C, OC), "linear_backward")
+    return dx, dw, db
+
+
+# ----------------------------------------------------------------------------------------------
+# normalisation
+
+def layer_norm_forward(x, weight, bias, eps):
+    load()
+    _arr("x", x, ndim=2)
+    N, C = x.shape
+    _opt("weight", weight, (C,))
+    _opt("bias", bias, (C,))
+    out, mean, rstd = np.empty((N, C), _F32), np.empty(N, _F32), np.empty(N, _F32)
+    _ok(lib.layernorm_forward(_p(out), _p(mean), _p(rstd), _p(x), _p(weight), _p(bias), float(eps), N, C),
+        "layernorm_forward")
+    return out, mean, rstd
+
+
+def layer_norm_backward(dout, x, weight, mean, rstd, has_bias):
+    load()
+    _arr("x", x, ndim=2)
+    N, C = x.shape
+    _arr("dout", dout, (N, C))
+    _opt("weight", weight, (C,))
+    _arr("mean", mean, (N,))
+    _arr("rstd", rstd, (N,))
+    dx = np.empty((N, C), _F32)
+    dw = np.empty(C, _F32) if weight is not None else None
+    db = np.empty(C, _F32) if has_bias else None
+    _ok(lib.layernorm_backward(_p(dx), _p(dw), _p(db), _p(dout), _p(x), _p(weight), _p(mean), _p(rstd), N, C),
+        "layernorm_backward")
+    return dx, dw, db
+
+
+def rms_norm_forward(x, weight, eps):
+    load()
+    _arr("x", x, ndim=2)
+    N, C = x.shape
+    _opt("weight", weight, (C,))
+    out, rstd = np.empty((N, C), _F32), np.empty(N, _F32)
+    _ok(lib.rmsnorm_forward(_p(out), _p(rstd), _p(x), _p(weight), float(eps), N, C), "rmsnorm_forward")
+    return out, rstd
+
+
+def rms_norm_backward(dout, x, weight, rstd):
+    load()
+    _arr("x", x, ndim=2)
+    N, C = x.shape
+    _arr("dout", dout, (N, C))
+    _opt("weight", weight, (C,))
+    _arr("rstd", rstd, (N,))
+    dx = np.empty((N, C), _F32)
+    dw = np.empty(C, _F32) if weight is not None else None
+    _ok(lib.rmsnorm_backward(_p(dx), _p(dw), _p(dout), _p(x), _p(weight), _p(rstd), N, C), "rmsnorm_backward")
+    return dx, dw
+
+
+# ----------------------------------------------------------------------------------------------
+# attention
+
+def _attn_args(q, k, v, causal_offset, attn_bias, key_padding_mask):
+    check_attention(q, k, v, causal_offset, attn_bias, key_padding_mask)
+    _arr("q", q)
+    _arr("k", k)
+    _arr("v", v)
+    B, H, T, D = q.shape
+    Hkv, S = k.shape[1], k.shape[2]
+    if attn_bias is not None:
+        if attn_bias.dtype != _F32:
+            raise TypeError(f"attn_bias must be float32 for the C backend, got {attn_bias.dtype}")
+        b4 = attention_bias_4d(attn_bias, B, H, T, S)
+        if any(st < 0 or st % 4 for st in b4.strides):
+            b4 = np.ascontiguousarray(b4)
+        # broadcast dims get stride 0: the (B,H,T,S) bias is never materialised
+        strides = [0 if n == 1 else st // 4 for n, st in zip(b4.shape, b4.strides)]
+        bias_ptr = ffi.cast("float *", b4.ctypes.data)  # any strides: from_buffer needs contiguity
+        keep = b4
+    else:
+        strides, bias_ptr, keep = [0, 0, 0, 0], ffi.NULL, None
+    if key_padding_mask is not None:
+        if not key_padding_mask.flags.c_contiguous:
+            key_padding_mask = np.ascontiguousarray(key_padding_mask)
+        kpm = ffi.from_buffer("uint8_t[]", key_padding_mask)
+    else:
+        kpm = ffi.NULL
+    causal = causal_offset is not None
+    off = int(causal_offset) if causal else 0
+    if not -(2 ** 62) < off < 2 ** 62:
+        raise ValueError("causal_offset out of range")
+    return (B, H, Hkv, T, S, D), (bias_ptr, *strides), kpm, causal, off, (keep, key_padding_mask)
+
+
+def attention_forward(q, k, v, scale, causal_offset=None, attn_bias=None, key_padding_mask=None):
+    """Flash-style attention: q (B,H,T,D), k/v (B,Hkv,S,D) -> out (B,H,T,D), lse (B,H,T).
+    Fully masked rows give out = 0 and lse = -inf. Memory O(B*H*T*D): no (T,S) matrix."""
+    load()
+    sizes, bias, kpm, causal, off, _keep = _attn_args(q, k, v, causal_offset, attn_bias, key_padding_mask)
+    B, H, Hkv, T, S, D = sizes
+    out, lse = np.empty((B, H, T, D), _F32), np.empty((B, H, T), _F32)
+    rc = lib.attention_forward(_p(out), _p(lse), _p(q), _p(k), _p(v), *bias, kpm, causal, off,
+                               float(scale), B, H, Hkv, T, S, D)
+    _ok(rc, "attention_forward")
+    return out, lse
+
+
+def attention_backward(dout, q, k, v, out, lse, scale, causal_offset=None, attn_bias=None,
+                       key_padding_mask=None):
+    """-> dq (B,H,T,D), dk/dv (B,Hkv,S,D); scores recomputed tile by tile from lse."""
+    load()
+    sizes, bias, kpm, causal, off, _keep = _attn_args(q, k, v, causal_offset, attn_bias, key_padding_mask)
+    B, H, Hkv, T, S, D = sizes
+    _arr("dout", dout, q.shape)
+    _arr("out", out, q.shape)
+    _arr("lse", lse, (B, H, T))
+    dq, dk, dv = np.empty_like(q), np.empty_like(k), np.empty_like(v)
+    rc = lib.attention_backward(_p(dq), _p(dk), _p(dv), _p(dout), _p(q), _p(k), _p(v), _p(out), _p(lse),
+                                *bias, kpm, causal, off, float(scale), B, H, Hkv, T, S, D)
+    _ok(rc, "attention_backward")
+    return dq, dk, dv
+
+
+# ----------------------------------------------------------------------------------------------
+# cross-entropy
+
+def _targets64(targets, N, V, ignore_index):
+    check_targets(targets, N, V, ignore_index)
+    if not -(2 ** 63) <= int(ignore_index) < 2 ** 63:
+        raise ValueError("ignore_index out of int64 range")
+    return np.ascontiguousarray(targets, dtype=_I64)
+
+
+def cross_entropy_forward(logits, targets, ignore_index=-100, label_smoothing=0.0):
+    load()
+    _arr("logits", logits, ndim=2)
+    N, V = logits.shape
+    t = _targets64(targets, N, V, ignore_index)
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
+    losses, lse = np.empty(N, _F32), np.empty(N, _F32)
+    _ok(lib.crossentropy_forward(_p(losses), _p(lse), _p(logits), _p(t, "int64_t[]"), int(ignore_index),
+                                 float(label_smoothing), N, V), "crossentropy_forward")
+    return losses, lse
+
+
+def cross_entropy_backward(dlosses, logits, targets, lse, ignore_index=-100, label_smoothing=0.0, out=None):
+    """dlogits (N,V); `out` may be `logits` itself (written in place, element by element)."""
+    load()
+    _arr("logits", logits, ndim=2)
+    N, V = logits.shape
+    t = _targets64(targets, N, V, ignore_index)
+    _arr("dlosses", dlosses, (N,))
+    _arr("lse", lse, (N,))
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
+    # out == logits is allowed (elementwise in place); other overlaps are not
+    out = _out("out", out, (N, V), (dlosses, lse) if out is logits else (dlosses, lse, logits))
+    _ok(lib.crossentropy_backward(_p(out), _p(dlosses), _p(logits), _p(t, "int64_t[]"), _p(lse),
+                                  int(ignore_index), float(label_smoothing), N, V), "crossentropy_backward")
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# GELU
+
+def _approx(approximate):
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
+    return approximate == "tanh"
+
+
+def gelu_forward(x, approximate="none"):
+    load()
+    _arr("x", x)
+    out = np.empty_like(x)
+    _ok(lib.gelu_forward(_p(out), _p(x), _approx(approximate), x.size), "gelu_forward")
+    return out
+
+
+def gelu_backward(dout, x, approximate="none"):
+    load()
+    _arr("x", x)
+    _arr("dout", dout, x.shape)
+    dx = np.empty_like(x)
+    _ok(lib.gelu_backward(_p(dx), _p(dout), _p(x), _approx(approximate), x.size), "gelu_backward")
+    return dx
+
+
+# ----------------------------------------------------------------------------------------------
+# AdamW
+
+def adamw_step(param, grad, exp_avg, exp_avg_sq, step, lrs, weight_decays, segments,
+               beta1=0.9, beta2=0.999, eps=1e-8):
+    """torch.optim.AdamW step over flat float32 buffers (P,), in place, per-segment lr / weight decay."""
+    load()
+    _arr("param", param, ndim=1)
+    P = param.shape[0]
+    for name, buf in (("grad", grad), ("exp_avg", exp_avg), ("exp_avg_sq", exp_avg_sq)):
+        _arr(name, buf, (P,))
+    for name, buf in (("param", param), ("exp_avg", exp_avg), ("exp_avg_sq", exp_avg_sq)):
+        if not buf.flags.writeable:
+            raise ValueError(f"{name} must be writable")
+    _arr("lrs", lrs, ndim=1, dtype=_F64)
+    G = lrs.shape[0]
+    _arr("weight_decays", weight_decays, (G,), dtype=_F64)
+    _arr("segments", segments, (G + 1,), dtype=_I64)
+    if segments[0] < 0 or segments[-1] > P or np.any(np.diff(segments) < 0):
+        raise ValueError(f"segments must be non-decreasing offsets within [0, {P}]")
+    if int(step) < 1:
+        raise ValueError(f"step must be >= 1, got {step}")
+    bufs = (param, grad, exp_avg, exp_avg_sq)
+    for i in range(4):
+        for j in range(i + 1, 4):
+            if np.may_share_memory(bufs[i], bufs[j]):
+                raise ValueError("AdamW buffers must not overlap")
+    _ok(lib.adamw_step(_p(param), _p(grad), _p(exp_avg), _p(exp_avg_sq), _p(segments, "int64_t[]"),
+                       _p(lrs, "double[]"), _p(weight_decays, "double[]"), G, int(step),
+                       float(beta1), float(beta2), float(eps)), "adamw_step")
+
+
+__all__ = ["matmul", "linear_forward", "linear_backward", "layer_norm_forward", "layer_norm_backward",
+           "rms_norm_forward", "rms_norm_backward", "attention_forward", "attention_backward",
+           "cross_entropy_forward", "cross_entropy_backward", "gelu_forward", "gelu_backward", "adamw_step"]
+# The backend table read by kernels/__init__.py: every kernel, float32 only.
+KERNELS = {name: globals()[name] for name in __all__}
+DTYPES = {name: (_F32,) for name in __all__}
