@@ -23,11 +23,14 @@ class Function:
     Class attributes a subclass may set:
         saved_inputs: indices of positional inputs whose data ``backward`` reads. Modifying one of
             them in place before backward raises. ``None`` (default) means all inputs.
+        saves_output: ``backward`` reads the output array (exp, tanh, softmax, ...): modifying the
+            output in place before backward raises too.
         is_view: the output shares memory with input 0 (reshape, transpose, ...): it then shares the
             input's version counter, as a PyTorch view does.
     """
 
     saved_inputs = None
+    saves_output = False
     is_view = False
     # node state; class defaults so a released node (whose __dict__ was cleared) still answers
     next_functions = ()
@@ -64,49 +67,79 @@ class Function:
             A Tensor whose ``grad_fn`` is the new node when any input requires grad and grad mode
             is on, else a plain Tensor.
         """
-        fn = cls.__new__(cls)
-        record = False
-        arrays = []
-        for a in args:
-            if isinstance(a, Tensor):
-                arrays.append(a.data)
-                if a.requires_grad:
-                    record = True
-            else:
-                arrays.append(a)
-        if not (record and _grad_enabled[0]):
+        fn = _new(cls)
+        if _grad_enabled[0]:
+            # one pass over the inputs: arrays for forward, and the node's edges and metadata
+            arrays, nodes, meta = [], [], []
+            record = False
+            for a in args:
+                if isinstance(a, Tensor):
+                    d = a.data
+                    arrays.append(d)
+                    meta.append((d.shape, d.dtype))
+                    if a.requires_grad:
+                        record = True
+                        g = a.grad_fn
+                        nodes.append(a if g is None else g)
+                    else:
+                        nodes.append(None)
+                else:
+                    arrays.append(a)
+                    meta.append(None)
+                    nodes.append(None)
+        else:
+            arrays = [a.data if isinstance(a, Tensor) else a for a in args]
+            record = False
+
+        if not record:
             fn.needs_input_grad = (False,) * len(args)
-            result = Tensor._make(fn.forward(*arrays, **kwargs), False, None)
+            out = fn.forward(*arrays, **kwargs)
+            result = _new(Tensor)
+            result.data = out if out.__class__ is np.ndarray else np.asarray(out)
+            result.grad = result.grad_fn = result._hooks = None
+            result.requires_grad = False
             if cls.is_view:
                 result._version = args[0]._version
+                result._view_of = (args[0], fn.__dict__.get("index"))
+            else:
+                result._version = [0]
+                result._view_of = None
             return result
 
-        needs, nodes, meta = [], [], []
-        for a in args:
-            if isinstance(a, Tensor):
-                meta.append((a.data.shape, a.data.dtype))
-                if a.requires_grad:
-                    needs.append(True)
-                    nodes.append(a if a.grad_fn is None else a.grad_fn)
-                    continue
-            else:
-                meta.append(None)
-            needs.append(False)
-            nodes.append(None)
-        fn.needs_input_grad = tuple(needs)
+        fn.needs_input_grad = tuple([n is not None for n in nodes])
         out = fn.forward(*arrays, **kwargs)
         fn.next_functions = tuple(nodes)
         fn.input_meta = meta
         saved = cls.saved_inputs
         if saved is None:
-            fn.saved_versions = [(a._version, a._version[0]) for a in args if isinstance(a, Tensor)]
+            versions = [(a._version, a._version[0]) for a in args if isinstance(a, Tensor)]
         elif saved:
-            fn.saved_versions = [(args[i]._version, args[i]._version[0]) for i in saved
-                                 if isinstance(args[i], Tensor)]
-        result = Tensor._make(out, True, fn)
+            n = len(args)  # optional trailing inputs (a bias) may be absent
+            versions = [(args[i]._version, args[i]._version[0]) for i in saved
+                        if i < n and isinstance(args[i], Tensor)]
+        else:
+            versions = None
+        result = _new(Tensor)
+        result.data = out if out.__class__ is np.ndarray else np.asarray(out)
+        result.grad = result._hooks = None
+        result.requires_grad = True
+        result.grad_fn = fn
         if cls.is_view:
+            # shares input 0's memory and version counter; Slice views remember their index so an
+            # in-place op on the view can be written through the base (see Tensor._apply_inplace)
             result._version = args[0]._version
+            result._view_of = (args[0], fn.__dict__.get("index"))
+        else:
+            result._version = [0]
+            result._view_of = None
+        if cls.saves_output:
+            versions = (versions or []) + [(result._version, result._version[0])]
+        if versions:
+            fn.saved_versions = versions
         return result
+
+
+_new = object.__new__
 
 
 def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:

@@ -23,18 +23,34 @@ class _GradMode:
         return False
 
     def __call__(self, func):
+        mode = self.mode
+
         @functools.wraps(func)
         def wrapper(*args, **kwargs):
-            with self.__class__():
+            prev = _enabled[0]
+            _enabled[0] = mode
+            try:
                 return func(*args, **kwargs)
+            finally:
+                _enabled[0] = prev
 
         return wrapper
 
 
 class no_grad(_GradMode):
-    """Context manager / decorator that disables graph recording (like ``torch.no_grad``)."""
+    """Context manager / decorator that disables graph recording (like ``torch.no_grad``).
+
+    Works as ``with gb.no_grad():``, ``@gb.no_grad()`` and ``@gb.no_grad``.
+    """
 
     mode = False
+
+    def __new__(cls, func=None):
+        self = super().__new__(cls)
+        return self(func) if callable(func) else self
+
+    def __init__(self, func=None):
+        pass
 
 
 class enable_grad(_GradMode):
@@ -42,9 +58,17 @@ class enable_grad(_GradMode):
 
     mode = True
 
+    def __new__(cls, func=None):
+        self = super().__new__(cls)
+        return self(func) if callable(func) else self
+
+    def __init__(self, func=None):
+        pass
+
 
 class set_grad_enabled(_GradMode):
-    """``set_grad_enabled(False)`` as a context manager, or called plainly to set the mode."""
+    """``set_grad_enabled(mode)``: called plainly it sets the mode; as a context manager it restores the
+    previous mode on exit; as a decorator it sets the mode around each call only."""
 
     def __init__(self, mode: bool):
         self._prev = _enabled[0]
@@ -57,3 +81,7 @@ class set_grad_enabled(_GradMode):
     def __exit__(self, *exc):
         _enabled[0] = self._prev
         return False
+
+    def __call__(self, func):
+        _enabled[0] = self._prev  # used as a decorator: undo the mode set by __init__
+        return super().__call__(func)

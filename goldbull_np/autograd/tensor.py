@@ -55,7 +55,9 @@ class Tensor:
         grad_fn: the node that produced this tensor (None for leaves).
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "grad_fn", "_version", "_hooks", "__weakref__")
+    # _view_of: (base, index) when this tensor is a view made by an op (index: the basic index of a
+    # slicing view, None for reshape/permute/expand views), else None
+    __slots__ = ("data", "grad", "requires_grad", "grad_fn", "_version", "_hooks", "_view_of", "__weakref__")
     __array_ufunc__ = None  # ndarray (op) Tensor defers to Tensor's reflected operators
     __array_priority__ = 1000
 
@@ -65,6 +67,7 @@ class Tensor:
         self.grad_fn = None
         self._version = [0]
         self._hooks = None
+        self._view_of = None
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -79,6 +82,7 @@ class Tensor:
         t.grad_fn = grad_fn
         t._version = [0]
         t._hooks = None
+        t._view_of = None
         return t
 
     # ---- metadata -------------------------------------------------------------------------
@@ -190,7 +194,9 @@ class Tensor:
         return t
 
     def detach_(self) -> "Tensor":
+        """Make this tensor a leaf that does not require grad. Returns self."""
         self.grad_fn = None
+        self._view_of = None
         self.requires_grad = False
         return self
 
@@ -250,13 +256,37 @@ class Tensor:
                 "wrap it in gb.no_grad() (as optimizers do) or use an out-of-place op"
             )
 
-    def _apply_inplace(self, result: "Tensor") -> "Tensor":
-        """Make ``self`` hold ``result``: values copied into self's buffer, history taken over."""
+    def _snapshot(self) -> "Tensor":
+        """A copy of this tensor with the same history: the input an in-place op computes from, so
+        that the node it records saves the old values, not the buffer about to be overwritten."""
+        t = Tensor._make(self.data.copy(), self.requires_grad, self.grad_fn)
+        return t
+
+    def _apply_inplace(self, result: "Tensor", op: str = "in-place") -> "Tensor":
+        """Make ``self`` hold ``result``: values copied into self's buffer, history taken over.
+
+        A recorded in-place op on a slicing view is written through the base
+        (``base[index] = result``), so the base's history records it too, as PyTorch rebases views.
+        """
         self._check_inplace()
         if result.data.shape != self.data.shape:
-            raise ValueError(
-                f"in-place operation would change the shape from {self.data.shape} to {result.data.shape}"
-            )
+            raise ValueError(f"{op}: the result has shape {result.data.shape} but the tensor modified in place "
+                             f"has shape {self.data.shape}")
+        if result.data.dtype != self.data.dtype and not np.can_cast(result.data.dtype, self.data.dtype,
+                                                                     "same_kind"):
+            raise TypeError(f"{op}: result type {result.data.dtype} can't be cast to the dtype {self.data.dtype} "
+                            "of the tensor modified in place")
+        if result.grad_fn is not None and self._view_of is not None:
+            base, index = self._view_of
+            if index is None:
+                raise RuntimeError(
+                    f"{op}: in-place operation on a view (made by reshape/view/permute/expand) while recording "
+                    "gradients is not supported: its base would keep a stale history; clone() the view or "
+                    "modify the base")
+            base[index] = result  # records IndexPut on the base (recursively through nested views)
+            self.grad_fn = result.grad_fn
+            self.requires_grad = True
+            return self
         np.copyto(self.data, result.data, casting="unsafe")
         if result.grad_fn is not None:
             self.grad_fn = result.grad_fn

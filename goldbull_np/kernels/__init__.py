@@ -262,8 +262,10 @@ def info():
             except TypeError:
                 row[np.dtype(dt).name] = None
         out["kernels"][name] = row
-    out["numba"] = {"available": nb_version is not None, "version": nb_version,
-                    "threads": sys.modules["numba"].get_num_threads() if "numba" in sys.modules else None}
+    nb = sys.modules.get("numba")  # None if never imported (or blocked)
+    out["numba"] = {"available": nb_version is not None and _loaded.get("numba", True) is not None,
+                    "version": nb_version, "reason": _load_errors.get("numba"),
+                    "threads": nb.get_num_threads() if nb is not None else None}
     out["threads"] = {"openblas": _openblas_threads(), "openmp": out["c_extension"].get("omp_max_threads"),
                       "numba": out["numba"]["threads"], "cpus": os.cpu_count()}
     return out

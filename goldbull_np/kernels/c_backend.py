@@ -33,7 +33,7 @@ def set_num_threads(n):
 def runtime_info():
     L = load()
     return {"omp_max_threads": int(L.gb_omp_max_threads()), "openmp": bool(L.gb_has_openmp()),
-            "avx2_fma": bool(L.gb_cpu_has_avx2_fma())}
+            "avx2": bool(L.gb_cpu_has_avx2_fma()), "avx2_fma": bool(L.gb_cpu_has_avx2_fma())}
 
 
 # ----------------------------------------------------------------------------------------------

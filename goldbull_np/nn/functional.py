@@ -177,24 +177,32 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
                                     else target, weight, reduction, label_smoothing)
     if t.dtype.kind not in "iu":
         raise TypeError(f"cross_entropy: target must hold class indices or probabilities, got {t.dtype}")
-    x = input
-    if x.ndim == 1:
-        x, t = x.reshape(1, -1), t.reshape(1)
-    if x.ndim > 2:  # (N, C, d...) -> (N*d, C)
-        x = x.reshape(x.shape[0], x.shape[1], -1).permute(0, 2, 1).reshape(-1, x.shape[1])
-    expected = (input.shape[0],) + input.shape[2:] if input.ndim > 1 else ()
-    if t.shape != expected:
-        raise ValueError(f"cross_entropy: target of shape {t.shape} does not match input of shape "
-                         f"{input.shape} (expected target shape {expected})")
-    flat_t = np.ascontiguousarray(t.reshape(-1))
+    x, flat_t, expected = _class_rows("cross_entropy", input, t)
     if weight is not None:
-        return _weighted_nll(log_softmax(x, 1), flat_t, weight, ignore_index, reduction, label_smoothing,
-                             input, target)
-    out = _fused.CrossEntropy.apply(x, targets=flat_t, ignore_index=ignore_index,
-                                    label_smoothing=label_smoothing, reduction=reduction)
+        if label_smoothing:
+            raise NotImplementedError("cross_entropy: weight together with label_smoothing is not supported")
+        out = _nll_rows(log_softmax(x, 1), flat_t, weight, ignore_index, reduction)
+    else:
+        out = _fused.CrossEntropy.apply(x, targets=flat_t, ignore_index=ignore_index,
+                                        label_smoothing=label_smoothing, reduction=reduction)
     if reduction == "none":
         out = out.reshape(expected)
     return out
+
+
+def _class_rows(op, input, t):
+    """Scores (C,), (N, C) or (N, C, d1, ...) with class-index targets as rows: (M, C) scores,
+    (M,) targets, and the target shape (the shape of an unreduced loss)."""
+    expected = (input.shape[0],) + input.shape[2:] if input.ndim > 1 else ()
+    if input.ndim == 0 or t.shape != expected:
+        raise ValueError(f"{op}: target of shape {t.shape} does not match input of shape "
+                         f"{input.shape} (expected target shape {expected})")
+    x = input
+    if x.ndim == 1:
+        x = x.reshape(1, -1)
+    elif x.ndim > 2:  # (N, C, d...) -> (N*d, C)
+        x = x.reshape(x.shape[0], x.shape[1], -1).permute(0, 2, 1).reshape(-1, x.shape[1])
+    return x, np.ascontiguousarray(t.reshape(-1)), expected
 
 
 def _cross_entropy_probs(input, target, weight, reduction, label_smoothing):
@@ -212,29 +220,39 @@ def _cross_entropy_probs(input, target, weight, reduction, label_smoothing):
     return _reduce(loss, reduction)
 
 
-def _weighted_nll(logp, flat_t, weight, ignore_index, reduction, label_smoothing, input, target):
-    if label_smoothing:
-        raise NotImplementedError("cross_entropy: weight together with label_smoothing is not supported")
-    return nll_loss(logp, Tensor._make(flat_t, False, None), weight=weight, ignore_index=ignore_index,
-                    reduction=reduction)
-
-
 def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
-    """Negative log-likelihood of log-probabilities ``input`` (N, C) at class indices ``target`` (N,)."""
+    """Negative log-likelihood of log-probabilities ``input`` at class indices ``target``.
+
+    Args:
+        input: (N, C), (N, C, d1, ...) or (C,) log-probabilities.
+        target: (N,), (N, d1, ...) or () class indices; ``ignore_index`` entries are skipped.
+        weight: optional per-class weights (C,).
+        reduction: "mean" (weighted by the targets' class weights), "sum" or "none".
+    """
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
     t = target.data if isinstance(target, Tensor) else np.asarray(target)
-    if input.ndim != 2 or t.shape != input.shape[:1]:
-        raise ValueError(f"nll_loss: expected input (N, C) and target (N,), got {input.shape} and {t.shape}")
+    if t.dtype.kind not in "iu":
+        raise TypeError(f"nll_loss: target must hold class indices, got dtype {t.dtype}")
+    x, flat_t, expected = _class_rows("nll_loss", input, t)
+    out = _nll_rows(x, flat_t, weight, ignore_index, reduction)
+    return out.reshape(expected) if reduction == "none" else out
+
+
+def _nll_rows(logp, t, weight, ignore_index, reduction):
+    """nll over rows: logp (M, C), t (M,)."""
     valid = t != ignore_index
     safe_t = np.where(valid, t, 0)
-    if valid.any() and (safe_t.min() < 0 or safe_t.max() >= input.shape[1]):
-        raise IndexError(f"nll_loss: target values must lie in [0, {input.shape[1]}) or equal ignore_index")
-    picked = input.gather(1, safe_t[:, None].astype(np.int64)).reshape(-1)  # (N,)
-    w = np.where(valid, 1.0, 0.0).astype(input.dtype)
+    if valid.any() and (safe_t.min() < 0 or safe_t.max() >= logp.shape[1]):
+        raise IndexError(f"nll_loss: target values must lie in [0, {logp.shape[1]}) or equal ignore_index")
+    picked = logp.gather(1, safe_t[:, None].astype(np.int64)).reshape(-1)  # (M,)
+    w = np.where(valid, 1.0, 0.0).astype(logp.dtype)
     if weight is not None:
-        w = w * weight.data[safe_t]
+        w = w * (weight.data if isinstance(weight, Tensor) else np.asarray(weight))[safe_t]
     loss = -picked * Tensor._make(w, False, None)
     if reduction == "mean":
-        return loss.sum() / float(w.sum())
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return loss.sum() / w.sum(dtype=np.float64).astype(w.dtype)  # nan when every target is ignored
     return _reduce(loss, reduction)
 
 

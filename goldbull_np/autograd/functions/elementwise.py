@@ -3,8 +3,11 @@ import numbers
 
 import numpy as np
 
+from .. import grad_mode
 from ..function import Function, unbroadcast
 from ..tensor import Tensor, as_dtype
+
+_grad_enabled = grad_mode._enabled
 
 
 def _operand(x):
@@ -22,12 +25,11 @@ def _shape_of(fn, i):
     return meta[0] if meta is not None else None
 
 
-def _check_broadcast(op, a, b):
-    if isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.shape != b.shape:
-        try:
-            np.broadcast_shapes(a.shape, b.shape)
-        except ValueError:
-            raise ValueError(f"{op}: shapes {a.shape} and {b.shape} cannot be broadcast together") from None
+def _broadcast_error(op, *arrays):
+    """The ValueError for operands whose shapes do not broadcast, naming the op and the shapes
+    (raised after NumPy refused, so the common path pays nothing for the check)."""
+    shapes = " and ".join(str(np.shape(a)) for a in arrays)
+    return ValueError(f"{op}: shapes {shapes} cannot be broadcast together")
 
 
 # ---- binary arithmetic -------------------------------------------------------------------------
@@ -35,8 +37,10 @@ class Add(Function):
     saved_inputs = ()
 
     def forward(self, a, b):
-        _check_broadcast("add", a, b)
-        return a + b
+        try:
+            return a + b
+        except ValueError:
+            raise _broadcast_error("add", a, b) from None
 
     def backward(self, g):
         na, nb = self.needs_input_grad
@@ -48,8 +52,10 @@ class Sub(Function):
     saved_inputs = ()
 
     def forward(self, a, b):
-        _check_broadcast("sub", a, b)
-        return a - b
+        try:
+            return a - b
+        except ValueError:
+            raise _broadcast_error("sub", a, b) from None
 
     def backward(self, g):
         na, nb = self.needs_input_grad
@@ -59,9 +65,11 @@ class Sub(Function):
 
 class Mul(Function):
     def forward(self, a, b):
-        _check_broadcast("mul", a, b)
         self.a, self.b = a, b
-        return a * b
+        try:
+            return a * b
+        except ValueError:
+            raise _broadcast_error("mul", a, b) from None
 
     def backward(self, g):
         na, nb = self.needs_input_grad
@@ -71,9 +79,11 @@ class Mul(Function):
 
 class Div(Function):
     def forward(self, a, b):
-        _check_broadcast("div", a, b)
         self.a, self.b = a, b
-        return a / b
+        try:
+            return a / b
+        except ValueError:
+            raise _broadcast_error("div", a, b) from None
 
     def backward(self, g):
         na, nb = self.needs_input_grad
@@ -83,10 +93,13 @@ class Div(Function):
 
 
 class Pow(Function):
+    saves_output = True
     def forward(self, a, b):
-        _check_broadcast("pow", a, b)
         self.a, self.b = a, b
-        self.out = a ** b
+        try:
+            self.out = a ** b
+        except ValueError:
+            raise _broadcast_error("pow", a, b) from None
         return self.out
 
     def backward(self, g):
@@ -102,9 +115,11 @@ class Pow(Function):
 
 class Maximum(Function):
     def forward(self, a, b):
-        _check_broadcast("maximum", a, b)
         self.a, self.b = a, b
-        return np.maximum(a, b)
+        try:
+            return np.maximum(a, b)
+        except ValueError:
+            raise _broadcast_error("maximum", a, b) from None
 
     def backward(self, g):
         return _split_ties(self, g, self.a > self.b)
@@ -112,9 +127,11 @@ class Maximum(Function):
 
 class Minimum(Function):
     def forward(self, a, b):
-        _check_broadcast("minimum", a, b)
         self.a, self.b = a, b
-        return np.minimum(a, b)
+        try:
+            return np.minimum(a, b)
+        except ValueError:
+            raise _broadcast_error("minimum", a, b) from None
 
     def backward(self, g):
         return _split_ties(self, g, self.a < self.b)
@@ -134,7 +151,10 @@ class Where(Function):
 
     def forward(self, cond, a, b):
         self.cond = cond
-        return np.where(cond, a, b)
+        try:
+            return np.where(cond, a, b)
+        except ValueError:
+            raise _broadcast_error("where", cond, a, b) from None
 
     def backward(self, g):
         _, na, nb = self.needs_input_grad
@@ -157,6 +177,7 @@ class Neg(Function):
 
 class Exp(Function):
     saved_inputs = ()
+    saves_output = True
 
     def forward(self, x):
         self.out = np.exp(x)
@@ -186,6 +207,7 @@ class Log1p(Function):
 
 class Sqrt(Function):
     saved_inputs = ()
+    saves_output = True
 
     def forward(self, x):
         self.out = np.sqrt(x)
@@ -197,6 +219,7 @@ class Sqrt(Function):
 
 class Rsqrt(Function):
     saved_inputs = ()
+    saves_output = True
 
     def forward(self, x):
         self.out = 1 / np.sqrt(x)
@@ -235,6 +258,7 @@ class Cos(Function):
 
 class Tanh(Function):
     saved_inputs = ()
+    saves_output = True
 
     def forward(self, x):
         self.out = np.tanh(x)
@@ -252,6 +276,7 @@ def _sigmoid(x):
 
 class Sigmoid(Function):
     saved_inputs = ()
+    saves_output = True
 
     def forward(self, x):
         self.out = _sigmoid(x)
@@ -263,6 +288,7 @@ class Sigmoid(Function):
 
 class Relu(Function):
     saved_inputs = ()
+    saves_output = True
 
     def forward(self, x):
         self.out = np.maximum(x, 0)
@@ -320,11 +346,17 @@ class Cast(Function):
 
 
 # ---- public functions --------------------------------------------------------------------------
-def add(a, b):
+def add(a, b, alpha=1):
+    """``a + alpha * b`` with broadcasting."""
+    if alpha != 1:
+        b = mul(b, alpha)
     return Add.apply(_operand(a), _operand(b))
 
 
-def sub(a, b):
+def sub(a, b, alpha=1):
+    """``a - alpha * b`` with broadcasting."""
+    if alpha != 1:
+        b = mul(b, alpha)
     return Sub.apply(_operand(a), _operand(b))
 
 
@@ -434,11 +466,32 @@ def _compare(ufunc):
     return compare
 
 
-def _inplace(op):
-    def method(self, other):
-        return self._apply_inplace(op(self, other))
+def _inplace(op, saves_self=True):
+    """The in-place method ``x.op_(other)``: computed out of place, then written into x's buffer.
 
+    When the op is recorded and its node saves its first input, it computes from a snapshot of x,
+    so backward reads the old values rather than the overwritten buffer.
+    """
+    name = op.__name__ + "_"
+
+    def method(self, other, **kwargs):
+        self._check_inplace()
+        src = self
+        if saves_self and _grad_enabled[0] and (self.requires_grad or getattr(other, "requires_grad", False)):
+            src = self._snapshot()
+            if other is self:
+                other = src
+        return self._apply_inplace(op(src, other, **kwargs), name)
+
+    method.__name__ = name
     return method
+
+
+def _clamp_(self, min=None, max=None):  # noqa: A002 - torch's names
+    """In-place clamp (records from a snapshot, since Clamp's backward reads its input)."""
+    self._check_inplace()
+    src = self._snapshot() if _grad_enabled[0] and self.requires_grad else self
+    return self._apply_inplace(clamp(src, min, max), "clamp_")
 
 
 def _tensor_to(self, *args, dtype=None, **kwargs):
@@ -456,9 +509,10 @@ _methods = dict(
     __add__=add, __radd__=lambda s, o: add(o, s), __sub__=sub, __rsub__=lambda s, o: sub(o, s),
     __mul__=mul, __rmul__=lambda s, o: mul(o, s), __truediv__=div, __rtruediv__=lambda s, o: div(o, s),
     __pow__=pow, __rpow__=lambda s, o: pow(o, s), __neg__=neg, __pos__=lambda s: s, __abs__=abs,
-    __iadd__=_inplace(add), __isub__=_inplace(sub), __imul__=_inplace(mul), __itruediv__=_inplace(div),
-    add_=_inplace(add), sub_=_inplace(sub), mul_=_inplace(mul), div_=_inplace(div),
-    clamp_=lambda s, min=None, max=None: s._apply_inplace(clamp(s, min, max)),
+    __iadd__=_inplace(add, False), __isub__=_inplace(sub, False), __imul__=_inplace(mul),
+    __itruediv__=_inplace(div), __ipow__=_inplace(pow),
+    add_=_inplace(add, False), sub_=_inplace(sub, False), mul_=_inplace(mul), div_=_inplace(div),
+    pow_=_inplace(pow), clamp_=_clamp_, clip_=_clamp_,
     __eq__=_compare(np.equal), __ne__=_compare(np.not_equal), __lt__=_compare(np.less),
     __le__=_compare(np.less_equal), __gt__=_compare(np.greater), __ge__=_compare(np.greater_equal),
     __and__=_compare(np.logical_and), __or__=_compare(np.logical_or), __xor__=_compare(np.logical_xor),

@@ -13,8 +13,10 @@ class Matmul(Function):
         try:
             return np.matmul(a, b)
         except ValueError:
-            raise ValueError(f"matmul: shapes {a.shape} and {b.shape} are not aligned "
-                             f"({a.shape[-1]} != {b.shape[-2] if b.ndim > 1 else b.shape[0]})") from None
+            k_b = b.shape[-2] if b.ndim > 1 else b.shape[0]
+            why = (f"inner dims {a.shape[-1]} != {k_b}" if a.shape[-1] != k_b else
+                   f"batch dims {a.shape[:-2]} and {b.shape[:-2]} do not broadcast")
+            raise ValueError(f"matmul: shapes {a.shape} and {b.shape} are not aligned ({why})") from None
 
     def backward(self, g):
         a, b = self.a, self.b

@@ -299,6 +299,8 @@ def expand(x, *sizes):
     lead = len(sizes) - x.ndim
     if lead < 0:
         raise ValueError(f"expand: {len(sizes)} sizes given for a tensor with {x.ndim} dims")
+    if any(n == -1 for n in sizes[:lead]):
+        raise ValueError(f"expand: -1 is not allowed for the new leading dims, got sizes {sizes} for shape {x.shape}")
     shape = tuple(x.shape[i - lead] if n == -1 else n for i, n in enumerate(sizes))
     return x if shape == x.shape else Expand.apply(x, shape=shape)
 
@@ -410,9 +412,11 @@ def masked_fill(x, mask, value):
     if m.dtype != np.bool_:
         raise TypeError(f"masked_fill: mask must be a bool tensor, got dtype {m.dtype}")
     try:
-        np.broadcast_shapes(m.shape, x.shape)
+        ok = np.broadcast_shapes(m.shape, x.shape) == x.shape
     except ValueError:
-        raise ValueError(f"masked_fill: mask of shape {m.shape} does not broadcast to {x.shape}") from None
+        ok = False
+    if not ok:
+        raise ValueError(f"masked_fill: mask of shape {m.shape} does not broadcast to {x.shape}")
     if isinstance(value, Tensor):
         value = value.item()
     return MaskedFill.apply(x, mask=np.broadcast_to(m, x.shape), value=value)

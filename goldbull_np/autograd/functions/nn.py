@@ -4,6 +4,8 @@ cross-entropy, GELU, softmax/log_softmax, embedding, dropout.
 The heavy ones reach their kernels only through ``goldbull_np.kernels.get(name, dtype)``, the one
 dispatch point; each forward saves what its backward reads (mean/rstd, logsumexp).
 """
+import functools
+
 import numpy as np
 
 from ... import kernels as K
@@ -15,20 +17,44 @@ def _c(a):
     return a if a.flags.c_contiguous else np.ascontiguousarray(a)
 
 
+_F16 = np.dtype(np.float16)
+
+
+def _kernel(name, dtype):
+    """The kernel for ``dtype``; float16 (which no kernel backend implements) runs the float32 kernel
+    on upcast inputs, and the primary output comes back as float16 (saved statistics stay float32,
+    input gradients are cast by the engine)."""
+    if dtype == _F16:
+        return functools.partial(_via_float32, K.get(name, np.float32))
+    return K.get(name, dtype)
+
+
+def _via_float32(kernel, *args, **kwargs):
+    up = [a.astype(np.float32) if isinstance(a, np.ndarray) and a.dtype == _F16 else a for a in args]
+    kw = {k: (v.astype(np.float32) if isinstance(v, np.ndarray) and v.dtype == _F16 else v)
+          for k, v in kwargs.items()}
+    out = kernel(*up, **kw)
+    if isinstance(out, tuple):
+        return (out[0].astype(_F16) if out[0] is not None else None,) + out[1:]
+    return out.astype(_F16)
+
+
 class Linear(Function):
     """y = x @ weight.T + bias; x (..., C), weight (OC, C), bias (OC,) or None."""
+
+    saved_inputs = (0, 1)
 
     def forward(self, x, weight, bias=None):
         self.lead = x.shape[:-1]
         x2 = _c(x).reshape(-1, x.shape[-1])  # (N, C)
         self.x2, self.weight, self.has_bias = x2, weight, bias is not None
-        out = K.get("linear_forward", x.dtype)(x2, _c(weight), None if bias is None else _c(bias))  # (N, OC)
+        out = _kernel("linear_forward", x.dtype)(x2, _c(weight), None if bias is None else _c(bias))  # (N, OC)
         return out.reshape(self.lead + (weight.shape[0],))
 
     def backward(self, g):
         nx, nw, nb = (self.needs_input_grad + (False,))[:3]
         g2 = _c(g).reshape(-1, g.shape[-1])  # (N, OC)
-        dx, dw, db = K.get("linear_backward", g.dtype)(
+        dx, dw, db = _kernel("linear_backward", g.dtype)(
             g2, self.x2, _c(self.weight), need_dx=nx, need_dweight=nw, need_dbias=nb and self.has_bias)
         dx = dx.reshape(self.lead + (self.x2.shape[1],)) if dx is not None else None
         return (dx, dw, db) if self.has_bias else (dx, dw)
@@ -37,18 +63,20 @@ class Linear(Function):
 class LayerNorm(Function):
     """Normalise over the trailing ``n_norm`` dims, then scale and shift."""
 
+    saved_inputs = (0, 1)
+
     def forward(self, x, weight=None, bias=None, n_norm=1, eps=1e-5):
         self.shape = x.shape
         C = int(np.prod(x.shape[x.ndim - n_norm:]))
         x2 = _c(x).reshape(-1, C)  # (N, C)
         w2 = None if weight is None else _c(weight).reshape(C)
         b2 = None if bias is None else _c(bias).reshape(C)
-        out, self.mean, self.rstd = K.get("layer_norm_forward", x.dtype)(x2, w2, b2, eps)  # (N,C), (N,), (N,)
+        out, self.mean, self.rstd = _kernel("layer_norm_forward", x.dtype)(x2, w2, b2, eps)  # (N,C), (N,), (N,)
         self.x2, self.w2, self.has_bias, self.has_weight = x2, w2, bias is not None, weight is not None
         return out.reshape(x.shape)
 
     def backward(self, g):
-        dx, dw, db = K.get("layer_norm_backward", g.dtype)(
+        dx, dw, db = _kernel("layer_norm_backward", g.dtype)(
             _c(g).reshape(self.x2.shape), self.x2, self.w2, self.mean, self.rstd, self.has_bias)
         grads = [dx.reshape(self.shape)]
         if self.has_weight:
@@ -68,12 +96,12 @@ class RMSNorm(Function):
         C = int(np.prod(x.shape[x.ndim - n_norm:]))
         x2 = _c(x).reshape(-1, C)  # (N, C)
         w2 = None if weight is None else _c(weight).reshape(C)
-        out, self.rstd = K.get("rms_norm_forward", x.dtype)(x2, w2, eps)  # (N,C), (N,)
+        out, self.rstd = _kernel("rms_norm_forward", x.dtype)(x2, w2, eps)  # (N,C), (N,)
         self.x2, self.w2 = x2, w2
         return out.reshape(x.shape)
 
     def backward(self, g):
-        dx, dw = K.get("rms_norm_backward", g.dtype)(_c(g).reshape(self.x2.shape), self.x2, self.w2, self.rstd)
+        dx, dw = _kernel("rms_norm_backward", g.dtype)(_c(g).reshape(self.x2.shape), self.x2, self.w2, self.rstd)
         if self.w2 is None:
             return dx.reshape(self.shape)
         return dx.reshape(self.shape), (dw.reshape(self.input_meta[1][0]) if dw is not None else None)
@@ -84,17 +112,18 @@ class Attention(Function):
     kernel recomputes the scores in backward (flash-style), so no (T,S) matrix is kept."""
 
     saved_inputs = (0, 1, 2)
+    saves_output = True
 
     def forward(self, q, k, v, scale=1.0, causal_offset=None, attn_bias=None, key_padding_mask=None):
         q, k, v = _c(q), _c(k), _c(v)
         self.params = dict(scale=scale, causal_offset=causal_offset, attn_bias=attn_bias,
                            key_padding_mask=key_padding_mask)
-        out, lse = K.get("attention_forward", q.dtype)(q, k, v, **self.params)  # (B,H,T,D), (B,H,T)
+        out, lse = _kernel("attention_forward", q.dtype)(q, k, v, **self.params)  # (B,H,T,D), (B,H,T)
         self.q, self.k, self.v, self.out, self.lse = q, k, v, out, lse
         return out
 
     def backward(self, g):
-        return K.get("attention_backward", g.dtype)(_c(g), self.q, self.k, self.v, self.out, self.lse,
+        return _kernel("attention_backward", g.dtype)(_c(g), self.q, self.k, self.v, self.out, self.lse,
                                                      **self.params)
 
 
@@ -105,7 +134,7 @@ class CrossEntropy(Function):
 
     def forward(self, logits, targets=None, ignore_index=-100, label_smoothing=0.0, reduction="mean"):
         logits = _c(logits)
-        losses, lse = K.get("cross_entropy_forward", logits.dtype)(
+        losses, lse = _kernel("cross_entropy_forward", logits.dtype)(
             logits, targets, ignore_index=ignore_index, label_smoothing=label_smoothing)  # (N,), (N,)
         self.logits, self.targets, self.lse = logits, targets, lse
         self.ignore_index, self.label_smoothing, self.reduction = ignore_index, label_smoothing, reduction
@@ -125,22 +154,26 @@ class CrossEntropy(Function):
             dlosses = np.full(N, g, dtype=g.dtype)
         else:
             dlosses = np.full(N, g / max(self.count, 1), dtype=g.dtype)
-        return K.get("cross_entropy_backward", g.dtype)(
+        return _kernel("cross_entropy_backward", g.dtype)(
             dlosses, self.logits, self.targets, self.lse, ignore_index=self.ignore_index,
             label_smoothing=self.label_smoothing)
 
 
 class Gelu(Function):
+    """GELU, exact (erf) or tanh-approximated; the kernel sees the input flattened to 1-D."""
+
     def forward(self, x, approximate="none"):
-        self.x, self.approximate = _c(x), approximate
-        return K.get("gelu_forward", x.dtype)(self.x, approximate=approximate)
+        self.x, self.approximate = _c(x).reshape(-1), approximate  # (N,)
+        return _kernel("gelu_forward", x.dtype)(self.x, approximate=approximate).reshape(x.shape)
 
     def backward(self, g):
-        return K.get("gelu_backward", g.dtype)(_c(g), self.x, approximate=self.approximate)
+        dx = _kernel("gelu_backward", g.dtype)(_c(g).reshape(-1), self.x, approximate=self.approximate)
+        return dx.reshape(g.shape)
 
 
 class Softmax(Function):
     saved_inputs = ()
+    saves_output = True
 
     def forward(self, x, dim=-1):
         self.dim = dim
@@ -155,6 +188,7 @@ class Softmax(Function):
 
 class LogSoftmax(Function):
     saved_inputs = ()
+    saves_output = True
 
     def forward(self, x, dim=-1):
         self.dim = dim

@@ -69,6 +69,9 @@ class Mean(Function):
 class Var(Function):
     """Variance with Bessel's ``correction`` (torch: correction=1 by default)."""
 
+    saved_inputs = ()  # backward reads its own centered copy and the output
+    saves_output = True
+
     def forward(self, x, axes=None, keepdim=False, correction=1, take_sqrt=False):
         self.axes, self.keepdim, self.take_sqrt = axes, keepdim, take_sqrt
         self.centered = x - x.mean(axis=axes, keepdims=True)
@@ -103,6 +106,8 @@ class MaxAlong(Function):
 class Amax(Function):
     """max/min over dims whose gradient is split evenly between tied maxima (torch's amax/max())."""
 
+    saves_output = True
+
     def forward(self, x, axes=None, keepdim=False, largest=True):
         self.x, self.axes, self.keepdim = x, axes, keepdim
         if x.size == 0:
@@ -117,6 +122,8 @@ class Amax(Function):
 
 
 class LogSumExp(Function):
+    saves_output = True
+
     def forward(self, x, axes=None, keepdim=False):
         self.x, self.axes, self.keepdim = x, axes, keepdim
         m = x.max(axis=axes, keepdims=True)
@@ -130,6 +137,8 @@ class LogSumExp(Function):
 
 class Norm(Function):
     """p-norm over dims (p = 2 by default; any p > 0 and inf)."""
+
+    saves_output = True
 
     def forward(self, x, p=2.0, axes=None, keepdim=False):
         self.x, self.p, self.axes, self.keepdim = x, p, axes, keepdim

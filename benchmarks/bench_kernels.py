@@ -1,0 +1,368 @@
+"""Which kernel implementation is fastest here, and how do they compare with PyTorch?
+
+For every kernel x backend x shape: validate against the NumPy reference, then time (median of
+>= 20 calls after warm-up; slow reference/numba cells with no target attached get at least 5 within
+a time budget, and the table says how many). NumPy is the obvious NumPy-composed implementation (the
+reference; for matmul it is OpenBLAS); PyTorch is timed when importable, with its thread count
+matched to --threads. Norms, attention, cross-entropy and GELU are timed forward+backward.
+Also: peak RSS of attention forward+backward at T=1024 per implementation (fresh subprocess each).
+Prints a table, the suggested `auto` table, and writes benchmarks/results/bench_kernels.json.
+
+    python3 benchmarks/bench_kernels.py [--threads 2] [--quick]
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+
+import numpy as np
+
+from _common import median_time, peak_rss_subprocess, print_table, write_json
+
+import goldbull_np.kernels as K
+from goldbull_np.kernels import reference as ref
+
+try:
+    import torch
+    import torch.nn.functional as F
+except ImportError:  # optional
+    torch = None
+
+# kernel group -> kernels whose `auto` entry it decides
+GROUP_KERNELS = {
+    "matmul": ["matmul"], "linear": ["linear_forward", "linear_backward"],
+    "layer_norm": ["layer_norm_forward", "layer_norm_backward"], "rms_norm": ["rms_norm_forward", "rms_norm_backward"],
+    "attention": ["attention_forward", "attention_backward"],
+    "cross_entropy": ["cross_entropy_forward", "cross_entropy_backward"],
+    "gelu": ["gelu_forward", "gelu_backward"], "adamw": ["adamw_step"],
+}
+
+
+def _backends():
+    mods = {"numpy": ref}
+    for name, modname in (("numba", "numba_backend"), ("c", "c_backend")):
+        try:
+            mod = __import__(f"goldbull_np.kernels.{modname}", fromlist=["load"])
+            mod.load()
+            mods[name] = mod
+        except Exception as exc:  # noqa: BLE001
+            print(f"({name} backend unavailable: {exc})", file=sys.stderr)
+    return mods
+
+
+def _t(a, grad=False):
+    t = torch.from_numpy(np.ascontiguousarray(a))
+    return t.requires_grad_(True) if grad else t
+
+
+def _np(t):
+    return None if t is None else t.detach().numpy()
+
+
+# ----------------------------------------------------------------------------------------------
+# cases: each returns (ours(mod) -> outputs, torch() -> outputs or None, flops or None)
+
+def case_matmul(rng, M, K_, N):
+    a, b = rng.standard_normal((M, K_), np.float32), rng.standard_normal((K_, N), np.float32)
+    out = np.empty((M, N), np.float32)
+    ta, tb, tout = (_t(a), _t(b), torch.empty(M, N)) if torch else (None,) * 3
+    return (lambda m: (m.matmul(a, b, out=out),),
+            (lambda: (torch.matmul(ta, tb, out=tout).numpy(),)) if torch else None, 2.0 * M * N * K_)
+
+
+def case_linear(rng, N, C, OC):
+    x, w, b = (rng.standard_normal(s, np.float32) for s in ((N, C), (OC, C), (OC,)))
+    dout = rng.standard_normal((N, OC), np.float32)
+
+    def ours(m):
+        out = m.linear_forward(x, w, b)
+        return (out,) + tuple(m.linear_backward(dout, x, w))
+
+    def theirs():
+        tx, tw, tb = _t(x, True), _t(w, True), _t(b, True)
+        out = F.linear(tx, tw, tb)
+        out.backward(_t(dout))
+        return _np(out), _np(tx.grad), _np(tw.grad), _np(tb.grad)
+    return ours, (theirs if torch else None), 6.0 * N * C * OC
+
+
+def case_layer_norm(rng, N, C):
+    x, w, b, dout = (rng.standard_normal(s, np.float32) for s in ((N, C), (C,), (C,), (N, C)))
+
+    def ours(m):
+        out, mean, rstd = m.layer_norm_forward(x, w, b, 1e-5)
+        return (out,) + tuple(m.layer_norm_backward(dout, x, w, mean, rstd, True))
+
+    def theirs():
+        tx, tw, tb = _t(x, True), _t(w, True), _t(b, True)
+        out = F.layer_norm(tx, (C,), tw, tb, 1e-5)
+        out.backward(_t(dout))
+        return _np(out), _np(tx.grad), _np(tw.grad), _np(tb.grad)
+    return ours, (theirs if torch else None), None
+
+
+def case_rms_norm(rng, N, C):
+    x, w, dout = (rng.standard_normal(s, np.float32) for s in ((N, C), (C,), (N, C)))
+
+    def ours(m):
+        out, rstd = m.rms_norm_forward(x, w, 1e-6)
+        return (out,) + tuple(m.rms_norm_backward(dout, x, w, rstd))
+
+    def theirs():
+        tx, tw = _t(x, True), _t(w, True)
+        out = F.rms_norm(tx, (C,), tw, 1e-6)
+        out.backward(_t(dout))
+        return _np(out), _np(tx.grad), _np(tw.grad)
+    return ours, (theirs if torch and hasattr(F, "rms_norm") else None), None
+
+
+def _attn_inputs(rng, B, H, T, D):
+    q, k, v, dout = (rng.standard_normal((B, H, T, D), np.float32) for _ in range(4))
+    return q, k, v, dout, 1.0 / math.sqrt(D)
+
+
+def case_attention(rng, B, H, T, D):
+    q, k, v, dout, scale = _attn_inputs(rng, B, H, T, D)
+
+    def ours(m):
+        out, lse = m.attention_forward(q, k, v, scale, causal_offset=0)
+        return (out,) + tuple(m.attention_backward(dout, q, k, v, out, lse, scale, causal_offset=0))
+
+    def theirs():
+        tq, tk, tv = _t(q, True), _t(k, True), _t(v, True)
+        out = F.scaled_dot_product_attention(tq, tk, tv, is_causal=True)
+        out.backward(_t(dout))
+        return _np(out), _np(tq.grad), _np(tk.grad), _np(tv.grad)
+    return ours, (theirs if torch else None), None
+
+
+def case_cross_entropy(rng, N, V):
+    logits = rng.standard_normal((N, V), np.float32)
+    targets = rng.integers(0, V, N).astype(np.int64)
+    dl = np.full(N, 1.0 / N, np.float32)   # reduction="mean" as per-row weights
+
+    def ours(m):
+        losses, lse = m.cross_entropy_forward(logits, targets)
+        return losses, m.cross_entropy_backward(dl, logits, targets, lse)
+
+    def theirs():
+        tl = _t(logits, True)
+        loss = F.cross_entropy(tl, _t(targets), reduction="mean")
+        loss.backward()
+        return None, _np(tl.grad)
+    return ours, (theirs if torch else None), None
+
+
+def case_gelu(rng, shape, approximate):
+    x, dout = rng.standard_normal(shape, np.float32), rng.standard_normal(shape, np.float32)
+
+    def ours(m):
+        return m.gelu_forward(x, approximate), m.gelu_backward(dout, x, approximate)
+
+    def theirs():
+        tx = _t(x, True)
+        out = F.gelu(tx, approximate=approximate)
+        out.backward(_t(dout))
+        return _np(out), _np(tx.grad)
+    return ours, (theirs if torch else None), None
+
+
+def case_adamw(rng, P):
+    split = int(P * 0.9)   # decay / no-decay groups
+    segments = np.array([0, split, P], np.int64)
+    lrs, wds = np.array([1e-3, 1e-3]), np.array([0.1, 0.0])
+    p0, g = rng.standard_normal(P, np.float32), rng.standard_normal(P, np.float32)
+    state = {}
+
+    def ours(m):
+        if m not in state:  # fresh buffers per implementation; repeated calls keep stepping
+            state[m] = (p0.copy(), np.zeros(P, np.float32), np.zeros(P, np.float32))
+        p, ea, eas = state[m]
+        m.adamw_step(p, g, ea, eas, 1, lrs, wds, segments)
+        return (p,)
+
+    def make_torch(mode):
+        sizes = [split // 40] * 39 + [split - 39 * (split // 40)]
+        chunks = np.split(p0[:split], np.cumsum(sizes)[:-1])
+        params = [torch.nn.Parameter(torch.from_numpy(c.copy())) for c in chunks]
+        nd = torch.nn.Parameter(torch.from_numpy(p0[split:].copy()))
+        gs = np.split(g[:split], np.cumsum(sizes)[:-1])
+        for prm, gg in zip(params, gs):
+            prm.grad = torch.from_numpy(gg.copy())
+        nd.grad = torch.from_numpy(g[split:].copy())
+        opt = torch.optim.AdamW([{"params": params, "weight_decay": 0.1}, {"params": [nd], "weight_decay": 0.0}],
+                                lr=1e-3, **{mode: True})
+
+        def step():
+            opt.step()
+            return (torch.cat([prm.detach() for prm in params] + [nd.detach()]).numpy(),)
+        return step
+    torch_impls = {f"torch-{mode}": make_torch(mode) for mode in ("fused", "foreach")} if torch else {}
+    return ours, torch_impls, None
+
+
+def cases(quick):
+    mm = [(768, 128, 384), (2048, 384, 1536), (1024, 1024, 1024), (2048, 2048, 2048)]
+    ln = [(768, 128), (2048, 384), (8192, 768)]
+    at = [(12, 4, 64, 32), (8, 6, 256, 64), (4, 12, 1024, 64)]
+    ce = [(768, 65), (2048, 50304)]
+    lin = [(768, 128, 384), (2048, 384, 1536)]
+    if quick:
+        mm, ln, at, ce, lin = mm[:1], ln[:1], at[:1], ce[:1], lin[:1]
+    out = [("matmul", f"{M}x{K_}@{K_}x{N}", case_matmul, (M, K_, N)) for M, K_, N in mm]
+    out += [("linear", f"N={N} C={C} OC={OC}", case_linear, (N, C, OC)) for N, C, OC in lin]
+    out += [("layer_norm", f"({N},{C})", case_layer_norm, (N, C)) for N, C in ln]
+    out += [("rms_norm", f"({N},{C})", case_rms_norm, (N, C)) for N, C in ln]
+    out += [("attention", f"causal B={B} H={H} T={T} D={D}", case_attention, (B, H, T, D)) for B, H, T, D in at]
+    out += [("cross_entropy", f"({N},{V})", case_cross_entropy, (N, V)) for N, V in ce]
+    out += [("gelu", f"(2048,1536) {a}", case_gelu, ((2048, 1536) if not quick else (256, 512), a))
+            for a in ("tanh", "none")]
+    out += [("adamw", "10M params" if not quick else "1M params", case_adamw, (10_000_000 if not quick else 1_000_000,))]
+    return out
+
+
+def _maxerr(got, want):
+    errs = [float(np.max(np.abs(g.astype(np.float64) - w.astype(np.float64))) / max(1.0, float(np.max(np.abs(w)))))
+            for g, w in zip(got, want) if g is not None and w is not None]
+    return max(errs) if errs else None
+
+
+def run_cases(args, mods):
+    rows = []
+    for i, (group, label, make, params) in enumerate(cases(args.quick)):
+        # the expected outputs come from a separate, identically seeded instance of the case, so
+        # in-place kernels (AdamW) start every implementation from the same state
+        want = tuple(None if w is None else np.array(w) for w in make(np.random.default_rng(i), *params)[0](ref))
+        ours, theirs, flops = make(np.random.default_rng(i), *params)
+        impls = {name: (lambda m=m: ours(m)) for name, m in mods.items()}
+        if isinstance(theirs, dict):
+            impls.update(theirs)
+        elif theirs is not None:
+            impls["torch"] = theirs
+        for name, fn in impls.items():
+            if group == "matmul" and name == "numba" and flops > 3e9:
+                rows.append(dict(kernel=group, shape=label, impl=name, note="skipped (naive loops)"))
+                continue
+            err = _maxerr(fn(), want)
+            targeted = name in ("c", "torch") or name.startswith("torch-") or (group == "matmul" and name == "numpy")
+            budget = None if targeted else args.budget
+            t, reps = min((median_time(fn, repeat=args.repeat, warmup=2, budget=budget) for _ in range(args.rounds)),
+                          key=lambda r: r[0])
+            row = dict(kernel=group, shape=label, impl=name, ms=t * 1e3, reps=reps, err=err)
+            if flops:
+                row["gflops"] = flops / t / 1e9
+            rows.append(row)
+            print(f"  {group:<13} {label:<28} {name:<13} {t * 1e3:10.3f} ms  (n={reps}, err={err if err is None else f'{err:.1e}'})",
+                  flush=True)
+    # ratios: vs torch's best for the same case; matmul GFLOP/s also vs NumPy/OpenBLAS
+    for r in rows:
+        same = [x for x in rows if x["kernel"] == r["kernel"] and x["shape"] == r["shape"] and "ms" in x]
+        tor = [x["ms"] for x in same if x["impl"].startswith("torch")]
+        if "ms" in r and tor:
+            r["vs_torch"] = r["ms"] / min(tor)
+        npy = [x for x in same if x["impl"] == "numpy"]
+        if r["kernel"] == "matmul" and npy and "ms" in r:
+            r["vs_numpy_gflops"] = npy[0]["ms"] / r["ms"]
+    return rows
+
+
+ATTN_MEM_CODE = r'''
+import math, sys, numpy as np
+impl, B, H, T, D = sys.argv[1:] if len(sys.argv) > 1 else ({impl!r}, {B}, {H}, {T}, {D})
+B, H, T, D = int(B), int(H), int(T), int(D)
+rng = np.random.default_rng(0)
+q, k, v, dout = (rng.standard_normal((B, H, T, D), np.float32) for _ in range(4))
+scale = 1.0 / math.sqrt(D)
+if impl == "torch":
+    import torch, torch.nn.functional as F
+    torch.set_num_threads({threads})
+    def run():
+        tq, tk, tv = (torch.from_numpy(a).requires_grad_(True) for a in (q, k, v))
+        out = F.scaled_dot_product_attention(tq, tk, tv, is_causal=True)
+        out.backward(torch.from_numpy(dout))
+        return tq.grad
+else:
+    import importlib
+    m = importlib.import_module({{"numpy": "goldbull_np.kernels.reference", "numba": "goldbull_np.kernels.numba_backend",
+                                 "c": "goldbull_np.kernels.c_backend"}}[impl])
+    def run():
+        out, lse = m.attention_forward(q, k, v, scale, causal_offset=0)
+        return m.attention_backward(dout, q, k, v, out, lse, scale, causal_offset=0)
+run()                      # warm-up (JIT, thread pools, allocator)
+import gc; gc.collect()
+b = reset_peak()
+res = run()
+report_peak(b)
+'''
+
+
+def attention_memory(args, mods):
+    B, H, T, D = (4, 12, 1024, 64) if not args.quick else (2, 4, 256, 64)
+    inputs = 4 * B * H * T * D * 4
+    rows = []
+    for impl in list(mods) + (["torch"] if torch else []):
+        peak = peak_rss_subprocess(ATTN_MEM_CODE.format(impl=impl, B=B, H=H, T=T, D=D, threads=args.threads))
+        rows.append(dict(impl=impl, shape=f"B={B} H={H} T={T} D={D}", peak_mb=None if peak is None else peak / 2**20,
+                         inputs_mb=inputs / 2**20))
+    base = next((r["peak_mb"] for r in rows if r["impl"] == "numpy"), None)
+    for r in rows:
+        if base and r["peak_mb"] is not None:
+            r["vs_numpy"] = r["peak_mb"] / base
+    return rows
+
+
+def suggest_auto(rows):
+    """Per kernel group: the backend (numpy/numba/c) with the smallest total time over its shapes."""
+    table = {}
+    for group, kernels in GROUP_KERNELS.items():
+        tot = {}
+        for r in rows:
+            if r["kernel"] == group and r["impl"] in ("numpy", "numba", "c"):
+                tot.setdefault(r["impl"], 0.0)
+                tot[r["impl"]] += r.get("ms", float("inf"))
+        if tot:
+            order = tuple(sorted(tot, key=tot.get))
+            for name in kernels:
+                table[name] = order
+    return table
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--quick", action="store_true", help="one small shape per kernel, few repeats")
+    ap.add_argument("--repeat", type=int, default=20)
+    ap.add_argument("--rounds", type=int, default=2, help="time each cell this many times, keep the best median")
+    ap.add_argument("--budget", type=float, default=4.0, help="seconds per untargeted slow cell")
+    ap.add_argument("--no-memory", action="store_true")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.repeat, args.rounds, args.budget = 5, 1, 1.0
+    mods = _backends()
+    K.set_num_threads(args.threads)           # OpenMP (C), numba, OpenBLAS
+    if torch is not None:
+        torch.set_num_threads(args.threads)
+    rows = run_cases(args, mods)
+    print_table(rows, [("kernel", "kernel", "{}"), ("shape", "shape", "{}"), ("impl", "impl", "{}"),
+                       ("ms", "ms", "{:.3f}"), ("gflops", "GFLOP/s", "{:.1f}"), ("vs_torch", "x torch", "{:.2f}"),
+                       ("vs_numpy_gflops", "x numpy GFLOP/s", "{:.2f}"), ("reps", "n", "{}"), ("err", "max rel err", "{:.1e}"),
+                       ("note", "note", "{}")],
+                title=f"kernels, fwd+bwd where applicable, {args.threads} threads")
+    mem = [] if args.no_memory else attention_memory(args, mods)
+    if mem:
+        print_table(mem, [("impl", "impl", "{}"), ("shape", "shape", "{}"), ("peak_mb", "peak RSS growth MiB", "{:.1f}"),
+                          ("vs_numpy", "x numpy", "{:.3f}"), ("inputs_mb", "inputs MiB", "{:.1f}")],
+                    title="attention fwd+bwd peak memory (fresh process each)")
+    auto = suggest_auto(rows)
+    print("\nsuggested AUTO_TABLE (fastest first):")
+    for name, order in auto.items():
+        print(f"    {name!r}: {order!r},")
+    path = write_json("bench_kernels" + ("_quick" if args.quick else ""),
+                      dict(args=vars(args), torch=getattr(torch, "__version__", None), info=K.info(), rows=rows,
+                           attention_memory=mem, suggested_auto=auto))
+    print(f"\nwrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,233 @@
+/* Flash attention on the CPU (FlashAttention-2 loop order). Scores are computed in BRxBC tiles with
+ * the packed GEMM micro-kernel (gemm_core.c), softmax is online (running max m and sum l per query
+ * row), and backward recomputes each tile's probabilities from the saved lse. Memory is
+ * O(B*H*T*D) plus per-thread tiles: no (T,S) matrix exists.
+ * Parallelism: forward over (b, h, query tile) items; backward over (b, kv head) items, each of
+ * which owns dk/dv of its kv head and dq of its query heads, so no two threads write one element. */
+#include <stdlib.h>
+#include "internal/gb_common.h"
+#include "internal/gb_gemm.h"
+#include "attention.h"
+
+#define BR 64   /* query rows per tile */
+#define BC 64   /* keys per tile */
+
+typedef struct {
+    const float *bias;
+    int64_t sb, sh, st, ss;
+    const uint8_t *kpm;
+    int causal;
+    int64_t off;
+    float scale;
+    int64_t S;
+} mask_t;
+
+/* s (br,bc) <- scale * s + bias, masked entries -inf; rows i0.., keys j0.. of head (b,h).
+ * Returns 1 if any entry is allowed. */
+static inline GB_INLINE int scores_tile(float *s, const mask_t *mk, int64_t b, int64_t h, int64_t i0,
+                                        int64_t br, int64_t j0, int64_t bc) {
+    int any = 0;
+    const uint8_t *kp = mk->kpm ? mk->kpm + b * mk->S + j0 : NULL;
+    for (int64_t i = 0; i < br; i++) {
+        float *si = s + i * bc;
+        /* keys j < jend are causally allowed for this row */
+        int64_t jend = bc;
+        if (mk->causal) {
+            int64_t lim = i0 + i + mk->off - j0 + 1;
+            jend = lim < 0 ? 0 : (lim < bc ? lim : bc);
+        }
+        if (mk->bias) {
+            const float *bi = mk->bias + b * mk->sb + h * mk->sh + (i0 + i) * mk->st + j0 * mk->ss;
+            int64_t ss = mk->ss;
+            #pragma omp simd
+            for (int64_t j = 0; j < jend; j++) si[j] = si[j] * mk->scale + bi[j * ss];
+        } else {
+            #pragma omp simd
+            for (int64_t j = 0; j < jend; j++) si[j] *= mk->scale;
+        }
+        for (int64_t j = jend; j < bc; j++) si[j] = -INFINITY;
+        if (kp) {
+            for (int64_t j = 0; j < jend; j++) if (!kp[j]) si[j] = -INFINITY;
+        }
+        for (int64_t j = 0; j < jend && !any; j++) any = si[j] != -INFINITY;
+    }
+    return any;
+}
+
+/* online softmax update for one tile: s -> p in place; rescales the rows of o (br,D) */
+static inline GB_INLINE void softmax_tile(float *s, float *o, float *m, float *l, int64_t br, int64_t bc,
+                                          int64_t D) {
+    for (int64_t i = 0; i < br; i++) {
+        float *si = s + i * bc;
+        float mx = m[i];
+        for (int64_t j = 0; j < bc; j++) mx = si[j] > mx ? si[j] : mx;
+        if (mx == -INFINITY) {  /* nothing allowed yet in this row */
+            for (int64_t j = 0; j < bc; j++) si[j] = 0.0f;
+            continue;
+        }
+        float alpha = m[i] == -INFINITY ? 0.0f : gb_expf(m[i] - mx);
+        float sum = 0.0f;
+        #pragma omp simd reduction(+:sum)
+        for (int64_t j = 0; j < bc; j++) {
+            float p = si[j] == -INFINITY ? 0.0f : gb_expf(si[j] - mx);
+            si[j] = p;
+            sum += p;
+        }
+        l[i] = l[i] * alpha + sum;
+        m[i] = mx;
+        if (alpha != 1.0f) {
+            float *oi = o + i * D;
+            #pragma omp simd
+            for (int64_t d = 0; d < D; d++) oi[d] *= alpha;
+        }
+    }
+}
+GB_MULTIVERSION(attn_softmax_tile, (float *s, float *o, float *m, float *l, int64_t br, int64_t bc, int64_t D),
+                softmax_tile(s, o, m, l, br, bc, D))
+GB_MULTIVERSION(attn_scores_tile_v, (int *any, float *s, const mask_t *mk, int64_t b, int64_t h, int64_t i0,
+                                     int64_t br, int64_t j0, int64_t bc),
+                *any = scores_tile(s, mk, b, h, i0, br, j0, bc))
+
+/* last key index (exclusive) any row in [i0, i0+br) may attend causally */
+static int64_t key_end(const mask_t *mk, int64_t i0, int64_t br, int64_t S) {
+    if (!mk->causal) return S;
+    int64_t e = i0 + br - 1 + mk->off + 1;
+    return e < 0 ? 0 : (e < S ? e : S);
+}
+
+int attention_forward(float *out, float *lse, const float *q, const float *k, const float *v,
+                      const float *bias, int64_t bias_sb, int64_t bias_sh, int64_t bias_st, int64_t bias_ss,
+                      const uint8_t *kpm, int causal, int64_t causal_offset, float scale,
+                      int64_t B, int64_t H, int64_t Hkv, int64_t T, int64_t S, int64_t D) {
+    mask_t mk = {bias, bias_sb, bias_sh, bias_st, bias_ss, kpm, causal, causal_offset, scale, S};
+    int64_t ntiles = (T + BR - 1) / BR, nitems = B * H * ntiles, group = H / Hkv;
+    size_t ws1 = gb_gemm_tile_ws(BR, BC, D), ws2 = gb_gemm_tile_ws(BR, D, BC);
+    size_t per_thread = (size_t)BR * BC + (size_t)BR * D + 2 * BR + (ws1 > ws2 ? ws1 : ws2) + 16;
+    int err = 0;
+    int nt = (B * H * T * S * D >= 65536) ? gb_threads() : 1;
+    #pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        float *scratch = (float *)aligned_alloc(64, ((per_thread * sizeof(float) + 63) / 64) * 64);
+        if (!scratch) {
+            #pragma omp atomic write
+            err = 1;
+        }
+        float *s = scratch, *o = s + BR * BC, *m = o + BR * D, *l = m + BR, *ws = l + BR;
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t it = 0; it < nitems; it++) {
+            if (!scratch) continue;
+            int64_t bh = it / ntiles, i0 = (it % ntiles) * BR, b = bh / H, h = bh % H;
+            int64_t br = T - i0 < BR ? T - i0 : BR;
+            const float *qt = q + (bh * T + i0) * D;
+            const float *kh = k + (b * Hkv + h / group) * S * D, *vh = v + (b * Hkv + h / group) * S * D;
+            for (int64_t i = 0; i < br; i++) { m[i] = -INFINITY; l[i] = 0.0f; }
+            memset(o, 0, sizeof(float) * br * D);
+            int64_t jmax = key_end(&mk, i0, br, S);
+            for (int64_t j0 = 0; j0 < jmax; j0 += BC) {
+                int64_t bc = jmax - j0 < BC ? jmax - j0 : BC;
+                gb_gemm_tile(s, bc, qt, D, 0, kh + j0 * D, D, 1, br, bc, D, 0, ws);  /* s = q k^T */
+                int any;
+                GB_CALL(attn_scores_tile_v, (&any, s, &mk, b, h, i0, br, j0, bc));
+                if (!any) continue;
+                GB_CALL(attn_softmax_tile, (s, o, m, l, br, bc, D));
+                gb_gemm_tile(o, D, s, bc, 0, vh + j0 * D, D, 0, br, D, bc, 1, ws);  /* o += p v */
+            }
+            float *ot = out + (bh * T + i0) * D;
+            for (int64_t i = 0; i < br; i++) {
+                float inv = l[i] > 0.0f ? 1.0f / l[i] : 0.0f;
+                for (int64_t d = 0; d < D; d++) ot[i * D + d] = o[i * D + d] * inv;
+                lse[bh * T + i0 + i] = l[i] > 0.0f ? m[i] + logf(l[i]) : -INFINITY;
+            }
+        }
+        free(scratch);
+    }
+    return err ? -1 : 0;
+}
+
+/* p (br,bc) <- exp(s - lse) (0 where masked or lse = -inf); ds (br,bc) <- p * (dp - di) * scale */
+static inline GB_INLINE void probs_tile(float *s, const float *lse, int64_t br, int64_t bc) {
+    for (int64_t i = 0; i < br; i++) {
+        float *si = s + i * bc, li = lse[i];
+        if (li == -INFINITY) { for (int64_t j = 0; j < bc; j++) si[j] = 0.0f; continue; }
+        #pragma omp simd
+        for (int64_t j = 0; j < bc; j++) si[j] = si[j] == -INFINITY ? 0.0f : gb_expf(si[j] - li);
+    }
+}
+static inline GB_INLINE void dscores_tile(float *dp, const float *p, const float *di, float scale,
+                                          int64_t br, int64_t bc) {
+    for (int64_t i = 0; i < br; i++) {
+        float *dpi = dp + i * bc;
+        const float *pi = p + i * bc;
+        float d = di[i];
+        #pragma omp simd
+        for (int64_t j = 0; j < bc; j++) dpi[j] = pi[j] * (dpi[j] - d) * scale;
+    }
+}
+GB_MULTIVERSION(attn_probs_tile, (float *s, const float *lse, int64_t br, int64_t bc), probs_tile(s, lse, br, bc))
+GB_MULTIVERSION(attn_dscores_tile, (float *dp, const float *p, const float *di, float scale, int64_t br, int64_t bc),
+                dscores_tile(dp, p, di, scale, br, bc))
+
+int attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q,
+                       const float *k, const float *v, const float *out, const float *lse,
+                       const float *bias, int64_t bias_sb, int64_t bias_sh, int64_t bias_st, int64_t bias_ss,
+                       const uint8_t *kpm, int causal, int64_t causal_offset, float scale,
+                       int64_t B, int64_t H, int64_t Hkv, int64_t T, int64_t S, int64_t D) {
+    mask_t mk = {bias, bias_sb, bias_sh, bias_st, bias_ss, kpm, causal, causal_offset, scale, S};
+    int64_t group = H / Hkv, nitems = B * Hkv;
+    size_t ws = gb_gemm_tile_ws(BC, D, BR);
+    size_t w2 = gb_gemm_tile_ws(BR, BC, D), w3 = gb_gemm_tile_ws(BR, D, BC);
+    ws = ws > w2 ? ws : w2;
+    ws = ws > w3 ? ws : w3;
+    size_t per_thread = 2 * (size_t)BR * BC + BR + ws + 16;
+    int err = 0;
+    int nt = (B * H * T * S * D >= 65536) ? gb_threads() : 1;
+    #pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        float *scratch = (float *)aligned_alloc(64, ((per_thread * sizeof(float) + 63) / 64) * 64);
+        if (!scratch) {
+            #pragma omp atomic write
+            err = 1;
+        }
+        float *p = scratch, *dp = p + BR * BC, *di = dp + BR * BC, *w = di + BR;
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t it = 0; it < nitems; it++) {
+            if (!scratch) continue;
+            int64_t b = it / Hkv, hk = it % Hkv;
+            const float *kh = k + it * S * D, *vh = v + it * S * D;
+            float *dkh = dk + it * S * D, *dvh = dv + it * S * D;
+            memset(dkh, 0, sizeof(float) * S * D);
+            memset(dvh, 0, sizeof(float) * S * D);
+            for (int64_t h = hk * group; h < (hk + 1) * group; h++) {
+                int64_t bh = b * H + h;
+                for (int64_t i0 = 0; i0 < T; i0 += BR) {
+                    int64_t br = T - i0 < BR ? T - i0 : BR;
+                    const float *qt = q + (bh * T + i0) * D, *got = dout + (bh * T + i0) * D;
+                    const float *ot = out + (bh * T + i0) * D, *lt = lse + bh * T + i0;
+                    float *dqt = dq + (bh * T + i0) * D;
+                    memset(dqt, 0, sizeof(float) * br * D);
+                    for (int64_t i = 0; i < br; i++) {  /* di = rowsum(dout * out) */
+                        float sacc = 0.0f;
+                        for (int64_t d = 0; d < D; d++) sacc += got[i * D + d] * ot[i * D + d];
+                        di[i] = sacc;
+                    }
+                    int64_t jmax = key_end(&mk, i0, br, S);
+                    for (int64_t j0 = 0; j0 < jmax; j0 += BC) {
+                        int64_t bc = jmax - j0 < BC ? jmax - j0 : BC;
+                        gb_gemm_tile(p, bc, qt, D, 0, kh + j0 * D, D, 1, br, bc, D, 0, w);   /* s = q k^T */
+                        int any;
+                        GB_CALL(attn_scores_tile_v, (&any, p, &mk, b, h, i0, br, j0, bc));
+                        if (!any) continue;
+                        GB_CALL(attn_probs_tile, (p, lt, br, bc));                          /* p */
+                        gb_gemm_tile(dvh + j0 * D, D, p, bc, 1, got, D, 0, bc, D, br, 1, w);  /* dv += p^T do */
+                        gb_gemm_tile(dp, bc, got, D, 0, vh + j0 * D, D, 1, br, bc, D, 0, w);  /* dp = do v^T */
+                        GB_CALL(attn_dscores_tile, (dp, p, di, scale, br, bc));              /* ds */
+                        gb_gemm_tile(dqt, D, dp, bc, 0, kh + j0 * D, D, 0, br, D, bc, 1, w);  /* dq += ds k */
+                        gb_gemm_tile(dkh + j0 * D, D, dp, bc, 1, qt, D, 0, bc, D, br, 1, w);  /* dk += ds^T q */
+                    }
+                }
+            }
+        }
+        free(scratch);
+    }
+    return err ? -1 : 0;
+}

@@ -1,0 +1,173 @@
+/* GEMM building blocks shared by sgemm (matmul.c) and the attention tiles (attention.c):
+ * packing, the MRxNR micro-kernels (portable and AVX2/FMA, chosen at run time) and a
+ * single-threaded tile product used inside already-parallel regions. */
+#include <stdlib.h>
+#include "internal/gb_common.h"
+#include "internal/gb_gemm.h"
+#if GB_X86
+#include <immintrin.h>
+#endif
+
+
+/* ---- workspace: grown on demand and kept (thread-local, so concurrent callers don't share) -- */
+
+float *gb_workspace(int which, size_t nfloats) {
+    static __thread float *buf[2];
+    static __thread size_t cap[2];
+    if (cap[which] < nfloats) {
+        free(buf[which]);
+        size_t bytes = ((nfloats * sizeof(float) + 63) / 64) * 64;
+        buf[which] = (float *)aligned_alloc(64, bytes);
+        cap[which] = buf[which] ? nfloats : 0;
+    }
+    return buf[which];
+}
+
+/* ---- packing ----------------------------------------------------------------------------- */
+
+/* Ap (ceil(mc/MR), kc, MR) <- op(A)[i0:i0+mc, p0:p0+kc], zero padded. lda = row stride as stored. */
+void gb_pack_a(float *Ap, const float *a, int trans_a, int64_t lda, int64_t i0, int64_t p0,
+                   int64_t mc, int64_t kc) {
+    for (int64_t ir = 0; ir < mc; ir += MR) {
+        int64_t mr = mc - ir < MR ? mc - ir : MR;
+        float *dst = Ap + ir * kc;
+        if (!trans_a) {  /* op(A)[i,p] = a[i*lda + p] */
+            for (int64_t p = 0; p < kc; p++) {
+                for (int64_t i = 0; i < mr; i++) dst[p * MR + i] = a[(i0 + ir + i) * lda + p0 + p];
+                for (int64_t i = mr; i < MR; i++) dst[p * MR + i] = 0.0f;
+            }
+        } else {         /* op(A)[i,p] = a[p*lda + i] */
+            for (int64_t p = 0; p < kc; p++) {
+                const float *src = a + (p0 + p) * lda + i0 + ir;
+                for (int64_t i = 0; i < mr; i++) dst[p * MR + i] = src[i];
+                for (int64_t i = mr; i < MR; i++) dst[p * MR + i] = 0.0f;
+            }
+        }
+    }
+}
+
+/* panels [jr0, jr1) of Bp (ceil(nc/NR), kc, NR) <- op(B)[p0:p0+kc, j0:j0+nc], zero padded. */
+void gb_pack_b(float *Bp, const float *b, int trans_b, int64_t ldb, int64_t j0, int64_t p0,
+                   int64_t nc, int64_t kc, int64_t jr0, int64_t jr1) {
+    for (int64_t jp = jr0; jp < jr1; jp++) {
+        int64_t jr = jp * NR, nr = nc - jr < NR ? nc - jr : NR;
+        float *dst = Bp + jr * kc;
+        if (!trans_b) {  /* op(B)[p,j] = b[p*ldb + j] */
+            for (int64_t p = 0; p < kc; p++) {
+                const float *src = b + (p0 + p) * ldb + j0 + jr;
+                for (int64_t j = 0; j < nr; j++) dst[p * NR + j] = src[j];
+                for (int64_t j = nr; j < NR; j++) dst[p * NR + j] = 0.0f;
+            }
+        } else {         /* op(B)[p,j] = b[j*ldb + p]: read NR rows of b, KC-contiguous each */
+            for (int64_t j = 0; j < nr; j++) {
+                const float *src = b + (j0 + jr + j) * ldb + p0;
+                for (int64_t p = 0; p < kc; p++) dst[p * NR + j] = src[p];
+            }
+            for (int64_t j = nr; j < NR; j++)
+                for (int64_t p = 0; p < kc; p++) dst[p * NR + j] = 0.0f;
+        }
+    }
+}
+
+/* ---- micro-kernels: C[0:mr, 0:nr] (=|+=) Ap (kc,MR) . Bp (kc,NR) [+ bias] ------------------ */
+
+static void ukernel_base(int64_t kc, const float *Ap, const float *Bp, float *c, int64_t ldc,
+                         int64_t mr, int64_t nr, int accumulate, const float *bias) {
+    float acc[MR][NR] = {{0}};
+    for (int64_t p = 0; p < kc; p++)
+        for (int i = 0; i < MR; i++)
+            for (int j = 0; j < NR; j++) acc[i][j] += Ap[p * MR + i] * Bp[p * NR + j];
+    for (int64_t i = 0; i < mr; i++)
+        for (int64_t j = 0; j < nr; j++) {
+            float v = acc[i][j] + (bias ? bias[j] : 0.0f);
+            c[i * ldc + j] = accumulate ? c[i * ldc + j] + v : v;
+        }
+}
+
+#if GB_X86
+GB_TARGET_AVX2 static void ukernel_avx2(int64_t kc, const float *Ap, const float *Bp, float *c,
+                                        int64_t ldc, int64_t mr, int64_t nr, int accumulate,
+                                        const float *bias) {
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
+           c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    for (int64_t p = 0; p < kc; p++) {
+        __m256 b0 = _mm256_loadu_ps(Bp), b1 = _mm256_loadu_ps(Bp + 8);
+        __m256 a;
+        a = _mm256_broadcast_ss(Ap + 0); c00 = _mm256_fmadd_ps(a, b0, c00); c01 = _mm256_fmadd_ps(a, b1, c01);
+        a = _mm256_broadcast_ss(Ap + 1); c10 = _mm256_fmadd_ps(a, b0, c10); c11 = _mm256_fmadd_ps(a, b1, c11);
+        a = _mm256_broadcast_ss(Ap + 2); c20 = _mm256_fmadd_ps(a, b0, c20); c21 = _mm256_fmadd_ps(a, b1, c21);
+        a = _mm256_broadcast_ss(Ap + 3); c30 = _mm256_fmadd_ps(a, b0, c30); c31 = _mm256_fmadd_ps(a, b1, c31);
+        a = _mm256_broadcast_ss(Ap + 4); c40 = _mm256_fmadd_ps(a, b0, c40); c41 = _mm256_fmadd_ps(a, b1, c41);
+        a = _mm256_broadcast_ss(Ap + 5); c50 = _mm256_fmadd_ps(a, b0, c50); c51 = _mm256_fmadd_ps(a, b1, c51);
+        Ap += MR;
+        Bp += NR;
+    }
+    __m256 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+    if (bias) {
+        float bb[NR] = {0};
+        for (int64_t j = 0; j < nr; j++) bb[j] = bias[j];
+        __m256 bv0 = _mm256_loadu_ps(bb), bv1 = _mm256_loadu_ps(bb + 8);
+        for (int i = 0; i < MR; i++) {
+            acc[i][0] = _mm256_add_ps(acc[i][0], bv0);
+            acc[i][1] = _mm256_add_ps(acc[i][1], bv1);
+        }
+    }
+    if (mr == MR && nr == NR) {
+        for (int i = 0; i < MR; i++) {
+            float *ci = c + i * ldc;
+            if (accumulate) {
+                acc[i][0] = _mm256_add_ps(acc[i][0], _mm256_loadu_ps(ci));
+                acc[i][1] = _mm256_add_ps(acc[i][1], _mm256_loadu_ps(ci + 8));
+            }
+            _mm256_storeu_ps(ci, acc[i][0]);
+            _mm256_storeu_ps(ci + 8, acc[i][1]);
+        }
+    } else {  /* edge tile: spill, then copy the valid part */
+        float tile[MR][NR];
+        for (int i = 0; i < MR; i++) {
+            _mm256_storeu_ps(tile[i], acc[i][0]);
+            _mm256_storeu_ps(tile[i] + 8, acc[i][1]);
+        }
+        for (int64_t i = 0; i < mr; i++)
+            for (int64_t j = 0; j < nr; j++)
+                c[i * ldc + j] = accumulate ? c[i * ldc + j] + tile[i][j] : tile[i][j];
+    }
+}
+#endif
+
+
+gb_ukernel_fn gb_ukernel(void) {
+#if GB_X86
+    if (gb_cpu_has_avx2_fma()) return ukernel_avx2;
+#endif
+    return ukernel_base;
+}
+
+size_t gb_gemm_tile_ws(int64_t M, int64_t N, int64_t K) {
+    int64_t kc = K < KC ? K : KC, mc = M < MC ? M : MC;
+    return (size_t)(((mc + MR - 1) / MR * MR) + ((N + NR - 1) / NR * NR)) * kc;
+}
+
+void gb_gemm_tile(float *c, int64_t ldc, const float *a, int64_t lda, int trans_a, const float *b,
+                  int64_t ldb, int trans_b, int64_t M, int64_t N, int64_t K, int accumulate, float *ws) {
+    gb_ukernel_fn uk = gb_ukernel();
+    int64_t kcmax = K < KC ? K : KC, mcmax = M < MC ? M : MC;
+    float *Ap = ws, *Bp = ws + (mcmax + MR - 1) / MR * MR * kcmax;
+    int64_t npanels = (N + NR - 1) / NR;
+    for (int64_t pc = 0; pc < K; pc += KC) {
+        int64_t kc = K - pc < KC ? K - pc : KC;
+        gb_pack_b(Bp, b, trans_b, ldb, 0, pc, N, kc, 0, npanels);
+        int acc = accumulate || pc > 0;
+        for (int64_t ic = 0; ic < M; ic += MC) {
+            int64_t mc = M - ic < MC ? M - ic : MC;
+            gb_pack_a(Ap, a, trans_a, lda, ic, pc, mc, kc);
+            for (int64_t jr = 0; jr < N; jr += NR) {
+                int64_t nr = N - jr < NR ? N - jr : NR;
+                for (int64_t ir = 0; ir < mc; ir += MR) {
+                    int64_t mr = mc - ir < MR ? mc - ir : MR;
+                    uk(kc, Ap + ir * kc, Bp + jr * kc, c + (ic + ir) * ldc + jr, ldc, mr, nr, acc, NULL);
+                }
+            }
+        }
+    }
+}

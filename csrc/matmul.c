@@ -1,0 +1,124 @@
+/* SGEMM, BLIS style: pack a KCxNC block of op(B) into NR-wide panels (shared by the team), pack an
+ * MCxKC block of op(A) into MR-tall panels (per thread), and sweep an MRxNR register-blocked
+ * micro-kernel over them. The AVX2/FMA micro-kernel (6x16: 12 ymm accumulators) is chosen at run
+ * time; the portable one is plain C. Transposed operands are handled by the packing routines, so
+ * NN/NT/TN/TT never materialise a transpose. */
+#include <stdlib.h>
+#include "internal/gb_common.h"
+#include "matmul.h"
+#include "internal/gb_gemm.h"
+
+/* ---- driver ------------------------------------------------------------------------------ */
+
+static int sgemm_one(float *c, const float *a, const float *b, const float *bias, int trans_a,
+                     int trans_b, int64_t M, int64_t N, int64_t K, int nt) {
+    gb_ukernel_fn uk = gb_ukernel();
+    int64_t lda = trans_a ? M : K, ldb = trans_b ? K : N;
+    int64_t ncmax = N < NC ? N : NC, kcmax = K < KC ? K : KC;
+    float *Bp = gb_workspace(0, (size_t)((ncmax + NR - 1) / NR * NR) * kcmax);
+    if (!Bp) return -1;
+    /* Split threads over M when there are enough MR-row panels, else over N (NR-column panels). */
+    int split_m = (M + MR - 1) / MR >= 2 * nt || N <= NR * nt;
+    int err = 0;
+    #pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        int t = gb_thread_num(), n = gb_num_threads();
+        float *Ap = gb_workspace(1, (size_t)MC * kcmax);
+        if (!Ap) {
+            #pragma omp atomic write
+            err = 1;
+        }
+        for (int64_t jc = 0; jc < N; jc += NC) {
+            int64_t nc = N - jc < NC ? N - jc : NC, npanels = (nc + NR - 1) / NR;
+            for (int64_t pc = 0; pc < K; pc += KC) {
+                int64_t kc = K - pc < KC ? K - pc : KC;
+                int64_t q0, q1;
+                gb_split(npanels, t, n, &q0, &q1);  /* B packing is shared work */
+                gb_pack_b(Bp, b, trans_b, ldb, jc, pc, nc, kc, q0, q1);
+                #pragma omp barrier
+                int first = pc == 0;
+                const float *bias_k = first ? bias : NULL;  /* the bias epilogue on the first k-block */
+                int64_t m0 = 0, m1 = M, jp0 = 0, jp1 = npanels;
+                if (split_m) {
+                    int64_t p0, p1;
+                    gb_split((M + MR - 1) / MR, t, n, &p0, &p1);
+                    m0 = p0 * MR;
+                    m1 = p1 * MR < M ? p1 * MR : M;
+                } else {
+                    gb_split(npanels, t, n, &jp0, &jp1);
+                }
+                if (!err) {
+                    for (int64_t ic = m0; ic < m1; ic += MC) {
+                        int64_t mc = m1 - ic < MC ? m1 - ic : MC;
+                        gb_pack_a(Ap, a, trans_a, lda, ic, pc, mc, kc);
+                        for (int64_t jp = jp0; jp < jp1; jp++) {
+                            int64_t jr = jp * NR, nr = nc - jr < NR ? nc - jr : NR;
+                            for (int64_t ir = 0; ir < mc; ir += MR) {
+                                int64_t mr = mc - ir < MR ? mc - ir : MR;
+                                uk(kc, Ap + ir * kc, Bp + jr * kc, c + (ic + ir) * N + jc + jr, N, mr, nr,
+                                   !first, bias_k ? bias_k + jc + jr : NULL);
+                            }
+                        }
+                    }
+                }
+                #pragma omp barrier  /* Bp is overwritten by the next block */
+            }
+        }
+    }
+    return err ? -1 : 0;
+}
+
+int sgemm(float *c, const float *a, const float *b, const float *bias, int trans_a, int trans_b,
+          int64_t M, int64_t N, int64_t K, int64_t batch, int64_t stride_a, int64_t stride_b,
+          int64_t stride_c) {
+    /* Tiny products are not worth waking the thread team. */
+    int nt = (M * N * K >= 32768) ? gb_threads() : 1;
+    for (int64_t i = 0; i < batch; i++) {
+        int rc = sgemm_one(c + i * stride_c, a + i * stride_a, b + i * stride_b, bias, trans_a, trans_b,
+                           M, N, K, nt);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+/* naive reference, kept for reading and for dev checks */
+void sgemm_naive(float *c, const float *a, const float *b, const float *bias, int trans_a, int trans_b,
+                 int64_t M, int64_t N, int64_t K) {
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++) {
+            float s = bias ? bias[j] : 0.0f;
+            for (int64_t p = 0; p < K; p++)
+                s += (trans_a ? a[p * M + i] : a[i * K + p]) * (trans_b ? b[j * K + p] : b[p * N + j]);
+            c[i * N + j] = s;
+        }
+}
+
+/* ---- linear ------------------------------------------------------------------------------ */
+
+int linear_forward(float *out, const float *inp, const float *weight, const float *bias,
+                   int64_t N, int64_t C, int64_t OC) {
+    /* out (N,OC) = inp (N,C) @ weight (OC,C)^T + bias (OC,): NT sgemm with the bias epilogue */
+    return sgemm(out, inp, weight, bias, 0, 1, N, OC, C, 1, 0, 0, 0);
+}
+
+int linear_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                    const float *weight, int64_t N, int64_t C, int64_t OC) {
+    int rc = 0;
+    if (dinp) rc = sgemm(dinp, dout, weight, NULL, 0, 0, N, C, OC, 1, 0, 0, 0);     /* (N,OC)@(OC,C) */
+    if (!rc && dweight) rc = sgemm(dweight, dout, inp, NULL, 1, 0, OC, C, N, 1, 0, 0, 0); /* (OC,N)@(N,C) */
+    if (!rc && dbias) {
+        /* dbias (OC,) = column sums of dout (N,OC); columns split over threads, rows streamed */
+        #pragma omp parallel num_threads(gb_threads()) if (N * OC >= 65536)
+        {
+            int64_t c0, c1;
+            gb_split(OC, gb_thread_num(), gb_num_threads(), &c0, &c1);
+            for (int64_t o = c0; o < c1; o++) dbias[o] = 0.0f;
+            for (int64_t r = 0; r < N; r++) {
+                const float *g = dout + r * OC;
+                #pragma omp simd
+                for (int64_t o = c0; o < c1; o++) dbias[o] += g[o];
+            }
+        }
+    }
+    return rc;
+}

@@ -1,0 +1,212 @@
+/* LayerNorm / RMSNorm, llm.c style. Forward saves mean/rstd (N,) that backward reads.
+ * Parallel over rows: rows are independent; the (C,) weight gradients are accumulated per thread
+ * in private scratch rows and summed over threads afterwards (one pass over the (N,C) data). */
+#include <stdlib.h>
+#include "internal/gb_common.h"
+#include "norm.h"
+
+#define GB_PAR_MIN 16384  /* below this many elements a parallel region costs more than it saves */
+
+/* ---- forward ----------------------------------------------------------------------------- */
+
+static inline GB_INLINE void layernorm_forward_rows(
+    float *out, float *mean, float *rstd,            /* (N,C), (N,), (N,) */
+    const float *inp, const float *weight, const float *bias,  /* (N,C), (C,)|NULL, (C,)|NULL */
+    float eps, int64_t r0, int64_t r1, int64_t C) {
+    for (int64_t r = r0; r < r1; r++) {
+        const float *x = inp + r * C;
+        float *o = out + r * C;
+        float s = 0.0f;
+        #pragma omp simd reduction(+:s)
+        for (int64_t i = 0; i < C; i++) s += x[i];
+        float m = s / (float)C;
+        float v = 0.0f;
+        #pragma omp simd reduction(+:v)
+        for (int64_t i = 0; i < C; i++) { float d = x[i] - m; v += d * d; }
+        float rs = 1.0f / sqrtf(v / (float)C + eps);
+        if (weight && bias) {
+            #pragma omp simd
+            for (int64_t i = 0; i < C; i++) o[i] = (x[i] - m) * rs * weight[i] + bias[i];
+        } else if (weight) {
+            #pragma omp simd
+            for (int64_t i = 0; i < C; i++) o[i] = (x[i] - m) * rs * weight[i];
+        } else if (bias) {
+            #pragma omp simd
+            for (int64_t i = 0; i < C; i++) o[i] = (x[i] - m) * rs + bias[i];
+        } else {
+            #pragma omp simd
+            for (int64_t i = 0; i < C; i++) o[i] = (x[i] - m) * rs;
+        }
+        mean[r] = m;
+        rstd[r] = rs;
+    }
+}
+GB_MULTIVERSION(ln_fwd, (float *out, float *mean, float *rstd, const float *inp, const float *weight,
+                         const float *bias, float eps, int64_t r0, int64_t r1, int64_t C),
+                layernorm_forward_rows(out, mean, rstd, inp, weight, bias, eps, r0, r1, C))
+
+/* naive reference, kept for reading and for dev checks */
+void layernorm_forward_naive(float *out, float *mean, float *rstd, const float *inp,
+                             const float *weight, const float *bias, float eps, int64_t N, int64_t C) {
+    for (int64_t r = 0; r < N; r++) {
+        const float *x = inp + r * C;
+        double m = 0, v = 0;
+        for (int64_t i = 0; i < C; i++) m += x[i];
+        m /= C;
+        for (int64_t i = 0; i < C; i++) v += (x[i] - m) * (x[i] - m);
+        float rs = (float)(1.0 / sqrt(v / C + eps));
+        for (int64_t i = 0; i < C; i++)
+            out[r * C + i] = (float)((x[i] - m) * rs) * (weight ? weight[i] : 1.0f) + (bias ? bias[i] : 0.0f);
+        mean[r] = (float)m;
+        rstd[r] = rs;
+    }
+}
+
+int layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight,
+                      const float *bias, float eps, int64_t N, int64_t C) {
+    #pragma omp parallel num_threads(gb_threads()) if (N * C >= GB_PAR_MIN)
+    {
+        int64_t r0, r1;
+        gb_split(N, gb_thread_num(), gb_num_threads(), &r0, &r1);
+        GB_CALL(ln_fwd, (out, mean, rstd, inp, weight, bias, eps, r0, r1, C));
+    }
+    return 0;
+}
+
+static inline GB_INLINE void rmsnorm_forward_rows(
+    float *out, float *rstd,                         /* (N,C), (N,) */
+    const float *inp, const float *weight,           /* (N,C), (C,)|NULL */
+    float eps, int64_t r0, int64_t r1, int64_t C) {
+    for (int64_t r = r0; r < r1; r++) {
+        const float *x = inp + r * C;
+        float *o = out + r * C;
+        float v = 0.0f;
+        #pragma omp simd reduction(+:v)
+        for (int64_t i = 0; i < C; i++) v += x[i] * x[i];
+        float rs = 1.0f / sqrtf(v / (float)C + eps);
+        if (weight) {
+            #pragma omp simd
+            for (int64_t i = 0; i < C; i++) o[i] = x[i] * rs * weight[i];
+        } else {
+            #pragma omp simd
+            for (int64_t i = 0; i < C; i++) o[i] = x[i] * rs;
+        }
+        rstd[r] = rs;
+    }
+}
+GB_MULTIVERSION(rms_fwd, (float *out, float *rstd, const float *inp, const float *weight, float eps,
+                          int64_t r0, int64_t r1, int64_t C),
+                rmsnorm_forward_rows(out, rstd, inp, weight, eps, r0, r1, C))
+
+int rmsnorm_forward(float *out, float *rstd, const float *inp, const float *weight, float eps,
+                    int64_t N, int64_t C) {
+    #pragma omp parallel num_threads(gb_threads()) if (N * C >= GB_PAR_MIN)
+    {
+        int64_t r0, r1;
+        gb_split(N, gb_thread_num(), gb_num_threads(), &r0, &r1);
+        GB_CALL(rms_fwd, (out, rstd, inp, weight, eps, r0, r1, C));
+    }
+    return 0;
+}
+
+/* ---- backward ---------------------------------------------------------------------------- */
+
+/* rows [r0,r1): dinp written; dw/db (C,) private accumulators of this thread (may be NULL).
+ * rms = 1 drops the mean terms (RMSNorm). */
+static inline GB_INLINE void norm_backward_rows(
+    float *dinp, float *dw, float *db,               /* (N,C), (C,)|NULL, (C,)|NULL */
+    const float *dout, const float *inp, const float *weight,  /* (N,C), (N,C), (C,)|NULL */
+    const float *mean, const float *rstd,            /* (N,)|NULL for rms, (N,) */
+    int rms, int64_t r0, int64_t r1, int64_t C) {
+    for (int64_t r = r0; r < r1; r++) {
+        const float *x = inp + r * C, *g = dout + r * C;
+        float *dx = dinp + r * C;
+        float m = rms ? 0.0f : mean[r], rs = rstd[r];
+        float s1 = 0.0f, s2 = 0.0f;  /* sum(dxhat), sum(dxhat * xhat) */
+        if (weight) {
+            #pragma omp simd reduction(+:s1, s2)
+            for (int64_t i = 0; i < C; i++) {
+                float dxh = g[i] * weight[i];
+                s1 += dxh;
+                s2 += dxh * (x[i] - m) * rs;
+            }
+        } else {
+            #pragma omp simd reduction(+:s1, s2)
+            for (int64_t i = 0; i < C; i++) { s1 += g[i]; s2 += g[i] * (x[i] - m) * rs; }
+        }
+        float c1 = rms ? 0.0f : s1 / (float)C, c2 = s2 / (float)C;
+        if (weight) {
+            #pragma omp simd
+            for (int64_t i = 0; i < C; i++) {
+                float xh = (x[i] - m) * rs;
+                dx[i] = (g[i] * weight[i] - c1 - xh * c2) * rs;
+            }
+        } else {
+            #pragma omp simd
+            for (int64_t i = 0; i < C; i++) {
+                float xh = (x[i] - m) * rs;
+                dx[i] = (g[i] - c1 - xh * c2) * rs;
+            }
+        }
+        if (dw) {
+            #pragma omp simd
+            for (int64_t i = 0; i < C; i++) dw[i] += g[i] * (x[i] - m) * rs;
+        }
+        if (db) {
+            #pragma omp simd
+            for (int64_t i = 0; i < C; i++) db[i] += g[i];
+        }
+    }
+}
+GB_MULTIVERSION(norm_bwd, (float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                           const float *weight, const float *mean, const float *rstd, int rms,
+                           int64_t r0, int64_t r1, int64_t C),
+                norm_backward_rows(dinp, dw, db, dout, inp, weight, mean, rstd, rms, r0, r1, C))
+
+static int norm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                         const float *inp, const float *weight, const float *mean,
+                         const float *rstd, int rms, int64_t N, int64_t C) {
+    int nt = (N * C >= GB_PAR_MIN) ? gb_threads() : 1;
+    int nbuf = (dweight != NULL) + (dbias != NULL);
+    float *scratch = NULL;  /* (nt, nbuf, C) per-thread partial sums of dweight, dbias */
+    if (nbuf) {
+        scratch = (float *)calloc((size_t)nt * nbuf * C, sizeof(float));
+        if (!scratch) return -1;
+    }
+    #pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        int t = gb_thread_num(), n = gb_num_threads();
+        int64_t r0, r1;
+        gb_split(N, t, n, &r0, &r1);
+        float *dw = dweight ? scratch + (int64_t)t * nbuf * C : NULL;
+        float *db = dbias ? scratch + (int64_t)t * nbuf * C + (dweight ? C : 0) : NULL;
+        GB_CALL(norm_bwd, (dinp, dw, db, dout, inp, weight, mean, rstd, rms, r0, r1, C));
+        #pragma omp barrier
+        /* reduce the per-thread partials: columns split over threads */
+        int64_t c0, c1;
+        gb_split(C, t, n, &c0, &c1);
+        for (int64_t c = c0; c < c1; c++) {
+            float sw = 0.0f, sb = 0.0f;
+            for (int u = 0; u < n; u++) {
+                const float *base = scratch + (int64_t)u * nbuf * C;
+                if (dweight) sw += base[c];
+                if (dbias) sb += base[(dweight ? C : 0) + c];
+            }
+            if (dweight) dweight[c] = sw;
+            if (dbias) dbias[c] = sb;
+        }
+    }
+    free(scratch);
+    return 0;
+}
+
+int layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                       const float *inp, const float *weight, const float *mean,
+                       const float *rstd, int64_t N, int64_t C) {
+    return norm_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, 0, N, C);
+}
+
+int rmsnorm_backward(float *dinp, float *dweight, const float *dout, const float *inp,
+                     const float *weight, const float *rstd, int64_t N, int64_t C) {
+    return norm_backward(dinp, dweight, NULL, dout, inp, weight, NULL, rstd, 1, N, C);
+}

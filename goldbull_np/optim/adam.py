@@ -1,0 +1,263 @@
+"""Adam (L2 weight decay) and AdamW (decoupled weight decay), torch.optim's formulas.
+
+AdamW's fast path: at construction every float32 parameter's array is moved into one flat float32
+buffer and ``p.data`` is rebound to a view of its slice (the Parameter objects, and so module
+attributes and tied weights, stay the same). ``exp_avg``/``exp_avg_sq`` and a gradient buffer are
+flat too, so a step is: copy each ``p.grad`` into the flat gradient (skipped when ``p.grad`` already
+is that view, as after ``zero_grad(set_to_none=False)``), then one ``kernels.get("adamw_step")`` call
+over the buffer with one segment per param group (per-segment lr and weight decay).
+
+Parameters whose grad is None are skipped and their step count does not advance (torch). The
+kernel takes one step count, so the buffer is updated in runs: maximal stretches of consecutive
+parameters that have a gradient, share the step count and share betas/eps; usually that is one run.
+Other dtypes (float64 in tests) take a per-parameter NumPy path with the same formulas.
+If ``p.data`` is rebound later (e.g. ``module.to(...)``), the next step copies it back into the
+buffer and re-binds the view (same dtype and shape required).
+"""
+import math
+
+import numpy as np
+
+from .. import kernels
+from .optimizer import Optimizer
+
+_F32 = np.dtype(np.float32)
+
+
+def _check_hparams(lr, betas, eps, weight_decay):
+    if lr < 0:
+        raise ValueError(f"invalid learning rate: {lr}")
+    if eps < 0:
+        raise ValueError(f"invalid epsilon: {eps}")
+    if not (0.0 <= betas[0] < 1.0 and 0.0 <= betas[1] < 1.0):
+        raise ValueError(f"invalid betas: {betas} (each must be in [0, 1))")
+    if weight_decay < 0:
+        raise ValueError(f"invalid weight_decay: {weight_decay}")
+
+
+def _adam_update(p, grad, st, lr, beta1, beta2, eps, weight_decay, decoupled):
+    """One Adam/AdamW update of one parameter array in place (torch's op order)."""
+    t = p.dtype.type
+    st["step"] += 1
+    step = st["step"]
+    if weight_decay != 0:
+        if decoupled:
+            p *= t(1.0 - lr * weight_decay)
+        else:
+            grad = grad + t(weight_decay) * p
+    m, v = st["exp_avg"], st["exp_avg_sq"]
+    m += (grad - m) * t(1.0 - beta1)
+    v *= t(beta2)
+    v += t(1.0 - beta2) * grad * grad
+    bc1 = 1.0 - beta1 ** step
+    bc2_sqrt = math.sqrt(1.0 - beta2 ** step)
+    denom = np.sqrt(v) / t(bc2_sqrt) + t(eps)
+    p -= t(lr / bc1) * m / denom
+
+
+class Adam(Optimizer):
+    """Adam with L2 weight decay added to the gradient (torch.optim.Adam).
+
+    Args:
+        params: parameters or param-group dicts.
+        lr: learning rate (1e-3).
+        betas: (beta1, beta2) (0.9, 0.999).
+        eps: denominator term (1e-8).
+        weight_decay: L2 penalty coefficient (0).
+        maximize: ascend instead of descend.
+    State per parameter: ``{"step": int, "exp_avg": ndarray, "exp_avg_sq": ndarray}``.
+    """
+
+    decoupled = False
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
+                 maximize=False):
+        if amsgrad:
+            raise NotImplementedError("amsgrad is not implemented")
+        betas = tuple(float(b) for b in betas)
+        _check_hparams(lr, betas, eps, weight_decay)
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=False,
+                                      maximize=maximize))
+
+    def _new_state(self, p):
+        return {"step": 0, "exp_avg": np.zeros(p.shape, p.dtype), "exp_avg_sq": np.zeros(p.shape, p.dtype)}
+
+    def _step_param(self, p, group):
+        st = self.state.get(p)
+        if not st:
+            st = self.state[p] = self._new_state(p)
+        grad = -p.grad if group["maximize"] else p.grad
+        b1, b2 = group["betas"]
+        _adam_update(p.data, grad, st, group["lr"], b1, b2, group["eps"], group["weight_decay"], self.decoupled)
+        p._bump_version()
+
+    def step(self, closure=None):
+        """Update every parameter that has a gradient. Returns the closure's loss (or None)."""
+        loss = self._closure_loss(closure)
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    self._step_param(p, group)
+        return loss
+
+
+class AdamW(Adam):
+    """AdamW: decoupled weight decay ``p *= 1 - lr * weight_decay`` (torch.optim.AdamW), with the
+    fused flat-buffer kernel for float32 parameters (see the module docstring).
+
+    Args:
+        params, lr, betas, eps, maximize: as Adam.
+        weight_decay: decoupled decay coefficient (default 1e-2).
+        fused: use the flat buffer + ``adamw_step`` kernel for float32 parameters (default True).
+    """
+
+    decoupled = True
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False,
+                 maximize=False, fused=None):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+                         maximize=maximize)
+        self.fused = fused is None or bool(fused)
+        self._flat = None
+        if self.fused:
+            self._build_flat()
+
+    # ---- flat buffers -------------------------------------------------------------------------
+    def _build_flat(self):
+        entries = []  # (param, group index, offset, size)
+        off = 0
+        for gi, g in enumerate(self.param_groups):
+            for p in g["params"]:
+                if p.dtype == _F32:
+                    entries.append((p, gi, off, p.data.size))
+                    off += p.data.size
+        if not entries:
+            return
+        flat = np.empty(off, dtype=_F32)
+        self._flat_grad = np.zeros(off, dtype=_F32)
+        self._flat_m = np.zeros(off, dtype=_F32)
+        self._flat_v = np.zeros(off, dtype=_F32)
+        self._flat = flat
+        self._entries = entries
+        self._index = {id(p): i for i, (p, _, _, _) in enumerate(entries)}
+        self._pviews, self._gviews = [], []
+        for p, _, o, n in entries:
+            flat[o:o + n] = p.data.reshape(-1)
+            view = flat[o:o + n].reshape(p.shape)
+            p.data = view
+            self._pviews.append(view)
+            self._gviews.append(self._flat_grad[o:o + n].reshape(p.shape))
+
+    def add_param_group(self, param_group):
+        if getattr(self, "_flat", None) is not None:
+            raise RuntimeError("AdamW(fused=True): add_param_group after construction is not supported; "
+                               "pass every group to the constructor")
+        super().add_param_group(param_group)
+
+    def _new_state(self, p):
+        i = self._index.get(id(p)) if self._flat is not None else None
+        if i is None:
+            return super()._new_state(p)
+        _, _, o, n = self._entries[i]
+        self._flat_m[o:o + n] = 0
+        self._flat_v[o:o + n] = 0
+        return {"step": 0, "exp_avg": self._flat_m[o:o + n].reshape(p.shape),
+                "exp_avg_sq": self._flat_v[o:o + n].reshape(p.shape)}
+
+    def _sync_param(self, i):
+        """Re-bind ``p.data`` to its flat view if something replaced the array."""
+        p, _, o, n = self._entries[i]
+        if p.data is self._pviews[i]:
+            return
+        if p.data.dtype != _F32 or p.data.shape != self._pviews[i].shape:
+            raise RuntimeError(f"a parameter of shape {self._pviews[i].shape} changed to {p.data.dtype} "
+                               f"{p.data.shape} after AdamW(fused=True) was built over it")
+        self._pviews[i][...] = p.data
+        p.data = self._pviews[i]
+
+    def zero_grad(self, set_to_none=True):
+        """``set_to_none=False`` zeroes the flat gradient buffer and points each float32 ``p.grad``
+        at its view, so backward accumulates straight into the buffer and step() copies nothing."""
+        if set_to_none or self._flat is None:
+            return super().zero_grad(set_to_none)
+        self._flat_grad[...] = 0
+        for i, (p, _, _, _) in enumerate(self._entries):
+            p.grad = self._gviews[i]
+        super().zero_grad(set_to_none=False)
+
+    def step(self, closure=None):
+        """One AdamW step over every parameter that has a gradient. Returns the closure's loss."""
+        loss = self._closure_loss(closure)
+        if self._flat is None:
+            return super().step()
+        for group in self.param_groups:  # parameters outside the flat buffer (non-float32)
+            for p in group["params"]:
+                if p.grad is not None and id(p) not in self._index:
+                    self._step_param(p, group)
+        run = []  # entries of the current run: (entry index, step, group)
+        for i, (p, gi, o, n) in enumerate(self._entries):
+            self._sync_param(i)
+            if p.grad is None:
+                self._flush(run)
+                continue
+            group = self.param_groups[gi]
+            st = self.state.get(p)
+            if not st:
+                st = self.state[p] = self._new_state(p)
+            if p.grad is not self._gviews[i]:
+                g = p.grad.reshape(-1)
+                if group["maximize"]:
+                    np.negative(g, out=self._flat_grad[o:o + n], casting="unsafe")
+                else:
+                    self._flat_grad[o:o + n] = g
+            elif group["maximize"]:
+                raise RuntimeError("AdamW(maximize=True) with gradients in the flat buffer is not supported")
+            key = (st["step"] + 1, group["betas"], group["eps"])
+            if run and run[-1][1] != key:
+                self._flush(run)
+            run.append((i, key, gi))
+            st["step"] += 1
+        self._flush(run)
+        return loss
+
+    def _flush(self, run):
+        """One kernel call over a run of consecutive entries sharing step, betas and eps."""
+        if not run:
+            return
+        first, (step, (b1, b2), eps), _ = run[0]
+        start = self._entries[first][2]
+        _, _, o_last, n_last = self._entries[run[-1][0]]
+        end = o_last + n_last
+        bounds, lrs, wds = [0], [], []
+        prev_g = None
+        for i, _, gi in run:
+            o, n = self._entries[i][2], self._entries[i][3]
+            if gi != prev_g:
+                if prev_g is not None:
+                    bounds.append(o - start)
+                g = self.param_groups[gi]
+                lrs.append(float(g["lr"]))
+                wds.append(float(g["weight_decay"]))
+                prev_g = gi
+        bounds.append(end - start)
+        kernels.get("adamw_step", _F32)(
+            self._flat[start:end], self._flat_grad[start:end], self._flat_m[start:end], self._flat_v[start:end],
+            int(step), np.asarray(lrs, dtype=np.float64), np.asarray(wds, dtype=np.float64),
+            np.asarray(bounds, dtype=np.int64), beta1=float(b1), beta2=float(b2), eps=float(eps))
+        for i, _, _ in run:
+            self._entries[i][0]._bump_version()
+        run.clear()
+
+    def _load_state(self, new_state):
+        """Loaded arrays are copied into the flat buffers, so the views stay live."""
+        for p, entry in new_state.items():
+            if self._flat is not None and id(p) in self._index:
+                st = self._new_state(p)
+                for k, v in entry.items():
+                    if k in ("exp_avg", "exp_avg_sq"):
+                        st[k][...] = v
+                    else:
+                        st[k] = v
+                self.state[p] = st
+            else:
+                self.state[p] = entry

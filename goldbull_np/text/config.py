@@ -1,0 +1,152 @@
+"""``ModelConfig``: the decoder LM's hyperparameters (exported as ``gb.ModelConfig``).
+
+Defaults follow nanoGPT's GPT-2 parity choices: biases on, LayerNorm, GELU MLP, learned positions.
+``config.json`` is this dataclass as JSON plus ``"model_type": "goldbull_text"`` and
+``"architectures": ["GoldbullText"]``.
+"""
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Optional
+
+MODEL_TYPE = "goldbull_text"
+_CHOICES = {"norm": ("layernorm", "rmsnorm"), "mlp": ("gelu", "swiglu"), "position": ("learned", "rope"),
+            "gelu_approximate": ("none", "tanh")}
+
+
+@dataclass
+class ModelConfig:
+    """Hyperparameters of GoldbullText.
+
+    The class defaults are the ``default()`` preset (nanoGPT's shakespeare-char model).
+    """
+
+    vocab_size: int = 65            # token ids are in [0, vocab_size)
+    n_layer: int = 6                # transformer blocks
+    n_head: int = 6                 # query heads
+    n_kv_head: Optional[int] = None  # key/value heads (grouped-query); None = n_head
+    n_embd: int = 384               # C, the residual width; head dim = n_embd // n_head
+    block_size: int = 256           # longest sequence (positions tabulated / KV cache length)
+    dropout: float = 0.0            # residual and embedding dropout (0 for pretraining)
+    bias: bool = True               # biases in Linears and LayerNorms (GPT-2: True, Llama: False)
+    tie_embeddings: bool = True     # lm_head.weight is embed_tokens.weight
+    norm: str = "layernorm"         # "layernorm" | "rmsnorm"
+    mlp: str = "gelu"               # "gelu" (GPT-2) | "swiglu" (Llama)
+    position: str = "learned"       # "learned" (GPT-2) | "rope" (Llama)
+    rope_theta: float = 10000.0     # rotary base
+    norm_eps: float = 1e-5          # LayerNorm / RMSNorm eps
+    mlp_hidden: Optional[int] = None  # MLP inner size; None = 4 * n_embd (GPT-2 "n_inner")
+    gelu_approximate: str = "none"  # "none" (exact erf) | "tanh" (GPT-2's "gelu_new")
+    init_std: float = field(default=0.02)  # GPT-2 init std
+
+    def __post_init__(self):
+        if self.n_kv_head is None:
+            self.n_kv_head = self.n_head
+        self.validate()
+
+    # ---- presets --------------------------------------------------------------------------
+    @classmethod
+    def default(cls, vocab_size=65, **overrides):
+        """6 layers, 6 heads, n_embd 384, block_size 256 (~10.7M parameters at vocab 65)."""
+        return cls(vocab_size=vocab_size, **overrides)
+
+    @classmethod
+    def small(cls, vocab_size=65, **overrides):
+        """4 layers, 4 heads, n_embd 128, block_size 64, dropout 0 (nanoGPT's CPU shakespeare-char)."""
+        kw = dict(n_layer=4, n_head=4, n_embd=128, block_size=64, dropout=0.0)
+        kw.update(overrides)
+        return cls(vocab_size=vocab_size, **kw)
+
+    @classmethod
+    def tiny(cls, vocab_size=65, **overrides):
+        """2 layers, 2 heads, n_embd 32, block_size 32: for unit tests."""
+        kw = dict(n_layer=2, n_head=2, n_embd=32, block_size=32, dropout=0.0)
+        kw.update(overrides)
+        return cls(vocab_size=vocab_size, **kw)
+
+    # ---- validation -----------------------------------------------------------------------
+    @property
+    def head_dim(self):
+        return self.n_embd // self.n_head
+
+    def validate(self):
+        """Raise ValueError with a clear message if the hyperparameters are inconsistent."""
+        for name in ("vocab_size", "n_layer", "n_head", "n_kv_head", "n_embd", "block_size"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"ModelConfig.{name} must be a positive integer, got {v!r}")
+        if self.n_embd % self.n_head:
+            raise ValueError(f"ModelConfig: n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
+        if self.n_head % self.n_kv_head:
+            raise ValueError(f"ModelConfig: n_head ({self.n_head}) must be a multiple of n_kv_head "
+                             f"({self.n_kv_head})")
+        for name, allowed in _CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"ModelConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.position == "rope" and self.head_dim % 2:
+            raise ValueError(f"ModelConfig: rotary positions need an even head dim, got n_embd / n_head = "
+                             f"{self.head_dim}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"ModelConfig.dropout must be in [0, 1), got {self.dropout}")
+        if not self.rope_theta > 0:
+            raise ValueError(f"ModelConfig.rope_theta must be positive, got {self.rope_theta}")
+        if not self.norm_eps > 0:
+            raise ValueError(f"ModelConfig.norm_eps must be positive, got {self.norm_eps}")
+        if self.mlp_hidden is not None and (not isinstance(self.mlp_hidden, int) or self.mlp_hidden < 1):
+            raise ValueError(f"ModelConfig.mlp_hidden must be a positive integer or None, got {self.mlp_hidden!r}")
+        for name in ("bias", "tie_embeddings"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"ModelConfig.{name} must be a bool, got {getattr(self, name)!r}")
+
+    # ---- JSON -----------------------------------------------------------------------------
+    def to_dict(self):
+        """The fields plus model_type and architectures (what config.json holds)."""
+        d = dataclasses.asdict(self)
+        d["model_type"] = MODEL_TYPE
+        d["architectures"] = ["GoldbullText"]
+        return d
+
+    @classmethod
+    def from_dict(cls, d, source="config"):
+        """Build from a dict as written by ``to_dict`` (unknown keys are an error).
+
+        Args:
+            d: the mapping.
+            source: named in error messages (the file path when loading a file).
+        """
+        if not isinstance(d, dict):
+            raise ValueError(f"{source}: expected a JSON object, got {type(d).__name__}")
+        d = dict(d)
+        model_type = d.pop("model_type", MODEL_TYPE)
+        d.pop("architectures", None)
+        if model_type != MODEL_TYPE:
+            raise ValueError(f"{source}: model_type is {model_type!r}, expected {MODEL_TYPE!r}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"{source}: unknown ModelConfig field(s) {unknown}")
+        try:
+            return cls(**d)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{source}: {exc}") from None
+
+    def to_json_file(self, path):
+        """Write config.json atomically (temp file in the same directory, then os.replace)."""
+        tmp = f"{path}.tmp{os.getpid()}"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(self.to_dict(), f, indent=2, sort_keys=False)
+            f.write("\n")
+        os.replace(tmp, path)
+
+    @classmethod
+    def from_json_file(cls, path):
+        """Read a config.json; errors name the file."""
+        try:
+            with open(path, encoding="utf-8") as f:
+                d = json.load(f)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{path}: no such config file") from None
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: malformed JSON ({exc})") from None
+        return cls.from_dict(d, source=str(path))

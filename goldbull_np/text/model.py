@@ -1,0 +1,293 @@
+"""GoldbullText: a decoder-only transformer language model (GPT-2 / Llama family).
+
+Module names (the LoRA and Hugging Face loaders map onto them)::
+
+    embed_tokens     Embedding(vocab_size, C)
+    embed_positions  Embedding(block_size, C)            only with position="learned"
+    layers           ModuleList of TransformerBlock:      attn_norm, attn.qkv_proj, attn.o_proj,
+                                                          mlp_norm, mlp.up_proj, mlp.down_proj (+ gate_proj)
+    norm             final LayerNorm / RMSNorm
+    lm_head          Linear(C, vocab_size, bias=False); its weight IS embed_tokens.weight when tied
+
+Batches: ``input_ids`` (B, T) and ``labels`` (B, T) int64 where labels are already shifted
+(labels[b, t] is the target after position t; -100 = no loss): forward never shifts.
+"""
+import math
+import os
+
+import numpy as np
+
+from .. import random as _random
+from ..autograd.grad_mode import no_grad
+from ..autograd.tensor import Tensor
+from ..nn import functional as F
+from ..nn import init
+from ..nn.layers import Dropout, Embedding, Linear
+from ..nn.module import Module
+from ..nn.containers import ModuleList
+from ..nn.rotary import RotaryEmbedding
+from ..nn.transformer import KVCache, TransformerBlock, make_norm
+from .config import ModelConfig
+from .generation import check_sampling_args, sample_next_token
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+
+def _ids(x, name):
+    """input_ids / labels as a 2-D int64 array (a 1-D input becomes one row)."""
+    arr = x.data if isinstance(x, Tensor) else np.asarray(x)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"{name} must hold integers, got dtype {arr.dtype}")
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must have shape (B, T), got {arr.shape}")
+    return arr.astype(np.int64, copy=False)
+
+
+class GoldbullText(Module):
+    """Decoder LM: ``forward(input_ids, labels=None) -> (logits, loss)`` and ``generate``.
+
+    Args:
+        config: a ModelConfig.
+        device: only "cpu" (accepted for parity with the original design).
+    Weights are initialised GPT-2 style from the global generator (``gb.manual_seed``).
+    """
+
+    def __init__(self, config=None, device="cpu"):
+        super().__init__()
+        if device not in (None, "cpu"):
+            raise ValueError(f"GoldbullText: only device='cpu' exists, got {device!r}")
+        config = ModelConfig() if config is None else config
+        if not isinstance(config, ModelConfig):
+            raise TypeError(f"config must be a ModelConfig, got {type(config).__name__}")
+        config.validate()
+        self.config = config
+        c = config
+        self.embed_tokens = Embedding(c.vocab_size, c.n_embd)
+        if c.position == "learned":
+            self.embed_positions = Embedding(c.block_size, c.n_embd)
+            rotary = None
+        else:
+            rotary = RotaryEmbedding(c.head_dim, c.block_size, c.rope_theta)
+        self.rotary = rotary  # shared by every attention layer (non-persistent buffers)
+        self.drop = Dropout(c.dropout) if c.dropout > 0 else None
+        self.layers = ModuleList(
+            TransformerBlock(c.n_embd, c.n_head, c.n_kv_head, mlp=c.mlp, mlp_hidden=c.mlp_hidden, norm=c.norm,
+                             bias=c.bias, dropout=c.dropout, norm_eps=c.norm_eps, rotary=rotary,
+                             gelu_approximate=c.gelu_approximate)
+            for _ in range(c.n_layer))
+        self.norm = make_norm(c.norm, c.n_embd, c.bias, c.norm_eps)
+        self.lm_head = Linear(c.n_embd, c.vocab_size, bias=False)
+        if c.tie_embeddings:
+            self.lm_head.weight = self.embed_tokens.weight
+        self.init_weights()
+
+    def init_weights(self):
+        """GPT-2 init: N(0, init_std) for Linear and Embedding weights, zero biases, norms at 1, and
+        o_proj / down_proj at init_std / sqrt(2 * n_layer)."""
+        std = self.config.init_std
+        for name, m in self.named_modules():
+            if isinstance(m, Linear):
+                if name == "lm_head" and self.config.tie_embeddings:
+                    continue  # it is the embedding table, initialised below
+                if name.endswith(("o_proj", "down_proj")):
+                    init.scaled_residual_normal_(m.weight, self.config.n_layer, std)
+                else:
+                    init.normal_(m.weight, 0.0, std)
+                if m.bias is not None:
+                    init.zeros_(m.bias)
+            elif isinstance(m, Embedding):
+                init.normal_(m.weight, 0.0, std)
+            elif hasattr(m, "reset_parameters") and not isinstance(m, (Linear, Embedding)):
+                m.reset_parameters()  # norms: weight 1, bias 0
+
+    # ---- forward ----------------------------------------------------------------------------
+    def hidden_states(self, input_ids, kv_cache=None):
+        """The final-norm hidden states (B, T, C); with ``kv_cache`` the tokens continue its positions."""
+        ids = _ids(input_ids, "input_ids")
+        B, T = ids.shape
+        start = 0 if kv_cache is None else kv_cache.pos
+        if start + T > self.config.block_size:
+            raise ValueError(f"sequence of {start + T} tokens is longer than block_size "
+                             f"{self.config.block_size}")
+        x = self.embed_tokens(ids)  # (B,T,C)
+        if self.config.position == "learned":
+            x = x + self.embed_positions(np.arange(start, start + T))  # (T,C) broadcast over B
+        if self.drop is not None:
+            x = self.drop(x)
+        for i, layer in enumerate(self.layers):
+            x = layer(x, None if kv_cache is None else kv_cache[i])  # (B,T,C)
+        return self.norm(x)
+
+    def forward(self, input_ids, labels=None, attention_mask=None, kv_cache=None):
+        """Logits for every position and, with labels, the mean cross-entropy.
+
+        Args:
+            input_ids: (B, T) ints (array or Tensor).
+            labels: (B, T) ints, already shifted; -100 positions carry no loss.
+            attention_mask: (B, T) 1 = token, 0 = pad; only right padding is supported, and since
+                attention is causal real tokens never see the pads, so it needs no masking: it is
+                checked and otherwise ignored (give pads label -100).
+            kv_cache: a KVCache (inference): the tokens continue the cached sequence.
+        Returns:
+            (logits (B, T, vocab_size), loss scalar Tensor or None).
+        """
+        if attention_mask is not None:
+            m = np.asarray(attention_mask.data if isinstance(attention_mask, Tensor) else attention_mask)
+            if m.ndim == 2 and m.shape[1] > 1 and np.any(np.diff(m.astype(np.int8), axis=1) > 0):
+                raise ValueError("attention_mask: only right padding (1s then 0s in each row) is supported")
+        x = self.hidden_states(input_ids, kv_cache)  # (B,T,C)
+        logits = self.lm_head(x)  # (B,T,V)
+        loss = None
+        if labels is not None:
+            y = _ids(labels, "labels")
+            if y.shape != logits.shape[:2]:
+                raise ValueError(f"labels of shape {y.shape} do not match input_ids of shape {logits.shape[:2]}")
+            V = logits.shape[-1]
+            loss = F.cross_entropy(logits.reshape(-1, V), y.reshape(-1), ignore_index=-100)
+        return logits, loss
+
+    # ---- generation -------------------------------------------------------------------------
+    def new_kv_cache(self, batch_size):
+        """An empty KVCache of block_size positions for ``batch_size`` sequences."""
+        c = self.config
+        return KVCache(c.n_layer, batch_size, c.n_kv_head, c.block_size, c.head_dim,
+                       dtype=self.embed_tokens.weight.dtype)
+
+    def _last_logits(self, ids, kv_cache):
+        h = self.hidden_states(ids, kv_cache)  # (B,T,C)
+        return self.lm_head(h[:, -1]).data  # (B,V): only the last position is projected
+
+    def generate(self, input_ids, max_new_tokens, temperature=1.0, top_k=None, top_p=None, eos_token_id=None,
+                 seed=None, use_cache=True):
+        """Sample a continuation autoregressively (in eval mode, without recording a graph).
+
+        With the KV cache each new token runs the model on that one token against preallocated
+        per-layer key/value buffers, so its cost does not grow with the prefix (beyond attention's
+        own O(prefix) reads). When the sequence reaches block_size, the cache is refilled from the
+        last block_size // 2 tokens; without the cache the context is the last block_size tokens
+        (so the two agree exactly while prompt + new tokens <= block_size).
+
+        Args:
+            input_ids: (B, T) or (T,) ints.
+            max_new_tokens: tokens to add.
+            temperature: 0 = greedy; else logits / temperature.
+            top_k, top_p: restrict sampling to the k most likely / the top-p probability mass.
+            eos_token_id: a row stops at this token (later positions are filled with it); generation
+                ends early when every row has stopped.
+            seed: seeds a private generator; None draws from the global one.
+            use_cache: use the KV cache (default) or re-run the whole context every step.
+        Returns:
+            int64 Tensor (B, T + n) (or (T + n,) for 1-D input), n <= max_new_tokens.
+        """
+        check_sampling_args(max_new_tokens, temperature, top_k, top_p)
+        flat = (input_ids.ndim if isinstance(input_ids, Tensor) else np.ndim(input_ids)) == 1
+        ids = _ids(input_ids, "input_ids")
+        B, T = ids.shape
+        if T == 0:
+            raise ValueError("generate needs at least one prompt token")
+        rng = np.random.default_rng(seed) if seed is not None else _random.default_generator()
+        seq = np.empty((B, T + max_new_tokens), dtype=np.int64)
+        seq[:, :T] = ids
+        n = T
+        done = np.zeros(B, dtype=bool)
+        block = self.config.block_size
+        was_training = self.training
+        self.eval()
+        try:
+            with no_grad():
+                cache = self.new_kv_cache(B) if use_cache else None
+                if use_cache and max_new_tokens:
+                    logits = self._last_logits(seq[:, max(0, n - block):n], cache)  # (B,V)
+                for i in range(max_new_tokens):
+                    if not use_cache:
+                        logits = self._last_logits(seq[:, max(0, n - block):n], None)
+                    nxt = sample_next_token(logits, temperature, top_k, top_p, rng)  # (B,)
+                    if eos_token_id is not None:
+                        nxt = np.where(done, eos_token_id, nxt)
+                        done |= nxt == eos_token_id
+                    seq[:, n] = nxt
+                    n += 1
+                    if i == max_new_tokens - 1 or (eos_token_id is not None and done.all()):
+                        break
+                    if use_cache:
+                        if cache.pos >= block:  # full: refill from the most recent half window
+                            cache.reset()
+                            logits = self._last_logits(seq[:, n - block // 2:n], cache)
+                        else:
+                            logits = self._last_logits(seq[:, n - 1:n], cache)
+        finally:
+            self.train(was_training)
+        out = seq[:, :n]
+        return Tensor(out[0] if flat else out)
+
+    # ---- save / load ------------------------------------------------------------------------
+    def save_pretrained(self, save_directory):
+        """Write ``config.json`` and ``model.safetensors`` into ``save_directory`` (created if needed).
+
+        Tied weights are stored once (under embed_tokens.weight). Each file is written to a temp file
+        in the same directory and renamed into place (atomic).
+        """
+        from safetensors.numpy import save_file
+
+        os.makedirs(save_directory, exist_ok=True)
+        self.config.to_json_file(os.path.join(save_directory, CONFIG_NAME))
+        tensors, seen = {}, set()
+        for name, t in self.state_dict(keep_vars=True).items():
+            if id(t) in seen:
+                continue
+            seen.add(id(t))
+            tensors[name] = np.ascontiguousarray(t.data)
+        path = os.path.join(save_directory, WEIGHTS_NAME)
+        tmp = f"{path}.tmp{os.getpid()}"
+        save_file(tensors, tmp, metadata={"format": "np", "model_type": "goldbull_text"})
+        os.replace(tmp, path)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_dir, device="cpu"):
+        """Load a model written by ``save_pretrained``.
+
+        The global random generator is left as it was (construction draws a throwaway init).
+        Raises:
+            FileNotFoundError / ValueError naming the file, and the tensor for a missing, unexpected
+            or wrongly shaped tensor.
+        """
+        config = ModelConfig.from_json_file(os.path.join(pretrained_dir, CONFIG_NAME))
+        state = _random.get_rng_state()
+        try:
+            model = cls(config, device=device)
+        finally:
+            _random.set_rng_state(state)
+        model.load_weights(os.path.join(pretrained_dir, WEIGHTS_NAME))
+        return model
+
+    def load_weights(self, path):
+        """Load a safetensors file (tied weights may be stored once); errors name the file and tensor."""
+        from safetensors import safe_open
+
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{path}: no such weights file")
+        try:
+            with safe_open(path, framework="np") as f:
+                arrays = {k: f.get_tensor(k) for k in f.keys()}
+        except Exception as exc:  # noqa: BLE001 - a corrupt file raises safetensors' own error types
+            raise ValueError(f"{path}: cannot read safetensors file ({type(exc).__name__}: {exc})") from None
+        targets = self.state_dict(keep_vars=True)
+        present = {id(targets[k]) for k in arrays if k in targets}
+        missing = [k for k, t in targets.items() if k not in arrays and id(t) not in present]
+        unexpected = [k for k in arrays if k not in targets]
+        bad = [f"tensor {k!r} has shape {arrays[k].shape}, expected {targets[k].shape}" for k in arrays
+               if k in targets and arrays[k].shape != targets[k].shape]
+        if missing or unexpected or bad:
+            parts = ([f"missing tensor(s) {missing}"] if missing else []) + \
+                    ([f"unexpected tensor(s) {unexpected}"] if unexpected else []) + bad
+            raise ValueError(f"{path}: " + "; ".join(parts))
+        self.load_state_dict(arrays, strict=True)
+        return self
+
+    def extra_repr(self):
+        c = self.config
+        return (f"vocab_size={c.vocab_size}, n_layer={c.n_layer}, n_embd={c.n_embd}, "
+                f"position={c.position!r}, tie_embeddings={c.tie_embeddings}")

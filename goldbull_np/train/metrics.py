@@ -1,0 +1,205 @@
+"""Training metrics, the JSONL/CSV metrics logger, and the optional loss-curve plot."""
+import csv
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Optional
+
+
+@dataclass
+class ValidationMetrics:
+    """Loss (mean per token), accuracy (argmax == label over non-ignored tokens) and perplexity (exp loss)."""
+
+    loss: float
+    accuracy: float
+    perplexity: float
+    tokens: int = 0
+
+    @classmethod
+    def from_sums(cls, loss_sum: float, correct: int, tokens: int) -> "ValidationMetrics":
+        if tokens == 0:
+            return cls(float("nan"), float("nan"), float("nan"), 0)
+        loss = loss_sum / tokens
+        return cls(loss, correct / tokens, math.exp(loss) if loss < 700 else float("inf"), tokens)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class TrainingMetrics:
+    """Running statistics of one epoch (or any span of steps): the seed's ``TrainingMetrics``.
+
+    ``add_loss(loss, tokens)`` weights each step's loss by its token count when given.
+    """
+
+    losses: list = field(default_factory=list)
+    tokens: int = 0
+    steps: int = 0
+    skipped_steps: int = 0
+    start_time: float = field(default_factory=time.perf_counter)
+    _weighted_sum: float = 0.0
+    _weight: float = 0.0
+
+    def add_loss(self, loss: float, tokens: int = 0) -> None:
+        loss = float(loss)
+        if not math.isfinite(loss):
+            self.skipped_steps += 1
+            return
+        self.losses.append(loss)
+        self.steps += 1
+        self.tokens += int(tokens)
+        w = float(tokens) if tokens else 1.0
+        self._weighted_sum += loss * w
+        self._weight += w
+
+    def average_loss(self) -> float:
+        """Token-weighted mean loss of the finite steps (NaN before any)."""
+        return self._weighted_sum / self._weight if self._weight else float("nan")
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start_time
+
+    def tokens_per_second(self) -> float:
+        t = self.elapsed()
+        return self.tokens / t if t > 0 else 0.0
+
+    def to_dict(self) -> dict:
+        return {"average_loss": self.average_loss(), "steps": self.steps, "skipped_steps": self.skipped_steps,
+                "tokens": self.tokens, "elapsed": self.elapsed(), "tokens_per_second": self.tokens_per_second()}
+
+
+STEP_FIELDS = ["step", "epoch", "loss", "lr", "grad_norm", "tokens_per_second", "elapsed", "skipped_steps"]
+EPOCH_FIELDS = ["epoch", "step", "train_loss", "val_loss", "val_accuracy", "val_perplexity", "elapsed"]
+
+
+class MetricsLogger:
+    """Appends one row per logged step / per epoch (or evaluation) to JSONL and CSV files in ``directory``.
+
+    Files: ``steps.jsonl``, ``steps.csv``, ``epochs.jsonl``, ``epochs.csv`` (``loss_curve.png`` from
+    :meth:`plot`). Rows are appended and flushed, so a killed run keeps everything logged so far. The
+    trainer calls it through the same methods any other logger (``add_logger``) gets:
+    ``log_step(step, loss, lr, grad_norm, **extra)``, ``log_epoch(epoch, train_metrics, val_metrics,
+    **extra)``, ``close()``.
+    """
+
+    def __init__(self, directory):
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._files = {}
+
+    def _write(self, kind: str, fields: list, row: dict) -> None:
+        if kind not in self._files:
+            jpath, cpath = self.directory / f"{kind}.jsonl", self.directory / f"{kind}.csv"
+            new_csv = not cpath.exists() or cpath.stat().st_size == 0
+            jf = open(jpath, "a", encoding="utf-8")
+            cf = open(cpath, "a", encoding="utf-8", newline="")
+            writer = csv.DictWriter(cf, fieldnames=fields, extrasaction="ignore")
+            if new_csv:
+                writer.writeheader()
+            self._files[kind] = (jf, cf, writer)
+        jf, cf, writer = self._files[kind]
+        jf.write(json.dumps(row, allow_nan=True) + "\n")
+        writer.writerow({k: row.get(k, "") for k in fields})
+        jf.flush()
+        cf.flush()
+
+    def log_step(self, step: int, loss: float, learning_rate: float, grad_norm: Optional[float] = None,
+                 **extra) -> None:
+        """One training step: step, loss, lr, grad_norm, tokens_per_second, elapsed (+ any extras)."""
+        row = {"step": int(step), "loss": _f(loss), "lr": _f(learning_rate), "grad_norm": _f(grad_norm)}
+        row.update({k: _f(v) for k, v in extra.items()})
+        self._write("steps", STEP_FIELDS, row)
+
+    def log_epoch(self, epoch: int, train_metrics=None, val_metrics=None, **extra) -> None:
+        """An epoch end or an evaluation: the train average and the validation metrics."""
+        row = {"epoch": int(epoch)}
+        if train_metrics is not None:
+            row["train_loss"] = _f(train_metrics.average_loss())
+        if val_metrics is not None:
+            row.update(val_loss=_f(val_metrics.loss), val_accuracy=_f(val_metrics.accuracy),
+                       val_perplexity=_f(val_metrics.perplexity))
+        row.update({k: _f(v) for k, v in extra.items()})
+        self._write("epochs", EPOCH_FIELDS, row)
+
+    def close(self) -> None:
+        for jf, cf, _ in self._files.values():
+            jf.close()
+            cf.close()
+        self._files.clear()
+
+    def truncate_after(self, step: int) -> None:
+        """Drop rows logged after ``step`` (a resumed run re-does those steps; called on resume)."""
+        self.close()
+        for kind, fields in (("steps", STEP_FIELDS), ("epochs", EPOCH_FIELDS)):
+            jpath = self.directory / f"{kind}.jsonl"
+            if not jpath.exists():
+                continue
+            rows = [r for r in _read_jsonl(jpath) if int(r.get("step", 0)) <= step]
+            tmp = jpath.with_name(f".tmp-{jpath.name}")
+            tmp.write_text("".join(json.dumps(r, allow_nan=True) + "\n" for r in rows), encoding="utf-8")
+            os.replace(tmp, jpath)
+            cpath = self.directory / f"{kind}.csv"
+            with open(cpath, "w", encoding="utf-8", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+                w.writeheader()
+                for r in rows:
+                    w.writerow({k: r.get(k, "") for k in fields})
+
+    def read_steps(self) -> list:
+        return _read_jsonl(self.directory / "steps.jsonl")
+
+    def read_epochs(self) -> list:
+        return _read_jsonl(self.directory / "epochs.jsonl")
+
+    def plot(self, path=None) -> Optional[Path]:
+        """Draw train (and validation) loss against step to ``loss_curve.png``; None without matplotlib."""
+        return plot_loss_curve(self.read_steps(), self.read_epochs(), path or self.directory / "loss_curve.png")
+
+
+def plot_loss_curve(steps: list, evals: list, path) -> Optional[Path]:
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4))
+    xs = [r["step"] for r in steps if _finite(r.get("loss"))]
+    ax.plot(xs, [r["loss"] for r in steps if _finite(r.get("loss"))], label="train loss")
+    ev = [r for r in evals if _finite(r.get("val_loss"))]
+    if ev:
+        ax.plot([r["step"] for r in ev], [r["val_loss"] for r in ev], "o-", label="validation loss")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    tmp = Path(path).with_name(f".tmp-{Path(path).name}")
+    fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+    os.replace(tmp, path)
+    return Path(path)
+
+
+def _read_jsonl(path) -> list:
+    if not Path(path).exists():
+        return []
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def _f(v):
+    if v is None:
+        return None
+    try:
+        return float(v) if not isinstance(v, (int, str)) or isinstance(v, bool) else v
+    except (TypeError, ValueError):
+        return v
+
+
+def _finite(v) -> bool:
+    return isinstance(v, (int, float)) and math.isfinite(v)

@@ -1,0 +1,61 @@
+"""Shared helpers for tests/kernels: backends under test, tolerances, random inputs."""
+from __future__ import annotations
+
+import importlib
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def c_available():
+    try:
+        importlib.import_module("goldbull_np.kernels.c_backend").load()
+        return True
+    except ImportError:
+        return False
+
+
+def backend_module(name):
+    mod = importlib.import_module({"numpy": "goldbull_np.kernels.reference",
+                                   "numba": "goldbull_np.kernels.numba_backend",
+                                   "c": "goldbull_np.kernels.c_backend"}[name])
+    if name == "c" and not c_available():
+        pytest.skip("C extension goldbull_np._C not built")
+    return mod
+
+
+# (backend, dtype) pairs every fast backend is checked on: C is float32-only.
+FAST = [("numba", np.float32), ("numba", np.float64), ("c", np.float32)]
+
+
+def tol(dtype):
+    return dict(rtol=2e-4, atol=2e-5) if np.dtype(dtype) == np.float32 else dict(rtol=1e-9, atol=1e-11)
+
+
+def assert_close(got, want, dtype, what="", scale=1.0):
+    """Compare arrays (or None) with dtype tolerances; `scale` widens atol for large magnitudes."""
+    if want is None:
+        assert got is None, f"{what}: expected None"
+        return
+    assert got is not None, f"{what}: got None"
+    assert got.shape == want.shape, f"{what}: shape {got.shape} != {want.shape}"
+    t = tol(dtype)
+    np.testing.assert_allclose(got, want, rtol=t["rtol"], atol=t["atol"] * scale, err_msg=what)
+
+
+def rand(rng, shape, dtype, scale=1.0):
+    return (rng.standard_normal(shape) * scale).astype(dtype)
+
+
+def run_script(code, env=None, timeout=300):
+    """Run python code in a fresh interpreter (a segfault fails the test instead of killing pytest)."""
+    full_env = dict(os.environ)
+    full_env["PYTHONPATH"] = ROOT + os.pathsep + full_env.get("PYTHONPATH", "")
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full_env,
+                          timeout=timeout, cwd=ROOT)

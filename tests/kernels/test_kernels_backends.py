@@ -1,0 +1,210 @@
+"""Every fast backend (numba f32/f64, C f32) equals the NumPy reference on hypothesis-drawn shapes."""
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kernels_helpers import FAST, assert_close, backend_module, rand
+from goldbull_np.kernels import reference as ref
+
+SETTINGS = settings(max_examples=25, deadline=None, derandomize=True,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+pytestmark = pytest.mark.parametrize("backend,dtype", FAST, ids=[f"{b}-{np.dtype(d).name}" for b, d in FAST])
+
+
+def _same(got, want, dtype, what, scale=1.0):
+    for i, (g, w) in enumerate(zip(got, want)):
+        assert_close(g, w, dtype, f"{what}[{i}]", scale)
+
+
+# ---- matmul / linear -------------------------------------------------------------------------
+
+@SETTINGS
+@given(M=st.integers(1, 40), N=st.integers(1, 40), K=st.sampled_from([1, 3, 8, 17, 255, 300]),
+       ta=st.booleans(), tb=st.booleans(), batch=st.sampled_from([None, 1, 3]), seed=st.integers(0, 99))
+def test_matmul(backend, dtype, M, N, K, ta, tb, batch, seed):
+    kb = backend_module(backend)
+    rng = np.random.default_rng(seed)
+    pre = () if batch is None else (batch,)
+    a = rand(rng, pre + ((K, M) if ta else (M, K)), dtype)
+    b = rand(rng, pre + ((N, K) if tb else (K, N)), dtype)
+    want = ref.matmul(a, b, ta, tb)
+    assert_close(kb.matmul(a, b, trans_a=ta, trans_b=tb), want, dtype, "matmul", scale=np.sqrt(K))
+    out = np.full(want.shape, np.nan, dtype)
+    got = kb.matmul(a, b, trans_a=ta, trans_b=tb, out=out)
+    assert got is out
+    assert_close(out, want, dtype, "matmul(out=)", scale=np.sqrt(K))
+
+
+@SETTINGS
+@given(N=st.integers(1, 70), C=st.integers(1, 70), OC=st.integers(1, 70), has_bias=st.booleans(),
+       need=st.tuples(st.booleans(), st.booleans(), st.booleans()), seed=st.integers(0, 99))
+def test_linear(backend, dtype, N, C, OC, has_bias, need, seed):
+    kb = backend_module(backend)
+    rng = np.random.default_rng(seed)
+    x, w = rand(rng, (N, C), dtype), rand(rng, (OC, C), dtype)
+    bias = rand(rng, (OC,), dtype) if has_bias else None
+    assert_close(kb.linear_forward(x, w, bias), ref.linear_forward(x, w, bias), dtype, "linear_forward", np.sqrt(C))
+    dout = rand(rng, (N, OC), dtype)
+    _same(kb.linear_backward(dout, x, w, *need), ref.linear_backward(dout, x, w, *need), dtype,
+          "linear_backward", np.sqrt(max(N, OC)))
+
+
+# ---- normalisation ---------------------------------------------------------------------------
+
+@SETTINGS
+@given(N=st.integers(1, 50), C=st.integers(1, 130), affine=st.sampled_from(["both", "weight", "none"]),
+       shift=st.sampled_from([0.0, 5.0]), seed=st.integers(0, 99))
+def test_layer_norm(backend, dtype, N, C, affine, shift, seed):
+    kb = backend_module(backend)
+    rng = np.random.default_rng(seed)
+    x = rand(rng, (N, C), dtype) + dtype(shift)
+    w = rand(rng, (C,), dtype) if affine != "none" else None
+    b = rand(rng, (C,), dtype) if affine == "both" else None
+    got, want = kb.layer_norm_forward(x, w, b, 1e-5), ref.layer_norm_forward(x, w, b, 1e-5)
+    _same(got, want, dtype, "layer_norm_forward", 10)
+    assert got[1].dtype == want[1].dtype and got[2].dtype == want[2].dtype
+    dout = rand(rng, (N, C), dtype)
+    _same(kb.layer_norm_backward(dout, x, w, got[1], got[2], b is not None),
+          ref.layer_norm_backward(dout, x, w, want[1], want[2], b is not None), dtype, "layer_norm_backward", 10)
+
+
+@SETTINGS
+@given(N=st.integers(1, 50), C=st.integers(1, 130), has_w=st.booleans(), seed=st.integers(0, 99))
+def test_rms_norm(backend, dtype, N, C, has_w, seed):
+    kb = backend_module(backend)
+    rng = np.random.default_rng(seed)
+    x = rand(rng, (N, C), dtype)
+    w = rand(rng, (C,), dtype) if has_w else None
+    got, want = kb.rms_norm_forward(x, w, 1e-6), ref.rms_norm_forward(x, w, 1e-6)
+    _same(got, want, dtype, "rms_norm_forward", 10)
+    dout = rand(rng, (N, C), dtype)
+    _same(kb.rms_norm_backward(dout, x, w, got[1]), ref.rms_norm_backward(dout, x, w, want[1]), dtype,
+          "rms_norm_backward", 10)
+
+
+# ---- attention -------------------------------------------------------------------------------
+
+@st.composite
+def attention_cases(draw):
+    B, Hkv, g = draw(st.integers(1, 2)), draw(st.integers(1, 2)), draw(st.integers(1, 3))
+    T = draw(st.sampled_from([1, 2, 7, 63, 65, 70]))
+    S = draw(st.sampled_from([T, 1, 5, 64, 67]))
+    D = draw(st.sampled_from([1, 3, 16, 33]))
+    causal = draw(st.sampled_from(["none", "top-left", "bottom-right", "shifted"]))
+    offset = {"none": None, "top-left": 0, "bottom-right": S - T, "shifted": draw(st.integers(-3, 3))}[causal]
+    bias = draw(st.sampled_from(["none", "full", "heads", "keys", "2d"]))
+    kpm = draw(st.sampled_from(["none", "random", "with-empty-row"]))
+    huge = draw(st.booleans())
+    return dict(B=B, H=Hkv * g, Hkv=Hkv, T=T, S=S, D=D, offset=offset, bias=bias, kpm=kpm, huge=huge,
+                seed=draw(st.integers(0, 99)))
+
+
+def _attention_inputs(c, dtype):
+    rng = np.random.default_rng(c["seed"])
+    B, H, Hkv, T, S, D = c["B"], c["H"], c["Hkv"], c["T"], c["S"], c["D"]
+    if c["huge"]:
+        # scores ~1e4 but exactly representable (small integers): a stability test, not a rounding test
+        q = rng.integers(-3, 4, (B, H, T, D)).astype(dtype) * 32
+        k = rng.integers(-3, 4, (B, Hkv, S, D)).astype(dtype) * 32
+        scale = 1.0
+    else:
+        q, k = rand(rng, (B, H, T, D), dtype), rand(rng, (B, Hkv, S, D), dtype)
+        scale = 1.0 / np.sqrt(D)
+    v = rand(rng, (B, Hkv, S, D), dtype)
+    bias = {"none": None, "full": lambda: rand(rng, (B, H, T, S), dtype),
+            "heads": lambda: rand(rng, (1, H, T, S), dtype), "keys": lambda: rand(rng, (B, 1, 1, S), dtype),
+            "2d": lambda: rand(rng, (T, S), dtype)}[c["bias"]]
+    bias = bias() if bias else None
+    if c["huge"] and bias is not None:
+        bias = np.round(bias * 4).astype(dtype)
+    kpm = None
+    if c["kpm"] != "none":
+        kpm = rng.random((B, S)) > 0.3
+        if c["kpm"] == "with-empty-row":
+            kpm[0] = False  # every query of batch 0 is fully masked
+    return q, k, v, scale, bias, kpm
+
+
+@SETTINGS
+@given(c=attention_cases())
+def test_attention(backend, dtype, c):
+    kb = backend_module(backend)
+    q, k, v, scale, bias, kpm = _attention_inputs(c, dtype)
+    kw = dict(causal_offset=c["offset"], attn_bias=bias, key_padding_mask=kpm)
+    out, lse = kb.attention_forward(q, k, v, scale, **kw)
+    want_out, want_lse = ref.attention_forward(q, k, v, scale, **kw)
+    assert lse.dtype == want_lse.dtype and lse.shape == want_lse.shape
+    masked = np.isneginf(want_lse)
+    np.testing.assert_array_equal(np.isneginf(lse), masked)        # documented: fully masked -> -inf
+    assert np.all(out[masked] == 0)                                # ... and out = 0
+    assert_close(out, want_out, dtype, "attention out")
+    fin = ~masked
+    assert_close(lse[fin], want_lse[fin], dtype, "attention lse", scale=1e4 if c["huge"] else 10)
+    dout = rand(np.random.default_rng(c["seed"] + 1), q.shape, dtype)
+    grads = kb.attention_backward(dout, q, k, v, out, lse, scale, **kw)
+    want = ref.attention_backward(dout, q, k, v, want_out, want_lse, scale, **kw)
+    assert np.all(grads[0][masked] == 0)                           # zero gradient for masked rows
+    _same(grads, want, dtype, "attention_backward", scale=1e3 if c["huge"] else 10)
+
+
+# ---- cross-entropy ---------------------------------------------------------------------------
+
+@SETTINGS
+@given(N=st.integers(1, 40), V=st.sampled_from([1, 2, 65, 257, 1000]), ls=st.sampled_from([0.0, 0.1, 1.0]),
+       ignore=st.sampled_from([-100, 0]), tdtype=st.sampled_from([np.int32, np.int64]),
+       mag=st.sampled_from([1.0, 1e4]), seed=st.integers(0, 99))
+def test_cross_entropy(backend, dtype, N, V, ls, ignore, tdtype, mag, seed):
+    kb = backend_module(backend)
+    rng = np.random.default_rng(seed)
+    logits = rand(rng, (N, V), dtype, mag)
+    targets = rng.integers(0, V, N).astype(tdtype)
+    targets[rng.random(N) < 0.25] = ignore
+    got, want = kb.cross_entropy_forward(logits, targets, ignore, ls), ref.cross_entropy_forward(logits, targets, ignore, ls)
+    assert np.all(np.isfinite(got[0])) and np.all(np.isfinite(got[1]))
+    assert np.all(got[0][targets == ignore] == 0)
+    _same(got, want, dtype, "cross_entropy_forward", scale=mag * 10)
+    dl = rng.random(N).astype(dtype)
+    g = kb.cross_entropy_backward(dl, logits, targets, got[1], ignore, ls)
+    assert np.all(g[targets == ignore] == 0)
+    assert_close(g, ref.cross_entropy_backward(dl, logits, targets, want[1], ignore, ls), dtype,
+                 "cross_entropy_backward", scale=100 if mag > 1 else 1)
+    # in place into a preallocated buffer
+    buf = np.full_like(logits, np.nan)
+    assert kb.cross_entropy_backward(dl, logits, targets, got[1], ignore, ls, out=buf) is buf
+    np.testing.assert_array_equal(buf, g)
+
+
+# ---- GELU / AdamW ----------------------------------------------------------------------------
+
+@SETTINGS
+@given(shape=st.sampled_from([(1,), (7,), (3, 5), (2, 3, 33), (20000,)]),
+       approximate=st.sampled_from(["none", "tanh"]), seed=st.integers(0, 99))
+def test_gelu(backend, dtype, shape, approximate, seed):
+    kb = backend_module(backend)
+    rng = np.random.default_rng(seed)
+    x = rand(rng, shape, dtype, 4.0)
+    assert_close(kb.gelu_forward(x, approximate), ref.gelu_forward(x, approximate), dtype, "gelu_forward")
+    dout = rand(rng, shape, dtype)
+    assert_close(kb.gelu_backward(dout, x, approximate), ref.gelu_backward(dout, x, approximate), dtype,
+                 "gelu_backward")
+
+
+@SETTINGS
+@given(P=st.integers(1, 5000), G=st.integers(1, 4), steps=st.integers(1, 3), seed=st.integers(0, 99))
+def test_adamw(backend, dtype, P, G, steps, seed):
+    if dtype != np.float32:
+        pytest.skip("AdamW buffers are float32")
+    kb = backend_module(backend)
+    rng = np.random.default_rng(seed)
+    cuts = np.sort(rng.integers(0, P + 1, G - 1))
+    segments = np.concatenate([[0], cuts, [P]]).astype(np.int64)   # may include empty segments
+    lrs, wds = rng.uniform(1e-4, 1e-2, G), rng.choice([0.0, 0.01, 0.1], G)
+    ours = [rand(rng, (P,), np.float32), None, np.zeros(P, np.float32), np.zeros(P, np.float32)]
+    theirs = [ours[0].copy(), None, ours[2].copy(), ours[3].copy()]
+    for step in range(1, steps + 1):
+        grad = rand(rng, (P,), np.float32)
+        kb.adamw_step(ours[0], grad, ours[2], ours[3], step, lrs, wds, segments, 0.9, 0.95, 1e-8)
+        ref.adamw_step(theirs[0], grad, theirs[2], theirs[3], step, lrs, wds, segments, 0.9, 0.95, 1e-8)
+    for i in (0, 2, 3):
+        np.testing.assert_allclose(ours[i], theirs[i], rtol=1e-5, atol=1e-6)

@@ -1,0 +1,60 @@
+"""Gradient clipping: float64 norm accumulation, non-finite norms, value clipping."""
+import math
+
+import numpy as np
+import pytest
+
+import goldbull_np as gb
+from goldbull_np import nn
+
+
+def params_with_grads(*grads):
+    ps = []
+    for g in grads:
+        p = nn.Parameter(np.zeros(np.shape(g), np.float32))
+        p.grad = np.array(g, dtype=np.float32)
+        ps.append(p)
+    return ps
+
+
+def test_clip_grad_norm_scales_to_max_norm():
+    ps = params_with_grads([3.0, 0.0], [[4.0]])
+    norm = gb.optim.clip_grad_norm_(ps, 1.0)
+    assert isinstance(norm, float) and norm == pytest.approx(5.0)
+    np.testing.assert_allclose(ps[0].grad, [0.6, 0.0], rtol=1e-5)
+    np.testing.assert_allclose(ps[1].grad, [[0.8]], rtol=1e-5)
+    # below the limit: untouched
+    ps = params_with_grads([0.3, 0.4])
+    assert nn.utils.clip_grad_norm_(ps, 1.0) == pytest.approx(0.5)
+    np.testing.assert_array_equal(ps[0].grad, np.float32([0.3, 0.4]))
+    assert gb.optim.clip_grad_norm_(params_with_grads([1.0]) + [nn.Parameter(np.zeros(2))], 1.0) == 1.0
+    assert gb.optim.clip_grad_norm_([nn.Parameter(np.zeros(2))], 1.0) == 0.0
+
+
+def test_huge_float32_grads_clip_to_finite_values():
+    ps = params_with_grads(np.full(1000, 1e20), [1e20])
+    norm = gb.optim.clip_grad_norm_(ps, 1.0)
+    assert norm == pytest.approx(1e20 * math.sqrt(1001), rel=1e-6)
+    assert all(np.isfinite(p.grad).all() for p in ps)
+    total = math.sqrt(sum(float((p.grad.astype(np.float64) ** 2).sum()) for p in ps))
+    assert total == pytest.approx(1.0, rel=1e-4)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_nonfinite_norm_leaves_grads_untouched(bad):
+    ps = params_with_grads([1.0, bad], [100.0])
+    before = [p.grad.copy() for p in ps]
+    norm = gb.optim.clip_grad_norm_(ps, 1.0)
+    assert not math.isfinite(norm)
+    for p, b in zip(ps, before):
+        np.testing.assert_array_equal(p.grad, b)
+    with pytest.raises(RuntimeError, match="non-finite"):
+        gb.optim.clip_grad_norm_(ps, 1.0, error_if_nonfinite=True)
+
+
+def test_other_norm_types_and_value_clipping():
+    ps = params_with_grads([3.0, -4.0])
+    assert gb.optim.clip_grad_norm_(ps, 10.0, norm_type=math.inf) == 4.0
+    assert gb.optim.clip_grad_norm_(ps, 10.0, norm_type=1) == pytest.approx(7.0)
+    gb.optim.clip_grad_value_(ps, 3.5)
+    np.testing.assert_array_equal(ps[0].grad, np.float32([3.0, -3.5]))
