@@ -10,10 +10,13 @@ from ..tensor import Tensor, as_dtype
 _grad_enabled = grad_mode._enabled
 
 
+_FAST = {float, int, bool, Tensor}
+
+
 def _operand(x):
     """A binary op's other operand: Tensors as they are, Python scalars kept as scalars (so they
     never upcast a float32 tensor), NumPy scalars turned into Python scalars, arrays into Tensors."""
-    if isinstance(x, Tensor):
+    if x.__class__ in _FAST or isinstance(x, Tensor):  # the common cases first (this is the hot path)
         return x
     if isinstance(x, (bool, numbers.Number)) and not isinstance(x, np.ndarray):
         return x.item() if isinstance(x, np.generic) else x
