@@ -10,7 +10,7 @@ of one new token once the prompt has been processed, and tokens/s = N / t_N end 
 cache the decode cost should barely depend on the prompt length; without it, each token re-runs the
 whole context. Greedy outputs of the two modes are checked to be equal first.
 
-    python3 benchmarks/bench_generate.py [--new-tokens 64] [--repeat 3]
+    python3 benchmarks/bench_generate.py [--new-tokens 64] [--repeat 3] [--threads 1]
 """
 import argparse
 import dataclasses
@@ -31,8 +31,12 @@ def main():
     ap.add_argument("--new-tokens", type=int, default=64)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--prompts", type=int, nargs="+", default=[16, 512])
+    ap.add_argument("--threads", type=int, default=1,
+                    help="kernel/BLAS threads (default 1: batch-1 decoding has nothing worth splitting, and "
+                         "OpenMP + OpenBLAS pools contend badly on a busy machine)")
     args = ap.parse_args()
     N = args.new_tokens
+    gb.kernels.set_num_threads(args.threads)
 
     cfg = dataclasses.replace(ModelConfig.small(vocab_size=65), block_size=1024)
     gb.manual_seed(0)
@@ -67,8 +71,9 @@ def main():
                        ("decode_tokens_per_s", "decode tok/s", "{:.1f}"),
                        ("speedup", "cache speedup (decode)", "{:.1f}x")],
                 title=f"GoldbullText generate: small preset, block_size 1024, "
-                      f"{model.num_parameters() / 1e6:.2f}M params, batch 1, greedy")
-    path = write_json("bench_generate", {"config": dataclasses.asdict(cfg), "new_tokens": N, "rows": rows})
+                      f"{model.num_parameters() / 1e6:.2f}M params, batch 1, greedy, {args.threads} thread(s)")
+    path = write_json("bench_generate", {"config": dataclasses.asdict(cfg), "new_tokens": N,
+                                         "threads": args.threads, "rows": rows})
     print(f"\nwrote {path}")
 
 

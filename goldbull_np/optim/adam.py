@@ -189,7 +189,8 @@ class AdamW(Adam):
         """One AdamW step over every parameter that has a gradient. Returns the closure's loss."""
         loss = self._closure_loss(closure)
         if self._flat is None:
-            return super().step()
+            super().step()
+            return loss
         for group in self.param_groups:  # parameters outside the flat buffer (non-float32)
             for p in group["params"]:
                 if p.grad is not None and id(p) not in self._index:

@@ -12,7 +12,6 @@ Module names (the LoRA and Hugging Face loaders map onto them)::
 Batches: ``input_ids`` (B, T) and ``labels`` (B, T) int64 where labels are already shifted
 (labels[b, t] is the target after position t; -100 = no loss): forward never shifts.
 """
-import math
 import os
 
 import numpy as np

@@ -83,6 +83,26 @@ def test_param_without_grad_is_skipped_and_its_step_does_not_advance():
         np.testing.assert_allclose(p.data, q.data, rtol=2e-6, atol=2e-6)
 
 
+def test_adamw_groups_with_different_betas_and_closure():
+    def make(ps):
+        return gb.optim.AdamW([{"params": ps[:1], "betas": (0.5, 0.6)}, {"params": ps[1:], "eps": 1e-3}], lr=0.1)
+
+    ps, _ = run(make, np.float32)
+    ps64, _ = run(make, np.float64)
+    for p, q in zip(ps, ps64):
+        np.testing.assert_allclose(p.data, q.data, rtol=2e-6, atol=2e-6)
+    p = nn.Parameter(np.ones(2, np.float32))
+    opt = gb.optim.AdamW([p])
+
+    def closure():
+        opt.zero_grad()
+        loss = (p * p).sum()
+        loss.backward()
+        return loss
+
+    assert opt.step(closure).item() == 2.0 and np.all(p.data < 1)
+
+
 def test_adamw_flat_buffer_views_and_fused_equals_unfused():
     ps = make_params(np.float32)
     opt = gb.optim.AdamW([{"params": ps[:1]}, {"params": ps[1:], "lr": 0.01, "weight_decay": 0.0}], lr=0.1)
