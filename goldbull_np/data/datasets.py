@@ -14,11 +14,12 @@ n <= T, labels already shifted (labels[t] is the target of position t; -100 = no
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Iterable
 
 import numpy as np
 
-from .errors import EmptyDatasetError
+from .errors import DataWarning, EmptyDatasetError
 from .formats import Example, ExampleReader, TextExample
 from .preprocess import DatasetStats, PreprocessConfig, example_key, is_empty, normalize_example
 from .reader import expand_paths
@@ -135,10 +136,6 @@ class TextDataset:
         files, unmatched = expand_paths(paths)
         stats = DatasetStats(files=len(files), unmatched=unmatched)
         if unmatched:
-            import warnings
-
-            from .errors import DataWarning
-
             warnings.warn(f"no files match {', '.join(unmatched)}", DataWarning, stacklevel=2)
 
         def examples():

@@ -206,9 +206,9 @@ def _sniff(path) -> str:
         obj = json.loads(first)
     except json.JSONDecodeError:
         return "json"  # an object spread over several lines
-    if isinstance(obj, dict) and ("examples" in obj or "conversations" in obj):
-        return "json"
-    return "jsonl"
+    if isinstance(obj, dict) and any(k in obj for k in ("input", "output", "messages", "text")):
+        return "jsonl"  # the first line is a complete row
+    return "json"
 
 
 # ----------------------------------------------------------------------------- reading
@@ -294,7 +294,10 @@ class _JSONScanner:
     def __init__(self, chunks: Iterator[str], path: str, max_value_chars: int | None):
         self.chunks, self.path, self.max_value_chars = chunks, path, max_value_chars
         self.buf, self.pos, self.eof = "", 0, False
-        self.line_base, self.col_base = 1, 0  # line number and column offset of buf[0]
+        # Line numbers are counted incrementally from a mark (positions only move forward), so
+        # locating each value costs the text since the previous one, not the whole window.
+        self.mark_pos, self.mark_line = 0, 1  # buf[mark_pos] is on line mark_line
+        self.col_base = 0  # 0-based column of buf[0]
         self.decoder = json.JSONDecoder()
 
     # -- window management
@@ -312,22 +315,26 @@ class _JSONScanner:
         return added > 0
 
     def _compact(self) -> None:
+        """Drop the consumed text once it is large, keeping line and column bookkeeping."""
         if self.pos < (1 << 20):
             return
-        head = self.buf[: self.pos]
-        nl = head.rfind("\n")
-        if nl < 0:
-            self.col_base += self.pos
-        else:
-            self.line_base += head.count("\n")
-            self.col_base = self.pos - nl - 1
+        line = self._line(self.pos)
+        nl = self.buf.rfind("\n", 0, self.pos)
+        self.col_base = self.pos - nl - 1 if nl >= 0 else self.col_base + self.pos
         self.buf, self.pos = self.buf[self.pos :], 0
+        self.mark_pos, self.mark_line = 0, line
+
+    def _line(self, p: int) -> int:
+        if p < self.mark_pos:  # rare (an error before the mark): count from the window start
+            return self.mark_line - self.buf.count("\n", p, self.mark_pos)
+        self.mark_line += self.buf.count("\n", self.mark_pos, p)
+        self.mark_pos = p
+        return self.mark_line
 
     def _where(self, p: int) -> tuple[int, int]:
-        line = self.line_base + self.buf.count("\n", 0, p)
         nl = self.buf.rfind("\n", 0, p)
         col = p - nl if nl >= 0 else self.col_base + p + 1
-        return line, col
+        return self._line(p), col
 
     def _error(self, msg: str, p: int, cause: Exception | None = None):
         line, col = self._where(p)
@@ -360,7 +367,7 @@ class _JSONScanner:
             try:
                 obj, end = self.decoder.raw_decode(self.buf, self.pos)
                 if end < len(self.buf) or self.eof:  # a number at the window's end may go on
-                    line = self._where(self.pos)[0]
+                    line = self._line(self.pos)
                     self.pos = end
                     return obj, line
             except json.JSONDecodeError as e:
@@ -369,7 +376,7 @@ class _JSONScanner:
                     raise self._error(e.msg, e.pos, e) from e
             size = len(self.buf) - self.pos
             if self.max_value_chars is not None and size > self.max_value_chars:
-                line = self._where(self.pos)[0]
+                line = self._line(self.pos)
                 raise DataFormatError(
                     f"a JSON value starting on line {line} is longer than max_line_length="
                     f"{self.max_value_chars} characters", self.path, line)

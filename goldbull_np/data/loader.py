@@ -19,6 +19,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from .collate import PadCollator
+from .errors import EmptyDatasetError
 
 
 class _OptionValue(int):
@@ -96,6 +97,8 @@ class DataLoader:
 
     def __init__(self, dataset, batch_size: int = 1, shuffle: bool = False, drop_last: bool = False,
                  seed: int = 0, collate_fn: Callable | None = None, prefetch: int = 0):
+        if len(dataset) == 0:
+            raise EmptyDatasetError(f"no training examples found: the dataset {type(dataset).__name__} is empty")
         self.dataset = dataset
         self.batch_size = batch_size
         self.shuffle = shuffle
@@ -133,6 +136,9 @@ class DataLoader:
 
     # ------------------------------------------------------------------ iteration
     def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
+        if len(self) == 0:
+            raise EmptyDatasetError(f"no training examples found: {len(self.dataset)} samples make no batch of "
+                                    f"{self._batch_size} with drop_last=True")
         order = self.order()
         end = self._epoch_end(len(order))
         B = self._batch_size

@@ -232,12 +232,11 @@ def expand_paths(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> tupl
     for p in paths:
         p = os.fspath(p)
         if os.path.isdir(p):
-            found = sorted(
-                os.path.join(root, name)
-                for root, dirs, names in os.walk(p)
-                for name in names
-                if not name.startswith(".") and not any(part.startswith(".") for part in os.path.relpath(root, p).split(os.sep) if part != ".")
-            )
+            found = []
+            for root, dirs, names in os.walk(p):
+                dirs[:] = [d for d in dirs if not d.startswith(".")]  # do not descend into hidden dirs
+                found.extend(os.path.join(root, n) for n in names if not n.startswith("."))
+            found.sort()
         elif os.path.isfile(p):
             found = [p]
         elif glob.has_magic(p):

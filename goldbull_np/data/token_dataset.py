@@ -71,6 +71,10 @@ class TokenDataset:
             self._len = int(self._cum_blocks[-1]) if len(blocks) else 0
         else:
             self._len = max(0, (len(self.tokens) - 1) // T)
+        if self._len == 0:
+            raise EmptyDatasetError(f"no training examples found in {self.path}: {len(self.tokens)} tokens make no "
+                                    f"block of block_size={T} (a block needs block_size + 1 tokens in one "
+                                    f"{'document' if self.document_aware else 'stream'})")
 
     @property
     def pad_token_id(self) -> int:
@@ -205,12 +209,15 @@ def _documents(path, tokenizer, text_mode, format, errors, normalize, max_line_l
     def document() -> Iterator[list[int]]:
         # A file is one document, encoded in pieces of ~_DOC_CHARS characters cut at line ends;
         # bos is written once the first non-blank line is seen, so a blank file adds nothing.
-        pending, size, started = [], 0, False
+        # Lines are joined by "\n" (the file's final newline is not part of the document), as in
+        # TextDataset's document mode.
+        pending, size, started, first = [], 0, False, True
         for line in lines:
             if line.text is None:
                 warn_long_line(path, line, max_line_length)
                 continue
-            pending.append(line.text + "\n")
+            pending.append(line.text if first else "\n" + line.text)
+            first = False
             size += len(line.text) + 1
             if not started and line.text.strip():
                 started = True

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from abc import ABC, abstractmethod
 from typing import Iterable, Sequence
 
@@ -67,16 +68,28 @@ class Tokenizer(ABC):
         """Rebuild from a directory written by save()."""
 
     # ------------------------------------------------------------------ shared
-    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+    def encode(self, text: str, add_special_tokens: bool = False, *, parse_special_tokens: bool = False) -> list[int]:
         """Token ids of `text`.
 
         Args:
-            text: any string; special-token strings inside it are ordinary text.
+            text: any string; special-token strings inside it are ordinary text by default.
             add_special_tokens: put bos before and eos after the ids.
+            parse_special_tokens: opt in to turning special-token strings in `text` into their
+                control ids (only for trusted text, e.g. a hand-written template).
         Returns:
             A list of ints.
         """
-        ids = self._encode(text)
+        if parse_special_tokens and self._special:
+            ids: list[int] = []
+            pattern = "(" + "|".join(re.escape(s) for s in sorted(self._special.values(), key=len, reverse=True)) + ")"
+            by_string = {s: self._special_ids[n] for n, s in self._special.items()}
+            for k, piece in enumerate(re.split(pattern, text)):
+                if k % 2:  # a captured special-token string
+                    ids.append(by_string[piece])
+                elif piece:
+                    ids.extend(self._encode(piece))
+        else:
+            ids = self._encode(text)
         if add_special_tokens:
             ids = self._wrap(ids)
         return ids
