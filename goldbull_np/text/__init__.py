@@ -7,3 +7,7 @@ __all__ = ["ModelConfig", "GoldbullText"]
 from .trainer import TextTrainer, TextTrainingConfig  # noqa: E402 - appended by the training layer
 
 __all__ += ["TextTrainer", "TextTrainingConfig"]
+
+from .finetune import FineTuner, FineTuningConfig  # noqa: E402 - fine-tuning (LoRA / adapters)
+
+__all__ += ["FineTuner", "FineTuningConfig"]

@@ -308,35 +308,14 @@ class CheckpointManager:
             The checkpoint directory.
         """
         target = self.path_for(step)
-        tmp = self.directory / f".tmp-{target.name}-{uuid.uuid4().hex[:8]}"
-        tmp.mkdir()
-        try:
-            save_model_weights(model, tmp)
-            state = dict(trainer_state)
-            if optimizer is not None and self.config.save_optimizer_state:
-                arrays, js = flatten_optimizer_state(optimizer.state_dict())
-                _save_safetensors(arrays, tmp / OPTIMIZER_FILE)
-                state["optimizer"] = js
-            if not self.config.save_scheduler_state:
-                state.pop("scheduler", None)
-            if tokenizer is not None:
-                tokenizer.save(os.fspath(tmp))
-            state.update(format=FORMAT, format_version=FORMAT_VERSION, run_id=self.run_id, step=int(step),
-                         saved_at=time.time(),
-                         metric={"name": self.config.best_metric,
-                                 "value": float(metric) if metric is not None else None})
-            with open(tmp / STATE_FILE, "w", encoding="utf-8") as f:  # last: its presence marks completeness
-                json.dump(state, f, indent=1, allow_nan=True)
-            fsync_tree(tmp)
-            if target.exists():
-                # Same step saved before (e.g. a stale run in this directory): the other complete
-                # checkpoints cover the instant between these two renames.
-                _remove_tree(target)
-            os.rename(tmp, target)
-            fsync_dir(self.directory)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+        state = dict(trainer_state)
+        if not self.config.save_scheduler_state:
+            state.pop("scheduler", None)
+        state.update(run_id=self.run_id, metric={"name": self.config.best_metric,
+                                                 "value": float(metric) if metric is not None else None})
+        write_checkpoint(target, step=step, model=model, trainer_state=state,
+                         optimizer=optimizer if self.config.save_optimizer_state else None, tokenizer=tokenizer,
+                         replace=True)
         self.rotate()
         return target
 
@@ -365,6 +344,48 @@ class CheckpointManager:
         if state.get("run_id"):
             self.run_id = state["run_id"]
         return state
+
+
+def write_checkpoint(target, *, step: int, model, trainer_state: dict, optimizer=None, tokenizer=None,
+                     replace: bool = False) -> Path:
+    """Write one checkpoint directory at ``target``: into a temporary directory beside it, fsync, rename.
+
+    Args:
+        target: the checkpoint directory to create.
+        step: recorded in trainer_state.json.
+        model, optimizer, tokenizer: see :meth:`CheckpointManager.save`.
+        trainer_state: JSON-serialisable dict; format, step and save time are added.
+        replace: replace an existing ``target`` (else FileExistsError).
+    """
+    target = Path(target)
+    if target.exists() and not replace:
+        raise FileExistsError(f"{target} exists")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".tmp-{target.name}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        save_model_weights(model, tmp)
+        state = dict(trainer_state)
+        if optimizer is not None:
+            arrays, js = flatten_optimizer_state(optimizer.state_dict())
+            _save_safetensors(arrays, tmp / OPTIMIZER_FILE)
+            state["optimizer"] = js
+        if tokenizer is not None:
+            tokenizer.save(os.fspath(tmp))
+        state.update(format=FORMAT, format_version=FORMAT_VERSION, step=int(step), saved_at=time.time())
+        with open(tmp / STATE_FILE, "w", encoding="utf-8") as f:  # last: its presence marks completeness
+            json.dump(state, f, indent=1, allow_nan=True)
+        fsync_tree(tmp)
+        if target.exists():
+            # The same step saved before (e.g. by a stale run in this directory): the other complete
+            # checkpoints cover the instant between these two renames.
+            _remove_tree(target)
+        os.rename(tmp, target)
+        fsync_dir(target.parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
 
 
 def load_checkpoint(path, *, model=None, optimizer=None) -> dict:

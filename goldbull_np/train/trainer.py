@@ -16,7 +16,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional, Protocol, runtime_checkable
 
@@ -24,9 +24,10 @@ import numpy as np
 
 from .. import random as gb_random
 from ..autograd import no_grad
-from .checkpoint import CheckpointManager, load_checkpoint, save_model_weights, write_json_atomic
-from .config import CheckpointConfig, OptimizerConfig, TrainingConfig, config_diff
-from .metrics import MetricsLogger, TrainingMetrics, ValidationMetrics
+from .checkpoint import CheckpointManager, load_checkpoint
+from .config import OptimizerConfig, TrainingConfig, config_diff
+from .cursor import DataCursor
+from .metrics import TrainingMetrics, ValidationMetrics
 
 IGNORE_INDEX = -100
 
@@ -100,63 +101,6 @@ class TrainerState:
     stopped_early: bool = False
 
 
-class _Cursor:
-    """Iterates a loader across epochs and knows its position (epoch, batches consumed this epoch)."""
-
-    def __init__(self, loader, num_epochs: Optional[int]):
-        self.loader, self.num_epochs = loader, num_epochs
-        self.epoch, self.position, self._it = 0, 0, None
-        try:
-            self._len = len(loader)
-        except TypeError:
-            self._len = None
-
-    def next(self):
-        """The next batch, moving to the next epoch when one ends; None after the last epoch."""
-        while True:
-            if self.num_epochs is not None and self.epoch >= self.num_epochs:
-                return None
-            if self._it is None:
-                self._start_epoch()
-            try:
-                batch = next(self._it)
-            except StopIteration:
-                if self.position == 0:
-                    raise ValueError("the training data yields no batch (fewer sequences than batch_size?)")
-                self.epoch, self.position, self._it = self.epoch + 1, 0, None
-                continue
-            self.position += 1
-            if self._len is not None and self.position >= self._len:  # epoch over: say so now, not lazily
-                self.epoch, self.position, self._it = self.epoch + 1, 0, None
-            return batch
-
-    def _start_epoch(self):
-        if hasattr(self.loader, "set_epoch"):
-            self.loader.set_epoch(self.epoch)
-        self._it = iter(self.loader)
-
-    def state_dict(self) -> dict:
-        st = {"epoch": self.epoch, "position": self.position}
-        if hasattr(self.loader, "state_dict"):
-            st["loader"] = self.loader.state_dict()
-        return st
-
-    def load_state_dict(self, st: dict) -> None:
-        self.epoch, self.position = int(st["epoch"]), int(st["position"])
-        self._it = None
-        if self.num_epochs is not None and self.epoch >= self.num_epochs:
-            return
-        if "loader" in st and hasattr(self.loader, "load_state_dict"):
-            self.loader.load_state_dict(st["loader"])
-            if hasattr(self.loader, "set_epoch"):
-                self.loader.set_epoch(self.epoch)  # saved right at an epoch's end: go to the next one's start
-            self._it = iter(self.loader)
-            return
-        self._start_epoch()
-        for _ in range(self.position):  # a loader without a position: replay its deterministic order
-            next(self._it)
-
-
 class Trainer:
     """Trains ``model`` with AdamW (by default), a warmup+decay schedule and checkpoints.
 
@@ -179,9 +123,8 @@ class Trainer:
         self.state = TrainerState()
         self.data_fingerprint = None
         self.last_checkpoint: Optional[Path] = None
-        self._cursor: Optional[_Cursor] = None
+        self._cursor: Optional[DataCursor] = None
         self._optimizer_spec = ("adamw", None)
-        self._pending_resume = None
 
     # ------------------------------------------------------------------ configuration
     def plan(self) -> Plan:
@@ -233,10 +176,7 @@ class Trainer:
         else:
             betas = (oc.beta1, oc.beta2) if oc is not None else tuple(p.betas)
             eps = oc.epsilon if oc is not None else p.eps
-            cls = optim.AdamW if name == "adamw" else optim.Adam
-            if name == "adam":  # Adam's weight decay is L2 in the gradient; keep it off unless asked for
-                groups = [dict(g, weight_decay=wd if oc is not None and g["weight_decay"] else 0.0)
-                          for g in groups]
+            cls = optim.AdamW if name == "adamw" else optim.Adam  # Adam: weight decay as L2 (torch's)
             self.optimizer = cls(groups, lr=lr, betas=betas, eps=eps)
         return self.optimizer
 
@@ -249,14 +189,18 @@ class Trainer:
             because the loss or the gradient norm was not finite.
         """
         micro = batch if isinstance(batch, (list, tuple)) else [batch]
-        loss, _, _ = self._step(micro, self.plan())
-        return loss
+        return self._step(micro, self.plan())[0]
 
     def _step(self, micro, plan: Plan):
-        """Forward/backward over micro-batches, clip, optimizer step. Returns (loss, grad_norm, tokens)."""
+        """Forward/backward over micro-batches, clip, optimizer step.
+
+        Returns:
+            (mean loss or NaN if skipped, grad norm, input tokens, non-ignored label tokens)
+        """
         opt = self._ensure_optimizer()
         model = self.model
-        model.train()
+        if not model.training:
+            model.train()
         counts = [int(np.count_nonzero(np.asarray(b["labels"]) != IGNORE_INDEX)) for b in micro]
         total = sum(counts)
         n_inputs = sum(int(np.asarray(b["input_ids"]).size) for b in micro)
@@ -292,7 +236,8 @@ class Trainer:
                     f"non-finite loss or gradient at step {st.step} ({st.consecutive_nonfinite} consecutive "
                     f"steps since step {first}; {st.nonfinite_steps} skipped in total); lower the learning "
                     f"rate or check the data")
-            return float("nan"), grad_norm, n_inputs
+            return float("nan"), grad_norm, n_inputs, total
+        self._last_lr = float(opt.param_groups[0]["lr"])  # the lr this step used (logged)
         opt.step()
         opt.zero_grad(set_to_none=True)
         if self.scheduler is not None:
@@ -300,7 +245,7 @@ class Trainer:
         st.step += 1
         st.consecutive_nonfinite = 0
         st.tokens_seen += n_inputs
-        return loss_sum / total, grad_norm, n_inputs
+        return loss_sum / total, grad_norm, n_inputs, total
 
     def _params(self):
         if not hasattr(self, "_param_list"):
@@ -405,7 +350,7 @@ class Trainer:
         if self.checkpoint_manager is None and plan.output_dir:
             self.checkpoint_manager = CheckpointManager(Path(plan.output_dir))
         self._ensure_optimizer()
-        self._cursor = _Cursor(loader, None if plan.max_steps is not None else plan.num_epochs)
+        self._cursor = DataCursor(loader, None if plan.max_steps is not None else plan.num_epochs)
         if plan.max_steps is not None:
             self._total_steps = plan.max_steps
         else:
@@ -420,8 +365,7 @@ class Trainer:
             self.scheduler.attach(self.optimizer)
         if resume_from is not None:
             self._resume(resume_from, allow_mismatch)
-        gc.collect()
-        gc.freeze()  # the model and optimizer are long-lived: keep them out of the cyclic GC's scans
+        gc.freeze()  # the model, optimizer and data are long-lived: keep them out of the cyclic GC's scans
         try:
             return self._loop(plan, val_loader)
         finally:
@@ -446,16 +390,13 @@ class Trainer:
                     micro.append(b)
                 if not micro:
                     break
-                loss, grad_norm, n_inputs = self._step(micro, plan)
+                loss, grad_norm, n_inputs, n_tok = self._step(micro, plan)
                 step = st.step
                 st.elapsed = elapsed0 + (time.perf_counter() - run_t0)
+                epoch_metrics.add_loss(loss, n_tok)
                 if math.isfinite(loss):
-                    n_tok = sum(int(np.count_nonzero(np.asarray(b["labels"]) != IGNORE_INDEX)) for b in micro)
-                    epoch_metrics.add_loss(loss, n_tok)
                     window_loss += loss * n_tok
                     window_tok += n_tok
-                else:
-                    epoch_metrics.add_loss(loss)
                 window_inputs += n_inputs
                 if pbar is not None:
                     pbar.update(1)
@@ -463,19 +404,25 @@ class Trainer:
                     now = time.perf_counter()
                     tps = window_inputs / max(now - window_t0, 1e-9)
                     avg = window_loss / window_tok if window_tok else float("nan")
-                    lr = self.current_lr()
+                    lr = self._last_lr if self._last_lr is not None else self.current_lr()
                     self._emit_step(step, avg, lr, grad_norm, tokens_per_second=tps, elapsed=st.elapsed,
                                     epoch=cursor.epoch, skipped_steps=st.nonfinite_steps)
                     if pbar is not None:
                         pbar.set_postfix(loss=f"{avg:.4f}", lr=f"{lr:.2e}", tok_s=f"{tps:,.0f}", refresh=False)
                     window_loss, window_tok, window_inputs, window_t0 = 0.0, 0, 0, now
-                epoch_done = cursor.epoch != start_epoch and plan.eval_steps == 0
+                new_epoch = cursor.epoch != start_epoch
                 due_eval = val_loader is not None and (
-                    (plan.eval_steps and step % plan.eval_steps == 0) or epoch_done or step == total)
+                    (plan.eval_steps and step % plan.eval_steps == 0) or (new_epoch and not plan.eval_steps)
+                    or step == total)
                 metric = None
                 if due_eval:
-                    metric, stop = self._evaluate_and_track(val_loader, plan, epoch_metrics, cursor.epoch)
-                if epoch_done:
+                    metric, stop = self._evaluate_and_track(val_loader, plan, epoch_metrics, start_epoch)
+                    self._metric_at = (step, metric)
+                elif new_epoch:  # an epoch ended between evaluations: log its training loss
+                    for lg in self.loggers:
+                        if hasattr(lg, "log_epoch"):
+                            lg.log_epoch(start_epoch, epoch_metrics, None, step=step, elapsed=st.elapsed)
+                if new_epoch:
                     start_epoch = cursor.epoch
                     epoch_metrics = TrainingMetrics()
                 mgr = self.checkpoint_manager
@@ -489,7 +436,8 @@ class Trainer:
                 pbar.close()
         if self.checkpoint_manager is not None and (self.last_checkpoint is None
                                                     or self._saved_step != st.step):
-            self._save(None)
+            at, metric = self._metric_at
+            self._save(metric if at == st.step else None)
         for lg in self.loggers:
             if hasattr(lg, "plot"):
                 lg.plot()
@@ -526,6 +474,8 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
     _saved_step: Optional[int] = None
+    _metric_at = (None, None)  # (step, metric value) of the last evaluation
+    _last_lr: Optional[float] = None
 
     def trainer_state(self) -> dict:
         """The JSON-serialisable state of the run (what trainer_state.json holds, minus optimizer)."""
@@ -551,15 +501,9 @@ class Trainer:
 
     def save_checkpoint(self, path) -> Path:
         """Write a complete checkpoint directory at ``path`` (atomically), outside any rotation."""
-        path = Path(path)
-        mgr = CheckpointManager(path.parent, CheckpointConfig(max_checkpoints=10 ** 9, best_metric=None))
-        tmp_target = mgr.save(self.state.step, model=self.model, optimizer=self._ensure_optimizer(),
-                              tokenizer=self.tokenizer, trainer_state=self.trainer_state())
-        if tmp_target != path:
-            if path.exists():
-                raise FileExistsError(f"{path} exists")
-            os.rename(tmp_target, path)
-        return path
+        from .checkpoint import write_checkpoint
+        return write_checkpoint(path, step=self.state.step, model=self.model, trainer_state=self.trainer_state(),
+                                optimizer=self._ensure_optimizer(), tokenizer=self.tokenizer)
 
     def load_checkpoint(self, path) -> None:
         """Restore model, optimizer, scheduler, RNG and counters from a checkpoint (no data position
