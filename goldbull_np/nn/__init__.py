@@ -17,3 +17,10 @@ __all__ = ["Module", "Parameter", "IncompatibleKeys", "Sequential", "ModuleList"
            "Embedding", "LayerNorm", "RMSNorm", "Dropout", "GELU", "SiLU", "ReLU", "Tanh", "Identity", "MLP",
            "CausalSelfAttention", "TransformerBlock", "KVCache", "LayerKVCache", "RotaryEmbedding",
            "apply_rotary", "make_norm", "functional", "init", "utils"]
+
+# parameter-efficient fine-tuning and activation checkpointing (appended): the modules, as torch.utils.checkpoint
+from . import adapters, checkpoint, lora  # noqa: E402,F401  (nn.checkpoint.checkpoint(fn, *inputs))
+from .adapters import AdapterConfig, BottleneckAdapter  # noqa: E402
+from .lora import LoRAConfig, LoRALinear  # noqa: E402
+
+__all__ += ["LoRAConfig", "LoRALinear", "AdapterConfig", "BottleneckAdapter", "lora", "adapters", "checkpoint"]

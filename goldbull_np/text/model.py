@@ -17,12 +17,13 @@ import os
 import numpy as np
 
 from .. import random as _random
-from ..autograd.grad_mode import no_grad
+from ..autograd.grad_mode import is_grad_enabled, no_grad
 from ..autograd.tensor import Tensor
 from ..nn import functional as F
 from ..nn import init
 from ..nn.layers import Dropout, Embedding, Linear
 from ..nn.module import Module
+from ..nn.checkpoint import checkpoint_sequential
 from ..nn.containers import ModuleList
 from ..nn.rotary import RotaryEmbedding
 from ..nn.transformer import KVCache, TransformerBlock, make_norm
@@ -116,8 +117,13 @@ class GoldbullText(Module):
             x = x + self.embed_positions(np.arange(start, start + T))  # (T,C) broadcast over B
         if self.drop is not None:
             x = self.drop(x)
-        for i, layer in enumerate(self.layers):
-            x = layer(x, None if kv_cache is None else kv_cache[i])  # (B,T,C)
+        every = self.__dict__.get("_checkpoint_every", 0)
+        if every and kv_cache is None and is_grad_enabled():
+            # gradient checkpointing: keep only each segment's input, recompute the rest in backward
+            x = checkpoint_sequential(self.layers, x, every)
+        else:
+            for i, layer in enumerate(self.layers):
+                x = layer(x, None if kv_cache is None else kv_cache[i])  # (B,T,C)
         return self.norm(x)
 
     def forward(self, input_ids, labels=None, attention_mask=None, kv_cache=None):
@@ -246,13 +252,19 @@ class GoldbullText(Module):
 
     @classmethod
     def from_pretrained(cls, pretrained_dir, device="cpu"):
-        """Load a model written by ``save_pretrained``.
+        """Load a model written by ``save_pretrained``, or a Hugging Face-format GPT-2 / Llama directory
+        (config.json + model.safetensors or sharded safetensors; see ``goldbull_np.text.hf``), whose
+        tokenizer.json, if present, is loaded as ``model.tokenizer``.
 
         The global random generator is left as it was (construction draws a throwaway init).
         Raises:
             FileNotFoundError / ValueError naming the file, and the tensor for a missing, unexpected
             or wrongly shaped tensor.
         """
+        from .hf import is_hf_directory, load_hf_pretrained
+
+        if is_hf_directory(pretrained_dir):  # a Hugging Face GPT-2 / Llama directory
+            return load_hf_pretrained(cls, pretrained_dir, device=device)
         config = ModelConfig.from_json_file(os.path.join(pretrained_dir, CONFIG_NAME))
         state = _random.get_rng_state()
         try:
@@ -285,6 +297,69 @@ class GoldbullText(Module):
             raise ValueError(f"{path}: " + "; ".join(parts))
         self.load_state_dict(arrays, strict=True)
         return self
+
+    # ---- parameter-efficient fine-tuning (goldbull_np.nn.lora / nn.adapters / nn.checkpoint) ----------
+    def add_lora_adapters(self, config=None):
+        """Wrap the targeted Linears in LoRA adapters and freeze the base (see ``nn.lora``).
+        Returns the adapted Linears' names."""
+        from ..nn import lora
+        return lora.add_lora_adapters(self, config)
+
+    def get_lora_parameters(self):
+        """The trainable LoRA Parameters (A, B, DoRA magnitudes, biases trained by ``bias``)."""
+        from ..nn import lora
+        return lora.get_lora_parameters(self)
+
+    def merge_lora(self):
+        """Fold the adapters into the base weights (forward then costs what the base model costs)."""
+        from ..nn import lora
+        return lora.merge_lora(self)
+
+    def unmerge_lora(self):
+        """Undo merge_lora (the base weights come back within float rounding)."""
+        from ..nn import lora
+        return lora.unmerge_lora(self)
+
+    def save_lora(self, save_directory):
+        """Write only the adapters: adapter_model.safetensors + adapter_config.json."""
+        from ..nn import lora
+        return lora.save_lora(self, save_directory)
+
+    def load_lora(self, directory):
+        """Load adapters written by save_lora (adding them first if the model has none)."""
+        from ..nn import lora
+        return lora.load_lora(self, directory)
+
+    def add_adapters_to_layers(self, layers, config=None):
+        """Insert bottleneck adapters after attention and after the MLP of the blocks ``layers``."""
+        from ..nn import adapters
+        return adapters.add_adapters_to_layers(self, layers, config)
+
+    def get_adapter_parameters(self):
+        """The bottleneck adapters' Parameters."""
+        from ..nn import adapters
+        return adapters.get_adapter_parameters(self)
+
+    def freeze_base_parameters(self):
+        """Freeze everything but the adapters (bottleneck and LoRA). Returns the trainable count."""
+        from ..nn import adapters
+        return adapters.freeze_base_parameters(self)
+
+    def enable_gradient_checkpointing(self, every_n_layers=1):
+        """Recompute block activations in backward instead of storing them: each run of
+        ``every_n_layers`` blocks keeps only its input (``nn.checkpoint``). Gradients are unchanged."""
+        if isinstance(every_n_layers, bool) or not isinstance(every_n_layers, int) or every_n_layers < 1:
+            raise ValueError(f"every_n_layers must be a positive integer, got {every_n_layers!r}")
+        object.__setattr__(self, "_checkpoint_every", every_n_layers)
+        return self
+
+    def disable_gradient_checkpointing(self):
+        object.__setattr__(self, "_checkpoint_every", 0)
+        return self
+
+    @property
+    def gradient_checkpointing(self):
+        return bool(self.__dict__.get("_checkpoint_every", 0))
 
     def extra_repr(self):
         c = self.config

@@ -1,0 +1,339 @@
+"""Load Hugging Face-format model directories (GPT-2 and Llama) into GoldbullText.
+
+A directory holds ``config.json`` and ``model.safetensors`` (or shards listed in
+``model.safetensors.index.json``), and optionally ``tokenizer.json``. Nothing is downloaded.
+
+Name and layout mapping (HF -> goldbull)::
+
+    GPT-2 (keys with or without "transformer.")     Llama (keys with or without "model.")
+    wte / wpe            -> embed_tokens / embed_positions
+    h.{i}.ln_1           -> layers.{i}.attn_norm      layers.{i}.input_layernorm          -> attn_norm
+    h.{i}.attn.c_attn    -> attn.qkv_proj (Conv1D:    self_attn.{q,k,v}_proj (stacked q|k|v) -> attn.qkv_proj
+                            weight (in, out), so .T)  self_attn.o_proj                    -> attn.o_proj
+    h.{i}.attn.c_proj    -> attn.o_proj (.T)          post_attention_layernorm            -> mlp_norm
+    h.{i}.ln_2           -> mlp_norm                  mlp.{gate,up,down}_proj             -> mlp.{gate,up,down}_proj
+    h.{i}.mlp.c_fc       -> mlp.up_proj (.T)          norm                                -> norm
+    h.{i}.mlp.c_proj     -> mlp.down_proj (.T)        lm_head (absent when tied)          -> lm_head
+    ln_f                 -> norm
+    lm_head (usually absent: tied)
+
+GPT-2's ``attn.bias`` / ``attn.masked_bias`` (causal-mask buffers) and Llama's
+``rotary_emb.inv_freq`` are ignored. Llama's rotary convention (rotate_half) is ours, so q/k load
+without permutation. Config fields that our model cannot express (rope_scaling, a head_dim other
+than hidden_size / heads, biases on attention but not on the MLP, another activation, ...) raise
+a ValueError naming the field instead of loading something that computes different logits.
+BF16 / F16 tensors are converted to float32.
+"""
+import json
+import os
+import struct
+
+import numpy as np
+
+from .. import random as _random
+from .config import MODEL_TYPE, ModelConfig
+
+CONFIG_NAME = "config.json"
+SAFE_WEIGHTS_NAME = "model.safetensors"
+SAFE_INDEX_NAME = "model.safetensors.index.json"
+_ARCHS = {"gpt2": ("GPT2LMHeadModel", "GPT2Model"), "llama": ("LlamaForCausalLM", "LlamaModel")}
+_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "I64": np.int64, "I32": np.int32,
+           "I16": np.int16, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_}
+
+
+def _read_json(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such file") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: malformed JSON ({exc})") from None
+
+
+def is_hf_directory(directory):
+    """Whether ``directory/config.json`` is a Hugging Face config (a model_type other than ours)."""
+    path = os.path.join(directory, CONFIG_NAME)
+    if not os.path.isfile(path):
+        return False
+    try:
+        d = _read_json(path)
+    except ValueError:
+        return False
+    if not isinstance(d, dict):
+        return False
+    mt = d.get("model_type")
+    return (mt is not None and mt != MODEL_TYPE) or (mt is None and "architectures" in d
+                                                     and "GoldbullText" not in (d.get("architectures") or ()))
+
+
+def _architecture(d, source):
+    mt = d.get("model_type")
+    archs = list(d.get("architectures") or [])
+    for kind, names in _ARCHS.items():
+        if mt == kind or (mt is None and any(a in names for a in archs)):
+            return kind
+    raise ValueError(f"{source}: unsupported architecture (model_type={mt!r}, architectures={archs}); "
+                     f"supported: gpt2 (GPT2LMHeadModel) and llama (LlamaForCausalLM)")
+
+
+def _unsupported(source, field, value, why):
+    return ValueError(f"{source}: config field {field}={value!r} is not supported: {why}")
+
+
+def hf_config_to_model_config(d, source="config.json"):
+    """``(ModelConfig, kind)`` for an HF config dict; kind is "gpt2" or "llama".
+
+    Raises:
+        ValueError naming the architecture or the config field that does not fit ModelConfig.
+    """
+    kind = _architecture(d, source)
+    if kind == "gpt2":
+        act = d.get("activation_function", "gelu_new")
+        approx = {"gelu_new": "tanh", "gelu_pytorch_tanh": "tanh", "gelu": "none"}.get(act)
+        if approx is None:
+            raise _unsupported(source, "activation_function", act, "only gelu_new, gelu_pytorch_tanh and gelu")
+        for name, ok in (("scale_attn_weights", True), ("scale_attn_by_inverse_layer_idx", False),
+                         ("add_cross_attention", False)):
+            if name in d and bool(d[name]) != ok:
+                raise _unsupported(source, name, d[name], f"goldbull's attention needs {name}={ok}")
+        kw = dict(vocab_size=d.get("vocab_size", 50257), n_layer=d.get("n_layer", 12), n_head=d.get("n_head", 12),
+                  n_embd=d.get("n_embd", 768), block_size=d.get("n_positions", 1024), bias=True,
+                  tie_embeddings=bool(d.get("tie_word_embeddings", True)), norm="layernorm", mlp="gelu",
+                  position="learned", norm_eps=float(d.get("layer_norm_epsilon", 1e-5)),
+                  mlp_hidden=d.get("n_inner"), gelu_approximate=approx, dropout=0.0)
+    else:
+        act = d.get("hidden_act", "silu")
+        if act != "silu":
+            raise _unsupported(source, "hidden_act", act, "the SwiGLU MLP uses silu")
+        rs = d.get("rope_scaling")
+        if rs is not None and (rs.get("rope_type", rs.get("type")) not in ("default", None)):
+            raise _unsupported(source, "rope_scaling", rs, "only unscaled rotary embeddings are implemented")
+        hidden, heads = d.get("hidden_size", 4096), d.get("num_attention_heads", 32)
+        if d.get("head_dim") is not None and d["head_dim"] * heads != hidden:
+            raise _unsupported(source, "head_dim", d["head_dim"],
+                               f"goldbull needs head_dim = hidden_size / num_attention_heads = {hidden // heads}")
+        attn_bias, mlp_bias = bool(d.get("attention_bias", False)), bool(d.get("mlp_bias", False))
+        if attn_bias != mlp_bias:
+            raise _unsupported(source, "attention_bias", attn_bias,
+                               f"goldbull has one bias flag for attention and MLP (mlp_bias={mlp_bias})")
+        kw = dict(vocab_size=d.get("vocab_size", 32000), n_layer=d.get("num_hidden_layers", 32), n_head=heads,
+                  n_kv_head=d.get("num_key_value_heads") or heads, n_embd=hidden,
+                  block_size=d.get("max_position_embeddings", 2048), bias=attn_bias,
+                  tie_embeddings=bool(d.get("tie_word_embeddings", False)), norm="rmsnorm", mlp="swiglu",
+                  position="rope", rope_theta=float(d.get("rope_theta", 10000.0)),
+                  norm_eps=float(d.get("rms_norm_eps", 1e-6)), mlp_hidden=d.get("intermediate_size", 11008),
+                  dropout=0.0)
+    try:
+        return ModelConfig(**kw), kind
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{source}: {exc}") from None
+
+
+# ---- safetensors reading (BF16 included, which numpy cannot hold) -----------------------------------
+def read_safetensors(path):
+    """All tensors of one safetensors file as arrays (BF16 converted to float32).
+
+    Raises:
+        ValueError naming the file (and the tensor) for a malformed file.
+    """
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if len(head) != 8:
+            raise ValueError(f"{path}: not a safetensors file (too short)")
+        n = struct.unpack("<Q", head)[0]
+        if n > size - 8:
+            raise ValueError(f"{path}: not a safetensors file (header length {n} > file size)")
+        try:
+            header = json.loads(f.read(n))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{path}: malformed safetensors header ({exc})") from None
+    body = np.memmap(path, dtype=np.uint8, mode="r", offset=8 + n) if size > 8 + n else np.zeros(0, np.uint8)
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        dt, shape, (b, e) = info.get("dtype"), tuple(info.get("shape", ())), info.get("data_offsets", (0, 0))
+        count = int(np.prod(shape)) if shape else 1
+        if dt == "BF16":
+            itemsize = 2
+        elif dt in _DTYPES:
+            itemsize = np.dtype(_DTYPES[dt]).itemsize
+        else:
+            raise ValueError(f"{path}: tensor {name!r} has unsupported dtype {dt}")
+        if not 0 <= b <= e <= body.size or e - b != count * itemsize:
+            raise ValueError(f"{path}: tensor {name!r} has bad data offsets {[b, e]} for shape {list(shape)} {dt}")
+        raw = body[b:e]
+        if dt == "BF16":
+            arr = (raw.view("<u2").astype(np.uint32) << 16).view(np.float32)
+        else:
+            arr = np.array(raw.view(np.dtype(_DTYPES[dt]).newbyteorder("<")))
+        out[name] = arr.reshape(shape)
+    return out
+
+
+def read_hf_weights(directory):
+    """``name -> array`` from model.safetensors or the shards of model.safetensors.index.json."""
+    single = os.path.join(directory, SAFE_WEIGHTS_NAME)
+    index = os.path.join(directory, SAFE_INDEX_NAME)
+    if os.path.isfile(single):
+        return read_safetensors(single)
+    if os.path.isfile(index):
+        weight_map = _read_json(index).get("weight_map")
+        if not isinstance(weight_map, dict) or not weight_map:
+            raise ValueError(f"{index}: no weight_map")
+        out = {}
+        for fname in sorted(set(weight_map.values())):
+            path = os.path.join(directory, fname)
+            if not os.path.isfile(path):
+                raise FileNotFoundError(f"{path}: shard listed in {SAFE_INDEX_NAME} does not exist")
+            out.update(read_safetensors(path))
+        absent = [k for k, fname in weight_map.items() if k not in out]
+        if absent:
+            raise ValueError(f"{index}: tensor(s) {absent} are listed but not in their shard files")
+        return out
+    for legacy in ("pytorch_model.bin", "pytorch_model.bin.index.json"):
+        if os.path.exists(os.path.join(directory, legacy)):
+            raise ValueError(f"{directory}: only safetensors weights are supported ({legacy} is a pickle-based "
+                             "format); convert it to model.safetensors")
+    raise FileNotFoundError(f"{directory}: no {SAFE_WEIGHTS_NAME} or {SAFE_INDEX_NAME}")
+
+
+# ---- name/layout mapping --------------------------------------------------------------------------
+def _strip_prefix(arrays, prefix):
+    if any(k.startswith(prefix) for k in arrays):
+        return {(k[len(prefix):] if k.startswith(prefix) else k): v for k, v in arrays.items()}
+    return dict(arrays)
+
+
+def _gpt2_rules(c):
+    """``[(our_name, [(hf_name, hf_shape)], combine)]`` and the ignorable HF names pattern."""
+    C, V, P = c.n_embd, c.vocab_size, c.block_size
+    Hd = c.mlp_hidden or 4 * C
+    t = lambda a: a[0].T  # noqa: E731 - Conv1D stores (in, out)
+    same = lambda a: a[0]  # noqa: E731
+    rules = [("embed_tokens.weight", [("wte.weight", (V, C))], same),
+             ("embed_positions.weight", [("wpe.weight", (P, C))], same)]
+    for i in range(c.n_layer):
+        h, o = f"h.{i}.", f"layers.{i}."
+        rules += [(o + "attn_norm.weight", [(h + "ln_1.weight", (C,))], same),
+                  (o + "attn_norm.bias", [(h + "ln_1.bias", (C,))], same),
+                  (o + "attn.qkv_proj.weight", [(h + "attn.c_attn.weight", (C, 3 * C))], t),
+                  (o + "attn.qkv_proj.bias", [(h + "attn.c_attn.bias", (3 * C,))], same),
+                  (o + "attn.o_proj.weight", [(h + "attn.c_proj.weight", (C, C))], t),
+                  (o + "attn.o_proj.bias", [(h + "attn.c_proj.bias", (C,))], same),
+                  (o + "mlp_norm.weight", [(h + "ln_2.weight", (C,))], same),
+                  (o + "mlp_norm.bias", [(h + "ln_2.bias", (C,))], same),
+                  (o + "mlp.up_proj.weight", [(h + "mlp.c_fc.weight", (C, Hd))], t),
+                  (o + "mlp.up_proj.bias", [(h + "mlp.c_fc.bias", (Hd,))], same),
+                  (o + "mlp.down_proj.weight", [(h + "mlp.c_proj.weight", (Hd, C))], t),
+                  (o + "mlp.down_proj.bias", [(h + "mlp.c_proj.bias", (C,))], same)]
+    rules += [("norm.weight", [("ln_f.weight", (C,))], same), ("norm.bias", [("ln_f.bias", (C,))], same)]
+    if not c.tie_embeddings:
+        rules.append(("lm_head.weight", [("lm_head.weight", (V, C))], same))
+    ignore = lambda k: k.endswith((".attn.bias", ".attn.masked_bias")) or (  # noqa: E731
+        c.tie_embeddings and k == "lm_head.weight")
+    return rules, ignore
+
+
+def _llama_rules(c):
+    C, V, D = c.n_embd, c.vocab_size, c.head_dim
+    H, Hkv, I = c.n_head, c.n_kv_head, c.mlp_hidden
+    same = lambda a: a[0]  # noqa: E731
+    stack = lambda a: np.concatenate(a, axis=0)  # noqa: E731 - q | k | v rows = our qkv_proj layout
+    rules = [("embed_tokens.weight", [("embed_tokens.weight", (V, C))], same)]
+    for i in range(c.n_layer):
+        h, o = f"layers.{i}.", f"layers.{i}."
+        a = h + "self_attn."
+        rules += [(o + "attn_norm.weight", [(h + "input_layernorm.weight", (C,))], same),
+                  (o + "attn.qkv_proj.weight", [(a + "q_proj.weight", (H * D, C)), (a + "k_proj.weight", (Hkv * D, C)),
+                                                (a + "v_proj.weight", (Hkv * D, C))], stack),
+                  (o + "attn.o_proj.weight", [(a + "o_proj.weight", (C, H * D))], same),
+                  (o + "mlp_norm.weight", [(h + "post_attention_layernorm.weight", (C,))], same),
+                  (o + "mlp.gate_proj.weight", [(h + "mlp.gate_proj.weight", (I, C))], same),
+                  (o + "mlp.up_proj.weight", [(h + "mlp.up_proj.weight", (I, C))], same),
+                  (o + "mlp.down_proj.weight", [(h + "mlp.down_proj.weight", (C, I))], same)]
+        if c.bias:
+            rules += [(o + "attn.qkv_proj.bias", [(a + "q_proj.bias", (H * D,)), (a + "k_proj.bias", (Hkv * D,)),
+                                                  (a + "v_proj.bias", (Hkv * D,))], stack),
+                      (o + "attn.o_proj.bias", [(a + "o_proj.bias", (C,))], same),
+                      (o + "mlp.gate_proj.bias", [(h + "mlp.gate_proj.bias", (I,))], same),
+                      (o + "mlp.up_proj.bias", [(h + "mlp.up_proj.bias", (I,))], same),
+                      (o + "mlp.down_proj.bias", [(h + "mlp.down_proj.bias", (C,))], same)]
+    rules.append(("norm.weight", [("norm.weight", (C,))], same))
+    if not c.tie_embeddings:
+        rules.append(("lm_head.weight", [("lm_head.weight", (V, C))], same))
+    ignore = lambda k: k.endswith("rotary_emb.inv_freq") or (c.tie_embeddings and k == "lm_head.weight")  # noqa: E731
+    return rules, ignore
+
+
+def convert_hf_state_dict(arrays, config, kind, source="checkpoint", dtype=np.float32):
+    """Map HF tensors onto GoldbullText names (transposing / stacking as needed).
+
+    Args:
+        arrays: HF ``name -> array`` (with or without the "transformer." / "model." prefix).
+        config: the ModelConfig (from :func:`hf_config_to_model_config`).
+        kind: "gpt2" or "llama".
+        source: named in errors.
+    Returns:
+        ``name -> array`` for ``GoldbullText.load_state_dict``.
+    Raises:
+        ValueError listing every missing tensor, unexpected tensor and shape mismatch by HF name.
+    """
+    if kind == "gpt2":
+        arrays = _strip_prefix(arrays, "transformer.")
+        rules, ignore = _gpt2_rules(config)
+    elif kind == "llama":
+        arrays = _strip_prefix(arrays, "model.")
+        rules, ignore = _llama_rules(config)
+    else:
+        raise ValueError(f"{source}: unsupported architecture {kind!r}")
+    used, missing, bad, out = set(), [], [], {}
+    for ours, srcs, combine in rules:
+        parts = []
+        for name, shape in srcs:
+            if name not in arrays:
+                missing.append(name)
+                continue
+            used.add(name)
+            a = arrays[name]
+            if tuple(a.shape) != shape:
+                bad.append(f"tensor {name!r} has shape {tuple(a.shape)}, expected {shape}")
+                continue
+            parts.append(a)
+        if len(parts) == len(srcs):
+            out[ours] = np.ascontiguousarray(combine(parts), dtype=dtype)
+    unexpected = sorted(k for k in arrays if k not in used and not ignore(k))
+    errors = ([f"missing tensor(s) {missing}"] if missing else []) + bad + \
+             ([f"unexpected tensor(s) {unexpected}"] if unexpected else [])
+    if errors:
+        raise ValueError(f"{source}: cannot load {kind} weights: " + "; ".join(errors))
+    return out
+
+
+def load_hf_pretrained(cls, directory, device="cpu"):
+    """Build ``cls`` (GoldbullText) from an HF GPT-2 / Llama directory; attach ``tokenizer.json``
+    (as a goldbull BPETokenizer) as ``model.tokenizer`` when present. The global generator is left as it was."""
+    cfg_path = os.path.join(directory, CONFIG_NAME)
+    d = _read_json(cfg_path)
+    config, kind = hf_config_to_model_config(d, source=cfg_path)
+    arrays = read_hf_weights(directory)
+    state = convert_hf_state_dict(arrays, config, kind, source=str(directory))
+    rng = _random.get_rng_state()
+    try:
+        model = cls(config, device=device)
+    finally:
+        _random.set_rng_state(rng)
+    model.load_state_dict(state, strict=True)
+    model.tokenizer = None
+    if os.path.isfile(os.path.join(directory, "tokenizer.json")):
+        from ..data import load_tokenizer
+
+        model.tokenizer = load_tokenizer(os.path.join(directory, "tokenizer.json"))
+    object.__setattr__(model, "hf_config", d)
+    return model
+
+
+__all__ = ["is_hf_directory", "hf_config_to_model_config", "read_safetensors", "read_hf_weights",
+           "convert_hf_state_dict", "load_hf_pretrained"]
