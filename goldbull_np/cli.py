@@ -56,11 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _register_optional_commands(sub) -> None:
     """Subcommands defined next to the code they drive (train/, text/) add themselves here."""
-    try:
-        from .train.commands import register
-    except ImportError:
-        return
-    register(sub)
+    from .text.finetune import register_cli as register_finetune
+    from .train.commands import register as register_training
+
+    register_training(sub)
+    register_finetune(sub)
 
 
 def main(argv=None) -> int:

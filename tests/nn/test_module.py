@@ -164,3 +164,12 @@ def test_parameter():
     assert nn.Parameter(t).data is t.data
     assert repr(p).startswith("Parameter containing:")
     assert not nn.Parameter(np.zeros(2), requires_grad=False).requires_grad
+
+
+def test_replacing_a_modulelist_entry_keeps_its_position():
+    layers = nn.ModuleList([nn.Linear(2, 2), nn.Tanh(), nn.ReLU()])
+    layers[0] = nn.Identity()
+    assert [type(m).__name__ for m in layers] == ["Identity", "Tanh", "ReLU"]
+    lin = nn.Linear(2, 3)
+    lin.weight = nn.Parameter(np.zeros((3, 2), np.float32))
+    assert list(lin.state_dict()) == ["weight", "bias"]
