@@ -231,6 +231,8 @@ def _maxerr(got, want):
 def run_cases(args, mods):
     rows = []
     for i, (group, label, make, params) in enumerate(cases(args.quick)):
+        if args.only and group not in args.only:
+            continue
         # the expected outputs come from a separate, identically seeded instance of the case, so
         # in-place kernels (AdamW) start every implementation from the same state
         want = tuple(None if w is None else np.array(w) for w in make(np.random.default_rng(i), *params)[0](ref))
@@ -312,6 +314,30 @@ def attention_memory(args, mods):
     return rows
 
 
+def pool_interplay(args, mods):
+    """A training step alternates matmuls and the other kernels: time that pattern with the matmul
+    in OpenBLAS (NumPy) vs in the C backend, whose OpenMP pool the other kernels share."""
+    if "c" not in mods:
+        return []
+    c = mods["c"]
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((768, 128), np.float32), rng.standard_normal((128, 384), np.float32)
+    out = np.empty((768, 384), np.float32)
+    x = rng.standard_normal((768, 384), np.float32)
+    steps = {
+        "numpy matmul -> c layer_norm": lambda: (np.matmul(a, b, out=out), c.layer_norm_forward(x, None, None, 1e-5)),
+        "c matmul -> c layer_norm": lambda: (c.matmul(a, b, out=out), c.layer_norm_forward(x, None, None, 1e-5)),
+        "numpy matmul alone": lambda: np.matmul(a, b, out=out),
+        "c matmul alone": lambda: c.matmul(a, b, out=out),
+        "c layer_norm alone": lambda: c.layer_norm_forward(x, None, None, 1e-5),
+    }
+    rows = []
+    for name, fn in steps.items():
+        t, reps = min((median_time(fn, repeat=200, warmup=20) for _ in range(args.rounds)), key=lambda r: r[0])
+        rows.append(dict(pattern=name, us=t * 1e6, reps=reps))
+    return rows
+
+
 def suggest_auto(rows):
     """Per kernel group: the backend (numpy/numba/c) with the smallest total time over its shapes."""
     table = {}
@@ -336,6 +362,7 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=2, help="time each cell this many times, keep the best median")
     ap.add_argument("--budget", type=float, default=4.0, help="seconds per untargeted slow cell")
     ap.add_argument("--no-memory", action="store_true")
+    ap.add_argument("--only", nargs="*", choices=sorted(GROUP_KERNELS), help="run these kernel groups only")
     args = ap.parse_args(argv)
     if args.quick:
         args.repeat, args.rounds, args.budget = 5, 1, 1.0
@@ -349,18 +376,22 @@ def main(argv=None):
                        ("vs_numpy_gflops", "x numpy GFLOP/s", "{:.2f}"), ("reps", "n", "{}"), ("err", "max rel err", "{:.1e}"),
                        ("note", "note", "{}")],
                 title=f"kernels, fwd+bwd where applicable, {args.threads} threads")
-    mem = [] if args.no_memory else attention_memory(args, mods)
+    mem = [] if args.no_memory or (args.only and "attention" not in args.only) else attention_memory(args, mods)
     if mem:
         print_table(mem, [("impl", "impl", "{}"), ("shape", "shape", "{}"), ("peak_mb", "peak RSS growth MiB", "{:.1f}"),
                           ("vs_numpy", "x numpy", "{:.3f}"), ("inputs_mb", "inputs MiB", "{:.1f}")],
                     title="attention fwd+bwd peak memory (fresh process each)")
+    pools = [] if args.only else pool_interplay(args, mods)
+    if pools:
+        print_table(pools, [("pattern", "pattern (768x128@128x384, LN (768,384))", "{}"), ("us", "us", "{:.0f}"),
+                            ("reps", "n", "{}")], title="thread pools: matmul and another kernel back to back")
     auto = suggest_auto(rows)
     print("\nsuggested AUTO_TABLE (fastest first):")
     for name, order in auto.items():
         print(f"    {name!r}: {order!r},")
-    path = write_json("bench_kernels" + ("_quick" if args.quick else ""),
+    path = write_json("bench_kernels" + ("_quick" if args.quick else "") + ("_" + "_".join(args.only) if args.only else ""),
                       dict(args=vars(args), torch=getattr(torch, "__version__", None), info=K.info(), rows=rows,
-                           attention_memory=mem, suggested_auto=auto))
+                           attention_memory=mem, pool_interplay=pools, suggested_auto=auto))
     print(f"\nwrote {path}")
 
 

@@ -25,22 +25,30 @@ float *gb_workspace(int which, size_t nfloats) {
 
 /* ---- packing ----------------------------------------------------------------------------- */
 
-/* Ap (ceil(mc/MR), kc, MR) <- op(A)[i0:i0+mc, p0:p0+kc], zero padded. lda = row stride as stored. */
+/* Ap (ceil(mc/MR), kc, MR) <- op(A)[i0:i0+mc, p0:p0+kc], zero padded. lda = row stride as stored.
+ * Packing is a few percent of a large GEMM, so the full-panel paths walk plain pointers. */
 void gb_pack_a(float *Ap, const float *a, int trans_a, int64_t lda, int64_t i0, int64_t p0,
-                   int64_t mc, int64_t kc) {
+               int64_t mc, int64_t kc) {
     for (int64_t ir = 0; ir < mc; ir += MR) {
         int64_t mr = mc - ir < MR ? mc - ir : MR;
         float *dst = Ap + ir * kc;
-        if (!trans_a) {  /* op(A)[i,p] = a[i*lda + p] */
+        if (!trans_a && mr == MR) {  /* op(A)[i,p] = a[i*lda + p]: interleave 6 rows */
+            const float *r0 = a + (i0 + ir) * lda + p0, *r1 = r0 + lda, *r2 = r1 + lda, *r3 = r2 + lda,
+                        *r4 = r3 + lda, *r5 = r4 + lda;
+            for (int64_t p = 0; p < kc; p++, dst += MR) {
+                dst[0] = r0[p]; dst[1] = r1[p]; dst[2] = r2[p];
+                dst[3] = r3[p]; dst[4] = r4[p]; dst[5] = r5[p];
+            }
+        } else if (!trans_a) {
             for (int64_t p = 0; p < kc; p++) {
                 for (int64_t i = 0; i < mr; i++) dst[p * MR + i] = a[(i0 + ir + i) * lda + p0 + p];
                 for (int64_t i = mr; i < MR; i++) dst[p * MR + i] = 0.0f;
             }
-        } else {         /* op(A)[i,p] = a[p*lda + i] */
-            for (int64_t p = 0; p < kc; p++) {
-                const float *src = a + (p0 + p) * lda + i0 + ir;
-                for (int64_t i = 0; i < mr; i++) dst[p * MR + i] = src[i];
-                for (int64_t i = mr; i < MR; i++) dst[p * MR + i] = 0.0f;
+        } else {                     /* op(A)[i,p] = a[p*lda + i]: MR contiguous floats per p */
+            const float *src = a + p0 * lda + i0 + ir;
+            for (int64_t p = 0; p < kc; p++, src += lda, dst += MR) {
+                for (int64_t i = 0; i < mr; i++) dst[i] = src[i];
+                for (int64_t i = mr; i < MR; i++) dst[i] = 0.0f;
             }
         }
     }
@@ -48,20 +56,25 @@ void gb_pack_a(float *Ap, const float *a, int trans_a, int64_t lda, int64_t i0, 
 
 /* panels [jr0, jr1) of Bp (ceil(nc/NR), kc, NR) <- op(B)[p0:p0+kc, j0:j0+nc], zero padded. */
 void gb_pack_b(float *Bp, const float *b, int trans_b, int64_t ldb, int64_t j0, int64_t p0,
-                   int64_t nc, int64_t kc, int64_t jr0, int64_t jr1) {
+               int64_t nc, int64_t kc, int64_t jr0, int64_t jr1) {
     for (int64_t jp = jr0; jp < jr1; jp++) {
         int64_t jr = jp * NR, nr = nc - jr < NR ? nc - jr : NR;
         float *dst = Bp + jr * kc;
-        if (!trans_b) {  /* op(B)[p,j] = b[p*ldb + j] */
-            for (int64_t p = 0; p < kc; p++) {
-                const float *src = b + (p0 + p) * ldb + j0 + jr;
-                for (int64_t j = 0; j < nr; j++) dst[p * NR + j] = src[j];
-                for (int64_t j = nr; j < NR; j++) dst[p * NR + j] = 0.0f;
+        if (!trans_b) {  /* op(B)[p,j] = b[p*ldb + j]: NR contiguous floats per p */
+            const float *src = b + p0 * ldb + j0 + jr;
+            if (nr == NR) {
+                for (int64_t p = 0; p < kc; p++, src += ldb, dst += NR) memcpy(dst, src, NR * sizeof(float));
+            } else {
+                for (int64_t p = 0; p < kc; p++, src += ldb, dst += NR) {
+                    for (int64_t j = 0; j < nr; j++) dst[j] = src[j];
+                    for (int64_t j = nr; j < NR; j++) dst[j] = 0.0f;
+                }
             }
         } else {         /* op(B)[p,j] = b[j*ldb + p]: read NR rows of b, KC-contiguous each */
             for (int64_t j = 0; j < nr; j++) {
                 const float *src = b + (j0 + jr + j) * ldb + p0;
-                for (int64_t p = 0; p < kc; p++) dst[p * NR + j] = src[p];
+                float *d = dst + j;
+                for (int64_t p = 0; p < kc; p++, d += NR) *d = src[p];
             }
             for (int64_t j = nr; j < NR; j++)
                 for (int64_t p = 0; p < kc; p++) dst[p * NR + j] = 0.0f;
@@ -88,6 +101,12 @@ static void ukernel_base(int64_t kc, const float *Ap, const float *Bp, float *c,
 GB_TARGET_AVX2 static void ukernel_avx2(int64_t kc, const float *Ap, const float *Bp, float *c,
                                         int64_t ldc, int64_t mr, int64_t nr, int accumulate,
                                         const float *bias) {
+    /* the C tile is read/written once per call, after kc iterations: fetch its lines now so
+     * those misses overlap the FMAs instead of stalling the stores */
+    for (int i = 0; i < MR; i++) {
+        _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + i * ldc + NR - 1), _MM_HINT_T0);
+    }
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
            c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
     for (int64_t p = 0; p < kc; p++) {

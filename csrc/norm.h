@@ -7,6 +7,10 @@ int layernorm_forward(float *out, float *mean, float *rstd,
 int layernorm_backward(float *dinp, float *dweight, float *dbias,
                        const float *dout, const float *inp, const float *weight,
                        const float *mean, const float *rstd, int64_t N, int64_t C);
+/* naive reference (double accumulation), for reading and dev checks */
+void layernorm_forward_naive(float *out, float *mean, float *rstd,
+                             const float *inp, const float *weight, const float *bias,
+                             float eps, int64_t N, int64_t C);
 int rmsnorm_forward(float *out, float *rstd,
                     const float *inp, const float *weight, float eps, int64_t N, int64_t C);
 int rmsnorm_backward(float *dinp, float *dweight,

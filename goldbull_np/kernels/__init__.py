@@ -12,9 +12,14 @@ Selection: env GOLDBULL_BACKEND=auto|c|numba|numpy (read at first use), `set_bac
 `with kernels.use("numba"): ...`. Selection is process-global (not thread-local).
 `get(name, dtype)` costs one dict lookup after the first call for that (name, dtype).
 
-Threads: `set_num_threads(n)` sets the OpenMP pool of the C extension, numba (if already imported) and
-OpenBLAS (threadpoolctl if installed, else the OpenBLAS symbol through ctypes), so the three pools
-never exceed the core count together. They never run concurrently: every kernel call is synchronous.
+Threads: `set_num_threads(n)` sets the OpenMP pool of the C extension, numba (its threading layer is
+OpenMP here) and OpenBLAS (threadpoolctl if installed, else the OpenBLAS symbol through ctypes).
+Kernel calls are synchronous, so the pools never compute at the same time, but an idle pool keeps
+spinning: with libgomp's default spin the OpenMP worker burnt the second core while the next OpenBLAS
+call needed it, and a numpy matmul + C layer_norm pair took 8-24 ms instead of 0.5 ms on 2 cores.
+  * GOMP_SPINCOUNT defaults to 10000 (set at import, before libgomp loads; an explicit GOMP_SPINCOUNT
+    or OMP_WAIT_POLICY wins): the pair then took ~0.7-1.1 ms, and OpenMP wake-ups stay fast.
+  * `auto` runs matmul/linear in C, so a training step uses a single (OpenMP) pool: 0.55 ms.
 """
 from __future__ import annotations
 
@@ -38,26 +43,34 @@ BACKENDS = ("c", "numba", "numpy")
 SELECTIONS = ("auto",) + BACKENDS
 
 # `auto`: per kernel, the backend the benchmark measured fastest on this machine kind, then the
-# fallbacks. Source: `python3 benchmarks/bench_kernels.py --threads 2` (results in
-# benchmarks/results/bench_kernels.json), 2-core AMD EPYC (Zen 4, AVX-512, OpenBLAS SkylakeX kernel),
-# 2025-11-25. NumPy matmul is OpenBLAS; keep it wherever OpenBLAS wins.
+# fallbacks. Source: `python3 benchmarks/bench_kernels.py --threads 2` (benchmarks/results/
+# bench_kernels.json), 2-core AMD EPYC Zen 4 VM (AVX-512; NumPy's OpenBLAS uses its SkylakeX kernel),
+# 2026-11-25. fwd+bwd, C vs torch: layer_norm 0.65-0.83x, rms_norm 0.16-0.24x, attention 0.70-0.81x,
+# cross-entropy 0.20-0.87x, AdamW 0.24x of torch's fastest, GELU 0.87x (tanh) / 2.1x (erf).
+# matmul/linear: C SGEMM is 0.81-1.05x OpenBLAS alone, but OpenBLAS and the OpenMP pool hand the two
+# cores back and forth badly: a numpy matmul followed by a C layer_norm took 918-1431 us vs 445-599 us
+# with the C matmul (same shapes), so a training step is faster with one pool. Attention falls back to
+# numba before numpy because the NumPy reference materialises (B,H,T,S) scores (612 MiB at T=1024).
 AUTO_TABLE = {
-    "matmul": ("numpy", "c", "numba"),
-    "linear_forward": ("numpy", "c", "numba"),
-    "linear_backward": ("numpy", "c", "numba"),
+    "matmul": ("c", "numpy", "numba"),
+    "linear_forward": ("c", "numpy", "numba"),
+    "linear_backward": ("c", "numpy", "numba"),
     "layer_norm_forward": ("c", "numba", "numpy"),
     "layer_norm_backward": ("c", "numba", "numpy"),
     "rms_norm_forward": ("c", "numba", "numpy"),
     "rms_norm_backward": ("c", "numba", "numpy"),
     "attention_forward": ("c", "numba", "numpy"),
     "attention_backward": ("c", "numba", "numpy"),
-    "cross_entropy_forward": ("c", "numba", "numpy"),
-    "cross_entropy_backward": ("c", "numba", "numpy"),
+    "cross_entropy_forward": ("c", "numpy", "numba"),
+    "cross_entropy_backward": ("c", "numpy", "numba"),
     "gelu_forward": ("c", "numba", "numpy"),
     "gelu_backward": ("c", "numba", "numpy"),
     "adamw_step": ("c", "numba", "numpy"),
 }
 _ORDER = {"c": ("c", "numba", "numpy"), "numba": ("numba", "numpy"), "numpy": ("numpy",)}
+if "GOMP_SPINCOUNT" not in os.environ and "OMP_WAIT_POLICY" not in os.environ:
+    os.environ["GOMP_SPINCOUNT"] = "10000"  # see the module docstring (threads)
+
 _MODULES = {"numpy": "reference", "numba": "numba_backend", "c": "c_backend"}
 
 _lock = threading.RLock()
@@ -231,6 +244,12 @@ def set_num_threads(n):
     if n < 1:
         raise ValueError("n must be >= 1")
     c = _loaded.get("c")
+    if c is None and "c" not in _loaded:  # not resolved yet: set it anyway if the extension exists
+        try:
+            from . import c_backend as c
+            c.load()
+        except ImportError:
+            c = None
     if c is not None:
         c.set_num_threads(n)
     if "numba" in sys.modules:
@@ -267,7 +286,9 @@ def info():
                     "version": nb_version, "reason": _load_errors.get("numba"),
                     "threads": nb.get_num_threads() if nb is not None else None}
     out["threads"] = {"openblas": _openblas_threads(), "openmp": out["c_extension"].get("omp_max_threads"),
-                      "numba": out["numba"]["threads"], "cpus": os.cpu_count()}
+                      "numba": out["numba"]["threads"], "cpus": os.cpu_count(),
+                      "gomp_spincount": os.environ.get("GOMP_SPINCOUNT"),
+                      "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY")}
     return out
 
 

@@ -51,3 +51,22 @@ def check_attention(q, k, v, causal_offset, attn_bias, key_padding_mask):
             raise TypeError("key_padding_mask must be a bool ndarray (True = may attend)")
         if key_padding_mask.shape != (B, S):
             raise ValueError(f"key_padding_mask must have shape ({B},{S}), got {key_padding_mask.shape}")
+
+
+def check_shapes(**arrays):
+    """check_shapes(name=(array_or_None, expected_shape), ...): ValueError on a mismatch.
+
+    The numba kernels index without bounds checks, so their wrappers call this before the loops."""
+    for name, (a, shape) in arrays.items():
+        if a is not None and tuple(a.shape) != tuple(shape):
+            raise ValueError(f"{name} must have shape {tuple(shape)}, got {tuple(a.shape)}")
+
+
+def check_segments(segments, lrs, weight_decays, P):
+    G = len(lrs)
+    if len(weight_decays) != G or len(segments) != G + 1:
+        raise ValueError(f"need len(segments) == len(lrs) + 1 == len(weight_decays) + 1, got "
+                         f"{len(segments)}, {G}, {len(weight_decays)}")
+    seg = np.asarray(segments)
+    if seg.dtype.kind not in "iu" or (G and (seg[0] < 0 or seg[-1] > P or np.any(np.diff(seg) < 0))):
+        raise ValueError(f"segments must be non-decreasing integer offsets within [0, {P}]")

@@ -14,7 +14,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from ._checks import attention_bias_4d, check_attention, check_targets
+from ._checks import attention_bias_4d, check_attention, check_segments, check_shapes, check_targets
 
 # reassoc/contract let LLVM vectorise reductions; no nnan/ninf: -inf masks must keep working.
 _FM = {"reassoc", "contract", "nsz", "arcp"}
@@ -90,6 +90,8 @@ def matmul(a, b, trans_a=False, trans_b=False, out=None):
 
 
 def linear_forward(x, weight, bias=None, out=None):
+    check_shapes(weight=(weight, (weight.shape[0], x.shape[1])), bias=(bias, (weight.shape[0],)),
+                 out=(out, (x.shape[0], weight.shape[0])))
     if out is None:
         out = np.empty((x.shape[0], weight.shape[0]), x.dtype)
     _mm_nt(x, weight, out, bias if bias is not None else np.zeros(1, x.dtype), bias is not None)
@@ -105,6 +107,7 @@ def _colsum(g, out):
 
 
 def linear_backward(dout, x, weight, need_dx=True, need_dweight=True, need_dbias=True):
+    check_shapes(weight=(weight, (weight.shape[0], x.shape[1])), dout=(dout, (x.shape[0], weight.shape[0])))
     dx = dw = db = None
     if need_dx:
         dx = np.empty(x.shape, x.dtype)
@@ -182,6 +185,7 @@ def _stat(dtype):
 
 def layer_norm_forward(x, weight, bias, eps):
     N, C = x.shape
+    check_shapes(weight=(weight, (C,)), bias=(bias, (C,)))
     w, hw = _opt_vec(weight, C, x.dtype)
     b, hb = _opt_vec(bias, C, x.dtype)
     out = np.empty_like(x)
@@ -192,6 +196,7 @@ def layer_norm_forward(x, weight, bias, eps):
 
 def layer_norm_backward(dout, x, weight, mean, rstd, has_bias):
     N, C = x.shape
+    check_shapes(dout=(dout, (N, C)), weight=(weight, (C,)), mean=(mean, (N,)), rstd=(rstd, (N,)))
     w, hw = _opt_vec(weight, C, x.dtype)
     nch = _chunks(N)
     dx = np.empty_like(x)
@@ -203,6 +208,7 @@ def layer_norm_backward(dout, x, weight, mean, rstd, has_bias):
 
 def rms_norm_forward(x, weight, eps):
     N, C = x.shape
+    check_shapes(weight=(weight, (C,)))
     w, hw = _opt_vec(weight, C, x.dtype)
     out = np.empty_like(x)
     mean, rstd = np.empty(N, _stat(x.dtype)), np.empty(N, _stat(x.dtype))
@@ -212,6 +218,7 @@ def rms_norm_forward(x, weight, eps):
 
 def rms_norm_backward(dout, x, weight, rstd):
     N, C = x.shape
+    check_shapes(dout=(dout, (N, C)), weight=(weight, (C,)), rstd=(rstd, (N,)))
     w, hw = _opt_vec(weight, C, x.dtype)
     nch = _chunks(N)
     dx = np.empty_like(x)
@@ -335,6 +342,7 @@ def attention_forward(q, k, v, scale, causal_offset=None, attn_bias=None, key_pa
 def attention_backward(dout, q, k, v, out, lse, scale, causal_offset=None, attn_bias=None,
                        key_padding_mask=None):
     causal, off, bias, hb, kpm, hk = _attn_prep(q, k, v, causal_offset, attn_bias, key_padding_mask)
+    check_shapes(dout=(dout, q.shape), out=(out, q.shape), lse=(lse, q.shape[:3]))
     dq, dk, dv = np.empty_like(q), np.empty_like(k), np.empty_like(v)
     _attn_bwd(dout, q, k, v, out, lse, q.dtype.type(scale), causal, off, bias, hb, kpm, hk, dq, dk, dv)
     return dq, dk, dv
@@ -347,8 +355,8 @@ def attention_backward(dout, q, k, v, out, lse, scale, causal_offset=None, attn_
 def _ce_fwd(x, t, ignore, ls, losses, lse):
     N, V = x.shape
     for r in prange(N):
-        mx = -np.inf
-        for i in range(V):
+        mx = x[r, 0]  # the array's dtype, so float32 logits use expf, not exp on float64
+        for i in range(1, V):
             if x[r, i] > mx:
                 mx = x[r, i]
         z = 0.0
@@ -377,7 +385,7 @@ def _ce_bwd(dl, x, t, lse, ignore, ls, out):
         d = dl[r]
         l = lse[r]
         for i in range(V):
-            out[r, i] = d * (math.exp(x[r, i] - l) - smooth)
+            out[r, i] = d * (math.exp(x[r, i] - l) - smooth)  # all of x's dtype
         out[r, t[r]] -= d * (1.0 - ls)
 
 
@@ -394,6 +402,7 @@ def cross_entropy_forward(logits, targets, ignore_index=-100, label_smoothing=0.
 def cross_entropy_backward(dlosses, logits, targets, lse, ignore_index=-100, label_smoothing=0.0, out=None):
     N, V = logits.shape
     check_targets(targets, N, V, ignore_index)
+    check_shapes(dlosses=(dlosses, (N,)), lse=(lse, (N,)), out=(out, (N, V)))
     dt = logits.dtype
     if out is None:
         out = np.empty_like(logits)
@@ -448,6 +457,7 @@ def gelu_forward(x, approximate="none"):
 
 def gelu_backward(dout, x, approximate="none"):
     flag = _tanh_flag(approximate)
+    check_shapes(dout=(dout, x.shape))
     xc, dc = np.ascontiguousarray(x), np.ascontiguousarray(dout, dtype=x.dtype)
     dx = np.empty_like(xc)
     _gelu_bwd(dc.reshape(-1), xc.reshape(-1), dx.reshape(-1), flag)
@@ -474,6 +484,9 @@ def _adamw(p, g, m, v, lo, hi, decay, b1, b2, step_size, bc2_sqrt, eps, nchunks)
 
 def adamw_step(param, grad, exp_avg, exp_avg_sq, step, lrs, weight_decays, segments,
                beta1=0.9, beta2=0.999, eps=1e-8):
+    P = param.shape[0]
+    check_shapes(grad=(grad, (P,)), exp_avg=(exp_avg, (P,)), exp_avg_sq=(exp_avg_sq, (P,)))
+    check_segments(segments, lrs, weight_decays, P)
     f = np.float32
     bc1 = 1.0 - beta1 ** step
     bc2_sqrt = math.sqrt(1.0 - beta2 ** step)

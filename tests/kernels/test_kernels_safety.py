@@ -8,7 +8,7 @@ import pytest
 
 from kernels_helpers import c_available, run_script
 
-pytestmark = pytest.mark.skipif(not c_available(), reason="C extension not built")
+needs_c = pytest.mark.skipif(not c_available(), reason="C extension not built")
 
 SCRIPT = r'''
 import json
@@ -138,6 +138,7 @@ print(json.dumps(results))
 '''
 
 
+@needs_c
 def test_c_wrappers_reject_bad_inputs():
     r = run_script(SCRIPT)
     assert r.returncode == 0, f"subprocess died (rc={r.returncode}): {r.stderr[-2000:]}"
@@ -145,3 +146,46 @@ def test_c_wrappers_reject_bad_inputs():
     bad = {k: v for k, v in results.items() if v != "ok"}
     assert not bad, bad
     assert len(results) > 80
+
+
+NUMBA_SCRIPT = r'''
+import json
+import numpy as np
+from goldbull_np.kernels import numba_backend as nb
+f32 = lambda *s: np.ones(s, np.float32)
+i64 = lambda *v: np.array(v, np.int64)
+q, k = f32(1, 2, 4, 8), f32(1, 2, 5, 8)
+CASES = {
+    "linear weight C": lambda: nb.linear_forward(f32(3, 4), f32(5, 6)),
+    "linear bias": lambda: nb.linear_forward(f32(3, 4), f32(5, 4), f32(4)),
+    "linear_backward dout": lambda: nb.linear_backward(f32(3, 4), f32(3, 4), f32(5, 4)),
+    "layer_norm weight": lambda: nb.layer_norm_forward(f32(3, 4), f32(3), None, 1e-5),
+    "layer_norm_backward rstd": lambda: nb.layer_norm_backward(f32(3, 4), f32(3, 4), None, f32(3), f32(2), True),
+    "rms_norm_backward dout": lambda: nb.rms_norm_backward(f32(2, 4), f32(3, 4), None, f32(3)),
+    "attention lse": lambda: nb.attention_backward(q, q, k, k, q, f32(1, 2, 3), 1.0),
+    "attention kpm": lambda: nb.attention_forward(q, k, k, 1.0, key_padding_mask=np.ones((1, 4), bool)),
+    "ce target": lambda: nb.cross_entropy_forward(f32(3, 5), i64(0, 5, 1)),
+    "ce_backward lse": lambda: nb.cross_entropy_backward(f32(3), f32(3, 5), i64(0, 1, 2), f32(2)),
+    "gelu_backward dout": lambda: nb.gelu_backward(f32(5), f32(4)),
+    "adamw grad": lambda: nb.adamw_step(f32(10), f32(9), f32(10), f32(10), 1, np.ones(1), np.zeros(1), i64(0, 10)),
+    "adamw segments": lambda: nb.adamw_step(f32(10), f32(10), f32(10), f32(10), 1, np.ones(1), np.zeros(1), i64(0, 11)),
+}
+res = {}
+for name, fn in CASES.items():
+    try:
+        fn()
+        res[name] = "no error"
+    except (ValueError, TypeError):
+        res[name] = "ok"
+    except Exception as exc:  # noqa: BLE001
+        res[name] = f"{type(exc).__name__}: {exc}"
+print(json.dumps(res))
+'''
+
+
+def test_numba_wrappers_reject_bad_shapes():
+    """numba indexes without bounds checks: its wrappers must check shapes before the loops."""
+    r = run_script(NUMBA_SCRIPT)
+    assert r.returncode == 0, f"subprocess died (rc={r.returncode}): {r.stderr[-2000:]}"
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    assert {k: v for k, v in res.items() if v != "ok"} == {}
