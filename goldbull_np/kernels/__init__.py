@@ -17,8 +17,11 @@ OpenMP here) and OpenBLAS (threadpoolctl if installed, else the OpenBLAS symbol 
 Kernel calls are synchronous, so the pools never compute at the same time, but an idle pool keeps
 spinning: with libgomp's default spin the OpenMP worker burnt the second core while the next OpenBLAS
 call needed it, and a numpy matmul + C layer_norm pair took 8-24 ms instead of 0.5 ms on 2 cores.
-  * GOMP_SPINCOUNT defaults to 10000 (set at import, before libgomp loads; an explicit GOMP_SPINCOUNT
-    or OMP_WAIT_POLICY wins): the pair then took ~0.7-1.1 ms, and OpenMP wake-ups stay fast.
+  * OMP_WAIT_POLICY defaults to PASSIVE (set at import, before libgomp loads; an explicit
+    OMP_WAIT_POLICY or GOMP_SPINCOUNT wins). GOMP_SPINCOUNT=10000 brought the pair to ~0.7-1.1 ms, but
+    on these 2-vCPU machines a whole small-model training step was still 25% slower with any spinning
+    (130 vs 98 ms/iter at 2 threads) and collapses when another process is busy; passive costs ~5% on
+    the mid model (1296 vs 1233 ms/iter). Measured with benchmarks/bench_train.py-style steps, 2026-11-25.
   * `auto` runs matmul/linear in C, so a training step uses a single (OpenMP) pool: 0.55 ms.
 """
 from __future__ import annotations
@@ -69,7 +72,7 @@ AUTO_TABLE = {
 }
 _ORDER = {"c": ("c", "numba", "numpy"), "numba": ("numba", "numpy"), "numpy": ("numpy",)}
 if "GOMP_SPINCOUNT" not in os.environ and "OMP_WAIT_POLICY" not in os.environ:
-    os.environ["GOMP_SPINCOUNT"] = "10000"  # see the module docstring (threads)
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"  # see the module docstring (threads)
 
 _MODULES = {"numpy": "reference", "numba": "numba_backend", "c": "c_backend"}
 
@@ -167,8 +170,14 @@ def _resolve(name, dtype):
     raise TypeError(f"no backend implements kernel {name!r} for dtype {dt}")
 
 
-def get(name, dtype=np.float32):
-    """The implementation of kernel `name` for inputs of `dtype` under the current selection."""
+def get(name, dtype=np.float32, empty=False):
+    """The implementation of kernel `name` for inputs of `dtype` under the current selection.
+
+    `empty=True` (some input has a zero-size dimension) always gives the NumPy reference: it handles
+    any size, while the C wrappers reject zero-size arrays before they reach C.
+    """
+    if empty:
+        return getattr(_load("numpy"), name)
     try:
         return _cache[(name, dtype)]
     except KeyError:

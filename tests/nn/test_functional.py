@@ -325,3 +325,19 @@ def test_matches_torch_semantics():
          lambda a, b, c: TF.scaled_dot_product_attention(a, b, c, is_causal=True, enable_gqa=True), q, kv, kv)
     probs = np_softmax(rng.standard_normal((6, 5)), 1)
     both(lambda a, p: F.cross_entropy(a, p), lambda a, p: TF.cross_entropy(a, p), x, probs)
+
+
+@pytest.mark.parametrize("backend", ["auto", "c", "numba", "numpy"])
+def test_fused_ops_accept_an_empty_batch(backend):
+    """A zero-size batch goes to the reference kernel (the C wrappers reject zero-size arrays)."""
+    x = gb.zeros(0, 4, requires_grad=True)
+    w = gb.randn(3, 4, requires_grad=True)
+    q = gb.zeros(2, 2, 0, 4, requires_grad=True)
+    with gb.kernels.use(backend):
+        outs = [F.linear(x, w), F.layer_norm(x, (4,)), F.rms_norm(x, (4,)), F.gelu(x),
+                F.cross_entropy(x, gb.zeros(0, dtype=gb.int64), reduction="sum"),
+                F.scaled_dot_product_attention(q, q, q, is_causal=True)]
+        assert [o.shape for o in outs] == [(0, 3), (0, 4), (0, 4), (0, 4), (), (2, 2, 0, 4)]
+        sum(o.sum() for o in outs).backward()
+    assert x.grad.shape == (0, 4) and q.grad.shape == (2, 2, 0, 4)
+    np.testing.assert_array_equal(w.grad, np.zeros((3, 4), np.float32))

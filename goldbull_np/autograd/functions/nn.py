@@ -20,13 +20,14 @@ def _c(a):
 _F16 = np.dtype(np.float16)
 
 
-def _kernel(name, dtype):
-    """The kernel for ``dtype``; float16 (which no kernel backend implements) runs the float32 kernel
-    on upcast inputs, and the primary output comes back as float16 (saved statistics stay float32,
-    input gradients are cast by the engine)."""
+def _kernel(name, dtype, empty=False):
+    """The kernel for ``dtype`` (the reference when ``empty``: some input has a zero-size dim);
+    float16 (which no kernel backend implements) runs the float32 kernel on upcast inputs, and the
+    primary output comes back as float16 (saved statistics stay float32, input gradients are cast
+    by the engine)."""
     if dtype == _F16:
-        return functools.partial(_via_float32, K.get(name, np.float32))
-    return K.get(name, dtype)
+        return functools.partial(_via_float32, K.get(name, np.float32, empty))
+    return K.get(name, dtype, empty)
 
 
 def _via_float32(kernel, *args, **kwargs):
@@ -48,13 +49,13 @@ class Linear(Function):
         self.lead = x.shape[:-1]
         x2 = _c(x).reshape(-1, x.shape[-1])  # (N, C)
         self.x2, self.weight, self.has_bias = x2, weight, bias is not None
-        out = _kernel("linear_forward", x.dtype)(x2, _c(weight), None if bias is None else _c(bias))  # (N, OC)
+        out = _kernel("linear_forward", x.dtype, x2.size == 0 or weight.size == 0)(x2, _c(weight), None if bias is None else _c(bias))  # (N, OC)
         return out.reshape(self.lead + (weight.shape[0],))
 
     def backward(self, g):
         nx, nw, nb = (self.needs_input_grad + (False,))[:3]
         g2 = _c(g).reshape(-1, g.shape[-1])  # (N, OC)
-        dx, dw, db = _kernel("linear_backward", g.dtype)(
+        dx, dw, db = _kernel("linear_backward", g.dtype, g.size == 0 or self.x2.size == 0)(
             g2, self.x2, _c(self.weight), need_dx=nx, need_dweight=nw, need_dbias=nb and self.has_bias)
         dx = dx.reshape(self.lead + (self.x2.shape[1],)) if dx is not None else None
         return (dx, dw, db) if self.has_bias else (dx, dw)
@@ -71,12 +72,12 @@ class LayerNorm(Function):
         x2 = _c(x).reshape(-1, C)  # (N, C)
         w2 = None if weight is None else _c(weight).reshape(C)
         b2 = None if bias is None else _c(bias).reshape(C)
-        out, self.mean, self.rstd = _kernel("layer_norm_forward", x.dtype)(x2, w2, b2, eps)  # (N,C), (N,), (N,)
+        out, self.mean, self.rstd = _kernel("layer_norm_forward", x.dtype, x2.size == 0)(x2, w2, b2, eps)  # (N,C), (N,), (N,)
         self.x2, self.w2, self.has_bias, self.has_weight = x2, w2, bias is not None, weight is not None
         return out.reshape(x.shape)
 
     def backward(self, g):
-        dx, dw, db = _kernel("layer_norm_backward", g.dtype)(
+        dx, dw, db = _kernel("layer_norm_backward", g.dtype, g.size == 0)(
             _c(g).reshape(self.x2.shape), self.x2, self.w2, self.mean, self.rstd, self.has_bias)
         grads = [dx.reshape(self.shape)]
         if self.has_weight:
@@ -96,12 +97,12 @@ class RMSNorm(Function):
         C = int(np.prod(x.shape[x.ndim - n_norm:]))
         x2 = _c(x).reshape(-1, C)  # (N, C)
         w2 = None if weight is None else _c(weight).reshape(C)
-        out, self.rstd = _kernel("rms_norm_forward", x.dtype)(x2, w2, eps)  # (N,C), (N,)
+        out, self.rstd = _kernel("rms_norm_forward", x.dtype, x2.size == 0)(x2, w2, eps)  # (N,C), (N,)
         self.x2, self.w2 = x2, w2
         return out.reshape(x.shape)
 
     def backward(self, g):
-        dx, dw = _kernel("rms_norm_backward", g.dtype)(_c(g).reshape(self.x2.shape), self.x2, self.w2, self.rstd)
+        dx, dw = _kernel("rms_norm_backward", g.dtype, g.size == 0)(_c(g).reshape(self.x2.shape), self.x2, self.w2, self.rstd)
         if self.w2 is None:
             return dx.reshape(self.shape)
         return dx.reshape(self.shape), (dw.reshape(self.input_meta[1][0]) if dw is not None else None)
@@ -118,12 +119,12 @@ class Attention(Function):
         q, k, v = _c(q), _c(k), _c(v)
         self.params = dict(scale=scale, causal_offset=causal_offset, attn_bias=attn_bias,
                            key_padding_mask=key_padding_mask)
-        out, lse = _kernel("attention_forward", q.dtype)(q, k, v, **self.params)  # (B,H,T,D), (B,H,T)
+        out, lse = _kernel("attention_forward", q.dtype, q.size == 0 or k.size == 0)(q, k, v, **self.params)  # (B,H,T,D), (B,H,T)
         self.q, self.k, self.v, self.out, self.lse = q, k, v, out, lse
         return out
 
     def backward(self, g):
-        return _kernel("attention_backward", g.dtype)(_c(g), self.q, self.k, self.v, self.out, self.lse,
+        return _kernel("attention_backward", g.dtype, g.size == 0 or self.k.size == 0)(_c(g), self.q, self.k, self.v, self.out, self.lse,
                                                      **self.params)
 
 
@@ -134,7 +135,7 @@ class CrossEntropy(Function):
 
     def forward(self, logits, targets=None, ignore_index=-100, label_smoothing=0.0, reduction="mean"):
         logits = _c(logits)
-        losses, lse = _kernel("cross_entropy_forward", logits.dtype)(
+        losses, lse = _kernel("cross_entropy_forward", logits.dtype, logits.size == 0)(
             logits, targets, ignore_index=ignore_index, label_smoothing=label_smoothing)  # (N,), (N,)
         self.logits, self.targets, self.lse = logits, targets, lse
         self.ignore_index, self.label_smoothing, self.reduction = ignore_index, label_smoothing, reduction
@@ -154,7 +155,7 @@ class CrossEntropy(Function):
             dlosses = np.full(N, g, dtype=g.dtype)
         else:
             dlosses = np.full(N, g / max(self.count, 1), dtype=g.dtype)
-        return _kernel("cross_entropy_backward", g.dtype)(
+        return _kernel("cross_entropy_backward", g.dtype, self.logits.size == 0)(
             dlosses, self.logits, self.targets, self.lse, ignore_index=self.ignore_index,
             label_smoothing=self.label_smoothing)
 
@@ -164,10 +165,10 @@ class Gelu(Function):
 
     def forward(self, x, approximate="none"):
         self.x, self.approximate = _c(x).reshape(-1), approximate  # (N,)
-        return _kernel("gelu_forward", x.dtype)(self.x, approximate=approximate).reshape(x.shape)
+        return _kernel("gelu_forward", x.dtype, x.size == 0)(self.x, approximate=approximate).reshape(x.shape)
 
     def backward(self, g):
-        dx = _kernel("gelu_backward", g.dtype)(_c(g).reshape(-1), self.x, approximate=self.approximate)
+        dx = _kernel("gelu_backward", g.dtype, g.size == 0)(_c(g).reshape(-1), self.x, approximate=self.approximate)
         return dx.reshape(g.shape)
 
 
