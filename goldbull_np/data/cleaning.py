@@ -22,9 +22,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
-from .formats import FORMATS, TEXT_MODES, Example, ExampleReader, TextExample, example_text, example_to_row, map_text
-from .preprocess import example_key, is_empty
-from .reader import ENCODING_ERRORS
+from .formats import Example, ExampleReader, TextExample, example_text, example_to_row, map_text
+from .preprocess import check_reading_options, example_key, is_empty
 
 REMOVAL_RULES = ("empty", "too_long", "too_short", "duplicate", "language")
 
@@ -46,12 +45,7 @@ class CleaningConfig:
     format: str | None = None  # force "text" / "json" / "jsonl"
 
     def __post_init__(self):
-        if self.text_mode not in TEXT_MODES:
-            raise ValueError(f"text_mode must be one of {TEXT_MODES}, got {self.text_mode!r}")
-        if self.encoding_errors not in ENCODING_ERRORS:
-            raise ValueError(f"encoding_errors must be one of {ENCODING_ERRORS}, got {self.encoding_errors!r}")
-        if self.format is not None and self.format not in FORMATS:
-            raise ValueError(f"format must be one of {FORMATS} or None, got {self.format!r}")
+        check_reading_options(self)
         if self.min_line_length < 0 or (self.max_line_length is not None and self.max_line_length < 1):
             raise ValueError("min_line_length must be >= 0 and max_line_length >= 1 (or None)")
 

@@ -33,14 +33,19 @@ class PreprocessConfig:
             raise ValueError(f"max_sequence_length must be >= 1, got {self.max_sequence_length}")
         if self.min_sequence_length < 0:
             raise ValueError(f"min_sequence_length must be >= 0, got {self.min_sequence_length}")
-        if self.text_mode not in TEXT_MODES:
-            raise ValueError(f"text_mode must be one of {TEXT_MODES}, got {self.text_mode!r}")
-        if self.encoding_errors not in ENCODING_ERRORS:
-            raise ValueError(f"encoding_errors must be one of {ENCODING_ERRORS}, got {self.encoding_errors!r}")
-        if self.format is not None and self.format not in FORMATS:
-            raise ValueError(f"format must be one of {FORMATS} or None, got {self.format!r}")
+        check_reading_options(self)
         if self.max_line_length is not None and self.max_line_length < 1:
             raise ValueError(f"max_line_length must be >= 1 or None, got {self.max_line_length}")
+
+
+def check_reading_options(config) -> None:
+    """Validate the options PreprocessConfig and CleaningConfig share: text_mode, encoding_errors, format."""
+    if config.text_mode not in TEXT_MODES:
+        raise ValueError(f"text_mode must be one of {TEXT_MODES}, got {config.text_mode!r}")
+    if config.encoding_errors not in ENCODING_ERRORS:
+        raise ValueError(f"encoding_errors must be one of {ENCODING_ERRORS}, got {config.encoding_errors!r}")
+    if config.format is not None and config.format not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS} or None, got {config.format!r}")
 
 
 @dataclass

@@ -76,6 +76,39 @@ class TokenDataset:
                                     f"block of block_size={T} (a block needs block_size + 1 tokens in one "
                                     f"{'document' if self.document_aware else 'stream'})")
 
+    @classmethod
+    def from_array(cls, ids, block_size: int) -> "TokenDataset":
+        """nanoGPT's stream over an in-memory (N,) array of ids: item i is tokens [iT, iT+T]
+        (T inputs and T shifted labels), blocks non-overlapping and all exactly T long."""
+        tokens = np.ascontiguousarray(np.asarray(ids))  # (N,)
+        if tokens.ndim != 1 or tokens.dtype.kind not in "iu":
+            raise ValueError(f"from_array needs a 1-D integer array, got {tokens.dtype} of shape {tokens.shape}")
+        self = cls.__new__(cls)
+        self.path, self.meta, self.dtype, self.tokens = None, {}, tokens.dtype, tokens
+        self.block_size = T = int(block_size)
+        if T < 1:
+            raise ValueError(f"block_size must be >= 1, got {block_size}")
+        self.document_aware = False
+        self._len = max(0, (len(tokens) - 1) // T)
+        if self._len == 0:
+            raise EmptyDatasetError(f"no training examples found in an array of {len(tokens)} tokens: a block "
+                                    f"of block_size={T} needs block_size + 1 tokens")
+        return self
+
+    def fingerprint(self) -> dict:
+        """A cheap identity for resume checks: a hash of in-memory tokens, or of the file's metadata
+        (never a pass over a large memory-mapped file)."""
+        import hashlib
+
+        fp = {"type": "TokenDataset", "tokens": int(len(self.tokens)), "block_size": self.block_size,
+              "document_aware": self.document_aware}
+        if self.path is None:
+            fp["sha256"] = hashlib.sha256(self.tokens.tobytes()).hexdigest()[:16]
+        else:
+            fp["path"] = os.path.abspath(self.path)
+            fp["meta_sha256"] = hashlib.sha256(json.dumps(self.meta, sort_keys=True).encode()).hexdigest()[:16]
+        return fp
+
     @property
     def pad_token_id(self) -> int:
         pad = self.meta.get("pad_token_id")

@@ -392,8 +392,8 @@ def cmd_eval(args) -> int:
     import numpy as np
 
     from ..text import TextTrainer
+    from ..data import TokenDataset
     from ..text.trainer import TextTrainingConfig
-    from .data import TokenBlocks
     if not Path(args.data).is_file():
         return _usage_error("eval", f"data file not found: {args.data}")
     _apply_threads(args)
@@ -403,7 +403,7 @@ def cmd_eval(args) -> int:
     block = int(model.config.block_size)
     if len(ids) < block + 1:
         raise ValueError(f"{args.data} has {len(ids)} tokens, fewer than one sequence of {block + 1}")
-    ds = TokenBlocks(ids, block)
+    ds = TokenDataset.from_array(ids, block)
     trainer = TextTrainer(model, TextTrainingConfig(batch_size=args.batch_size, progress_bar=False))
     m = trainer.evaluate(ds, max_batches=args.max_batches)
     if args.json:

@@ -112,3 +112,18 @@ def test_too_few_tokens_for_one_block(write, tmp_path):
     assert len(TokenDataset(tmp_path / "t.bin", 3)) == 1
     with pytest.raises(EmptyDatasetError, match="no training examples found in .*t.bin: 4 tokens"):
         TokenDataset(tmp_path / "t.bin", 4, document_aware=False)
+
+
+def test_from_array_is_nanogpt_stream_blocks_and_fingerprints_cheaply():
+    ids = np.arange(23, dtype=np.int64)
+    ds = TokenDataset.from_array(ids, 5)
+    assert len(ds) == 4  # (23 - 1) // 5
+    np.testing.assert_array_equal(ds[1]["input_ids"], np.arange(5, 10))
+    np.testing.assert_array_equal(ds[1]["labels"], np.arange(6, 11))
+    assert set(ds[-1]) == {"input_ids", "labels"}
+    assert ds.fingerprint() == TokenDataset.from_array(ids.copy(), 5).fingerprint()
+    assert ds.fingerprint() != TokenDataset.from_array(ids[::-1].copy(), 5).fingerprint()
+    with pytest.raises(EmptyDatasetError, match="no training examples"):
+        TokenDataset.from_array(ids[:5], 5)
+    with pytest.raises(ValueError, match="1-D integer"):
+        TokenDataset.from_array(np.zeros((2, 3)), 2)

@@ -9,7 +9,7 @@ import goldbull_np as gb
 from goldbull_np.nn.lora import LoRALinear
 from goldbull_np.text import FineTuner, FineTuningConfig, GoldbullText, ModelConfig
 from goldbull_np.train.config import ConfigError
-from goldbull_np.train.data import TokenBlocks
+from goldbull_np.data import TokenDataset
 
 TEXT = "the quick brown fox jumps over the lazy dog. " * 40
 
@@ -23,7 +23,7 @@ def base_model(seed=0, **over):
 
 def dataset(n=600, block=16, seed=0):
     ids = np.random.default_rng(seed).integers(0, 65, n // 4).repeat(4)  # learnable: each token repeats
-    return TokenBlocks(ids, block)
+    return TokenDataset.from_array(ids, block)
 
 
 def run(config, **model_over):

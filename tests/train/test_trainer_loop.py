@@ -10,7 +10,7 @@ from goldbull_np.text import GoldbullText, ModelConfig, TextTrainer, TextTrainin
 from goldbull_np.train import (CheckpointConfig, CheckpointManager, MetricsLogger, NonFiniteLossError,
                                OptimizerConfig, ResumeMismatchError, Trainable, Trainer, TrainingConfig,
                                ValidationMetrics)
-from train_helpers import DataLoader, PoisonModel, TokenBlocks, datasets, params, tiny_model, tokens
+from train_helpers import DataLoader, PoisonModel, TokenDataset, datasets, params, tiny_model, tokens
 
 
 def _cfg(**kw):
@@ -134,7 +134,7 @@ def test_nan_validation_loss_never_becomes_best(tmp_path):
     gb.manual_seed(0)
     m = PoisonModel(ModelConfig.tiny(vocab_size=tok.vocab_size, n_layer=1, n_embd=16, block_size=16))
     m.poison = int(val.tokens[0])
-    train_clean = TokenBlocks(np.where(train.tokens == m.poison, (m.poison + 1) % tok.vocab_size, train.tokens), 16)
+    train_clean = TokenDataset.from_array(np.where(train.tokens == m.poison, (m.poison + 1) % tok.vocab_size, train.tokens), 16)
     t = TextTrainer(m, _cfg(max_steps=4, eval_steps=2, save_steps=2, output_dir=str(tmp_path)))
     state = t.train(train_clean, val)
     assert math.isnan(state.last_eval["loss"])
@@ -146,8 +146,8 @@ def test_early_stopping_on_validation_loss():
     # train on "ab" repeated, validate on "ac": learning the training data makes validation worse
     tok, ids = tokens("abacab" * 200)
     a, b, c = (tok.encode(ch)[0] for ch in "abc")
-    train = TokenBlocks(np.tile([a, b], 400), 16)
-    val = TokenBlocks(np.tile([a, c], 100), 16)
+    train = TokenDataset.from_array(np.tile([a, b], 400), 16)
+    val = TokenDataset.from_array(np.tile([a, c], 100), 16)
     m = tiny_model(tok.vocab_size)
     t = TextTrainer(m, _cfg(max_steps=50, eval_steps=1, early_stopping_patience=2, learning_rate=3e-2))
     state = t.train(train, val)
@@ -209,7 +209,7 @@ def test_resume_with_a_different_batch_size_or_data_refuses_with_a_diff(tmp_path
         t.train(train, resume_from=tmp_path)
     msg = str(e.value)
     assert "batch_size: checkpoint=4  now=2" in msg and "gradient_accumulation_steps: checkpoint=1  now=2" in msg
-    other = TokenBlocks(train.tokens[::-1].copy(), 16)
+    other = TokenDataset.from_array(train.tokens[::-1].copy(), 16)
     t = TextTrainer(tiny_model(tok.vocab_size), _cfg(max_steps=4, output_dir=str(tmp_path)))
     with pytest.raises(ResumeMismatchError, match="data"):
         t.train(other, resume_from=tmp_path)

@@ -4,7 +4,8 @@ import numpy as np
 import goldbull_np as gb
 from goldbull_np.data import CharTokenizer, DataLoader
 from goldbull_np.text import GoldbullText, ModelConfig
-from goldbull_np.train.data import TokenBlocks, split_tokens
+from goldbull_np.data import TokenDataset
+from goldbull_np.train.data import split_tokens
 
 CORPUS = ("The quick brown fox jumps over the lazy dog. A stitch in time saves nine. "
           "Every good boy deserves fudge. To be or not to be, that is the question. ") * 40
@@ -44,4 +45,4 @@ class PoisonModel(GoldbullText):
         return logits, loss
 
 
-__all__ = ["CORPUS", "tokens", "tiny_model", "datasets", "params", "PoisonModel", "DataLoader", "TokenBlocks"]
+__all__ = ["CORPUS", "tokens", "tiny_model", "datasets", "params", "PoisonModel", "DataLoader", "TokenDataset"]
