@@ -10,6 +10,51 @@
 
 /* ---- driver ------------------------------------------------------------------------------ */
 
+/* The M-split product with op(B) packed per thread (no barriers; see sgemm_one). */
+static int sgemm_private_b(float *c, const float *a, const float *b, const float *bias, int trans_a,
+                           int trans_b, int64_t M, int64_t N, int64_t K, int nt) {
+    gb_ukernel_fn uk = gb_ukernel();
+    int64_t lda = trans_a ? M : K, ldb = trans_b ? K : N;
+    int64_t ncmax = N < NC ? N : NC, kcmax = K < KC ? K : KC;
+    int err = 0;
+    #pragma omp parallel num_threads(nt)
+    {
+        int t = gb_thread_num(), n = gb_num_threads();
+        float *Bp = gb_workspace(0, (size_t)((ncmax + NR - 1) / NR * NR) * kcmax);  /* this thread's */
+        float *Ap = gb_workspace(1, (size_t)MC * kcmax);
+        int64_t p0, p1;
+        gb_split((M + MR - 1) / MR, t, n, &p0, &p1);
+        int64_t m0 = p0 * MR, m1 = p1 * MR < M ? p1 * MR : M;
+        if (!Ap || !Bp) {
+            #pragma omp atomic write
+            err = 1;
+        } else if (m0 < m1) {
+            for (int64_t jc = 0; jc < N; jc += NC) {
+                int64_t nc = N - jc < NC ? N - jc : NC, npanels = (nc + NR - 1) / NR;
+                for (int64_t pc = 0; pc < K; pc += KC) {
+                    int64_t kc = K - pc < KC ? K - pc : KC;
+                    gb_pack_b(Bp, b, trans_b, ldb, jc, pc, nc, kc, 0, npanels);
+                    int first = pc == 0;
+                    const float *bias_k = first ? bias : NULL;
+                    for (int64_t ic = m0; ic < m1; ic += MC) {
+                        int64_t mc = m1 - ic < MC ? m1 - ic : MC;
+                        gb_pack_a(Ap, a, trans_a, lda, ic, pc, mc, kc);
+                        for (int64_t jp = 0; jp < npanels; jp++) {
+                            int64_t jr = jp * NR, nr = nc - jr < NR ? nc - jr : NR;
+                            for (int64_t ir = 0; ir < mc; ir += MR) {
+                                int64_t mr = mc - ir < MR ? mc - ir : MR;
+                                uk(kc, Ap + ir * kc, Bp + jr * kc, c + (ic + ir) * N + jc + jr, N, mr, nr,
+                                   !first, bias_k ? bias_k + jc + jr : NULL);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    return err ? -1 : 0;
+}
+
 static int sgemm_one(float *c, const float *a, const float *b, const float *bias, int trans_a,
                      int trans_b, int64_t M, int64_t N, int64_t K, int nt) {
     gb_ukernel_fn uk = gb_ukernel();
@@ -19,6 +64,11 @@ static int sgemm_one(float *c, const float *a, const float *b, const float *bias
     if (!Bp) return -1;
     /* Split threads over M when there are enough MR-row panels, else over N (NR-column panels). */
     int split_m = (M + MR - 1) / MR >= 2 * nt || N <= NR * nt;
+    /* Small op(B) (at most one KCxNC block's worth) with the M split: each thread packs all of it
+     * itself, so the team never meets at a barrier. With passive waiting (see kernels/__init__.py)
+     * a barrier is a futex sleep/wake, which for a transformer's small linears (768x128x512: 0.3 ms)
+     * cost more than packing B twice. */
+    if (nt > 1 && split_m && K * N <= (int64_t)KC * NC) return sgemm_private_b(c, a, b, bias, trans_a, trans_b, M, N, K, nt);
     int err = 0;
     #pragma omp parallel num_threads(nt) if (nt > 1)
     {

@@ -1,5 +1,8 @@
 #include "internal/gb_common.h"
 #include "runtime.h"
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 static int gb_avx2_cached = -1;
 static int gb_nthreads = 0;  /* 0 = not set yet: omp_get_max_threads() at first use */
@@ -41,6 +44,25 @@ int gb_has_openmp(void) {
 #ifdef _OPENMP
     return 1;
 #else
+    return 0;
+#endif
+}
+
+/* Keep freed blocks mapped so the next step's temporaries reuse them. By default glibc serves blocks
+ * above M_MMAP_THRESHOLD (128 KiB, growing dynamically) with fresh mmaps and trims the heap top
+ * above M_TRIM_THRESHOLD, so every activation/gradient array of a training step came back as new
+ * zero pages: a first touch costs ~2 us per 4 KiB page, e.g. 1.5 MiB GELU output: ~0.7 ms of
+ * page faults for 0.1 ms of arithmetic. Raising both (the mmap threshold is capped by glibc at
+ * 32 MiB on 64-bit) made a small-GPT step ~0.7x as long. Peak RSS is unchanged: freed memory
+ * stays resident up to the peak it already reached. */
+int gb_malloc_keep_freed(int64_t mmap_threshold, int64_t trim_threshold) {
+#if defined(__GLIBC__)
+    int ok = 1;
+    if (mmap_threshold > 0) ok &= mallopt(M_MMAP_THRESHOLD, (int)(mmap_threshold > 33554432 ? 33554432 : mmap_threshold));
+    if (trim_threshold > 0) ok &= mallopt(M_TRIM_THRESHOLD, (int)(trim_threshold > 2147483647 ? 2147483647 : trim_threshold));
+    return ok ? 1 : 0;
+#else
+    (void)mmap_threshold; (void)trim_threshold;
     return 0;
 #endif
 }

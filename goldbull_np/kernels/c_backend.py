@@ -23,7 +23,25 @@ def load():
     if lib is None:
         from goldbull_np import _C  # noqa: PLC0415 - optional, built by setup.py
         ffi, lib = _C.ffi, _C.lib
+        _tune_malloc(lib)
     return lib
+
+
+# glibc's malloc tunables; an explicit setting (env MALLOC_*_ or GOLDBULL_MALLOC_TUNE=0) wins.
+_MALLOC_ENV = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES")
+MMAP_THRESHOLD = 32 << 20   # glibc's maximum: blocks up to 32 MiB come from the reusable heap
+TRIM_THRESHOLD = 1 << 30    # the heap top is given back only above 1 GiB of free space
+
+
+def _tune_malloc(L):
+    """Make freed temporaries stay mapped (see gb_malloc_keep_freed in csrc/runtime.c): without
+    it each step's activations are fresh pages and page faults cost more than the arithmetic."""
+    import os
+    if os.environ.get("GOLDBULL_MALLOC_TUNE", "1").strip() in ("0", "false", "no"):
+        return
+    if any(k in os.environ for k in _MALLOC_ENV):
+        return
+    L.gb_malloc_keep_freed(MMAP_THRESHOLD, TRIM_THRESHOLD)
 
 
 def set_num_threads(n):
