@@ -13,7 +13,8 @@ fused AdamW's flat buffer; torch its default AdamW (foreach=None) and set_to_non
 
 Each side runs in its own fresh process, so peak RSS (VmHWM, the whole process) and "process start to
 first finished step" (wall time from the parent's launch to the end of step 1, interpreter start-up,
-imports and model load included) are its own. Reported per side: median ms/iter after --warmup steps,
+imports and model load included) are its own; "import s" is the median of three fresh interpreters
+timing ``import goldbull_np`` / ``import torch`` (numpy's own import included). Reported per side: median ms/iter after --warmup steps,
 tokens/s, achieved GFLOP/s (nanoGPT's count: 6 * params * tokens + 12 * L * C * T per token, position
 embeddings excluded from params) and its ratio to the best sgemm GFLOP/s measured in the same run on
 the model's MLP shape, the import time, peak RSS, start-to-first-step and the loss after N steps.
@@ -71,6 +72,18 @@ def flops_per_iter(cfg, n_params_no_pos):
     """nanoGPT's estimate_mfu: 6N per token (fwd+bwd) plus attention 12 * L * C * T per token."""
     L, C, T, B = cfg["n_layer"], cfg["n_embd"], cfg["block_size"], cfg["batch_size"]
     return (6 * n_params_no_pos + 12 * L * C * T) * B * T
+
+
+def import_time(module, repeat=3):
+    """Median wall time (s) of ``import module`` in a fresh interpreter (its numpy import included)."""
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
+    ts = []
+    for _ in range(repeat):
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+        if r.returncode == 0:
+            ts.append(float(r.stdout.strip().splitlines()[-1]))
+    return float(np.median(ts)) if ts else None
 
 
 def run_side(side, spec_path, threads, timeout):
@@ -256,10 +269,15 @@ def main():
             tt = [args.threads] if args.torch_threads is None else [int(s) for s in args.torch_threads.split(",")]
             runs += [("torch", t) for t in tt]
         results = []
+        imports = {}
         for side, threads in runs:
             r = run_side(side, spec_path, threads, args.timeout)
             if r is not None:
+                if side not in imports:
+                    imports[side] = import_time("goldbull_np" if side == "goldbull_np" else "torch")
                 r["side"], r["threads"] = side, threads
+                r["import_in_worker_s"] = r.pop("import_s")  # numpy already imported there
+                r["import_s"] = imports[side]
                 results.append(r)
 
     fpi = flops_per_iter(cfg, n_no_pos)

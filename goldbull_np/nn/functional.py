@@ -125,6 +125,21 @@ def gelu(input, approximate="none"):
     return _fused.Gelu.apply(input, approximate=approximate)
 
 
+def gelu_linear(input, weight, bias=None, approximate="none"):
+    """``linear(gelu(input, approximate), weight, bias)`` as one op that does not keep
+    ``gelu(input)`` for backward (it is recomputed there): same values and gradients, one
+    activation less held between forward and backward."""
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"gelu_linear: approximate must be 'none' or 'tanh', got {approximate!r}")
+    if weight.ndim != 2 or input.shape[-1:] != weight.shape[1:]:
+        raise ValueError(f"gelu_linear: input of shape {input.shape} does not match weight of shape {weight.shape}")
+    if bias is not None and bias.shape != weight.shape[:1]:
+        raise ValueError(f"gelu_linear: bias of shape {bias.shape} does not match weight of shape {weight.shape}")
+    if bias is None:
+        return _fused.GeluLinear.apply(input, weight, approximate=approximate)
+    return _fused.GeluLinear.apply(input, weight, bias, approximate=approximate)
+
+
 def dropout(input, p=0.5, training=True):
     """Zero elements with probability p and scale the rest by 1/(1-p) (global seeded generator)."""
     if not 0.0 <= p <= 1.0:

@@ -52,7 +52,13 @@ class MLP(Module):
     def forward(self, x):
         if self.kind == "swiglu":
             h = self.act(self.gate_proj(x)) * self.up_proj(x)  # (B,T,hidden)
-        else:
+        elif type(self.act) is GELU and type(self.down_proj) is Linear:
+            # one fused op for gelu + down_proj: it keeps up_proj's output but not its GELU for
+            # backward (recomputed there), so the MLP holds one (B,T,hidden) activation, not two
+            d = self.down_proj
+            h = self.up_proj(x)  # (B,T,hidden)
+            return F.gelu_linear(h, d.weight, d.bias, self.act.approximate)  # (B,T,C)
+        else:  # a wrapped (LoRA) down_proj or a replaced activation: the plain composition
             h = self.act(self.up_proj(x))  # (B,T,hidden)
         return self.down_proj(h)  # (B,T,C)
 

@@ -239,7 +239,10 @@ class Trainer:
             return float("nan"), grad_norm, n_inputs, total
         self._last_lr = float(opt.param_groups[0]["lr"])  # the lr this step used (logged)
         opt.step()
-        opt.zero_grad(set_to_none=True)
+        # A fused AdamW keeps gradients in one flat buffer: zeroing it re-points each p.grad at its
+        # view, so the next backward accumulates in place and step() copies nothing (a
+        # per-parameter gradient array per step otherwise, 43 MB on the 10M model).
+        opt.zero_grad(set_to_none=getattr(opt, "_flat", None) is None)
         if self.scheduler is not None:
             self.scheduler.step()
         st.step += 1

@@ -32,3 +32,49 @@ def test_layernorm_matches_naive():
     cb.lib.layernorm_forward_naive(*(cb._p(a) for a in naive), cb._p(x), cb._p(w), cb._p(b), 1e-5, 37, 130)
     for f, n in zip(fast, naive):
         np.testing.assert_allclose(f, n, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("M,N,K", [(61, 33, 300), (200, 130, 520), (40, 2100, 260)])
+@pytest.mark.parametrize("ta,tb", [(0, 1), (1, 0)])
+def test_sgemm_two_threads_both_splits_match_naive(M, N, K, ta, tb):
+    """Two threads: small op(B) takes the per-thread-packing path (no barriers), the last shape
+    (K*N above one KCxNC block, N above NC) the shared-packing path; both equal the reference."""
+    from goldbull_np import kernels
+    from goldbull_np.kernels import c_backend as cb
+    before = cb.load().gb_omp_max_threads()
+    kernels.set_num_threads(2)
+    try:
+        rng = np.random.default_rng(M + N + K)
+        a = rng.standard_normal((K, M) if ta else (M, K), np.float32)
+        b = rng.standard_normal((N, K) if tb else (K, N), np.float32)
+        bias = rng.standard_normal(N, np.float32)
+        fast, naive = np.empty((M, N), np.float32), np.empty((M, N), np.float32)
+        p = cb._p
+        assert cb.lib.sgemm(p(fast), p(a), p(b), p(bias), ta, tb, M, N, K, 1, 0, 0, 0) == 0
+        cb.lib.sgemm_naive(p(naive), p(a), p(b), p(bias), ta, tb, M, N, K)
+        np.testing.assert_allclose(fast, naive, rtol=1e-4, atol=1e-4 * np.sqrt(K))
+    finally:
+        kernels.set_num_threads(before)
+
+
+def test_malloc_tuning_is_applied_once_and_can_be_disabled(monkeypatch):
+    from goldbull_np.kernels import c_backend as cb
+    calls = []
+
+    class FakeLib:
+        def gb_malloc_keep_freed(self, mmap_threshold, trim_threshold):
+            calls.append((mmap_threshold, trim_threshold))
+            return 1
+
+    for k in cb._MALLOC_ENV:
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("GOLDBULL_MALLOC_TUNE", "0")
+    cb._tune_malloc(FakeLib())
+    monkeypatch.setenv("GOLDBULL_MALLOC_TUNE", "1")
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "131072")  # the user's own setting wins
+    cb._tune_malloc(FakeLib())
+    assert calls == []
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_")
+    cb._tune_malloc(FakeLib())
+    assert calls == [(cb.MMAP_THRESHOLD, cb.TRIM_THRESHOLD)]
+    assert cb.load().gb_malloc_keep_freed(0, 0) in (0, 1)  # zero = leave as is; callable on any libc

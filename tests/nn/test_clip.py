@@ -58,3 +58,14 @@ def test_other_norm_types_and_value_clipping():
     assert gb.optim.clip_grad_norm_(ps, 10.0, norm_type=1) == pytest.approx(7.0)
     gb.optim.clip_grad_value_(ps, 3.5)
     np.testing.assert_array_equal(ps[0].grad, np.float32([3.0, -3.5]))
+
+
+def test_norm_accumulates_in_float64_across_chunks():
+    """The sum of squares runs in blocks (no BLAS); long float32 and float64 grads give the exact
+    float64 norm."""
+    from goldbull_np.nn.utils import _CHUNK, _sum_squares_f64
+    rng = np.random.default_rng(0)
+    grads = [rng.standard_normal(3 * _CHUNK + 17).astype(np.float32), rng.standard_normal((5, 7)),
+             np.zeros(0, np.float32), rng.standard_normal(_CHUNK).astype(np.float32) * 1e20]
+    expected = sum(float(np.sum(g.astype(np.float64) ** 2)) for g in grads)
+    assert math.isclose(_sum_squares_f64(grads), expected, rel_tol=1e-12)

@@ -341,3 +341,62 @@ def test_fused_ops_accept_an_empty_batch(backend):
         sum(o.sum() for o in outs).backward()
     assert x.grad.shape == (0, 4) and q.grad.shape == (2, 2, 0, 4)
     np.testing.assert_array_equal(w.grad, np.zeros((3, 4), np.float32))
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+@pytest.mark.parametrize("bias", [True, False])
+def test_gelu_linear_equals_gelu_then_linear_exactly(approximate, bias):
+    """The fused MLP op gives the composition's values and gradients bit for bit (same kernels)."""
+    import numpy as np
+    import goldbull_np as gb
+    from goldbull_np.nn import functional as F
+    rng = np.random.default_rng(1)
+    h0 = rng.standard_normal((2, 5, 24), np.float32)
+    w0 = rng.standard_normal((7, 24), np.float32)
+    b0 = rng.standard_normal(7, np.float32) if bias else None
+    g = rng.standard_normal((2, 5, 7), np.float32)
+    outs = []
+    for fused in (True, False):
+        h, w = gb.tensor(h0, requires_grad=True), gb.tensor(w0, requires_grad=True)
+        b = gb.tensor(b0, requires_grad=True) if bias else None
+        y = F.gelu_linear(h, w, b, approximate) if fused else F.linear(F.gelu(h, approximate), w, b)
+        y.backward(g)
+        outs.append([y.data, h.grad, w.grad] + ([b.grad] if bias else []))
+    for a, e in zip(*outs):
+        np.testing.assert_array_equal(a, e)
+
+
+def test_gelu_linear_gradcheck_float64():
+    import numpy as np
+    import goldbull_np as gb
+    from goldbull_np.autograd.gradcheck import gradcheck
+    from goldbull_np.nn import functional as F
+    rng = np.random.default_rng(2)
+    h = gb.tensor(rng.standard_normal((3, 6)), requires_grad=True)
+    w = gb.tensor(rng.standard_normal((4, 6)), requires_grad=True)
+    b = gb.tensor(rng.standard_normal(4), requires_grad=True)
+    assert gradcheck(lambda h, w, b: F.gelu_linear(h, w, b), [h, w, b])
+    with pytest.raises(ValueError):
+        F.gelu_linear(h, w, b, approximate="fast")
+
+
+def test_mlp_uses_the_composition_when_down_proj_is_wrapped():
+    """A LoRA-style wrapper around down_proj (not a plain Linear) takes the unfused path."""
+    import numpy as np
+    import goldbull_np as gb
+    from goldbull_np.nn.transformer import MLP
+    gb.manual_seed(0)
+    m = MLP(8, 16)
+    x = gb.tensor(np.random.default_rng(0).standard_normal((2, 3, 8)).astype(np.float32))
+    ref = m(x).data
+
+    class Wrapped(gb.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, t):
+            return self.inner(t) * 2.0
+
+    m.down_proj = Wrapped(m.down_proj)
+    np.testing.assert_allclose(m(x).data, 2.0 * ref, rtol=1e-6, atol=1e-6)
