@@ -61,6 +61,7 @@ class TokenDataset:
         self.tokens = np.memmap(self.path, dtype=self.dtype, mode="r")  # (N,)
         has_idx = os.path.isfile(self.path + ".idx")
         self.document_aware = has_idx if document_aware is None else bool(document_aware)
+        self.stride = T  # file-backed datasets hold non-overlapping blocks
         if self.document_aware:
             if not has_idx:
                 raise FileNotFoundError(f"document_aware=True needs {self.path}.idx (written by prepare)")
@@ -77,9 +78,17 @@ class TokenDataset:
                                     f"{'document' if self.document_aware else 'stream'})")
 
     @classmethod
-    def from_array(cls, ids, block_size: int) -> "TokenDataset":
-        """nanoGPT's stream over an in-memory (N,) array of ids: item i is tokens [iT, iT+T]
-        (T inputs and T shifted labels), blocks non-overlapping and all exactly T long."""
+    def from_array(cls, ids, block_size: int, stride: int | None = None) -> "TokenDataset":
+        """nanoGPT's stream over an in-memory (N,) array of ids: item i is tokens [i*stride, i*stride+T]
+        (T inputs and T shifted labels), all exactly T long.
+
+        Args:
+            ids: (N,) integer ids.
+            block_size: T.
+            stride: tokens between consecutive items' starts; T (default) gives non-overlapping blocks,
+                1 gives a window at every offset, which a shuffling loader turns into nanoGPT's
+                random-offset sampling while staying deterministic and exactly resumable.
+        """
         tokens = np.ascontiguousarray(np.asarray(ids))  # (N,)
         if tokens.ndim != 1 or tokens.dtype.kind not in "iu":
             raise ValueError(f"from_array needs a 1-D integer array, got {tokens.dtype} of shape {tokens.shape}")
@@ -89,7 +98,10 @@ class TokenDataset:
         if T < 1:
             raise ValueError(f"block_size must be >= 1, got {block_size}")
         self.document_aware = False
-        self._len = max(0, (len(tokens) - 1) // T)
+        self.stride = T if stride is None else int(stride)
+        if not 1 <= self.stride <= T:
+            raise ValueError(f"stride must be in [1, block_size={T}], got {stride}")
+        self._len = max(0, (len(tokens) - T - 1) // self.stride + 1)
         if self._len == 0:
             raise EmptyDatasetError(f"no training examples found in an array of {len(tokens)} tokens: a block "
                                     f"of block_size={T} needs block_size + 1 tokens")
@@ -101,7 +113,7 @@ class TokenDataset:
         import hashlib
 
         fp = {"type": "TokenDataset", "tokens": int(len(self.tokens)), "block_size": self.block_size,
-              "document_aware": self.document_aware}
+              "stride": self.stride, "document_aware": self.document_aware}
         if self.path is None:
             fp["sha256"] = hashlib.sha256(self.tokens.tobytes()).hexdigest()[:16]
         else:
@@ -125,7 +137,8 @@ class TokenDataset:
         if not 0 <= i < n:
             raise IndexError(f"index {i} out of range for a dataset of {n} items")
         if not self.document_aware:
-            x = np.asarray(self.tokens[i * T : i * T + T + 1], dtype=np.int64)  # (T+1,)
+            start = i * self.stride
+            x = np.asarray(self.tokens[start : start + T + 1], dtype=np.int64)  # (T+1,)
             return {"input_ids": x[:-1], "labels": x[1:]}
         d = int(np.searchsorted(self._cum_blocks, i, side="right"))
         k = i - (int(self._cum_blocks[d - 1]) if d else 0)

@@ -48,12 +48,15 @@ class DataConfig(ConfigMixin):
         tokenizer: "char" (vocabulary = the characters of the text) or "byte" (256 byte values).
         block_size: tokens per training sequence (None: the model's block_size).
         val_fraction: the last this fraction of the tokens is the validation set (nanoGPT's 90/10 split).
+        window_stride: tokens between the starts of training sequences (None: block_size, i.e.
+            non-overlapping; 1: a window at every offset, nanoGPT's random-offset sampling once shuffled).
     """
 
     path: Optional[str] = None
     tokenizer: str = "char"
     block_size: Optional[int] = None
     val_fraction: float = 0.1
+    window_stride: Optional[int] = None
 
     _section = "data"
 
@@ -62,6 +65,7 @@ class DataConfig(ConfigMixin):
         self.tokenizer = check_choice(self, "tokenizer", self.tokenizer, TOKENIZERS)
         self.block_size = check_int(self, "block_size", self.block_size, low=2, allow_none=True)
         self.val_fraction = check_number(self, "val_fraction", self.val_fraction, low=0, high=0.5)
+        self.window_stride = check_int(self, "window_stride", self.window_stride, low=1, allow_none=True)
 
 
 @dataclass
@@ -284,7 +288,9 @@ def run_training(run: RunConfig, *, resume: bool = False, allow_mismatch: bool =
     model_cfg = _model_config(ModelConfig, run.model, tokenizer.vocab_size)
     model = GoldbullText(model_cfg)
     block = run.data.block_size or model_cfg.block_size
-    train_ds, val_ds = _split_datasets(ids, block, run.data.val_fraction)
+    if run.data.window_stride is not None and run.data.window_stride > block:
+        raise ConfigError(f"[data] window_stride: {run.data.window_stride} is larger than block_size {block}")
+    train_ds, val_ds = _split_datasets(ids, block, run.data.val_fraction, run.data.window_stride)
     log(f"goldbull train: {source}: {len(text):,} characters -> {len(ids):,} tokens "
         f"({run.data.tokenizer} vocabulary {tokenizer.vocab_size}); {len(train_ds):,} training sequences of "
         f"{block + 1} tokens")
@@ -297,7 +303,7 @@ def run_training(run: RunConfig, *, resume: bool = False, allow_mismatch: bool =
     trainer.add_logger(MetricsLogger(out / "logs"))
     trainer.data_fingerprint = {"source": source, "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()[:16],
                                 "tokenizer": run.data.tokenizer, "block_size": block,
-                                "val_fraction": run.data.val_fraction}
+                                "val_fraction": run.data.val_fraction, "window_stride": run.data.window_stride}
     if resume_from is not None:
         log(f"resuming from {resume_from}")
     state = trainer.train(train_ds, val_ds, resume_from=resume_from, allow_mismatch=allow_mismatch)
@@ -358,9 +364,9 @@ def _load_tokenizer(directory):
     return data.load_tokenizer(os.fspath(directory))
 
 
-def _split_datasets(ids, block: int, val_fraction: float):
+def _split_datasets(ids, block: int, val_fraction: float, train_stride=None):
     from .data import split_tokens
-    return split_tokens(ids, block, val_fraction)
+    return split_tokens(ids, block, val_fraction, train_stride)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -27,8 +27,11 @@ class Subset:
                 "sha256": hashlib.sha256(self.indices.tobytes()).hexdigest()[:16]}
 
 
-def split_tokens(ids, block_size: int, val_fraction: float = 0.1):
+def split_tokens(ids, block_size: int, val_fraction: float = 0.1, train_stride: int | None = None):
     """nanoGPT's split: the first ``1 - val_fraction`` of the tokens train, the rest validate.
+
+    ``train_stride`` spaces the training windows (None: non-overlapping; 1: every offset, nanoGPT's
+    random windows once shuffled); validation windows never overlap.
 
     Returns:
         ``(train, val)`` in-memory TokenDatasets (``val`` is None when ``val_fraction`` is 0).
@@ -42,5 +45,5 @@ def split_tokens(ids, block_size: int, val_fraction: float = 0.1):
     if len(ids) - n_val < block_size + 1:
         raise ValueError(f"the training split has {len(ids) - n_val} tokens, fewer than one sequence of "
                          f"{block_size + 1}")
-    train = TokenDataset.from_array(ids[: len(ids) - n_val], block_size)
+    train = TokenDataset.from_array(ids[: len(ids) - n_val], block_size, stride=train_stride)
     return train, (TokenDataset.from_array(ids[len(ids) - n_val:], block_size) if n_val else None)

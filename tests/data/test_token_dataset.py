@@ -127,3 +127,15 @@ def test_from_array_is_nanogpt_stream_blocks_and_fingerprints_cheaply():
         TokenDataset.from_array(ids[:5], 5)
     with pytest.raises(ValueError, match="1-D integer"):
         TokenDataset.from_array(np.zeros((2, 3)), 2)
+
+
+def test_from_array_stride_gives_overlapping_windows():
+    ids = np.arange(20, dtype=np.int64)
+    ds = TokenDataset.from_array(ids, 5, stride=1)
+    assert len(ds) == 15  # starts 0..14: each window needs 6 tokens
+    np.testing.assert_array_equal(ds[3]["input_ids"], np.arange(3, 8))
+    np.testing.assert_array_equal(ds[14]["labels"], np.arange(15, 20))
+    assert len(TokenDataset.from_array(ids, 5, stride=5)) == len(TokenDataset.from_array(ids, 5)) == 3
+    assert ds.fingerprint() != TokenDataset.from_array(ids, 5).fingerprint()
+    with pytest.raises(ValueError, match="stride"):
+        TokenDataset.from_array(ids, 5, stride=6)

@@ -2,6 +2,7 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from goldbull_np.text import TextTrainingConfig
@@ -107,3 +108,15 @@ def test_shipped_configs_load():
     assert run.data.tokenizer == "char" and run.data.val_fraction == 0.1
     for p in (ROOT / "configs").glob("*.toml"):
         RunConfig.from_file(p)
+
+
+def test_window_stride_is_validated_and_reaches_the_training_split(tmp_path):
+    from goldbull_np.train.commands import DataConfig
+    from goldbull_np.train.config import ConfigError
+    from goldbull_np.train.data import split_tokens
+
+    with pytest.raises((ConfigError, ValueError), match="window_stride"):
+        DataConfig(window_stride=0)
+    train, val = split_tokens(np.arange(1000), 16, 0.1, train_stride=1)
+    assert len(train) == 900 - 16 and train.stride == 1
+    assert val.stride == 16 and len(val) == (100 - 1) // 16
