@@ -128,15 +128,21 @@ def matmul(a, b, trans_a=False, trans_b=False, out=None):
     return out
 
 
-def linear_forward(x, weight, bias=None, out=None):
-    """x (N,C), weight (OC,C), bias (OC,)|None -> out (N,OC) = x @ weight.T + bias (fused epilogue)."""
-    load()
+def _linear_shapes(x, weight):
+    """Check x (N,C) and weight (OC,C); return (N, C, OC)."""
     _arr("x", x, ndim=2)
     N, C = x.shape
     _arr("weight", weight, ndim=2)
     OC = weight.shape[0]
     if weight.shape[1] != C:
         raise ValueError(f"weight must be (OC, {C}), got {weight.shape}")
+    return N, C, OC
+
+
+def linear_forward(x, weight, bias=None, out=None):
+    """x (N,C), weight (OC,C), bias (OC,)|None -> out (N,OC) = x @ weight.T + bias (fused epilogue)."""
+    load()
+    N, C, OC = _linear_shapes(x, weight)
     _opt("bias", bias, (OC,))
     out = _out("out", out, (N, OC), (x, weight, bias))
     _ok(lib.linear_forward(_p(out), _p(x), _p(weight), _p(bias), N, C, OC), "linear_forward")
@@ -146,12 +152,7 @@ def linear_forward(x, weight, bias=None, out=None):
 def linear_backward(dout, x, weight, need_dx=True, need_dweight=True, need_dbias=True):
     """-> dx (N,C) = dout @ weight, dweight (OC,C) = dout.T @ x, dbias (OC,) (None where not needed)."""
     load()
-    _arr("x", x, ndim=2)
-    N, C = x.shape
-    _arr("weight", weight, ndim=2)
-    OC = weight.shape[0]
-    if weight.shape[1] != C:
-        raise ValueError(f"weight must be (OC, {C}), got {weight.shape}")
+    N, C, OC = _linear_shapes(x, weight)
     _arr("dout", dout, (N, OC))
     dx = np.empty((N, C), _F32) if need_dx else None
     dw = np.empty((OC, C), _F32) if need_dweight else None

@@ -134,6 +134,16 @@ class LoRAPair(Module):
         return f"rank={self.lora_A.shape[0]}, in={self.lora_A.shape[1]}, rows={self.lora_B.shape[0]}"
 
 
+def _share_linear_params(dst, src):
+    """Make ``dst`` hold ``src``'s sizes and its very weight/bias Parameters (no copy)."""
+    dst.in_features, dst.out_features = src.in_features, src.out_features
+    dst.weight = src.weight
+    if src.bias is None:
+        dst.register_parameter("bias", None)
+    else:
+        dst.bias = src.bias
+
+
 class LoRALinear(Linear):
     """A Linear with LoRA pairs on blocks of its output rows (see the module docstring).
 
@@ -145,12 +155,7 @@ class LoRALinear(Linear):
 
     def __init__(self, base, slices, config):
         Module.__init__(self)
-        self.in_features, self.out_features = base.in_features, base.out_features
-        self.weight = base.weight
-        if base.bias is None:
-            self.register_parameter("bias", None)
-        else:
-            self.bias = base.bias
+        _share_linear_params(self, base)
         self.rank, self.scaling, self.use_dora = config.rank, config.scaling, config.use_dora
         self.lora_dropout = Dropout(config.dropout) if config.dropout > 0 else None
         self.slices = dict(sorted(slices.items(), key=lambda kv: kv[1][0]))
@@ -255,12 +260,7 @@ class LoRALinear(Linear):
         """A plain Linear holding the same weight/bias Parameters (merged or not, as they are)."""
         lin = Linear.__new__(Linear)
         Module.__init__(lin)
-        lin.in_features, lin.out_features = self.in_features, self.out_features
-        lin.weight = self.weight
-        if self.bias is None:
-            lin.register_parameter("bias", None)
-        else:
-            lin.bias = self.bias
+        _share_linear_params(lin, self)
         lin.training = self.training
         return lin
 
