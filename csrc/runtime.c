@@ -4,20 +4,39 @@
 #include <malloc.h>
 #endif
 
-static int gb_avx2_cached = -1;
+static int gb_cpu_isa_cached = -1;
+static int gb_isa_cap = GB_ISA_AVX512;  /* gb_set_isa lowers it (tests run every tier) */
 static int gb_nthreads = 0;  /* 0 = not set yet: omp_get_max_threads() at first use */
 
-int gb_cpu_has_avx2_fma(void) {
-    if (gb_avx2_cached < 0) {
+/* libgcc's __builtin_cpu_supports also checks that the OS saves the AVX / AVX-512 registers. */
+int gb_cpu_isa(void) {
+    if (gb_cpu_isa_cached < 0) {
+        int isa = GB_ISA_BASE;
 #if GB_X86
         __builtin_cpu_init();
-        gb_avx2_cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
-        gb_avx2_cached = 0;
+        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+            isa = GB_ISA_AVX2;
+            if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+                __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw"))
+                isa = GB_ISA_AVX512;
+        }
 #endif
+        gb_cpu_isa_cached = isa;
     }
-    return gb_avx2_cached;
+    return gb_cpu_isa_cached;
 }
+
+int gb_isa(void) {
+    int best = gb_cpu_isa();
+    return best < gb_isa_cap ? best : gb_isa_cap;
+}
+
+int gb_set_isa(int cap) {
+    gb_isa_cap = cap < GB_ISA_BASE ? GB_ISA_BASE : (cap > GB_ISA_AVX512 ? GB_ISA_AVX512 : cap);
+    return gb_isa();
+}
+
+int gb_cpu_has_avx2_fma(void) { return gb_isa() >= GB_ISA_AVX2; }
 
 int gb_threads(void) {
     if (gb_nthreads <= 0) {

@@ -33,7 +33,7 @@ def cmd_info(args) -> int:
     print(f"numba       {numba['version'] or 'not installed'}")
     print(f"cffi        {info['cffi_version']}")
     print(f"C extension {'loaded' if c['loaded'] else 'NOT loaded: ' + str(c.get('reason'))}"
-          + (f" (AVX2/FMA micro-kernel: {'yes' if c.get('avx2') else 'no'})" if c['loaded'] and 'avx2' in c else ""))
+          + (f" (ISA tier {c['isa']}; this CPU: {c['cpu_isa']})" if c['loaded'] and 'isa' in c else ""))
     print(f"threads     cpus={threads['cpus']} openblas={threads['openblas']} openmp={threads['openmp']} "
           f"numba={threads['numba'] if threads['numba'] is not None else '(not loaded)'}")
     print(f"backend     GOLDBULL_BACKEND={info['selection']}")

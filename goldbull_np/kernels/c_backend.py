@@ -24,7 +24,43 @@ def load():
         from goldbull_np import _C  # noqa: PLC0415 - optional, built by setup.py
         ffi, lib = _C.ffi, _C.lib
         _tune_malloc(lib)
+        _cap_isa_from_env(lib)
     return lib
+
+
+# Instruction-set tiers of the C kernels (csrc/internal/gb_common.h), lowest first. The best tier the
+# CPU supports is used; GOLDBULL_C_ISA=avx2|base (read at load) or set_isa() caps it.
+ISAS = ("base", "avx2", "avx512")
+
+
+def _isa_index(name, where):
+    if name not in ISAS:
+        raise ValueError(f"{where}: ISA tier must be one of {ISAS}, got {name!r}")
+    return ISAS.index(name)
+
+
+def _cap_isa_from_env(L):
+    import os
+    name = os.environ.get("GOLDBULL_C_ISA", "").strip().lower()
+    if name:
+        L.gb_set_isa(_isa_index(name, "GOLDBULL_C_ISA"))
+
+
+def cpu_isa():
+    """The best ISA tier this CPU (and OS) supports: 'base', 'avx2' (AVX2+FMA) or 'avx512'."""
+    return ISAS[load().gb_cpu_isa()]
+
+
+def isa():
+    """The ISA tier the C kernels run now (cpu_isa() capped by set_isa / GOLDBULL_C_ISA)."""
+    return ISAS[load().gb_isa()]
+
+
+def set_isa(name=None):
+    """Cap the C kernels' ISA tier at `name` ('base', 'avx2', 'avx512'; None: the CPU's best) and
+    return the tier now in use. Process-global; the tests run every tier against the reference."""
+    cap = len(ISAS) - 1 if name is None else _isa_index(name, "set_isa")
+    return ISAS[load().gb_set_isa(cap)]
 
 
 # glibc's malloc tunables; an explicit setting (env MALLOC_*_ or GOLDBULL_MALLOC_TUNE=0) wins.
@@ -51,7 +87,7 @@ def set_num_threads(n):
 def runtime_info():
     L = load()
     return {"omp_max_threads": int(L.gb_omp_max_threads()), "openmp": bool(L.gb_has_openmp()),
-            "avx2": bool(L.gb_cpu_has_avx2_fma()), "avx2_fma": bool(L.gb_cpu_has_avx2_fma())}
+            "isa": isa(), "cpu_isa": cpu_isa(), "avx2": bool(L.gb_cpu_has_avx2_fma())}
 
 
 # ----------------------------------------------------------------------------------------------

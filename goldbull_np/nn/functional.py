@@ -89,6 +89,36 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
                                   attn_bias=bias, key_padding_mask=kpm)
 
 
+def causal_self_attention_qkv(qkv, n_head, n_kv_head=None, scale=None):
+    """Causal self-attention from a fused QKV projection, as one op.
+
+    Equal to splitting ``qkv`` (B, T, (H + 2 Hkv) D) into q (H heads), k and v (Hkv heads each),
+    moving heads in front, ``scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale)``
+    and merging the heads back to (B, T, H D), but one graph node: no slices, no per-head copies
+    in backward.
+
+    Args:
+        qkv: (B, T, (n_head + 2 * n_kv_head) * head_dim), q heads first, then k, then v.
+        n_head: query heads; n_kv_head: key/value heads (default n_head; n_head must be a multiple).
+        scale: defaults to 1/sqrt(head_dim).
+    Returns:
+        (B, T, n_head * head_dim).
+    """
+    n_kv_head = n_head if n_kv_head is None else n_kv_head
+    if qkv.ndim != 3:
+        raise ValueError(f"causal_self_attention_qkv: expected qkv of shape (B, T, (H + 2 Hkv) D), got {qkv.shape}")
+    if n_head < 1 or n_kv_head < 1 or n_head % n_kv_head:
+        raise ValueError(f"causal_self_attention_qkv: n_head {n_head} must be a positive multiple of n_kv_head "
+                         f"{n_kv_head}")
+    width = n_head + 2 * n_kv_head
+    if qkv.shape[2] % width or qkv.shape[2] == 0:
+        raise ValueError(f"causal_self_attention_qkv: last dim {qkv.shape[2]} of qkv {qkv.shape} is not "
+                         f"(n_head + 2 * n_kv_head) = {width} heads of a positive head_dim")
+    D = qkv.shape[2] // width
+    scale = 1.0 / math.sqrt(D) if scale is None else float(scale)
+    return _fused.QKVAttention.apply(qkv, n_head=n_head, n_kv_head=n_kv_head, scale=scale)
+
+
 def _split_mask(mask, B, H, T, S, dtype):
     """A torch attn_mask as the kernel's (attn_bias, key_padding_mask) pair."""
     if mask is None:

@@ -159,6 +159,9 @@ class CausalSelfAttention(Module):
         B, T, _ = x.shape
         H, Hkv, D = self.n_head, self.n_kv_head, self.head_dim
         start = 0 if kv_cache is None else kv_cache.pos
+        if self.rotary is None and kv_cache is None:  # training / full-sequence: one fused op
+            y = F.causal_self_attention_qkv(self.qkv_proj(x), H, Hkv, self.scale)  # (B,T,C)
+            return self.o_proj(y)
         qkv = self.qkv_proj(x).reshape(B, T, H + 2 * Hkv, D).permute(0, 2, 1, 3)  # (B, H+2Hkv, T, D)
         q, k, v = qkv.split([H, Hkv, Hkv], dim=1)  # (B,H,T,D), (B,Hkv,T,D), (B,Hkv,T,D)
         if self.rotary is not None:

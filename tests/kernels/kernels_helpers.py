@@ -21,16 +21,31 @@ def c_available():
 
 
 def backend_module(name):
+    """The backend module; "c:avx2" / "c:base" is the C backend capped at that ISA tier (the
+    autouse fixture in conftest.py restores the CPU's best tier after each test)."""
+    name, _, isa = name.partition(":")
     mod = importlib.import_module({"numpy": "goldbull_np.kernels.reference",
                                    "numba": "goldbull_np.kernels.numba_backend",
                                    "c": "goldbull_np.kernels.c_backend"}[name])
     if name == "c" and not c_available():
         pytest.skip("C extension goldbull_np._C not built")
+    if isa:
+        assert mod.set_isa(isa) == isa
     return mod
 
 
-# (backend, dtype) pairs every fast backend is checked on: C is float32-only.
-FAST = [("numba", np.float32), ("numba", np.float64), ("c", np.float32)]
+def c_lower_isas():
+    """The C ISA tiers below this CPU's best (each has its own compiled code path to test)."""
+    if not c_available():
+        return []
+    c = importlib.import_module("goldbull_np.kernels.c_backend")
+    return list(c.ISAS[:c.ISAS.index(c.cpu_isa())])
+
+
+# (backend, dtype) pairs every fast backend is checked on: C is float32-only; "c" runs the CPU's
+# best ISA tier, "c:<tier>" each lower one.
+FAST = ([("numba", np.float32), ("numba", np.float64), ("c", np.float32)]
+        + [(f"c:{isa}", np.float32) for isa in c_lower_isas()])
 
 
 def tol(dtype):

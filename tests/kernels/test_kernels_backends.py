@@ -145,7 +145,15 @@ def test_attention(backend, dtype, c):
     grads = kb.attention_backward(dout, q, k, v, out, lse, scale, **kw)
     want = ref.attention_backward(dout, q, k, v, want_out, want_lse, scale, **kw)
     assert np.all(grads[0][masked] == 0)                           # zero gradient for masked rows
-    _same(grads, want, dtype, "attention_backward", scale=1e3 if c["huge"] else 10)
+    if c["huge"] and fin.any():
+        # p = exp(s - lse) with |lse| ~ 1e4: one float32 ulp of lse (~1e-3) is a ~1e-3 relative
+        # error of every probability, whatever the order of summation: allow a few of those ulps
+        rel = 4 * float(np.spacing(np.abs(want_lse[fin]).max().astype(np.float32)))
+        for i, (g, w) in enumerate(zip(grads, want)):
+            np.testing.assert_allclose(g, w, rtol=max(rel, 2e-4), atol=2e-2,
+                                       err_msg=f"attention_backward[{i}] (huge scores)")
+    else:
+        _same(grads, want, dtype, "attention_backward", scale=10)
 
 
 # ---- cross-entropy ---------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import goldbull_np as gb
@@ -400,3 +400,46 @@ def test_mlp_uses_the_composition_when_down_proj_is_wrapped():
 
     m.down_proj = Wrapped(m.down_proj)
     np.testing.assert_allclose(m(x).data, 2.0 * ref, rtol=1e-6, atol=1e-6)
+
+
+def _unfused_qkv_attention(qkv, H, Hkv, scale=None):
+    B, T, W = qkv.shape
+    D = W // (H + 2 * Hkv)
+    heads = qkv.reshape(B, T, H + 2 * Hkv, D).permute(0, 2, 1, 3)  # (B, H+2Hkv, T, D)
+    q, k, v = heads.split([H, Hkv, Hkv], dim=1)
+    y = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale)  # (B,H,T,D)
+    return y.transpose(1, 2).reshape(B, T, H * D)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@settings(max_examples=10, deadline=None)
+@given(B=st.integers(1, 3), T=st.integers(1, 9), Hkv=st.integers(1, 2), group=st.integers(1, 2),
+       D=st.integers(1, 5), scale=st.sampled_from([None, 0.3]), seed=st.integers(0, 99))
+def test_causal_self_attention_qkv_equals_the_composition(backend, B, T, Hkv, group, D, scale, seed):
+    """One fused node gives the values and gradients of split -> sdpa(causal) -> merge heads."""
+    H = Hkv * group
+    rng = np.random.default_rng(seed)
+    x0 = rng.standard_normal((B, T, (H + 2 * Hkv) * D)).astype(np.float32)
+    g = rng.standard_normal((B, T, H * D)).astype(np.float32)
+    outs = []
+    with K.use(backend):
+        for fused in (True, False):
+            x = gb.tensor(x0, requires_grad=True)
+            y = F.causal_self_attention_qkv(x, H, Hkv, scale) if fused else _unfused_qkv_attention(x, H, Hkv, scale)
+            y.backward(g)
+            outs.append((y.data, x.grad))
+    for a, e in zip(*outs):
+        np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-6)
+
+
+def test_causal_self_attention_qkv_gradcheck_float64_and_errors():
+    from goldbull_np.autograd.gradcheck import gradcheck
+    rng = np.random.default_rng(3)
+    x = gb.tensor(rng.standard_normal((2, 4, (2 + 2 * 1) * 3)), requires_grad=True)  # H=2, Hkv=1, D=3
+    assert gradcheck(lambda t: F.causal_self_attention_qkv(t, 2, 1), [x])
+    with pytest.raises(ValueError, match="not .*heads"):
+        F.causal_self_attention_qkv(gb.zeros(2, 4, 10), 2, 1)
+    with pytest.raises(ValueError, match="multiple"):
+        F.causal_self_attention_qkv(gb.zeros(2, 4, 12), 3, 2)
+    with pytest.raises(ValueError, match=r"\(B, T"):
+        F.causal_self_attention_qkv(gb.zeros(4, 12), 2, 1)
