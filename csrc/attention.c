@@ -104,7 +104,7 @@ int attention_forward(float *out, float *lse, const float *q, const float *k, co
     size_t ws1 = gb_gemm_tile_ws(BR, BC, D), ws2 = gb_gemm_tile_ws(BR, D, BC);
     size_t per_thread = (size_t)BR * BC + (size_t)BR * D + 2 * BR + (ws1 > ws2 ? ws1 : ws2) + 16;
     int err = 0;
-    int nt = (B * H * T * S * D >= 65536) ? gb_threads() : 1;
+    int nt = (B * H * T * S * D >= GB_PAR_MIN_MACS / 4) ? gb_threads() : 1;  /* ~0.12 ns per unit here */
     #pragma omp parallel num_threads(nt) if (nt > 1)
     {
         float *scratch = (float *)aligned_alloc(64, ((per_thread * sizeof(float) + 63) / 64) * 64);
@@ -180,7 +180,7 @@ int attention_backward(float *dq, float *dk, float *dv, const float *dout, const
     ws = ws > w3 ? ws : w3;
     size_t per_thread = 2 * (size_t)BR * BC + BR + ws + 16;
     int err = 0;
-    int nt = (B * H * T * S * D >= 65536) ? gb_threads() : 1;
+    int nt = (B * H * T * S * D >= GB_PAR_MIN_MACS / 4) ? gb_threads() : 1;  /* ~0.12 ns per unit here */
     #pragma omp parallel num_threads(nt) if (nt > 1)
     {
         float *scratch = (float *)aligned_alloc(64, ((per_thread * sizeof(float) + 63) / 64) * 64);

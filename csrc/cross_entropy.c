@@ -30,7 +30,7 @@ GB_MULTIVERSION(ce_fwd, (float *losses, float *lse, const float *logits, const i
 
 int crossentropy_forward(float *losses, float *lse, const float *logits, const int64_t *targets,
                          int64_t ignore_index, float label_smoothing, int64_t N, int64_t V) {
-    #pragma omp parallel num_threads(gb_threads()) if (N * V >= 32768)
+    #pragma omp parallel num_threads(gb_threads()) if (N * V >= GB_PAR_MIN_ELEMS)
     {
         int64_t r0, r1;
         gb_split(N, gb_thread_num(), gb_num_threads(), &r0, &r1);
@@ -64,7 +64,7 @@ GB_MULTIVERSION(ce_bwd, (float *dlogits, const float *dlosses, const float *logi
 
 int crossentropy_backward(float *dlogits, const float *dlosses, const float *logits, const int64_t *targets,
                           const float *lse, int64_t ignore_index, float label_smoothing, int64_t N, int64_t V) {
-    #pragma omp parallel num_threads(gb_threads()) if (N * V >= 32768)
+    #pragma omp parallel num_threads(gb_threads()) if (N * V >= GB_PAR_MIN_ELEMS)
     {
         int64_t r0, r1;
         gb_split(N, gb_thread_num(), gb_num_threads(), &r0, &r1);

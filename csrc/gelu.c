@@ -61,7 +61,7 @@ GB_MULTIVERSION(gelu_b, (float *dinp, const float *dout, const float *inp, int t
                 gelu_bwd_chunk(dinp, dout, inp, t, i0, i1))
 
 int gelu_forward(float *out, const float *inp, int approximate_tanh, int64_t n) {
-    #pragma omp parallel num_threads(gb_threads()) if (n >= 16384)
+    #pragma omp parallel num_threads(gb_threads()) if (n >= GB_PAR_MIN_ELEMS)
     {
         int64_t i0, i1;
         gb_split(n, gb_thread_num(), gb_num_threads(), &i0, &i1);
@@ -71,7 +71,7 @@ int gelu_forward(float *out, const float *inp, int approximate_tanh, int64_t n) 
 }
 
 int gelu_backward(float *dinp, const float *dout, const float *inp, int approximate_tanh, int64_t n) {
-    #pragma omp parallel num_threads(gb_threads()) if (n >= 16384)
+    #pragma omp parallel num_threads(gb_threads()) if (n >= GB_PAR_MIN_ELEMS)
     {
         int64_t i0, i1;
         gb_split(n, gb_thread_num(), gb_num_threads(), &i0, &i1);

@@ -121,8 +121,8 @@ static int sgemm_one(float *c, const float *a, const float *b, const float *bias
 int sgemm(float *c, const float *a, const float *b, const float *bias, int trans_a, int trans_b,
           int64_t M, int64_t N, int64_t K, int64_t batch, int64_t stride_a, int64_t stride_b,
           int64_t stride_c) {
-    /* Tiny products are not worth waking the thread team. */
-    int nt = (M * N * K >= 32768) ? gb_threads() : 1;
+    /* Small products are not worth waking the thread team (gb_common.h). */
+    int nt = (M * N * K >= GB_PAR_MIN_MACS) ? gb_threads() : 1;
     for (int64_t i = 0; i < batch; i++) {
         int rc = sgemm_one(c + i * stride_c, a + i * stride_a, b + i * stride_b, bias, trans_a, trans_b,
                            M, N, K, nt);
@@ -157,8 +157,9 @@ int linear_backward(float *dinp, float *dweight, float *dbias, const float *dout
     if (dinp) rc = sgemm(dinp, dout, weight, NULL, 0, 0, N, C, OC, 1, 0, 0, 0);     /* (N,OC)@(OC,C) */
     if (!rc && dweight) rc = sgemm(dweight, dout, inp, NULL, 1, 0, OC, C, N, 1, 0, 0, 0); /* (OC,N)@(N,C) */
     if (!rc && dbias) {
-        /* dbias (OC,) = column sums of dout (N,OC); columns split over threads, rows streamed */
-        #pragma omp parallel num_threads(gb_threads()) if (N * OC >= 65536)
+        /* dbias (OC,) = column sums of dout (N,OC); columns split over threads, rows streamed;
+         * one add per element, so 4x the elementwise threshold */
+        #pragma omp parallel num_threads(gb_threads()) if (N * OC >= 4 * GB_PAR_MIN_ELEMS)
         {
             int64_t c0, c1;
             gb_split(OC, gb_thread_num(), gb_num_threads(), &c0, &c1);

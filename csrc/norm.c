@@ -5,8 +5,6 @@
 #include "internal/gb_common.h"
 #include "norm.h"
 
-#define GB_PAR_MIN 16384  /* below this many elements a parallel region costs more than it saves */
-
 /* ---- forward ----------------------------------------------------------------------------- */
 
 static inline GB_INLINE void layernorm_forward_rows(
@@ -64,7 +62,7 @@ void layernorm_forward_naive(float *out, float *mean, float *rstd, const float *
 
 int layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight,
                       const float *bias, float eps, int64_t N, int64_t C) {
-    #pragma omp parallel num_threads(gb_threads()) if (N * C >= GB_PAR_MIN)
+    #pragma omp parallel num_threads(gb_threads()) if (N * C >= GB_PAR_MIN_ELEMS)
     {
         int64_t r0, r1;
         gb_split(N, gb_thread_num(), gb_num_threads(), &r0, &r1);
@@ -100,7 +98,7 @@ GB_MULTIVERSION(rms_fwd, (float *out, float *rstd, const float *inp, const float
 
 int rmsnorm_forward(float *out, float *rstd, const float *inp, const float *weight, float eps,
                     int64_t N, int64_t C) {
-    #pragma omp parallel num_threads(gb_threads()) if (N * C >= GB_PAR_MIN)
+    #pragma omp parallel num_threads(gb_threads()) if (N * C >= GB_PAR_MIN_ELEMS)
     {
         int64_t r0, r1;
         gb_split(N, gb_thread_num(), gb_num_threads(), &r0, &r1);
@@ -166,7 +164,7 @@ GB_MULTIVERSION(norm_bwd, (float *dinp, float *dw, float *db, const float *dout,
 static int norm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                          const float *inp, const float *weight, const float *mean,
                          const float *rstd, int rms, int64_t N, int64_t C) {
-    int nt = (N * C >= GB_PAR_MIN) ? gb_threads() : 1;
+    int nt = (N * C >= GB_PAR_MIN_ELEMS) ? gb_threads() : 1;
     int nbuf = (dweight != NULL) + (dbias != NULL);
     float *scratch = NULL;  /* (nt, nbuf, C) per-thread partial sums of dweight, dbias */
     if (nbuf) {

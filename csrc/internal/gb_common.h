@@ -70,6 +70,14 @@ static inline int gb_num_threads(void) {
  * omp_set_num_threads which only sets the calling thread's ICV. runtime.c. */
 int gb_threads(void);
 
+/* Parallel regions only above this much work. Waking a sleeping OpenMP worker (OMP_WAIT_POLICY=PASSIVE,
+ * see goldbull_np/kernels/__init__.py) and joining it cost ~80 us on the 2-vCPU VMs here: a LayerNorm on
+ * 768x128 took 58 us on one thread and 108 us on two. So a region pays only when one thread would need
+ * ~160 us or more: ~262144 elements of light elementwise work (norms, GELU, softmax rows) and ~2^23
+ * multiply-adds of GEMM (0.17 ms at ~97 GFLOP/s). */
+#define GB_PAR_MIN_ELEMS 262144
+#define GB_PAR_MIN_MACS (INT64_C(1) << 23)
+
 /* [lo, hi) of n items for thread t of nt (contiguous static split). */
 static inline void gb_split(int64_t n, int t, int nt, int64_t *lo, int64_t *hi) {
     int64_t q = n / nt, r = n % nt;
