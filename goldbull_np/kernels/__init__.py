@@ -40,7 +40,7 @@ KERNEL_NAMES = (
     "layer_norm_forward", "layer_norm_backward", "rms_norm_forward", "rms_norm_backward",
     "attention_forward", "attention_backward",
     "cross_entropy_forward", "cross_entropy_backward",
-    "gelu_forward", "gelu_backward", "adamw_step",
+    "gelu_forward", "gelu_backward", "adamw_step", "embedding_backward",
 )
 BACKENDS = ("c", "numba", "numpy")
 SELECTIONS = ("auto",) + BACKENDS
@@ -54,6 +54,10 @@ SELECTIONS = ("auto",) + BACKENDS
 # cores back and forth badly: a numpy matmul followed by a C layer_norm took 918-1431 us vs 445-599 us
 # with the C matmul (same shapes), so a training step is faster with one pool. Attention falls back to
 # numba before numpy because the NumPy reference materialises (B,H,T,S) scores (612 MiB at T=1024).
+# embedding_backward (micro timing, median of 30-50, 2 threads, same machine): np.zeros + np.add.at
+# 1262-1564 us, numba 113 us, C 22-24 us at (V,N,C) = (65,768,128); add.at 7469-12150 us, numba 443 us,
+# C 182 us at (65,2048,384); at V = 50304, C = 768 (np.zeros in both, lazily zeroed pages): add.at 25.5 ms
+# vs C 10.9 ms for N = 2048, 0.71 vs 0.75 ms for N = 8.
 AUTO_TABLE = {
     "matmul": ("c", "numpy", "numba"),
     "linear_forward": ("c", "numpy", "numba"),
@@ -69,6 +73,7 @@ AUTO_TABLE = {
     "gelu_forward": ("c", "numba", "numpy"),
     "gelu_backward": ("c", "numba", "numpy"),
     "adamw_step": ("c", "numba", "numpy"),
+    "embedding_backward": ("c", "numba", "numpy"),
 }
 _ORDER = {"c": ("c", "numba", "numpy"), "numba": ("numba", "numpy"), "numpy": ("numpy",)}
 if "GOMP_SPINCOUNT" not in os.environ and "OMP_WAIT_POLICY" not in os.environ:

@@ -18,6 +18,37 @@ def check_targets(targets, N, V, ignore_index):
                              f"and is not ignore_index={ignore_index}")
 
 
+def check_ids(ids, N, V):
+    """ids (N,) integer with every id in [0, V), else TypeError/ValueError naming the first bad id."""
+    if not isinstance(ids, np.ndarray) or ids.dtype.kind not in "iu":
+        raise TypeError(f"ids must be an integer ndarray, got {getattr(ids, 'dtype', type(ids))}")
+    if ids.shape != (N,):
+        raise ValueError(f"ids must have shape ({N},), got {ids.shape}")
+    if N:
+        bad = (ids < 0) | (ids >= V)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise ValueError(f"id {int(ids[i])} at position {i} is outside [0, {V})")
+
+
+def check_embedding_backward(dout, ids, num_embeddings):
+    """dout (N,C) float, ids (N,) in [0, num_embeddings) -> (N, C, V).
+
+    num_embeddings may be 0 only with N = 0 (an empty table: nn.Embedding(0, C) allows it); the C
+    wrapper rejects zero-size inputs anyway."""
+    if isinstance(num_embeddings, bool) or not isinstance(num_embeddings, (int, np.integer)):
+        raise TypeError(f"num_embeddings must be an int, got {type(num_embeddings).__name__}")
+    if num_embeddings < 0:
+        raise ValueError(f"num_embeddings must be >= 0, got {num_embeddings}")
+    if not isinstance(dout, np.ndarray) or dout.dtype.kind != "f":
+        raise TypeError(f"dout must be a float ndarray, got {getattr(dout, 'dtype', type(dout))}")
+    if dout.ndim != 2:
+        raise ValueError(f"dout must be 2-D (N,C), got shape {dout.shape}")
+    N, C = dout.shape
+    check_ids(ids, N, int(num_embeddings))
+    return N, C, int(num_embeddings)
+
+
 def attention_bias_4d(attn_bias, B, H, T, S):
     """Return attn_bias viewed as 4-D and checked broadcastable to (B,H,T,S), without copying."""
     if attn_bias.ndim > 4 or attn_bias.ndim < 1:

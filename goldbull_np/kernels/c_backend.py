@@ -1,15 +1,15 @@
 """C backend: thin wrappers over the cffi extension goldbull_np._C (float32 only).
 
 Each wrapper validates everything (dtype, shape, C-contiguity, writability of outputs, non-empty
-sizes, target ids, segment offsets) and raises TypeError/ValueError before any pointer reaches C;
-it allocates the outputs, calls, and checks the return code. Nothing else touches `lib`.
+sizes, target and embedding ids, segment offsets) and raises TypeError/ValueError before any pointer
+reaches C; it allocates the outputs, calls, and checks the return code. Nothing else touches `lib`.
 C signatures use int64_t sizes, so no size can overflow the C integer type.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ._checks import attention_bias_4d, check_attention, check_targets
+from ._checks import attention_bias_4d, check_attention, check_embedding_backward, check_targets
 
 ffi = lib = None  # set by load()
 _F32 = np.dtype(np.float32)
@@ -413,9 +413,25 @@ def adamw_step(param, grad, exp_avg, exp_avg_sq, step, lrs, weight_decays, segme
                        float(beta1), float(beta2), float(eps)), "adamw_step")
 
 
+# ----------------------------------------------------------------------------------------------
+# embedding
+
+def embedding_backward(dout, ids, num_embeddings):
+    """dweight (V,C): scatter-add of the dout (N,C) rows at ids (N,); deterministic. np.zeros gives
+    lazily zeroed pages, so a large table costs only the rows the ids hit."""
+    load()
+    _arr("dout", dout, ndim=2)
+    N, C, V = check_embedding_backward(dout, ids, num_embeddings)  # also every id in [0, V)
+    ids64 = np.ascontiguousarray(ids, dtype=_I64)
+    dweight = np.zeros((V, C), _F32)
+    _ok(lib.embedding_backward(_p(dweight), _p(dout), _p(ids64, "int64_t[]"), N, C, V), "embedding_backward")
+    return dweight
+
+
 __all__ = ["matmul", "linear_forward", "linear_backward", "layer_norm_forward", "layer_norm_backward",
            "rms_norm_forward", "rms_norm_backward", "attention_forward", "attention_backward",
-           "cross_entropy_forward", "cross_entropy_backward", "gelu_forward", "gelu_backward", "adamw_step"]
+           "cross_entropy_forward", "cross_entropy_backward", "gelu_forward", "gelu_backward", "adamw_step",
+           "embedding_backward"]
 # The backend table read by kernels/__init__.py: every kernel, float32 only.
 KERNELS = {name: globals()[name] for name in __all__}
 DTYPES = {name: (_F32,) for name in __all__}

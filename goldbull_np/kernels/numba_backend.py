@@ -14,7 +14,8 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from ._checks import attention_bias_4d, check_attention, check_segments, check_shapes, check_targets
+from ._checks import (attention_bias_4d, check_attention, check_embedding_backward, check_segments,
+                      check_shapes, check_targets)
 
 # reassoc/contract let LLVM vectorise reductions; no nnan/ninf: -inf masks must keep working.
 _FM = {"reassoc", "contract", "nsz", "arcp"}
@@ -498,9 +499,35 @@ def adamw_step(param, grad, exp_avg, exp_avg_sq, step, lrs, weight_decays, segme
                f(bc2_sqrt), f(eps), nch)
 
 
+# ----------------------------------------------------------------------------------------------
+# embedding
+
+@njit(**_pjit)
+def _emb_bwd(dout, ids, dw, nchunks):
+    # dw (V,C) zero-filled. Rows with repeated ids would race, so the chunks split the columns and
+    # each walks every row in order: the same sums at any thread count.
+    N, C = dout.shape
+    for ch in prange(nchunks):
+        c0 = ch * C // nchunks
+        c1 = (ch + 1) * C // nchunks
+        for n in range(N):
+            r = ids[n]
+            for c in range(c0, c1):
+                dw[r, c] += dout[n, c]
+
+
+def embedding_backward(dout, ids, num_embeddings):
+    N, C, V = check_embedding_backward(dout, ids, num_embeddings)  # also every id in [0, V)
+    dw = np.zeros((V, C), dout.dtype)
+    nch = _chunks(C // 64) if N * C >= 262144 else 1  # >= 64 columns per chunk
+    _emb_bwd(dout, ids.astype(np.int64, copy=False), dw, nch)
+    return dw
+
+
 __all__ = ["matmul", "linear_forward", "linear_backward", "layer_norm_forward", "layer_norm_backward",
            "rms_norm_forward", "rms_norm_backward", "attention_forward", "attention_backward",
-           "cross_entropy_forward", "cross_entropy_backward", "gelu_forward", "gelu_backward", "adamw_step"]
+           "cross_entropy_forward", "cross_entropy_backward", "gelu_forward", "gelu_backward", "adamw_step",
+           "embedding_backward"]
 # The backend table read by kernels/__init__.py.
 KERNELS = {name: globals()[name] for name in __all__}
 DTYPES = {name: (np.dtype(np.float32), np.dtype(np.float64)) for name in __all__}

@@ -11,14 +11,14 @@ import math
 
 import numpy as np
 
-from ._checks import check_attention, check_targets
+from ._checks import check_attention, check_embedding_backward, check_targets
 
 __all__ = [
     "matmul", "linear_forward", "linear_backward",
     "layer_norm_forward", "layer_norm_backward", "rms_norm_forward", "rms_norm_backward",
     "attention_forward", "attention_backward",
     "cross_entropy_forward", "cross_entropy_backward",
-    "gelu_forward", "gelu_backward", "adamw_step",
+    "gelu_forward", "gelu_backward", "adamw_step", "embedding_backward",
 ]
 
 
@@ -270,6 +270,17 @@ def adamw_step(param, grad, exp_avg, exp_avg_sq, step, lrs, weight_decays, segme
         v += np.float32(1.0 - beta2) * gr * gr
         denom = np.sqrt(v) / np.float32(bc2_sqrt) + np.float32(eps)
         p -= np.float32(lr / bc1) * m / denom
+
+
+# ----------------------------------------------------------------------------------------------
+# embedding
+
+def embedding_backward(dout, ids, num_embeddings):
+    """dout (N,C), ids (N,) int in [0, V) -> dweight (V,C): row v = sum of dout[n] with ids[n] == v."""
+    N, C, V = check_embedding_backward(dout, ids, num_embeddings)
+    dweight = np.zeros((V, C), dout.dtype)
+    np.add.at(dweight, ids, dout)  # unbuffered: repeated ids accumulate, in row order
+    return dweight
 
 
 # The backend table read by kernels/__init__.py.

@@ -183,6 +183,26 @@ def test_cross_entropy(backend, dtype, N, V, ls, ignore, tdtype, mag, seed):
     np.testing.assert_array_equal(buf, g)
 
 
+
+# ---- embedding -------------------------------------------------------------------------------
+
+@SETTINGS
+@given(N=st.integers(1, 300), C=st.sampled_from([1, 3, 17, 33, 129, 1000]), V=st.integers(1, 70),
+       idtype=st.sampled_from([np.int32, np.int64]), strided=st.booleans(), seed=st.integers(0, 99))
+def test_embedding_backward(backend, dtype, N, C, V, idtype, strided, seed):
+    kb = backend_module(backend)
+    rng = np.random.default_rng(seed)
+    dout = rand(rng, (N, C), dtype)
+    ids = rng.integers(0, V, 2 * N).astype(idtype)
+    ids[: N // 2] = ids[N // 2]                     # one id repeated many times (plus N > V often)
+    ids = ids[::2] if strided else ids[:N]          # a non-contiguous view, or a contiguous one
+    got, want = kb.embedding_backward(dout, ids, V), ref.embedding_backward(dout, ids, V)
+    assert got.dtype == want.dtype and got.shape == (V, C)
+    assert np.all(got[np.setdiff1d(np.arange(V), ids)] == 0)   # rows never hit are 0
+    # each element is summed over its rows in order, as np.add.at does: the same bits (N*C up to
+    # 300k reaches the C and numba column-parallel paths)
+    np.testing.assert_array_equal(got, want, err_msg="embedding_backward")
+
 # ---- GELU / AdamW ----------------------------------------------------------------------------
 
 @SETTINGS

@@ -56,6 +56,8 @@ seg, lrs, wds = np.array([0, 3, 10]), np.array([1e-2, 1e-3]), np.array([0.1, 0.0
 nb.adamw_step(p1, g[:10], m1, v1, 1, lrs, wds, seg)
 ref.adamw_step(p2, g[:10], m2, v2, 1, lrs, wds, seg)
 check("adamw", p1, p2)
+ids = np.array([2, 0, 2, 2, 3, 0])
+check("embedding_backward", nb.embedding_backward(x, ids, 5), ref.embedding_backward(x, ids, 5))
 print(json.dumps(err))
 '''
 
@@ -64,6 +66,6 @@ def test_numba_kernels_with_boundscheck(tmp_path):
     r = run_script(SCRIPT, env={"NUMBA_BOUNDSCHECK": "1", "NUMBA_CACHE_DIR": str(tmp_path)}, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     err = json.loads(r.stdout.strip().splitlines()[-1])
-    assert len(err) == 13
+    assert len(err) == 14
     bad = {k: v for k, v in err.items() if not v < 1e-4}
     assert not bad, bad

@@ -211,6 +211,42 @@ def test_cross_entropy_rejects_bad_targets():
         ref.cross_entropy_forward(np.zeros((2, 3)), np.array([0.0, 1.0]))
 
 
+
+# ---- embedding -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_embedding_backward_loop(dtype):
+    V, N, C = 7, 20, 5
+    dout = rng.standard_normal((N, C)).astype(dtype)
+    ids = rng.integers(0, V - 2, N)                 # rows V-2, V-1 never hit
+    ids[:6] = 3                                      # a repeated id
+    want = np.zeros((V, C), dtype)
+    for n in range(N):
+        want[ids[n]] += dout[n]
+    got = ref.embedding_backward(dout, ids, V)
+    assert got.dtype == dtype and got.shape == (V, C)
+    np.testing.assert_array_equal(got, want)         # same order of additions
+    assert np.all(got[V - 2:] == 0)
+
+
+def test_embedding_backward_rejects_bad_ids():
+    dout = np.ones((3, 4))
+    with pytest.raises(ValueError, match=r"id 5 at position 1 is outside \[0, 5\)"):
+        ref.embedding_backward(dout, np.array([0, 5, 1]), 5)
+    with pytest.raises(ValueError, match="id -1 at position 2"):
+        ref.embedding_backward(dout, np.array([0, 1, -1]), 5)
+    with pytest.raises(TypeError, match="ids must be an integer ndarray"):
+        ref.embedding_backward(dout, np.array([0.0, 1.0, 2.0]), 5)
+    with pytest.raises(ValueError, match=r"ids must have shape \(3,\)"):
+        ref.embedding_backward(dout, np.array([0, 1]), 5)
+    with pytest.raises(ValueError, match="dout must be 2-D"):
+        ref.embedding_backward(np.ones(3), np.array([0, 1, 2]), 5)
+    with pytest.raises(TypeError, match="num_embeddings must be an int"):
+        ref.embedding_backward(dout, np.array([0, 1, 2]), 5.0)
+    with pytest.raises(ValueError, match="num_embeddings must be >= 0"):
+        ref.embedding_backward(dout, np.array([0, 1, 2]), -1)
+    assert ref.embedding_backward(np.ones((0, 4)), np.zeros(0, np.int64), 0).shape == (0, 4)
+
 # ---- GELU / AdamW ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("approximate", ["none", "tanh"])

@@ -101,6 +101,25 @@ CASES = {
     "ce_backward out aliases dlosses": (lambda b: lambda: cb.cross_entropy_backward(b[:3], logits, tg, f32(3), out=b.reshape(3, 5)))(f32(15)),
     "ce_backward lse shape": lambda: cb.cross_entropy_backward(f32(3), logits, tg, f32(4)),
     "ce_backward target >= V": lambda: cb.cross_entropy_backward(f32(3), logits, i64(0, 9, 1), f32(3)),
+    # embedding
+    "embedding dout float64": lambda: cb.embedding_backward(np.ones((3, 4)), tg, 5),
+    "embedding dout float16": lambda: cb.embedding_backward(np.ones((3, 4), np.float16), tg, 5),
+    "embedding dout 1-D": lambda: cb.embedding_backward(f32(3), tg, 5),
+    "embedding dout 3-D": lambda: cb.embedding_backward(f32(1, 3, 4), tg, 5),
+    "embedding dout non-contiguous": lambda: cb.embedding_backward(nc(3, 4), tg, 5),
+    "embedding id >= V": lambda: cb.embedding_backward(f32(3, 4), i64(0, 5, 1), 5),
+    "embedding negative id": lambda: cb.embedding_backward(f32(3, 4), i64(0, -1, 1), 5),
+    "embedding id huge": lambda: cb.embedding_backward(f32(3, 4), i64(0, 2**40, 1), 5),
+    "embedding id uint64 > int64": lambda: cb.embedding_backward(f32(3, 4), np.array([0, 2**63, 1], np.uint64), 5),
+    "embedding ids float": lambda: cb.embedding_backward(f32(3, 4), np.zeros(3), 5),
+    "embedding ids list": lambda: cb.embedding_backward(f32(3, 4), [0, 1, 2], 5),
+    "embedding ids shape": lambda: cb.embedding_backward(f32(3, 4), i64(0, 1), 5),
+    "embedding ids 2-D": lambda: cb.embedding_backward(f32(3, 4), tg.reshape(3, 1), 5),
+    "embedding num_embeddings 0": lambda: cb.embedding_backward(f32(3, 4), tg, 0),
+    "embedding num_embeddings float": lambda: cb.embedding_backward(f32(3, 4), tg, 5.0),
+    "embedding num_embeddings negative": lambda: cb.embedding_backward(f32(3, 4), tg, -5),
+    "embedding zero N": lambda: cb.embedding_backward(f32(0, 4), i64(), 5),
+    "embedding zero C": lambda: cb.embedding_backward(f32(3, 0), tg, 5),
     # gelu
     "gelu x float64": lambda: cb.gelu_forward(np.ones(4)),
     "gelu x non-contiguous": lambda: cb.gelu_forward(nc(3, 4)),
@@ -134,6 +153,8 @@ for name, fn in CASES.items():
 # the wrappers still work after all of that
 out, _, _ = cb.layer_norm_forward(np.arange(8, dtype=np.float32).reshape(2, 4), None, None, 1e-5)
 results["still works"] = "ok" if abs(float(out.sum())) < 1e-5 else "broken"
+dw = cb.embedding_backward(f32(3, 4)[:, ::-1].copy(), np.array([4, 0, 4], np.int32)[::-1], 5)  # ids: any layout
+results["embedding ids int32 view"] = "ok" if dw.sum(axis=1).tolist() == [4, 0, 0, 0, 8] else "broken"
 print(json.dumps(results))
 '''
 
@@ -169,6 +190,10 @@ CASES = {
     "gelu_backward dout": lambda: nb.gelu_backward(f32(5), f32(4)),
     "adamw grad": lambda: nb.adamw_step(f32(10), f32(9), f32(10), f32(10), 1, np.ones(1), np.zeros(1), i64(0, 10)),
     "adamw segments": lambda: nb.adamw_step(f32(10), f32(10), f32(10), f32(10), 1, np.ones(1), np.zeros(1), i64(0, 11)),
+    "embedding id >= V": lambda: nb.embedding_backward(f32(3, 4), i64(0, 5, 1), 5),
+    "embedding negative id": lambda: nb.embedding_backward(f32(3, 4), i64(0, -1, 1), 5),
+    "embedding ids shape": lambda: nb.embedding_backward(f32(3, 4), i64(0, 1, 2, 3), 5),
+    "embedding dout 1-D": lambda: nb.embedding_backward(f32(3), i64(0, 1, 2), 5),
 }
 res = {}
 for name, fn in CASES.items():

@@ -286,9 +286,10 @@ class Embedding(Function):
         return weight[ids]  # ids.shape + (C,)
 
     def backward(self, g):
-        dw = np.zeros(self.shape, dtype=g.dtype)  # (V, C)
-        flat_ids = self.ids.reshape(-1)
-        np.add.at(dw, flat_ids, g.reshape(flat_ids.size, self.shape[1]))
+        V, C = self.shape
+        flat_ids = self.ids.reshape(-1)  # (N,), range-checked by nn.functional.embedding
+        dw = _kernel("embedding_backward", g.dtype, g.size == 0)(
+            _c(g).reshape(flat_ids.size, C), flat_ids, V)  # (V, C)
         if self.padding_idx is not None:
             dw[self.padding_idx] = 0
         return dw
