@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include "internal/gb_common.h"
 #include "internal/gb_gemm.h"
+#include "internal/gb_pool.h"
 #include "attention.h"
 
 #define BR 64   /* query rows per tile */
@@ -95,53 +96,69 @@ static int64_t key_end(const mask_t *mk, int64_t i0, int64_t br, int64_t S) {
     return e < 0 ? 0 : (e < S ? e : S);
 }
 
+typedef struct {
+    float *out, *lse, *dq, *dk, *dv;          /* forward writes out/lse; backward dq/dk/dv */
+    const float *q, *k, *v, *dout, *out_in, *lse_in;
+    const mask_t *mk;
+    int64_t B, H, Hkv, T, S, D, nitems, next;  /* next: the dynamic-schedule counter */
+    size_t per_thread;                         /* floats of scratch per thread */
+    int err;
+} attn_args;
+
+static float *attn_scratch(attn_args *a) {
+    float *scratch = (float *)aligned_alloc(64, ((a->per_thread * sizeof(float) + 63) / 64) * 64);
+    if (!scratch) __atomic_store_n(&a->err, 1, __ATOMIC_RELAXED);
+    return scratch;
+}
+
+/* items = (b, h, query tile), claimed dynamically */
+static void attention_forward_task(void *ctx, int t, int nt) {
+    (void)t; (void)nt;
+    attn_args *a = ctx;
+    const mask_t *mk = a->mk;
+    int64_t H = a->H, T = a->T, S = a->S, D = a->D, group = a->H / a->Hkv, ntiles = (T + BR - 1) / BR;
+    float *scratch = attn_scratch(a);
+    if (!scratch) return;
+    float *s = scratch, *o = s + BR * BC, *m = o + BR * D, *l = m + BR, *ws = l + BR;
+    for (int64_t it = gb_next_item(&a->next); it < a->nitems; it = gb_next_item(&a->next)) {
+        int64_t bh = it / ntiles, i0 = (it % ntiles) * BR, b = bh / H, h = bh % H;
+        int64_t br = T - i0 < BR ? T - i0 : BR;
+        const float *qt = a->q + (bh * T + i0) * D;
+        const float *kh = a->k + (b * a->Hkv + h / group) * S * D, *vh = a->v + (b * a->Hkv + h / group) * S * D;
+        for (int64_t i = 0; i < br; i++) { m[i] = -INFINITY; l[i] = 0.0f; }
+        memset(o, 0, sizeof(float) * br * D);
+        int64_t jmax = key_end(mk, i0, br, S);
+        for (int64_t j0 = 0; j0 < jmax; j0 += BC) {
+            int64_t bc = jmax - j0 < BC ? jmax - j0 : BC;
+            gb_gemm_tile(s, bc, qt, D, 0, kh + j0 * D, D, 1, br, bc, D, 0, ws);  /* s = q k^T */
+            int any;
+            GB_CALL(attn_scores_tile_v, (&any, s, mk, b, h, i0, br, j0, bc));
+            if (!any) continue;
+            GB_CALL(attn_softmax_tile, (s, o, m, l, br, bc, D));
+            gb_gemm_tile(o, D, s, bc, 0, vh + j0 * D, D, 0, br, D, bc, 1, ws);  /* o += p v */
+        }
+        float *ot = a->out + (bh * T + i0) * D;
+        for (int64_t i = 0; i < br; i++) {
+            float inv = l[i] > 0.0f ? 1.0f / l[i] : 0.0f;
+            for (int64_t d = 0; d < D; d++) ot[i * D + d] = o[i * D + d] * inv;
+            a->lse[bh * T + i0 + i] = l[i] > 0.0f ? m[i] + logf(l[i]) : -INFINITY;
+        }
+    }
+    free(scratch);
+}
+
 int attention_forward(float *out, float *lse, const float *q, const float *k, const float *v,
                       const float *bias, int64_t bias_sb, int64_t bias_sh, int64_t bias_st, int64_t bias_ss,
                       const uint8_t *kpm, int causal, int64_t causal_offset, float scale,
                       int64_t B, int64_t H, int64_t Hkv, int64_t T, int64_t S, int64_t D) {
     mask_t mk = {bias, bias_sb, bias_sh, bias_st, bias_ss, kpm, causal, causal_offset, scale, S};
-    int64_t ntiles = (T + BR - 1) / BR, nitems = B * H * ntiles, group = H / Hkv;
     size_t ws1 = gb_gemm_tile_ws(BR, BC, D), ws2 = gb_gemm_tile_ws(BR, D, BC);
-    size_t per_thread = (size_t)BR * BC + (size_t)BR * D + 2 * BR + (ws1 > ws2 ? ws1 : ws2) + 16;
-    int err = 0;
+    attn_args a = {.out = out, .lse = lse, .q = q, .k = k, .v = v, .mk = &mk, .B = B, .H = H, .Hkv = Hkv,
+                   .T = T, .S = S, .D = D, .nitems = B * H * ((T + BR - 1) / BR), .next = 0,
+                   .per_thread = (size_t)BR * BC + (size_t)BR * D + 2 * BR + (ws1 > ws2 ? ws1 : ws2) + 16};
     int nt = (B * H * T * S * D >= GB_PAR_MIN_MACS / 4) ? gb_threads() : 1;  /* ~0.12 ns per unit here */
-    #pragma omp parallel num_threads(nt) if (nt > 1)
-    {
-        float *scratch = (float *)aligned_alloc(64, ((per_thread * sizeof(float) + 63) / 64) * 64);
-        if (!scratch) {
-            #pragma omp atomic write
-            err = 1;
-        }
-        float *s = scratch, *o = s + BR * BC, *m = o + BR * D, *l = m + BR, *ws = l + BR;
-        #pragma omp for schedule(dynamic, 1)
-        for (int64_t it = 0; it < nitems; it++) {
-            if (!scratch) continue;
-            int64_t bh = it / ntiles, i0 = (it % ntiles) * BR, b = bh / H, h = bh % H;
-            int64_t br = T - i0 < BR ? T - i0 : BR;
-            const float *qt = q + (bh * T + i0) * D;
-            const float *kh = k + (b * Hkv + h / group) * S * D, *vh = v + (b * Hkv + h / group) * S * D;
-            for (int64_t i = 0; i < br; i++) { m[i] = -INFINITY; l[i] = 0.0f; }
-            memset(o, 0, sizeof(float) * br * D);
-            int64_t jmax = key_end(&mk, i0, br, S);
-            for (int64_t j0 = 0; j0 < jmax; j0 += BC) {
-                int64_t bc = jmax - j0 < BC ? jmax - j0 : BC;
-                gb_gemm_tile(s, bc, qt, D, 0, kh + j0 * D, D, 1, br, bc, D, 0, ws);  /* s = q k^T */
-                int any;
-                GB_CALL(attn_scores_tile_v, (&any, s, &mk, b, h, i0, br, j0, bc));
-                if (!any) continue;
-                GB_CALL(attn_softmax_tile, (s, o, m, l, br, bc, D));
-                gb_gemm_tile(o, D, s, bc, 0, vh + j0 * D, D, 0, br, D, bc, 1, ws);  /* o += p v */
-            }
-            float *ot = out + (bh * T + i0) * D;
-            for (int64_t i = 0; i < br; i++) {
-                float inv = l[i] > 0.0f ? 1.0f / l[i] : 0.0f;
-                for (int64_t d = 0; d < D; d++) ot[i * D + d] = o[i * D + d] * inv;
-                lse[bh * T + i0 + i] = l[i] > 0.0f ? m[i] + logf(l[i]) : -INFINITY;
-            }
-        }
-        free(scratch);
-    }
-    return err ? -1 : 0;
+    gb_parallel(attention_forward_task, &a, nt);
+    return a.err ? -1 : 0;
 }
 
 /* p (br,bc) <- exp(s - lse) (0 where masked or lse = -inf); ds (br,bc) <- p * (dp - di) * scale */
@@ -167,67 +184,69 @@ GB_MULTIVERSION(attn_probs_tile, (float *s, const float *lse, int64_t br, int64_
 GB_MULTIVERSION(attn_dscores_tile, (float *dp, const float *p, const float *di, float scale, int64_t br, int64_t bc),
                 dscores_tile(dp, p, di, scale, br, bc))
 
+/* items = (b, kv head): each owns dk/dv of its kv head and dq of its query heads */
+static void attention_backward_task(void *ctx, int t, int nt) {
+    (void)t; (void)nt;
+    attn_args *a = ctx;
+    const mask_t *mk = a->mk;
+    int64_t H = a->H, Hkv = a->Hkv, T = a->T, S = a->S, D = a->D, group = a->H / a->Hkv;
+    float scale = mk->scale;
+    float *scratch = attn_scratch(a);
+    if (!scratch) return;
+    float *p = scratch, *dp = p + BR * BC, *di = dp + BR * BC, *w = di + BR;
+    for (int64_t it = gb_next_item(&a->next); it < a->nitems; it = gb_next_item(&a->next)) {
+        int64_t b = it / Hkv, hk = it % Hkv;
+        const float *kh = a->k + it * S * D, *vh = a->v + it * S * D;
+        float *dkh = a->dk + it * S * D, *dvh = a->dv + it * S * D;
+        memset(dkh, 0, sizeof(float) * S * D);
+        memset(dvh, 0, sizeof(float) * S * D);
+        for (int64_t h = hk * group; h < (hk + 1) * group; h++) {
+            int64_t bh = b * H + h;
+            for (int64_t i0 = 0; i0 < T; i0 += BR) {
+                int64_t br = T - i0 < BR ? T - i0 : BR;
+                const float *qt = a->q + (bh * T + i0) * D, *got = a->dout + (bh * T + i0) * D;
+                const float *ot = a->out_in + (bh * T + i0) * D, *lt = a->lse_in + bh * T + i0;
+                float *dqt = a->dq + (bh * T + i0) * D;
+                memset(dqt, 0, sizeof(float) * br * D);
+                for (int64_t i = 0; i < br; i++) {  /* di = rowsum(dout * out) */
+                    float sacc = 0.0f;
+                    for (int64_t d = 0; d < D; d++) sacc += got[i * D + d] * ot[i * D + d];
+                    di[i] = sacc;
+                }
+                int64_t jmax = key_end(mk, i0, br, S);
+                for (int64_t j0 = 0; j0 < jmax; j0 += BC) {
+                    int64_t bc = jmax - j0 < BC ? jmax - j0 : BC;
+                    gb_gemm_tile(p, bc, qt, D, 0, kh + j0 * D, D, 1, br, bc, D, 0, w);   /* s = q k^T */
+                    int any;
+                    GB_CALL(attn_scores_tile_v, (&any, p, mk, b, h, i0, br, j0, bc));
+                    if (!any) continue;
+                    GB_CALL(attn_probs_tile, (p, lt, br, bc));                          /* p */
+                    gb_gemm_tile(dvh + j0 * D, D, p, bc, 1, got, D, 0, bc, D, br, 1, w);  /* dv += p^T do */
+                    gb_gemm_tile(dp, bc, got, D, 0, vh + j0 * D, D, 1, br, bc, D, 0, w);  /* dp = do v^T */
+                    GB_CALL(attn_dscores_tile, (dp, p, di, scale, br, bc));              /* ds */
+                    gb_gemm_tile(dqt, D, dp, bc, 0, kh + j0 * D, D, 0, br, D, bc, 1, w);  /* dq += ds k */
+                    gb_gemm_tile(dkh + j0 * D, D, dp, bc, 1, qt, D, 0, bc, D, br, 1, w);  /* dk += ds^T q */
+                }
+            }
+        }
+    }
+    free(scratch);
+}
+
 int attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q,
                        const float *k, const float *v, const float *out, const float *lse,
                        const float *bias, int64_t bias_sb, int64_t bias_sh, int64_t bias_st, int64_t bias_ss,
                        const uint8_t *kpm, int causal, int64_t causal_offset, float scale,
                        int64_t B, int64_t H, int64_t Hkv, int64_t T, int64_t S, int64_t D) {
     mask_t mk = {bias, bias_sb, bias_sh, bias_st, bias_ss, kpm, causal, causal_offset, scale, S};
-    int64_t group = H / Hkv, nitems = B * Hkv;
     size_t ws = gb_gemm_tile_ws(BC, D, BR);
     size_t w2 = gb_gemm_tile_ws(BR, BC, D), w3 = gb_gemm_tile_ws(BR, D, BC);
     ws = ws > w2 ? ws : w2;
     ws = ws > w3 ? ws : w3;
-    size_t per_thread = 2 * (size_t)BR * BC + BR + ws + 16;
-    int err = 0;
+    attn_args a = {.dq = dq, .dk = dk, .dv = dv, .q = q, .k = k, .v = v, .dout = dout, .out_in = out,
+                   .lse_in = lse, .mk = &mk, .B = B, .H = H, .Hkv = Hkv, .T = T, .S = S, .D = D,
+                   .nitems = B * Hkv, .next = 0, .per_thread = 2 * (size_t)BR * BC + BR + ws + 16};
     int nt = (B * H * T * S * D >= GB_PAR_MIN_MACS / 4) ? gb_threads() : 1;  /* ~0.12 ns per unit here */
-    #pragma omp parallel num_threads(nt) if (nt > 1)
-    {
-        float *scratch = (float *)aligned_alloc(64, ((per_thread * sizeof(float) + 63) / 64) * 64);
-        if (!scratch) {
-            #pragma omp atomic write
-            err = 1;
-        }
-        float *p = scratch, *dp = p + BR * BC, *di = dp + BR * BC, *w = di + BR;
-        #pragma omp for schedule(dynamic, 1)
-        for (int64_t it = 0; it < nitems; it++) {
-            if (!scratch) continue;
-            int64_t b = it / Hkv, hk = it % Hkv;
-            const float *kh = k + it * S * D, *vh = v + it * S * D;
-            float *dkh = dk + it * S * D, *dvh = dv + it * S * D;
-            memset(dkh, 0, sizeof(float) * S * D);
-            memset(dvh, 0, sizeof(float) * S * D);
-            for (int64_t h = hk * group; h < (hk + 1) * group; h++) {
-                int64_t bh = b * H + h;
-                for (int64_t i0 = 0; i0 < T; i0 += BR) {
-                    int64_t br = T - i0 < BR ? T - i0 : BR;
-                    const float *qt = q + (bh * T + i0) * D, *got = dout + (bh * T + i0) * D;
-                    const float *ot = out + (bh * T + i0) * D, *lt = lse + bh * T + i0;
-                    float *dqt = dq + (bh * T + i0) * D;
-                    memset(dqt, 0, sizeof(float) * br * D);
-                    for (int64_t i = 0; i < br; i++) {  /* di = rowsum(dout * out) */
-                        float sacc = 0.0f;
-                        for (int64_t d = 0; d < D; d++) sacc += got[i * D + d] * ot[i * D + d];
-                        di[i] = sacc;
-                    }
-                    int64_t jmax = key_end(&mk, i0, br, S);
-                    for (int64_t j0 = 0; j0 < jmax; j0 += BC) {
-                        int64_t bc = jmax - j0 < BC ? jmax - j0 : BC;
-                        gb_gemm_tile(p, bc, qt, D, 0, kh + j0 * D, D, 1, br, bc, D, 0, w);   /* s = q k^T */
-                        int any;
-                        GB_CALL(attn_scores_tile_v, (&any, p, &mk, b, h, i0, br, j0, bc));
-                        if (!any) continue;
-                        GB_CALL(attn_probs_tile, (p, lt, br, bc));                          /* p */
-                        gb_gemm_tile(dvh + j0 * D, D, p, bc, 1, got, D, 0, bc, D, br, 1, w);  /* dv += p^T do */
-                        gb_gemm_tile(dp, bc, got, D, 0, vh + j0 * D, D, 1, br, bc, D, 0, w);  /* dp = do v^T */
-                        GB_CALL(attn_dscores_tile, (dp, p, di, scale, br, bc));              /* ds */
-                        gb_gemm_tile(dqt, D, dp, bc, 0, kh + j0 * D, D, 0, br, D, bc, 1, w);  /* dq += ds k */
-                        gb_gemm_tile(dkh + j0 * D, D, dp, bc, 1, qt, D, 0, bc, D, br, 1, w);  /* dk += ds^T q */
-                    }
-                }
-            }
-        }
-        free(scratch);
-    }
-    return err ? -1 : 0;
+    gb_parallel(attention_backward_task, &a, nt);
+    return a.err ? -1 : 0;
 }

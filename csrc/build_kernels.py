@@ -31,9 +31,9 @@ def _rel(path):
 def _flags():
     if sys.platform == "win32":
         return ["/O2", "/openmp"], []
-    compile_args = ["-O3", "-std=gnu11", "-fno-math-errno", "-fno-trapping-math", "-fopenmp",
+    compile_args = ["-O3", "-std=gnu11", "-fno-math-errno", "-fno-trapping-math", "-fopenmp", "-pthread",
                     "-Wall", "-Wno-unused-function", "-Wno-unknown-pragmas"]
-    link_args = ["-fopenmp"]
+    link_args = ["-fopenmp", "-pthread"]
     return compile_args, link_args
 
 

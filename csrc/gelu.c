@@ -2,6 +2,7 @@
  * fit, fractional error < 1.2e-7 everywhere, so the tails stay accurate) and gb_expf, both inlined
  * so the loops vectorize. Parallel over contiguous chunks. */
 #include "internal/gb_common.h"
+#include "internal/gb_pool.h"
 #include "gelu.h"
 
 #define GELU_K 0.7978845608028654f      /* sqrt(2/pi) */
@@ -60,22 +61,30 @@ GB_MULTIVERSION(gelu_f, (float *out, const float *inp, int t, int64_t i0, int64_
 GB_MULTIVERSION(gelu_b, (float *dinp, const float *dout, const float *inp, int t, int64_t i0, int64_t i1),
                 gelu_bwd_chunk(dinp, dout, inp, t, i0, i1))
 
+typedef struct { float *out; const float *dout, *inp; int tanh_approx; int64_t n; } gelu_args;
+
+static void gelu_forward_task(void *ctx, int t, int nt) {
+    gelu_args *a = ctx;
+    int64_t i0, i1;
+    gb_split(a->n, t, nt, &i0, &i1);
+    GB_CALL(gelu_f, (a->out, a->inp, a->tanh_approx, i0, i1));
+}
+
+static void gelu_backward_task(void *ctx, int t, int nt) {
+    gelu_args *a = ctx;
+    int64_t i0, i1;
+    gb_split(a->n, t, nt, &i0, &i1);
+    GB_CALL(gelu_b, (a->out, a->dout, a->inp, a->tanh_approx, i0, i1));
+}
+
 int gelu_forward(float *out, const float *inp, int approximate_tanh, int64_t n) {
-    #pragma omp parallel num_threads(gb_threads()) if (n >= GB_PAR_MIN_ELEMS)
-    {
-        int64_t i0, i1;
-        gb_split(n, gb_thread_num(), gb_num_threads(), &i0, &i1);
-        GB_CALL(gelu_f, (out, inp, approximate_tanh, i0, i1));
-    }
+    gelu_args a = {out, NULL, inp, approximate_tanh, n};
+    gb_parallel(gelu_forward_task, &a, n >= GB_PAR_MIN_ELEMS ? gb_threads() : 1);
     return 0;
 }
 
 int gelu_backward(float *dinp, const float *dout, const float *inp, int approximate_tanh, int64_t n) {
-    #pragma omp parallel num_threads(gb_threads()) if (n >= GB_PAR_MIN_ELEMS)
-    {
-        int64_t i0, i1;
-        gb_split(n, gb_thread_num(), gb_num_threads(), &i0, &i1);
-        GB_CALL(gelu_b, (dinp, dout, inp, approximate_tanh, i0, i1));
-    }
+    gelu_args a = {dinp, dout, inp, approximate_tanh, n};
+    gb_parallel(gelu_backward_task, &a, n >= GB_PAR_MIN_ELEMS ? gb_threads() : 1);
     return 0;
 }

@@ -7,115 +7,115 @@
 #include "internal/gb_common.h"
 #include "matmul.h"
 #include "internal/gb_gemm.h"
+#include "internal/gb_pool.h"
 
 /* ---- driver ------------------------------------------------------------------------------ */
 
-/* The M-split product with op(B) packed per thread (no barriers; see sgemm_one). */
-static int sgemm_private_b(float *c, const float *a, const float *b, const float *bias, int trans_a,
-                           int trans_b, int64_t M, int64_t N, int64_t K, int nt) {
-    gb_ukernel_fn uk = gb_ukernel();
-    int64_t lda = trans_a ? M : K, ldb = trans_b ? K : N;
-    int64_t ncmax = N < NC ? N : NC, kcmax = K < KC ? K : KC;
-    int err = 0;
-    #pragma omp parallel num_threads(nt)
-    {
-        int t = gb_thread_num(), n = gb_num_threads();
-        float *Bp = gb_workspace(0, (size_t)((ncmax + NR - 1) / NR * NR) * kcmax);  /* this thread's */
-        float *Ap = gb_workspace(1, (size_t)MC * kcmax);
-        int64_t p0, p1;
-        gb_split((M + MR - 1) / MR, t, n, &p0, &p1);
-        int64_t m0 = p0 * MR, m1 = p1 * MR < M ? p1 * MR : M;
-        if (!Ap || !Bp) {
-            #pragma omp atomic write
-            err = 1;
-        } else if (m0 < m1) {
-            for (int64_t jc = 0; jc < N; jc += NC) {
-                int64_t nc = N - jc < NC ? N - jc : NC, npanels = (nc + NR - 1) / NR;
-                for (int64_t pc = 0; pc < K; pc += KC) {
-                    int64_t kc = K - pc < KC ? K - pc : KC;
-                    gb_pack_b(Bp, b, trans_b, ldb, jc, pc, nc, kc, 0, npanels);
-                    int first = pc == 0;
-                    const float *bias_k = first ? bias : NULL;
-                    for (int64_t ic = m0; ic < m1; ic += MC) {
-                        int64_t mc = m1 - ic < MC ? m1 - ic : MC;
-                        gb_pack_a(Ap, a, trans_a, lda, ic, pc, mc, kc);
-                        for (int64_t jp = 0; jp < npanels; jp++) {
-                            int64_t jr = jp * NR, nr = nc - jr < NR ? nc - jr : NR;
-                            for (int64_t ir = 0; ir < mc; ir += MR) {
-                                int64_t mr = mc - ir < MR ? mc - ir : MR;
-                                uk(kc, Ap + ir * kc, Bp + jr * kc, c + (ic + ir) * N + jc + jr, N, mr, nr,
-                                   !first, bias_k ? bias_k + jc + jr : NULL);
-                            }
-                        }
-                    }
-                }
+typedef struct {
+    float *c;
+    const float *a, *b, *bias;
+    int trans_a, trans_b, split_m;
+    int64_t M, N, K;
+    float *Bp;  /* sgemm_one: the team's shared packed B block */
+    int err;
+} gemm_args;
+
+static void mark_error(gemm_args *g) { __atomic_store_n(&g->err, 1, __ATOMIC_RELAXED); }
+
+/* C[ic.., jc + panels jp0..jp1) for rows [m0, m1) of one packed (kc, nc) block of op(B). */
+static void gemm_block(gemm_args *g, gb_ukernel_fn uk, float *Ap, const float *Bp, int64_t m0, int64_t m1,
+                       int64_t jc, int64_t nc, int64_t jp0, int64_t jp1, int64_t pc, int64_t kc) {
+    int64_t lda = g->trans_a ? g->M : g->K, N = g->N;
+    int first = pc == 0;
+    const float *bias_k = first ? g->bias : NULL;  /* the bias epilogue on the first k-block */
+    for (int64_t ic = m0; ic < m1; ic += MC) {
+        int64_t mc = m1 - ic < MC ? m1 - ic : MC;
+        gb_pack_a(Ap, g->a, g->trans_a, lda, ic, pc, mc, kc);
+        for (int64_t jp = jp0; jp < jp1; jp++) {
+            int64_t jr = jp * NR, nr = nc - jr < NR ? nc - jr : NR;
+            for (int64_t ir = 0; ir < mc; ir += MR) {
+                int64_t mr = mc - ir < MR ? mc - ir : MR;
+                uk(kc, Ap + ir * kc, Bp + jr * kc, g->c + (ic + ir) * N + jc + jr, N, mr, nr, !first,
+                   bias_k ? bias_k + jc + jr : NULL);
             }
         }
     }
-    return err ? -1 : 0;
+}
+
+/* rows [m0, m1) of thread t's M split (whole MR panels) */
+static void m_split(const gemm_args *g, int t, int nt, int64_t *m0, int64_t *m1) {
+    int64_t p0, p1;
+    gb_split((g->M + MR - 1) / MR, t, nt, &p0, &p1);
+    *m0 = p0 * MR;
+    *m1 = p1 * MR < g->M ? p1 * MR : g->M;
+}
+
+/* The M-split product with op(B) packed per thread (no barriers; see sgemm_one). */
+static void sgemm_private_b_task(void *ctx, int t, int nt) {
+    gemm_args *g = ctx;
+    gb_ukernel_fn uk = gb_ukernel();
+    int64_t ldb = g->trans_b ? g->K : g->N, N = g->N, K = g->K;
+    int64_t ncmax = N < NC ? N : NC, kcmax = K < KC ? K : KC;
+    float *Bp = gb_workspace(0, (size_t)((ncmax + NR - 1) / NR * NR) * kcmax);  /* this thread's */
+    float *Ap = gb_workspace(1, (size_t)MC * kcmax);
+    if (!Ap || !Bp) {
+        mark_error(g);
+        return;
+    }
+    int64_t m0, m1;
+    m_split(g, t, nt, &m0, &m1);
+    if (m0 >= m1) return;
+    for (int64_t jc = 0; jc < N; jc += NC) {
+        int64_t nc = N - jc < NC ? N - jc : NC, npanels = (nc + NR - 1) / NR;
+        for (int64_t pc = 0; pc < K; pc += KC) {
+            int64_t kc = K - pc < KC ? K - pc : KC;
+            gb_pack_b(Bp, g->b, g->trans_b, ldb, jc, pc, nc, kc, 0, npanels);
+            gemm_block(g, uk, Ap, Bp, m0, m1, jc, nc, 0, npanels, pc, kc);
+        }
+    }
+}
+
+/* The shared-B product: the team packs each KCxNC block of op(B) together, then splits M (or N). */
+static void sgemm_shared_b_task(void *ctx, int t, int nt) {
+    gemm_args *g = ctx;
+    gb_ukernel_fn uk = gb_ukernel();
+    int64_t ldb = g->trans_b ? g->K : g->N, N = g->N, K = g->K, kcmax = K < KC ? K : KC;
+    float *Ap = gb_workspace(1, (size_t)MC * kcmax);
+    if (!Ap) mark_error(g);  /* keep meeting the barriers; compute nothing */
+    for (int64_t jc = 0; jc < N; jc += NC) {
+        int64_t nc = N - jc < NC ? N - jc : NC, npanels = (nc + NR - 1) / NR;
+        for (int64_t pc = 0; pc < K; pc += KC) {
+            int64_t kc = K - pc < KC ? K - pc : KC;
+            int64_t q0, q1;
+            gb_split(npanels, t, nt, &q0, &q1);  /* B packing is shared work */
+            gb_pack_b(g->Bp, g->b, g->trans_b, ldb, jc, pc, nc, kc, q0, q1);
+            gb_barrier();
+            int64_t m0 = 0, m1 = g->M, jp0 = 0, jp1 = npanels;
+            if (g->split_m) m_split(g, t, nt, &m0, &m1);
+            else gb_split(npanels, t, nt, &jp0, &jp1);
+            if (Ap) gemm_block(g, uk, Ap, g->Bp, m0, m1, jc, nc, jp0, jp1, pc, kc);
+            gb_barrier();  /* Bp is overwritten by the next block */
+        }
+    }
 }
 
 static int sgemm_one(float *c, const float *a, const float *b, const float *bias, int trans_a,
                      int trans_b, int64_t M, int64_t N, int64_t K, int nt) {
-    gb_ukernel_fn uk = gb_ukernel();
-    int64_t lda = trans_a ? M : K, ldb = trans_b ? K : N;
-    int64_t ncmax = N < NC ? N : NC, kcmax = K < KC ? K : KC;
-    float *Bp = gb_workspace(0, (size_t)((ncmax + NR - 1) / NR * NR) * kcmax);
-    if (!Bp) return -1;
     /* Split threads over M when there are enough MR-row panels, else over N (NR-column panels). */
     int split_m = (M + MR - 1) / MR >= 2 * nt || N <= NR * nt;
+    gemm_args g = {c, a, b, bias, trans_a, trans_b, split_m, M, N, K, NULL, 0};
     /* Small op(B) (at most one KCxNC block's worth) with the M split: each thread packs all of it
-     * itself, so the team never meets at a barrier. With passive waiting (see kernels/__init__.py)
-     * a barrier is a futex sleep/wake, which for a transformer's small linears (768x128x512: 0.3 ms)
-     * cost more than packing B twice. */
-    if (nt > 1 && split_m && K * N <= (int64_t)KC * NC) return sgemm_private_b(c, a, b, bias, trans_a, trans_b, M, N, K, nt);
-    int err = 0;
-    #pragma omp parallel num_threads(nt) if (nt > 1)
-    {
-        int t = gb_thread_num(), n = gb_num_threads();
-        float *Ap = gb_workspace(1, (size_t)MC * kcmax);
-        if (!Ap) {
-            #pragma omp atomic write
-            err = 1;
-        }
-        for (int64_t jc = 0; jc < N; jc += NC) {
-            int64_t nc = N - jc < NC ? N - jc : NC, npanels = (nc + NR - 1) / NR;
-            for (int64_t pc = 0; pc < K; pc += KC) {
-                int64_t kc = K - pc < KC ? K - pc : KC;
-                int64_t q0, q1;
-                gb_split(npanels, t, n, &q0, &q1);  /* B packing is shared work */
-                gb_pack_b(Bp, b, trans_b, ldb, jc, pc, nc, kc, q0, q1);
-                #pragma omp barrier
-                int first = pc == 0;
-                const float *bias_k = first ? bias : NULL;  /* the bias epilogue on the first k-block */
-                int64_t m0 = 0, m1 = M, jp0 = 0, jp1 = npanels;
-                if (split_m) {
-                    int64_t p0, p1;
-                    gb_split((M + MR - 1) / MR, t, n, &p0, &p1);
-                    m0 = p0 * MR;
-                    m1 = p1 * MR < M ? p1 * MR : M;
-                } else {
-                    gb_split(npanels, t, n, &jp0, &jp1);
-                }
-                if (!err) {
-                    for (int64_t ic = m0; ic < m1; ic += MC) {
-                        int64_t mc = m1 - ic < MC ? m1 - ic : MC;
-                        gb_pack_a(Ap, a, trans_a, lda, ic, pc, mc, kc);
-                        for (int64_t jp = jp0; jp < jp1; jp++) {
-                            int64_t jr = jp * NR, nr = nc - jr < NR ? nc - jr : NR;
-                            for (int64_t ir = 0; ir < mc; ir += MR) {
-                                int64_t mr = mc - ir < MR ? mc - ir : MR;
-                                uk(kc, Ap + ir * kc, Bp + jr * kc, c + (ic + ir) * N + jc + jr, N, mr, nr,
-                                   !first, bias_k ? bias_k + jc + jr : NULL);
-                            }
-                        }
-                    }
-                }
-                #pragma omp barrier  /* Bp is overwritten by the next block */
-            }
-        }
+     * itself, so the team never meets at a barrier: for a transformer's small linears (768x128x512:
+     * 0.3 ms) a barrier cost more than packing B twice. */
+    if (nt > 1 && split_m && K * N <= (int64_t)KC * NC) {
+        gb_parallel(sgemm_private_b_task, &g, nt);
+        return g.err ? -1 : 0;
     }
-    return err ? -1 : 0;
+    int64_t ncmax = N < NC ? N : NC, kcmax = K < KC ? K : KC;
+    g.Bp = gb_workspace(0, (size_t)((ncmax + NR - 1) / NR * NR) * kcmax);  /* the caller's, shared */
+    if (!g.Bp) return -1;
+    gb_parallel(sgemm_shared_b_task, &g, nt);
+    return g.err ? -1 : 0;
 }
 
 int sgemm(float *c, const float *a, const float *b, const float *bias, int trans_a, int trans_b,
@@ -151,25 +151,30 @@ int linear_forward(float *out, const float *inp, const float *weight, const floa
     return sgemm(out, inp, weight, bias, 0, 1, N, OC, C, 1, 0, 0, 0);
 }
 
+typedef struct { float *dbias; const float *dout; int64_t N, OC; } dbias_args;
+
+/* dbias (OC,) = column sums of dout (N,OC); columns split over threads, rows streamed */
+static void dbias_task(void *ctx, int t, int nt) {
+    dbias_args *d = ctx;
+    int64_t c0, c1;
+    gb_split(d->OC, t, nt, &c0, &c1);
+    for (int64_t o = c0; o < c1; o++) d->dbias[o] = 0.0f;
+    for (int64_t r = 0; r < d->N; r++) {
+        const float *g = d->dout + r * d->OC;
+        #pragma omp simd
+        for (int64_t o = c0; o < c1; o++) d->dbias[o] += g[o];
+    }
+}
+
 int linear_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                     const float *weight, int64_t N, int64_t C, int64_t OC) {
     int rc = 0;
     if (dinp) rc = sgemm(dinp, dout, weight, NULL, 0, 0, N, C, OC, 1, 0, 0, 0);     /* (N,OC)@(OC,C) */
     if (!rc && dweight) rc = sgemm(dweight, dout, inp, NULL, 1, 0, OC, C, N, 1, 0, 0, 0); /* (OC,N)@(N,C) */
     if (!rc && dbias) {
-        /* dbias (OC,) = column sums of dout (N,OC); columns split over threads, rows streamed;
-         * one add per element, so 4x the elementwise threshold */
-        #pragma omp parallel num_threads(gb_threads()) if (N * OC >= 4 * GB_PAR_MIN_ELEMS)
-        {
-            int64_t c0, c1;
-            gb_split(OC, gb_thread_num(), gb_num_threads(), &c0, &c1);
-            for (int64_t o = c0; o < c1; o++) dbias[o] = 0.0f;
-            for (int64_t r = 0; r < N; r++) {
-                const float *g = dout + r * OC;
-                #pragma omp simd
-                for (int64_t o = c0; o < c1; o++) dbias[o] += g[o];
-            }
-        }
+        /* one add per element, so 4x the elementwise threshold */
+        dbias_args d = {dbias, dout, N, OC};
+        gb_parallel(dbias_task, &d, N * OC >= 4 * GB_PAR_MIN_ELEMS ? gb_threads() : 1);
     }
     return rc;
 }

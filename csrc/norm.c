@@ -3,6 +3,7 @@
  * in private scratch rows and summed over threads afterwards (one pass over the (N,C) data). */
 #include <stdlib.h>
 #include "internal/gb_common.h"
+#include "internal/gb_pool.h"
 #include "norm.h"
 
 /* ---- forward ----------------------------------------------------------------------------- */
@@ -60,14 +61,24 @@ void layernorm_forward_naive(float *out, float *mean, float *rstd, const float *
     }
 }
 
+typedef struct {
+    float *out, *mean, *rstd;
+    const float *inp, *weight, *bias;
+    float eps;
+    int64_t N, C;
+} norm_fwd_args;
+
+static void layernorm_forward_task(void *ctx, int t, int nt) {
+    norm_fwd_args *a = ctx;
+    int64_t r0, r1;
+    gb_split(a->N, t, nt, &r0, &r1);
+    GB_CALL(ln_fwd, (a->out, a->mean, a->rstd, a->inp, a->weight, a->bias, a->eps, r0, r1, a->C));
+}
+
 int layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight,
                       const float *bias, float eps, int64_t N, int64_t C) {
-    #pragma omp parallel num_threads(gb_threads()) if (N * C >= GB_PAR_MIN_ELEMS)
-    {
-        int64_t r0, r1;
-        gb_split(N, gb_thread_num(), gb_num_threads(), &r0, &r1);
-        GB_CALL(ln_fwd, (out, mean, rstd, inp, weight, bias, eps, r0, r1, C));
-    }
+    norm_fwd_args a = {out, mean, rstd, inp, weight, bias, eps, N, C};
+    gb_parallel(layernorm_forward_task, &a, N * C >= GB_PAR_MIN_ELEMS ? gb_threads() : 1);
     return 0;
 }
 
@@ -96,14 +107,17 @@ GB_MULTIVERSION(rms_fwd, (float *out, float *rstd, const float *inp, const float
                           int64_t r0, int64_t r1, int64_t C),
                 rmsnorm_forward_rows(out, rstd, inp, weight, eps, r0, r1, C))
 
+static void rmsnorm_forward_task(void *ctx, int t, int nt) {
+    norm_fwd_args *a = ctx;
+    int64_t r0, r1;
+    gb_split(a->N, t, nt, &r0, &r1);
+    GB_CALL(rms_fwd, (a->out, a->rstd, a->inp, a->weight, a->eps, r0, r1, a->C));
+}
+
 int rmsnorm_forward(float *out, float *rstd, const float *inp, const float *weight, float eps,
                     int64_t N, int64_t C) {
-    #pragma omp parallel num_threads(gb_threads()) if (N * C >= GB_PAR_MIN_ELEMS)
-    {
-        int64_t r0, r1;
-        gb_split(N, gb_thread_num(), gb_num_threads(), &r0, &r1);
-        GB_CALL(rms_fwd, (out, rstd, inp, weight, eps, r0, r1, C));
-    }
+    norm_fwd_args a = {out, NULL, rstd, inp, weight, NULL, eps, N, C};
+    gb_parallel(rmsnorm_forward_task, &a, N * C >= GB_PAR_MIN_ELEMS ? gb_threads() : 1);
     return 0;
 }
 
@@ -161,39 +175,48 @@ GB_MULTIVERSION(norm_bwd, (float *dinp, float *dw, float *db, const float *dout,
                            int64_t r0, int64_t r1, int64_t C),
                 norm_backward_rows(dinp, dw, db, dout, inp, weight, mean, rstd, rms, r0, r1, C))
 
+typedef struct {
+    float *dinp, *dweight, *dbias, *scratch;  /* scratch (nt, nbuf, C): per-thread weight-gradient sums */
+    const float *dout, *inp, *weight, *mean, *rstd;
+    int rms, nbuf;
+    int64_t N, C;
+} norm_bwd_args;
+
+static void norm_backward_task(void *ctx, int t, int nt) {
+    norm_bwd_args *a = ctx;
+    int64_t r0, r1, C = a->C, nbuf = a->nbuf;
+    gb_split(a->N, t, nt, &r0, &r1);
+    float *dw = a->dweight ? a->scratch + (int64_t)t * nbuf * C : NULL;
+    float *db = a->dbias ? a->scratch + (int64_t)t * nbuf * C + (a->dweight ? C : 0) : NULL;
+    GB_CALL(norm_bwd, (a->dinp, dw, db, a->dout, a->inp, a->weight, a->mean, a->rstd, a->rms, r0, r1, C));
+    gb_barrier();
+    /* reduce the per-thread partials: columns split over threads */
+    int64_t c0, c1;
+    gb_split(C, t, nt, &c0, &c1);
+    for (int64_t c = c0; c < c1; c++) {
+        float sw = 0.0f, sb = 0.0f;
+        for (int u = 0; u < nt; u++) {
+            const float *base = a->scratch + (int64_t)u * nbuf * C;
+            if (a->dweight) sw += base[c];
+            if (a->dbias) sb += base[(a->dweight ? C : 0) + c];
+        }
+        if (a->dweight) a->dweight[c] = sw;
+        if (a->dbias) a->dbias[c] = sb;
+    }
+}
+
 static int norm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                          const float *inp, const float *weight, const float *mean,
                          const float *rstd, int rms, int64_t N, int64_t C) {
     int nt = (N * C >= GB_PAR_MIN_ELEMS) ? gb_threads() : 1;
     int nbuf = (dweight != NULL) + (dbias != NULL);
-    float *scratch = NULL;  /* (nt, nbuf, C) per-thread partial sums of dweight, dbias */
+    float *scratch = NULL;  /* (nt, nbuf, C); a team that runs inline uses row 0 only */
     if (nbuf) {
         scratch = (float *)calloc((size_t)nt * nbuf * C, sizeof(float));
         if (!scratch) return -1;
     }
-    #pragma omp parallel num_threads(nt) if (nt > 1)
-    {
-        int t = gb_thread_num(), n = gb_num_threads();
-        int64_t r0, r1;
-        gb_split(N, t, n, &r0, &r1);
-        float *dw = dweight ? scratch + (int64_t)t * nbuf * C : NULL;
-        float *db = dbias ? scratch + (int64_t)t * nbuf * C + (dweight ? C : 0) : NULL;
-        GB_CALL(norm_bwd, (dinp, dw, db, dout, inp, weight, mean, rstd, rms, r0, r1, C));
-        #pragma omp barrier
-        /* reduce the per-thread partials: columns split over threads */
-        int64_t c0, c1;
-        gb_split(C, t, n, &c0, &c1);
-        for (int64_t c = c0; c < c1; c++) {
-            float sw = 0.0f, sb = 0.0f;
-            for (int u = 0; u < n; u++) {
-                const float *base = scratch + (int64_t)u * nbuf * C;
-                if (dweight) sw += base[c];
-                if (dbias) sb += base[(dweight ? C : 0) + c];
-            }
-            if (dweight) dweight[c] = sw;
-            if (dbias) dbias[c] = sb;
-        }
-    }
+    norm_bwd_args a = {dinp, dweight, dbias, scratch, dout, inp, weight, mean, rstd, rms, nbuf, N, C};
+    gb_parallel(norm_backward_task, &a, nt);
     free(scratch);
     return 0;
 }

@@ -41,7 +41,7 @@ int gb_cpu_has_avx2_fma(void) { return gb_isa() >= GB_ISA_AVX2; }
 int gb_threads(void) {
     if (gb_nthreads <= 0) {
 #ifdef _OPENMP
-        gb_nthreads = omp_get_max_threads();
+        gb_nthreads = omp_get_max_threads();  /* honours OMP_NUM_THREADS */
 #else
         gb_nthreads = 1;
 #endif
@@ -52,11 +52,7 @@ int gb_threads(void) {
 int gb_omp_max_threads(void) { return gb_threads(); }
 
 void gb_set_num_threads(int n) {
-#ifdef _OPENMP
     if (n > 0) gb_nthreads = n;
-#else
-    (void)n;
-#endif
 }
 
 int gb_has_openmp(void) {

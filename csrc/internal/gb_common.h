@@ -7,9 +7,8 @@
  * best tier, capped by gb_set_isa for tests), so the extension is built without -march=native and
  * still runs anywhere. The AVX-512 tier keeps GCC's default 256-bit vectors but gets 32 registers,
  * mask registers and the EVEX forms: exact-erf GELU ran 1.65x faster than the AVX2 build on Zen 4.
- * OpenMP parallel regions live in the exported (untargeted) functions and call the targeted
- * per-chunk functions: GCC outlines a parallel region before inlining, so a pragma inside an
- * inlined body would not get the target.
+ * Parallel work goes through gb_parallel (internal/gb_pool.h): the exported (untargeted) function
+ * packs its arguments, and each thread's task calls the targeted per-chunk function with GB_CALL.
  */
 #pragma once
 #include <stdint.h>
@@ -66,17 +65,16 @@ static inline int gb_num_threads(void) {
     return 1;
 #endif
 }
-/* Threads every parallel region uses (num_threads(gb_threads())): a process-wide setting, unlike
- * omp_set_num_threads which only sets the calling thread's ICV. runtime.c. */
+/* Threads a parallel kernel asks gb_parallel for: a process-wide setting (gb_set_num_threads),
+ * by default OpenMP's maximum (OMP_NUM_THREADS). runtime.c. */
 int gb_threads(void);
 
-/* Parallel regions only above this much work. Waking a sleeping OpenMP worker (OMP_WAIT_POLICY=PASSIVE,
- * see goldbull_np/kernels/__init__.py) and joining it cost ~80 us on the 2-vCPU VMs here: a LayerNorm on
- * 768x128 took 58 us on one thread and 108 us on two. So a region pays only when one thread would need
- * ~160 us or more: ~262144 elements of light elementwise work (norms, GELU, softmax rows) and ~2^23
- * multiply-adds of GEMM (0.17 ms at ~97 GFLOP/s). */
-#define GB_PAR_MIN_ELEMS 262144
-#define GB_PAR_MIN_MACS (INT64_C(1) << 23)
+/* Parallel regions (gb_parallel, internal/gb_pool.h) only above this much work. With the team's
+ * workers awake (kernels back to back) a region costs a few microseconds; a LayerNorm or GELU on
+ * 768x128 and the 768x128x65 LM-head GEMM were still faster on two threads, and a small-GPT step was
+ * ~1-2% faster than with thresholds 8x higher (measured on the 2-vCPU VM, 2026-11-25). */
+#define GB_PAR_MIN_ELEMS 32768
+#define GB_PAR_MIN_MACS (INT64_C(1) << 20)
 
 /* [lo, hi) of n items for thread t of nt (contiguous static split). */
 static inline void gb_split(int64_t n, int t, int nt, int64_t *lo, int64_t *hi) {

@@ -12,17 +12,21 @@ Selection: env GOLDBULL_BACKEND=auto|c|numba|numpy (read at first use), `set_bac
 `with kernels.use("numba"): ...`. Selection is process-global (not thread-local).
 `get(name, dtype)` costs one dict lookup after the first call for that (name, dtype).
 
-Threads: `set_num_threads(n)` sets the OpenMP pool of the C extension, numba (its threading layer is
+Threads: `set_num_threads(n)` sets the C extension's thread team, numba (its threading layer is
 OpenMP here) and OpenBLAS (threadpoolctl if installed, else the OpenBLAS symbol through ctypes).
-Kernel calls are synchronous, so the pools never compute at the same time, but an idle pool keeps
-spinning: with libgomp's default spin the OpenMP worker burnt the second core while the next OpenBLAS
-call needed it, and a numpy matmul + C layer_norm pair took 8-24 ms instead of 0.5 ms on 2 cores.
-  * OMP_WAIT_POLICY defaults to PASSIVE (set at import, before libgomp loads; an explicit
-    OMP_WAIT_POLICY or GOMP_SPINCOUNT wins). GOMP_SPINCOUNT=10000 brought the pair to ~0.7-1.1 ms, but
-    on these 2-vCPU machines a whole small-model training step was still 25% slower with any spinning
-    (130 vs 98 ms/iter at 2 threads) and collapses when another process is busy; passive costs ~5% on
-    the mid model (1296 vs 1233 ms/iter). Measured with benchmarks/bench_train.py-style steps, 2026-11-25.
-  * `auto` runs matmul/linear in C, so a training step uses a single (OpenMP) pool: 0.55 ms.
+Kernel calls are synchronous, so the pools never compute at the same time; what matters is how an
+idle pool waits.
+  * The C kernels run on their own team (csrc/pool.c, csrc/internal/gb_pool.h): an idle worker
+    spins 20 us, then spins calling sched_yield until 300 us, then sleeps on a futex. libgomp offers
+    only "spin without yielding" (a small-GPT step went from 72 to 130 ms/iter with one core busy
+    elsewhere) or "sleep at once" (OMP_WAIT_POLICY=PASSIVE: ~80 us to wake and join a worker per
+    parallel region on these VMs, which held a 768x128x384 SGEMM to 0.7x of OpenBLAS). With the team:
+    C SGEMM equals OpenBLAS on the transformer's linear shapes, a small-GPT step took 36-37 ms instead
+    of ~50 ms on idle cores and 68 ms (vs 72 passive) with a busy neighbour; a numpy matmul + C
+    layer_norm pair took 0.83 ms (0.64 ms with the C matmul). Measured 2026-11-25 on the 2-vCPU VM.
+  * OMP_WAIT_POLICY defaults to PASSIVE for the OpenMP pool numba uses (set at import, before libgomp
+    loads; an explicit OMP_WAIT_POLICY or GOMP_SPINCOUNT wins), so it never spins against the others.
+  * `auto` runs matmul/linear in C, so a training step uses the C team only.
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from kernels_helpers import c_available
+from kernels_helpers import c_available, run_script
 
 pytestmark = pytest.mark.skipif(not c_available(), reason="C extension not built")
 
@@ -123,3 +123,31 @@ def test_malloc_tuning_is_applied_once_and_can_be_disabled(monkeypatch):
     cb._tune_malloc(FakeLib())
     assert calls == [(cb.MMAP_THRESHOLD, cb.TRIM_THRESHOLD)]
     assert cb.load().gb_malloc_keep_freed(0, 0) in (0, 1)  # zero = leave as is; callable on any libc
+
+
+def test_thread_team_survives_fork_and_concurrent_callers():
+    """The kernels' own thread team (csrc/pool.c): a forked child starts a fresh team, and Python
+    threads calling kernels at once (one runs on the team, the others inline) all get right results."""
+    code = r'''
+import os, sys
+from concurrent.futures import ThreadPoolExecutor
+import numpy as np
+from goldbull_np import kernels
+from goldbull_np.kernels import c_backend as cb
+kernels.set_num_threads(2)
+rng = np.random.default_rng(0)
+a, b = rng.standard_normal((600, 200), np.float32), rng.standard_normal((200, 300), np.float32)
+want = a.astype(np.float64) @ b
+ok = lambda c: np.allclose(c, want, rtol=1e-4, atol=1e-3)
+assert ok(cb.matmul(a, b))                      # the parent's team is running
+pid = os.fork()
+if pid == 0:                                    # the child: no workers until it needs them
+    os._exit(0 if all(ok(cb.matmul(a, b)) for _ in range(3)) else 3)
+_, status = os.waitpid(pid, 0)
+assert os.waitstatus_to_exitcode(status) == 0, status
+with ThreadPoolExecutor(4) as ex:
+    assert all(ex.map(lambda _: ok(cb.matmul(a, b)), range(40)))
+print("OK")
+'''
+    r = run_script(code, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip().endswith("OK"), r.stderr[-2000:]

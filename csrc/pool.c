@@ -1,0 +1,196 @@
+/* The kernels' thread team (see internal/gb_pool.h for why and how to use it).
+ *
+ * Linux: nworkers detached pthreads plus the caller. A job is posted by bumping the `job` word; every
+ * started worker takes part in every job (those with t >= nt only check in), so the caller's wait on
+ * `left` reaching 0 covers them all and no worker can see two posts as one. Waiting (for a job, at the
+ * join, at a barrier) is wait_while_equal: pause-spin, then sched_yield-spin, then a futex sleep. */
+#if defined(__linux__)
+#define _GNU_SOURCE
+#endif
+#include "internal/gb_common.h"
+#include "internal/gb_pool.h"
+
+#if defined(__linux__)
+#include <limits.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_TEAM 256
+#define SPIN_PAUSE_NS 20000   /* stage 1: spin with pause for 20 us */
+#define SPIN_YIELD_NS 300000  /* stage 2: spin calling sched_yield until 300 us, then sleep */
+
+static struct {
+    pthread_mutex_t lock;     /* one job at a time; a second caller runs inline */
+    int nworkers;             /* started workers: thread ids 1 .. nworkers */
+    uint32_t job;             /* bumped to post a job */
+    uint32_t done;            /* set to the job's number by the last worker to finish it */
+    uint32_t left;            /* workers still in the current job */
+    gb_task_fn task;
+    void *ctx;
+    int nt;
+    uint32_t bar_arrived, bar_gen;                      /* the in-task barrier */
+    uint32_t job_sleepers, done_sleepers, bar_sleepers; /* threads asleep on each word */
+} team = {PTHREAD_MUTEX_INITIALIZER};
+static uint32_t start_job[MAX_TEAM];  /* the job number each worker starts from */
+static __thread int team_size;        /* > 0 while this thread runs a task: its team's nt */
+
+static void futex_wait(uint32_t *word, uint32_t val) {
+    syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
+}
+
+static void futex_wake_all(uint32_t *word) {
+    syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
+static inline void cpu_relax(void) {
+#if GB_X86
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+static int64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Return once *word != old. The sleeper count and the word are sequentially consistent on both
+ * sides (the writer stores the word then reads the count, a sleeper adds to the count then reads
+ * the word), so a writer that sees no sleeper is sure to be seen. */
+static void wait_while_equal(uint32_t *word, uint32_t old, uint32_t *sleepers) {
+    int64_t t0 = 0;
+    for (int i = 1;; i++) {
+        if (__atomic_load_n(word, __ATOMIC_ACQUIRE) != old) return;
+        if ((i & 31) == 0) {
+            int64_t t = now_ns();
+            if (!t0) t0 = t;
+            else if (t - t0 > SPIN_YIELD_NS) break;
+            else if (t - t0 > SPIN_PAUSE_NS) sched_yield();  /* a busy neighbour gets the core */
+        }
+        cpu_relax();
+    }
+    __atomic_fetch_add(sleepers, 1, __ATOMIC_SEQ_CST);
+    while (__atomic_load_n(word, __ATOMIC_SEQ_CST) == old) futex_wait(word, old);
+    __atomic_fetch_sub(sleepers, 1, __ATOMIC_SEQ_CST);
+}
+
+static void publish(uint32_t *word, uint32_t value, uint32_t *sleepers) {
+    __atomic_store_n(word, value, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(sleepers, __ATOMIC_SEQ_CST)) futex_wake_all(word);
+}
+
+static void *worker_main(void *arg) {
+    int t = (int)(intptr_t)arg;
+    uint32_t seen = start_job[t];
+    for (;;) {
+        wait_while_equal(&team.job, seen, &team.job_sleepers);
+        seen = __atomic_load_n(&team.job, __ATOMIC_ACQUIRE);  /* the caller waits for us: no skip */
+        int nt = team.nt;
+        if (t < nt) {
+            team_size = nt;
+            team.task(team.ctx, t, nt);
+            team_size = 0;
+        }
+        if (__atomic_sub_fetch(&team.left, 1, __ATOMIC_ACQ_REL) == 0) publish(&team.done, seen, &team.done_sleepers);
+    }
+    return NULL;
+}
+
+/* A forked child has none of the parent's workers: start from an empty team. */
+static void after_fork_in_child(void) {
+    pthread_mutex_init(&team.lock, NULL);
+    team.nworkers = 0;
+    team.job = team.done = team.left = 0;
+    team.bar_arrived = team.bar_gen = 0;
+    team.job_sleepers = team.done_sleepers = team.bar_sleepers = 0;
+    team_size = 0;
+}
+
+/* Start workers until there are `want` (fewer if the system refuses a thread). Caller holds the lock. */
+static void start_workers(int want) {
+    static int atfork_done;
+    if (!atfork_done) {
+        pthread_atfork(NULL, NULL, after_fork_in_child);
+        atfork_done = 1;
+    }
+    while (team.nworkers < want) {
+        int t = team.nworkers + 1;
+        pthread_attr_t attr;
+        pthread_t thread;
+        start_job[t] = team.job;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        int rc = pthread_create(&thread, &attr, worker_main, (void *)(intptr_t)t);
+        pthread_attr_destroy(&attr);
+        if (rc) break;
+        team.nworkers = t;
+    }
+}
+
+static void run_inline(gb_task_fn task, void *ctx) {
+    int saved = team_size;
+    team_size = 1;  /* a gb_barrier inside is a no-op, also when nested in another team's task */
+    task(ctx, 0, 1);
+    team_size = saved;
+}
+
+void gb_parallel(gb_task_fn task, void *ctx, int nt) {
+    if (nt > MAX_TEAM) nt = MAX_TEAM;
+    if (nt <= 1 || team_size || pthread_mutex_trylock(&team.lock) != 0) {
+        run_inline(task, ctx);
+        return;
+    }
+    start_workers(nt - 1);
+    if (nt > team.nworkers + 1) nt = team.nworkers + 1;
+    if (nt <= 1) {
+        pthread_mutex_unlock(&team.lock);
+        run_inline(task, ctx);
+        return;
+    }
+    team.task = task;
+    team.ctx = ctx;
+    team.nt = nt;
+    team.left = (uint32_t)team.nworkers;
+    uint32_t before = team.done, job = team.job + 1;
+    publish(&team.job, job, &team.job_sleepers);
+    team_size = nt;
+    task(ctx, 0, nt);
+    team_size = 0;
+    wait_while_equal(&team.done, before, &team.done_sleepers);
+    pthread_mutex_unlock(&team.lock);
+}
+
+void gb_barrier(void) {
+    int nt = team_size;
+    if (nt <= 1) return;
+    uint32_t gen = __atomic_load_n(&team.bar_gen, __ATOMIC_ACQUIRE);
+    if (__atomic_add_fetch(&team.bar_arrived, 1, __ATOMIC_ACQ_REL) == (uint32_t)nt) {
+        __atomic_store_n(&team.bar_arrived, 0, __ATOMIC_RELAXED);  /* before anyone can pass */
+        publish(&team.bar_gen, gen + 1, &team.bar_sleepers);
+    } else {
+        wait_while_equal(&team.bar_gen, gen, &team.bar_sleepers);
+    }
+}
+
+#else  /* elsewhere: OpenMP's team */
+
+void gb_parallel(gb_task_fn task, void *ctx, int nt) {
+    if (nt <= 1) {
+        task(ctx, 0, 1);
+        return;
+    }
+    #pragma omp parallel num_threads(nt)
+    task(ctx, gb_thread_num(), gb_num_threads());
+}
+
+void gb_barrier(void) {
+    #pragma omp barrier
+}
+
+#endif
