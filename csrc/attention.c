@@ -96,6 +96,16 @@ static int64_t key_end(const mask_t *mk, int64_t i0, int64_t br, int64_t S) {
     return e < 0 ? 0 : (e < S ? e : S);
 }
 
+/* s (br,bc) <- scale * q k^T + bias for query rows i0.. and keys j0.. of head (b,h), masked entries
+ * -inf; qt (br,D) and kh (S,D) as stored. Returns 1 if any entry is allowed. */
+static int masked_scores(float *s, const float *qt, const float *kh, const mask_t *mk, int64_t b, int64_t h,
+                         int64_t i0, int64_t br, int64_t j0, int64_t bc, int64_t D, float *ws) {
+    gb_gemm_tile(s, bc, qt, D, 0, kh + j0 * D, D, 1, br, bc, D, 0, ws);  /* s = q k^T */
+    int any;
+    GB_CALL(attn_scores_tile_v, (&any, s, mk, b, h, i0, br, j0, bc));
+    return any;
+}
+
 typedef struct {
     float *out, *lse, *dq, *dk, *dv;          /* forward writes out/lse; backward dq/dk/dv */
     const float *q, *k, *v, *dout, *out_in, *lse_in;
@@ -130,10 +140,7 @@ static void attention_forward_task(void *ctx, int t, int nt) {
         int64_t jmax = key_end(mk, i0, br, S);
         for (int64_t j0 = 0; j0 < jmax; j0 += BC) {
             int64_t bc = jmax - j0 < BC ? jmax - j0 : BC;
-            gb_gemm_tile(s, bc, qt, D, 0, kh + j0 * D, D, 1, br, bc, D, 0, ws);  /* s = q k^T */
-            int any;
-            GB_CALL(attn_scores_tile_v, (&any, s, mk, b, h, i0, br, j0, bc));
-            if (!any) continue;
+            if (!masked_scores(s, qt, kh, mk, b, h, i0, br, j0, bc, D, ws)) continue;
             GB_CALL(attn_softmax_tile, (s, o, m, l, br, bc, D));
             gb_gemm_tile(o, D, s, bc, 0, vh + j0 * D, D, 0, br, D, bc, 1, ws);  /* o += p v */
         }
@@ -216,10 +223,7 @@ static void attention_backward_task(void *ctx, int t, int nt) {
                 int64_t jmax = key_end(mk, i0, br, S);
                 for (int64_t j0 = 0; j0 < jmax; j0 += BC) {
                     int64_t bc = jmax - j0 < BC ? jmax - j0 : BC;
-                    gb_gemm_tile(p, bc, qt, D, 0, kh + j0 * D, D, 1, br, bc, D, 0, w);   /* s = q k^T */
-                    int any;
-                    GB_CALL(attn_scores_tile_v, (&any, p, mk, b, h, i0, br, j0, bc));
-                    if (!any) continue;
+                    if (!masked_scores(p, qt, kh, mk, b, h, i0, br, j0, bc, D, w)) continue;
                     GB_CALL(attn_probs_tile, (p, lt, br, bc));                          /* p */
                     gb_gemm_tile(dvh + j0 * D, D, p, bc, 1, got, D, 0, bc, D, br, 1, w);  /* dv += p^T do */
                     gb_gemm_tile(dp, bc, got, D, 0, vh + j0 * D, D, 1, br, bc, D, 0, w);  /* dp = do v^T */
