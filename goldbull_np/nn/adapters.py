@@ -110,11 +110,11 @@ class AdapterTransformerBlock(TransformerBlock):
         return new
 
     def forward(self, x, kv_cache=None):
-        a = self.attn_adapter(self.attn(self.attn_norm(x), kv_cache))  # (B,T,C)
+        a = self.attn_adapter(self.attention(x, kv_cache))  # (B,T,C)
         if self.dropout is not None:
             a = self.dropout(a)
         x = x + a
-        m = self.mlp_adapter(self.mlp(self.mlp_norm(x)))  # (B,T,C)
+        m = self.mlp_adapter(self.feed_forward(x))  # (B,T,C)
         if self.dropout is not None:
             m = self.dropout(m)
         return x + m

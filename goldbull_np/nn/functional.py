@@ -170,6 +170,25 @@ def gelu_linear(input, weight, bias=None, approximate="none"):
     return _fused.GeluLinear.apply(input, weight, bias, approximate=approximate)
 
 
+def layer_norm_linear(input, norm_weight, norm_bias, weight, bias=None, eps=1e-5):
+    """``linear(layer_norm(input, (C,), norm_weight, norm_bias, eps), weight, bias)`` as one op that
+    does not keep the normalised input for backward (it is recomputed there): same values and
+    gradients, one (..., C) activation less per pre-norm projection.
+
+    Args:
+        input: (..., C); norm_weight: (C,); norm_bias: (C,) or None; weight: (OC, C); bias: (OC,) or None.
+    """
+    C = input.shape[-1] if input.ndim else None
+    if C is None or norm_weight.shape != (C,) or (norm_bias is not None and norm_bias.shape != (C,)):
+        raise ValueError(f"layer_norm_linear: norm weight {norm_weight.shape} / bias "
+                         f"{None if norm_bias is None else norm_bias.shape} do not match input of shape {input.shape}")
+    if weight.ndim != 2 or weight.shape[1] != C:
+        raise ValueError(f"layer_norm_linear: input of shape {input.shape} does not match weight of shape {weight.shape}")
+    if bias is not None and bias.shape != weight.shape[:1]:
+        raise ValueError(f"layer_norm_linear: bias of shape {bias.shape} does not match weight of shape {weight.shape}")
+    return _fused.LayerNormLinear.apply(input, norm_weight, norm_bias, weight, bias, eps=float(eps))
+
+
 def dropout(input, p=0.5, training=True):
     """Zero elements with probability p and scale the rest by 1/(1-p) (global seeded generator)."""
     if not 0.0 <= p <= 1.0:

@@ -52,15 +52,17 @@ class MLP(Module):
     def forward(self, x):
         if self.kind == "swiglu":
             h = self.act(self.gate_proj(x)) * self.up_proj(x)  # (B,T,hidden)
-        elif type(self.act) is GELU and type(self.down_proj) is Linear:
+            return self.down_proj(h)  # (B,T,C)
+        return self.from_up(self.up_proj(x))
+
+    def from_up(self, h):
+        """The GELU MLP from up_proj's output h (B, T, hidden) to (B, T, C)."""
+        if type(self.act) is GELU and type(self.down_proj) is Linear:
             # one fused op for gelu + down_proj: it keeps up_proj's output but not its GELU for
             # backward (recomputed there), so the MLP holds one (B,T,hidden) activation, not two
             d = self.down_proj
-            h = self.up_proj(x)  # (B,T,hidden)
             return F.gelu_linear(h, d.weight, d.bias, self.act.approximate)  # (B,T,C)
-        else:  # a wrapped (LoRA) down_proj or a replaced activation: the plain composition
-            h = self.act(self.up_proj(x))  # (B,T,hidden)
-        return self.down_proj(h)  # (B,T,C)
+        return self.down_proj(self.act(h))  # a wrapped (LoRA) down_proj or a replaced activation
 
 
 class LayerKVCache:
@@ -156,13 +158,17 @@ class CausalSelfAttention(Module):
         Returns:
             (B, T, C).
         """
-        B, T, _ = x.shape
+        return self.from_qkv(self.qkv_proj(x), kv_cache)
+
+    def from_qkv(self, qkv, kv_cache=None):
+        """The attention from qkv_proj's output (B, T, (H + 2 Hkv) D) to (B, T, C); as ``forward``."""
+        B, T, _ = qkv.shape
         H, Hkv, D = self.n_head, self.n_kv_head, self.head_dim
         start = 0 if kv_cache is None else kv_cache.pos
         if self.rotary is None and kv_cache is None:  # training / full-sequence: one fused op
-            y = F.causal_self_attention_qkv(self.qkv_proj(x), H, Hkv, self.scale)  # (B,T,C)
+            y = F.causal_self_attention_qkv(qkv, H, Hkv, self.scale)  # (B,T,C)
             return self.o_proj(y)
-        qkv = self.qkv_proj(x).reshape(B, T, H + 2 * Hkv, D).permute(0, 2, 1, 3)  # (B, H+2Hkv, T, D)
+        qkv = qkv.reshape(B, T, H + 2 * Hkv, D).permute(0, 2, 1, 3)  # (B, H+2Hkv, T, D)
         q, k, v = qkv.split([H, Hkv, Hkv], dim=1)  # (B,H,T,D), (B,Hkv,T,D), (B,Hkv,T,D)
         if self.rotary is not None:
             q = self.rotary(q, start)
@@ -208,11 +214,30 @@ class TransformerBlock(Module):
 
     def forward(self, x, kv_cache=None):
         """x (B, T, C) -> (B, T, C); ``kv_cache`` is this layer's LayerKVCache or None."""
-        a = self.attn(self.attn_norm(x), kv_cache)  # (B,T,C)
+        a = self.attention(x, kv_cache)  # (B,T,C)
         if self.dropout is not None:
             a = self.dropout(a)
         x = x + a
-        m = self.mlp(self.mlp_norm(x))  # (B,T,C)
+        m = self.feed_forward(x)  # (B,T,C)
         if self.dropout is not None:
             m = self.dropout(m)
         return x + m
+
+    def attention(self, x, kv_cache=None):
+        """``attn(attn_norm(x))`` (B, T, C), with the norm fused into qkv_proj where it can be."""
+        return self.attn.from_qkv(_norm_then_linear(self.attn_norm, self.attn.qkv_proj, x), kv_cache)
+
+    def feed_forward(self, x):
+        """``mlp(mlp_norm(x))`` (B, T, C), with the norm fused into up_proj where it can be."""
+        if self.mlp.kind != "gelu":
+            return self.mlp(self.mlp_norm(x))
+        return self.mlp.from_up(_norm_then_linear(self.mlp_norm, self.mlp.up_proj, x))
+
+
+def _norm_then_linear(norm, proj, x):
+    """``proj(norm(x))``: one LayerNormLinear op (the normalised x is recomputed in backward, not kept)
+    when both are the plain modules; any other pair (RMSNorm, a LoRA-wrapped projection) composes."""
+    if (type(norm) is LayerNorm and norm.weight is not None and len(norm.normalized_shape) == 1
+            and type(proj) is Linear):
+        return F.layer_norm_linear(x, norm.weight, norm.bias, proj.weight, proj.bias, norm.eps)
+    return proj(norm(x))

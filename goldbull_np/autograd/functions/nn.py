@@ -247,6 +247,42 @@ class GeluLinear(Function):
         return (dh, dw, db) if self.has_bias else (dh, dw)
 
 
+class LayerNormLinear(Function):
+    """y = linear(layer_norm(x, ln_weight, ln_bias, eps), weight, bias) over the last dim, saving x and
+    the row statistics but not the normalised x: backward recomputes it (one LayerNorm pass) instead
+    of keeping a second (..., C) activation per pre-norm projection. Values and gradients are those
+    of LayerNorm then Linear, bit for bit (the same kernels on the same arrays).
+    Inputs: x (..., C), ln_weight (C,), ln_bias (C,) or None, weight (OC, C), bias (OC,) or None."""
+
+    saved_inputs = (0, 1, 2, 3)
+
+    def forward(self, x, ln_weight, ln_bias, weight, bias, eps=1e-5):
+        self.lead = x.shape[:-1]
+        x2 = _c(x).reshape(-1, x.shape[-1])  # (N, C)
+        self.x2, self.ln_w, self.ln_b, self.weight, self.eps = x2, _c(ln_weight), ln_bias, weight, eps
+        empty = x2.size == 0
+        xn, self.mean, self.rstd = _kernel("layer_norm_forward", x.dtype, empty)(
+            x2, self.ln_w, None if ln_bias is None else _c(ln_bias), eps)  # (N,C), (N,), (N,)
+        out = _kernel("linear_forward", x.dtype, empty or weight.size == 0)(
+            xn, _c(weight), None if bias is None else _c(bias))  # (N, OC)
+        return out.reshape(self.lead + (weight.shape[0],))
+
+    def backward(self, g):
+        nx, nlw, nlb, nw, nb = self.needs_input_grad
+        x2, dt, empty = self.x2, g.dtype, self.x2.size == 0
+        ln_b = None if self.ln_b is None else _c(self.ln_b)
+        xn, _, _ = _kernel("layer_norm_forward", dt, empty)(x2, self.ln_w, ln_b, self.eps)  # recomputed (N,C)
+        g2 = _c(g).reshape(-1, g.shape[-1])  # (N, OC)
+        dxn, dw, db = _kernel("linear_backward", dt, empty or g.size == 0)(
+            g2, xn, _c(self.weight), need_dx=nx or nlw or nlb, need_dweight=nw, need_dbias=nb)
+        dx = dlw = dlb = None
+        if nx or nlw or nlb:
+            dx, dlw, dlb = _kernel("layer_norm_backward", dt, empty)(dxn, x2, self.ln_w, self.mean, self.rstd,
+                                                                    ln_b is not None)
+            dx = dx.reshape(self.lead + (x2.shape[1],))
+        return dx, dlw, dlb, dw, db
+
+
 class Softmax(Function):
     saved_inputs = ()
     saves_output = True
