@@ -96,19 +96,40 @@ static int64_t key_end(const mask_t *mk, int64_t i0, int64_t br, int64_t S) {
     return e < 0 ? 0 : (e < S ? e : S);
 }
 
+/* Where the rows of a (B, heads, rows, D) operand live: row (b, h, t) starts at
+ * b * sb + h * sh + t * st floats from the base (the D values of a row are contiguous). */
+typedef struct { int64_t sb, sh, st; } layout_t;
+
+static inline int64_t row_at(const layout_t *L, int64_t b, int64_t h, int64_t t) {
+    return b * L->sb + h * L->sh + t * L->st;
+}
+
+/* a contiguous (B, heads, rows, D) array */
+static layout_t bhtd(int64_t heads, int64_t rows, int64_t D) {
+    return (layout_t){heads * rows * D, rows * D, D};
+}
+
 /* s (br,bc) <- scale * q k^T + bias for query rows i0.. and keys j0.. of head (b,h), masked entries
- * -inf; qt (br,D) and kh (S,D) as stored. Returns 1 if any entry is allowed. */
-static int masked_scores(float *s, const float *qt, const float *kh, const mask_t *mk, int64_t b, int64_t h,
-                         int64_t i0, int64_t br, int64_t j0, int64_t bc, int64_t D, float *ws) {
-    gb_gemm_tile(s, bc, qt, D, 0, kh + j0 * D, D, 1, br, bc, D, 0, ws);  /* s = q k^T */
+ * -inf; qt: the tile's first query row (row stride ldq), kh: key row 0 of the head (stride ldk).
+ * Returns 1 if any entry is allowed. */
+static int masked_scores(float *s, const float *qt, int64_t ldq, const float *kh, int64_t ldk, const mask_t *mk,
+                         int64_t b, int64_t h, int64_t i0, int64_t br, int64_t j0, int64_t bc, int64_t D,
+                         float *ws) {
+    gb_gemm_tile(s, bc, qt, ldq, 0, kh + j0 * ldk, ldk, 1, br, bc, D, 0, ws);  /* s = q k^T */
     int any;
     GB_CALL(attn_scores_tile_v, (&any, s, mk, b, h, i0, br, j0, bc));
     return any;
 }
 
+static void zero_rows(float *x, int64_t rows, int64_t stride, int64_t D) {
+    if (stride == D) memset(x, 0, sizeof(float) * rows * D);
+    else for (int64_t r = 0; r < rows; r++) memset(x + r * stride, 0, sizeof(float) * D);
+}
+
 typedef struct {
     float *out, *lse, *dq, *dk, *dv;          /* forward writes out/lse; backward dq/dk/dv */
     const float *q, *k, *v, *dout, *out_in, *lse_in;
+    layout_t lq, lk, lv, lo;                   /* q (and dq), k (dk), v (dv), out (dout): lse is (B,H,T) */
     const mask_t *mk;
     int64_t B, H, Hkv, T, S, D, nitems, next;  /* next: the dynamic-schedule counter */
     size_t per_thread;                         /* floats of scratch per thread */
@@ -127,31 +148,42 @@ static void attention_forward_task(void *ctx, int t, int nt) {
     attn_args *a = ctx;
     const mask_t *mk = a->mk;
     int64_t H = a->H, T = a->T, S = a->S, D = a->D, group = a->H / a->Hkv, ntiles = (T + BR - 1) / BR;
+    int64_t ldq = a->lq.st, ldk = a->lk.st, ldv = a->lv.st, ldo = a->lo.st;
     float *scratch = attn_scratch(a);
     if (!scratch) return;
     float *s = scratch, *o = s + BR * BC, *m = o + BR * D, *l = m + BR, *ws = l + BR;
     for (int64_t it = gb_next_item(&a->next); it < a->nitems; it = gb_next_item(&a->next)) {
         int64_t bh = it / ntiles, i0 = (it % ntiles) * BR, b = bh / H, h = bh % H;
         int64_t br = T - i0 < BR ? T - i0 : BR;
-        const float *qt = a->q + (bh * T + i0) * D;
-        const float *kh = a->k + (b * a->Hkv + h / group) * S * D, *vh = a->v + (b * a->Hkv + h / group) * S * D;
+        const float *qt = a->q + row_at(&a->lq, b, h, i0);
+        const float *kh = a->k + row_at(&a->lk, b, h / group, 0), *vh = a->v + row_at(&a->lv, b, h / group, 0);
         for (int64_t i = 0; i < br; i++) { m[i] = -INFINITY; l[i] = 0.0f; }
         memset(o, 0, sizeof(float) * br * D);
         int64_t jmax = key_end(mk, i0, br, S);
         for (int64_t j0 = 0; j0 < jmax; j0 += BC) {
             int64_t bc = jmax - j0 < BC ? jmax - j0 : BC;
-            if (!masked_scores(s, qt, kh, mk, b, h, i0, br, j0, bc, D, ws)) continue;
+            if (!masked_scores(s, qt, ldq, kh, ldk, mk, b, h, i0, br, j0, bc, D, ws)) continue;
             GB_CALL(attn_softmax_tile, (s, o, m, l, br, bc, D));
-            gb_gemm_tile(o, D, s, bc, 0, vh + j0 * D, D, 0, br, D, bc, 1, ws);  /* o += p v */
+            gb_gemm_tile(o, D, s, bc, 0, vh + j0 * ldv, ldv, 0, br, D, bc, 1, ws);  /* o += p v */
         }
-        float *ot = a->out + (bh * T + i0) * D;
+        float *ot = a->out + row_at(&a->lo, b, h, i0);
         for (int64_t i = 0; i < br; i++) {
             float inv = l[i] > 0.0f ? 1.0f / l[i] : 0.0f;
-            for (int64_t d = 0; d < D; d++) ot[i * D + d] = o[i * D + d] * inv;
+            for (int64_t d = 0; d < D; d++) ot[i * ldo + d] = o[i * D + d] * inv;
             a->lse[bh * T + i0 + i] = l[i] > 0.0f ? m[i] + logf(l[i]) : -INFINITY;
         }
     }
     free(scratch);
+}
+
+static int run_attention_forward(attn_args *a) {
+    int64_t D = a->D;
+    size_t ws1 = gb_gemm_tile_ws(BR, BC, D), ws2 = gb_gemm_tile_ws(BR, D, BC);
+    a->nitems = a->B * a->H * ((a->T + BR - 1) / BR);
+    a->per_thread = (size_t)BR * BC + (size_t)BR * D + 2 * BR + (ws1 > ws2 ? ws1 : ws2) + 16;
+    int nt = (a->B * a->H * a->T * a->S * D >= GB_PAR_MIN_MACS / 4) ? gb_threads() : 1;  /* ~0.12 ns per unit */
+    gb_parallel(attention_forward_task, a, nt);
+    return a->err ? -1 : 0;
 }
 
 int attention_forward(float *out, float *lse, const float *q, const float *k, const float *v,
@@ -159,13 +191,29 @@ int attention_forward(float *out, float *lse, const float *q, const float *k, co
                       const uint8_t *kpm, int causal, int64_t causal_offset, float scale,
                       int64_t B, int64_t H, int64_t Hkv, int64_t T, int64_t S, int64_t D) {
     mask_t mk = {bias, bias_sb, bias_sh, bias_st, bias_ss, kpm, causal, causal_offset, scale, S};
-    size_t ws1 = gb_gemm_tile_ws(BR, BC, D), ws2 = gb_gemm_tile_ws(BR, D, BC);
-    attn_args a = {.out = out, .lse = lse, .q = q, .k = k, .v = v, .mk = &mk, .B = B, .H = H, .Hkv = Hkv,
-                   .T = T, .S = S, .D = D, .nitems = B * H * ((T + BR - 1) / BR), .next = 0,
-                   .per_thread = (size_t)BR * BC + (size_t)BR * D + 2 * BR + (ws1 > ws2 ? ws1 : ws2) + 16};
-    int nt = (B * H * T * S * D >= GB_PAR_MIN_MACS / 4) ? gb_threads() : 1;  /* ~0.12 ns per unit here */
-    gb_parallel(attention_forward_task, &a, nt);
-    return a.err ? -1 : 0;
+    attn_args a = {.out = out, .lse = lse, .q = q, .k = k, .v = v, .lq = bhtd(H, T, D), .lk = bhtd(Hkv, S, D),
+                   .lv = bhtd(Hkv, S, D), .lo = bhtd(H, T, D), .mk = &mk, .B = B, .H = H, .Hkv = Hkv, .T = T,
+                   .S = S, .D = D};
+    return run_attention_forward(&a);
+}
+
+/* The fused projection's layout: qkv (B, T, (H + 2 Hkv) D) = [q heads | k heads | v heads] per row,
+ * out / dout (B, T, H D). */
+static void qkv_layouts(attn_args *a, const float *qkv, int64_t H, int64_t Hkv, int64_t T, int64_t D) {
+    int64_t W = (H + 2 * Hkv) * D;
+    a->lq = a->lk = a->lv = (layout_t){T * W, D, W};
+    a->lo = (layout_t){T * H * D, D, H * D};
+    a->q = qkv;
+    a->k = qkv + H * D;
+    a->v = qkv + (H + Hkv) * D;
+}
+
+int attention_qkv_forward(float *out, float *lse, const float *qkv, float scale,
+                          int64_t B, int64_t H, int64_t Hkv, int64_t T, int64_t D) {
+    mask_t mk = {NULL, 0, 0, 0, 0, NULL, 1, 0, scale, T};
+    attn_args a = {.out = out, .lse = lse, .mk = &mk, .B = B, .H = H, .Hkv = Hkv, .T = T, .S = T, .D = D};
+    qkv_layouts(&a, qkv, H, Hkv, T, D);
+    return run_attention_forward(&a);
 }
 
 /* p (br,bc) <- exp(s - lse) (0 where masked or lse = -inf); ds (br,bc) <- p * (dp - di) * scale */
@@ -197,44 +245,58 @@ static void attention_backward_task(void *ctx, int t, int nt) {
     attn_args *a = ctx;
     const mask_t *mk = a->mk;
     int64_t H = a->H, Hkv = a->Hkv, T = a->T, S = a->S, D = a->D, group = a->H / a->Hkv;
+    int64_t ldq = a->lq.st, ldk = a->lk.st, ldv = a->lv.st, ldo = a->lo.st;
     float scale = mk->scale;
     float *scratch = attn_scratch(a);
     if (!scratch) return;
     float *p = scratch, *dp = p + BR * BC, *di = dp + BR * BC, *w = di + BR;
     for (int64_t it = gb_next_item(&a->next); it < a->nitems; it = gb_next_item(&a->next)) {
         int64_t b = it / Hkv, hk = it % Hkv;
-        const float *kh = a->k + it * S * D, *vh = a->v + it * S * D;
-        float *dkh = a->dk + it * S * D, *dvh = a->dv + it * S * D;
-        memset(dkh, 0, sizeof(float) * S * D);
-        memset(dvh, 0, sizeof(float) * S * D);
+        const float *kh = a->k + row_at(&a->lk, b, hk, 0), *vh = a->v + row_at(&a->lv, b, hk, 0);
+        float *dkh = a->dk + row_at(&a->lk, b, hk, 0), *dvh = a->dv + row_at(&a->lv, b, hk, 0);
+        zero_rows(dkh, S, ldk, D);
+        zero_rows(dvh, S, ldv, D);
         for (int64_t h = hk * group; h < (hk + 1) * group; h++) {
             int64_t bh = b * H + h;
             for (int64_t i0 = 0; i0 < T; i0 += BR) {
                 int64_t br = T - i0 < BR ? T - i0 : BR;
-                const float *qt = a->q + (bh * T + i0) * D, *got = a->dout + (bh * T + i0) * D;
-                const float *ot = a->out_in + (bh * T + i0) * D, *lt = a->lse_in + bh * T + i0;
-                float *dqt = a->dq + (bh * T + i0) * D;
-                memset(dqt, 0, sizeof(float) * br * D);
+                const float *qt = a->q + row_at(&a->lq, b, h, i0), *got = a->dout + row_at(&a->lo, b, h, i0);
+                const float *ot = a->out_in + row_at(&a->lo, b, h, i0), *lt = a->lse_in + bh * T + i0;
+                float *dqt = a->dq + row_at(&a->lq, b, h, i0);
+                zero_rows(dqt, br, ldq, D);
                 for (int64_t i = 0; i < br; i++) {  /* di = rowsum(dout * out) */
                     float sacc = 0.0f;
-                    for (int64_t d = 0; d < D; d++) sacc += got[i * D + d] * ot[i * D + d];
+                    for (int64_t d = 0; d < D; d++) sacc += got[i * ldo + d] * ot[i * ldo + d];
                     di[i] = sacc;
                 }
                 int64_t jmax = key_end(mk, i0, br, S);
                 for (int64_t j0 = 0; j0 < jmax; j0 += BC) {
                     int64_t bc = jmax - j0 < BC ? jmax - j0 : BC;
-                    if (!masked_scores(p, qt, kh, mk, b, h, i0, br, j0, bc, D, w)) continue;
-                    GB_CALL(attn_probs_tile, (p, lt, br, bc));                          /* p */
-                    gb_gemm_tile(dvh + j0 * D, D, p, bc, 1, got, D, 0, bc, D, br, 1, w);  /* dv += p^T do */
-                    gb_gemm_tile(dp, bc, got, D, 0, vh + j0 * D, D, 1, br, bc, D, 0, w);  /* dp = do v^T */
-                    GB_CALL(attn_dscores_tile, (dp, p, di, scale, br, bc));              /* ds */
-                    gb_gemm_tile(dqt, D, dp, bc, 0, kh + j0 * D, D, 0, br, D, bc, 1, w);  /* dq += ds k */
-                    gb_gemm_tile(dkh + j0 * D, D, dp, bc, 1, qt, D, 0, bc, D, br, 1, w);  /* dk += ds^T q */
+                    if (!masked_scores(p, qt, ldq, kh, ldk, mk, b, h, i0, br, j0, bc, D, w)) continue;
+                    GB_CALL(attn_probs_tile, (p, lt, br, bc));                               /* p */
+                    gb_gemm_tile(dvh + j0 * ldv, ldv, p, bc, 1, got, ldo, 0, bc, D, br, 1, w);   /* dv += p^T do */
+                    gb_gemm_tile(dp, bc, got, ldo, 0, vh + j0 * ldv, ldv, 1, br, bc, D, 0, w);   /* dp = do v^T */
+                    GB_CALL(attn_dscores_tile, (dp, p, di, scale, br, bc));                   /* ds */
+                    gb_gemm_tile(dqt, ldq, dp, bc, 0, kh + j0 * ldk, ldk, 0, br, D, bc, 1, w);   /* dq += ds k */
+                    gb_gemm_tile(dkh + j0 * ldk, ldk, dp, bc, 1, qt, ldq, 0, bc, D, br, 1, w);   /* dk += ds^T q */
                 }
             }
         }
     }
     free(scratch);
+}
+
+static int run_attention_backward(attn_args *a) {
+    int64_t D = a->D;
+    size_t ws = gb_gemm_tile_ws(BC, D, BR);
+    size_t w2 = gb_gemm_tile_ws(BR, BC, D), w3 = gb_gemm_tile_ws(BR, D, BC);
+    ws = ws > w2 ? ws : w2;
+    ws = ws > w3 ? ws : w3;
+    a->nitems = a->B * a->Hkv;
+    a->per_thread = 2 * (size_t)BR * BC + BR + ws + 16;
+    int nt = (a->B * a->H * a->T * a->S * D >= GB_PAR_MIN_MACS / 4) ? gb_threads() : 1;  /* ~0.12 ns per unit */
+    gb_parallel(attention_backward_task, a, nt);
+    return a->err ? -1 : 0;
 }
 
 int attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q,
@@ -243,14 +305,20 @@ int attention_backward(float *dq, float *dk, float *dv, const float *dout, const
                        const uint8_t *kpm, int causal, int64_t causal_offset, float scale,
                        int64_t B, int64_t H, int64_t Hkv, int64_t T, int64_t S, int64_t D) {
     mask_t mk = {bias, bias_sb, bias_sh, bias_st, bias_ss, kpm, causal, causal_offset, scale, S};
-    size_t ws = gb_gemm_tile_ws(BC, D, BR);
-    size_t w2 = gb_gemm_tile_ws(BR, BC, D), w3 = gb_gemm_tile_ws(BR, D, BC);
-    ws = ws > w2 ? ws : w2;
-    ws = ws > w3 ? ws : w3;
     attn_args a = {.dq = dq, .dk = dk, .dv = dv, .q = q, .k = k, .v = v, .dout = dout, .out_in = out,
-                   .lse_in = lse, .mk = &mk, .B = B, .H = H, .Hkv = Hkv, .T = T, .S = S, .D = D,
-                   .nitems = B * Hkv, .next = 0, .per_thread = 2 * (size_t)BR * BC + BR + ws + 16};
-    int nt = (B * H * T * S * D >= GB_PAR_MIN_MACS / 4) ? gb_threads() : 1;  /* ~0.12 ns per unit here */
-    gb_parallel(attention_backward_task, &a, nt);
-    return a.err ? -1 : 0;
+                   .lse_in = lse, .lq = bhtd(H, T, D), .lk = bhtd(Hkv, S, D), .lv = bhtd(Hkv, S, D),
+                   .lo = bhtd(H, T, D), .mk = &mk, .B = B, .H = H, .Hkv = Hkv, .T = T, .S = S, .D = D};
+    return run_attention_backward(&a);
+}
+
+int attention_qkv_backward(float *dqkv, const float *dout, const float *qkv, const float *out, const float *lse,
+                           float scale, int64_t B, int64_t H, int64_t Hkv, int64_t T, int64_t D) {
+    mask_t mk = {NULL, 0, 0, 0, 0, NULL, 1, 0, scale, T};
+    attn_args a = {.dout = dout, .out_in = out, .lse_in = lse, .mk = &mk, .B = B, .H = H, .Hkv = Hkv, .T = T,
+                   .S = T, .D = D};
+    qkv_layouts(&a, qkv, H, Hkv, T, D);
+    a.dq = dqkv;  /* dq, dk, dv share qkv's layout, inside the one (B, T, (H + 2 Hkv) D) gradient */
+    a.dk = dqkv + H * D;
+    a.dv = dqkv + (H + Hkv) * D;
+    return run_attention_backward(&a);
 }

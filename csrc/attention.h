@@ -15,3 +15,11 @@ int attention_backward(float *dq, float *dk, float *dv,
                        const float *bias, int64_t bias_sb, int64_t bias_sh, int64_t bias_st, int64_t bias_ss,
                        const uint8_t *kpm, int causal, int64_t causal_offset, float scale,
                        int64_t B, int64_t H, int64_t Hkv, int64_t T, int64_t S, int64_t D);
+/* Causal self-attention (causal_offset 0, no bias or padding mask) straight from a fused projection:
+ * qkv (B,T,(H+2*Hkv)*D) holds per row [H query heads | Hkv key heads | Hkv value heads] of D floats;
+ * out / dout (B,T,H*D); lse (B,H,T); dqkv like qkv (every element written). Same results as
+ * attention_forward / attention_backward on the split, head-major copies, without making them. */
+int attention_qkv_forward(float *out, float *lse, const float *qkv, float scale,
+                          int64_t B, int64_t H, int64_t Hkv, int64_t T, int64_t D);
+int attention_qkv_backward(float *dqkv, const float *dout, const float *qkv, const float *out, const float *lse,
+                           float scale, int64_t B, int64_t H, int64_t Hkv, int64_t T, int64_t D);

@@ -42,7 +42,7 @@ import numpy as np
 KERNEL_NAMES = (
     "matmul", "linear_forward", "linear_backward",
     "layer_norm_forward", "layer_norm_backward", "rms_norm_forward", "rms_norm_backward",
-    "attention_forward", "attention_backward",
+    "attention_forward", "attention_backward", "attention_qkv_forward", "attention_qkv_backward",
     "cross_entropy_forward", "cross_entropy_backward",
     "gelu_forward", "gelu_backward", "adamw_step", "embedding_backward",
 )
@@ -72,6 +72,8 @@ AUTO_TABLE = {
     "rms_norm_backward": ("c", "numba", "numpy"),
     "attention_forward": ("c", "numba", "numpy"),
     "attention_backward": ("c", "numba", "numpy"),
+    "attention_qkv_forward": ("c", "numba", "numpy"),
+    "attention_qkv_backward": ("c", "numba", "numpy"),
     "cross_entropy_forward": ("c", "numpy", "numba"),
     "cross_entropy_backward": ("c", "numpy", "numba"),
     "gelu_forward": ("c", "numba", "numpy"),

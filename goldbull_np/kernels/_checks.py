@@ -84,6 +84,23 @@ def check_attention(q, k, v, causal_offset, attn_bias, key_padding_mask):
             raise ValueError(f"key_padding_mask must have shape ({B},{S}), got {key_padding_mask.shape}")
 
 
+def check_qkv(qkv, n_head, n_kv_head):
+    """qkv (B, T, (n_head + 2 n_kv_head) D) float, n_head a positive multiple of n_kv_head -> (B, T, D)."""
+    if not isinstance(qkv, np.ndarray) or qkv.dtype.kind != "f":
+        raise TypeError(f"qkv must be a float ndarray, got {getattr(qkv, 'dtype', type(qkv))}")
+    for name, n in (("n_head", n_head), ("n_kv_head", n_kv_head)):
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"{name} must be a positive int, got {n!r}")
+    if n_head % n_kv_head:
+        raise ValueError(f"n_head {n_head} must be a multiple of n_kv_head {n_kv_head}")
+    width = n_head + 2 * n_kv_head
+    if qkv.ndim != 3 or qkv.shape[2] % width or qkv.shape[2] == 0:
+        raise ValueError(f"qkv must be (B, T, (n_head + 2 * n_kv_head) * head_dim) with {width} heads, "
+                         f"got shape {qkv.shape}")
+    B, T, W = qkv.shape
+    return B, T, W // width
+
+
 def check_shapes(**arrays):
     """check_shapes(name=(array_or_None, expected_shape), ...): ValueError on a mismatch.
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import attention_bias_4d, check_attention, check_embedding_backward, check_targets
+from ._checks import attention_bias_4d, check_attention, check_embedding_backward, check_qkv, check_targets
 
 ffi = lib = None  # set by load()
 _F32 = np.dtype(np.float32)
@@ -315,6 +315,31 @@ def attention_backward(dout, q, k, v, out, lse, scale, causal_offset=None, attn_
     return dq, dk, dv
 
 
+def attention_qkv_forward(qkv, n_head, n_kv_head, scale):
+    """Causal self-attention read straight from qkv (B, T, (H + 2 Hkv) D) -> out (B, T, H D), lse (B, H, T)."""
+    load()
+    B, T, D = check_qkv(qkv, n_head, n_kv_head)
+    _arr("qkv", qkv)
+    out, lse = np.empty((B, T, n_head * D), _F32), np.empty((B, n_head, T), _F32)
+    _ok(lib.attention_qkv_forward(_p(out), _p(lse), _p(qkv), float(scale), B, n_head, n_kv_head, T, D),
+        "attention_qkv_forward")
+    return out, lse
+
+
+def attention_qkv_backward(dout, qkv, out, lse, n_head, n_kv_head, scale):
+    """-> dqkv (B, T, (H + 2 Hkv) D), written straight into qkv's layout."""
+    load()
+    B, T, D = check_qkv(qkv, n_head, n_kv_head)
+    _arr("qkv", qkv)
+    _arr("dout", dout, (B, T, n_head * D))
+    _arr("out", out, (B, T, n_head * D))
+    _arr("lse", lse, (B, n_head, T))
+    dqkv = np.empty_like(qkv)
+    _ok(lib.attention_qkv_backward(_p(dqkv), _p(dout), _p(qkv), _p(out), _p(lse), float(scale), B, n_head,
+                                   n_kv_head, T, D), "attention_qkv_backward")
+    return dqkv
+
+
 # ----------------------------------------------------------------------------------------------
 # cross-entropy
 
@@ -430,8 +455,8 @@ def embedding_backward(dout, ids, num_embeddings):
 
 __all__ = ["matmul", "linear_forward", "linear_backward", "layer_norm_forward", "layer_norm_backward",
            "rms_norm_forward", "rms_norm_backward", "attention_forward", "attention_backward",
-           "cross_entropy_forward", "cross_entropy_backward", "gelu_forward", "gelu_backward", "adamw_step",
-           "embedding_backward"]
+           "attention_qkv_forward", "attention_qkv_backward", "cross_entropy_forward", "cross_entropy_backward",
+           "gelu_forward", "gelu_backward", "adamw_step", "embedding_backward"]
 # The backend table read by kernels/__init__.py: every kernel, float32 only.
 KERNELS = {name: globals()[name] for name in __all__}
 DTYPES = {name: (_F32,) for name in __all__}

@@ -14,6 +14,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from . import reference as _ref
 from ._checks import (attention_bias_4d, check_attention, check_embedding_backward, check_segments,
                       check_shapes, check_targets)
 
@@ -524,8 +525,17 @@ def embedding_backward(dout, ids, num_embeddings):
     return dw
 
 
+def attention_qkv_forward(qkv, n_head, n_kv_head, scale):
+    return _ref.qkv_attention_forward(attention_forward, qkv, n_head, n_kv_head, scale)
+
+
+def attention_qkv_backward(dout, qkv, out, lse, n_head, n_kv_head, scale):
+    return _ref.qkv_attention_backward(attention_backward, dout, qkv, out, lse, n_head, n_kv_head, scale)
+
+
 __all__ = ["matmul", "linear_forward", "linear_backward", "layer_norm_forward", "layer_norm_backward",
            "rms_norm_forward", "rms_norm_backward", "attention_forward", "attention_backward",
+           "attention_qkv_forward", "attention_qkv_backward",
            "cross_entropy_forward", "cross_entropy_backward", "gelu_forward", "gelu_backward", "adamw_step",
            "embedding_backward"]
 # The backend table read by kernels/__init__.py.

@@ -11,12 +11,12 @@ import math
 
 import numpy as np
 
-from ._checks import check_attention, check_embedding_backward, check_targets
+from ._checks import check_attention, check_embedding_backward, check_qkv, check_targets
 
 __all__ = [
     "matmul", "linear_forward", "linear_backward",
     "layer_norm_forward", "layer_norm_backward", "rms_norm_forward", "rms_norm_backward",
-    "attention_forward", "attention_backward",
+    "attention_forward", "attention_backward", "attention_qkv_forward", "attention_qkv_backward",
     "cross_entropy_forward", "cross_entropy_backward",
     "gelu_forward", "gelu_backward", "adamw_step", "embedding_backward",
 ]
@@ -174,6 +174,51 @@ def attention_backward(dout, q, k, v, out, lse, scale, causal_offset=None, attn_
         dv = dv.reshape(B, Hkv, g, S, D).sum(axis=2)
     dt = q.dtype
     return dq.astype(dt, copy=False), dk.astype(dt, copy=False), dv.astype(dt, copy=False)
+
+
+def split_heads(qkv, n_head, n_kv_head):
+    """qkv (B, T, (H + 2 Hkv) D) -> contiguous q (B,H,T,D), k and v (B,Hkv,T,D)."""
+    B, T, D = check_qkv(qkv, n_head, n_kv_head)
+    heads = qkv.reshape(B, T, n_head + 2 * n_kv_head, D)
+    q = np.ascontiguousarray(heads[:, :, :n_head].transpose(0, 2, 1, 3))
+    k = np.ascontiguousarray(heads[:, :, n_head:n_head + n_kv_head].transpose(0, 2, 1, 3))
+    v = np.ascontiguousarray(heads[:, :, n_head + n_kv_head:].transpose(0, 2, 1, 3))
+    return q, k, v
+
+
+def merge_heads(x):
+    """(B, H, T, D) -> (B, T, H D)."""
+    B, H, T, D = x.shape
+    return np.ascontiguousarray(x.transpose(0, 2, 1, 3)).reshape(B, T, H * D)
+
+
+def qkv_attention_forward(attention_forward, qkv, n_head, n_kv_head, scale):
+    """attention_qkv_forward through a (B,H,T,D) attention_forward: split, attend causally, merge."""
+    q, k, v = split_heads(qkv, n_head, n_kv_head)
+    out, lse = attention_forward(q, k, v, scale, causal_offset=0)
+    return merge_heads(out), lse
+
+
+def qkv_attention_backward(attention_backward, dout, qkv, out, lse, n_head, n_kv_head, scale):
+    """attention_qkv_backward through a (B,H,T,D) attention_backward."""
+    q, k, v = split_heads(qkv, n_head, n_kv_head)
+    B, T, D = q.shape[0], q.shape[2], q.shape[3]
+    if dout.shape != (B, T, n_head * D) or out.shape != dout.shape:
+        raise ValueError(f"dout {dout.shape} and out {out.shape} must be (B, T, n_head * D) = {(B, T, n_head * D)}")
+    to_heads = lambda x: np.ascontiguousarray(x.reshape(B, T, n_head, D).transpose(0, 2, 1, 3))  # noqa: E731
+    dq, dk, dv = attention_backward(to_heads(dout), q, k, v, to_heads(out), lse, scale, causal_offset=0)
+    return np.concatenate([merge_heads(dq), merge_heads(dk), merge_heads(dv)], axis=2)
+
+
+def attention_qkv_forward(qkv, n_head, n_kv_head, scale):
+    """Causal self-attention from a fused projection: qkv (B, T, (H + 2 Hkv) D), per row [q heads |
+    k heads | v heads] -> out (B, T, H D), lse (B, H, T)."""
+    return qkv_attention_forward(attention_forward, qkv, n_head, n_kv_head, scale)
+
+
+def attention_qkv_backward(dout, qkv, out, lse, n_head, n_kv_head, scale):
+    """-> dqkv (B, T, (H + 2 Hkv) D), laid out like qkv."""
+    return qkv_attention_backward(attention_backward, dout, qkv, out, lse, n_head, n_kv_head, scale)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -136,40 +136,20 @@ class QKVAttention(Function):
     """Causal self-attention straight from a fused projection: qkv (B, T, (H + 2 Hkv) D) laid out
     [q heads | k heads | v heads], to y (B, T, H D), ready for o_proj.
 
-    The same kernels as Attention; what it saves is the plumbing around them: one graph node instead
-    of reshape, permute, three slices, attention, transpose and reshape, and a backward that writes
-    dq, dk, dv straight into one (B, T, (H + 2 Hkv) D) gradient instead of three zero-filled ones
-    that are then summed and copied back to contiguous."""
+    One graph node instead of reshape, permute, three slices, attention, transpose and reshape; the C
+    kernels read q, k, v in place and write dq, dk, dv straight into one (B, T, (H + 2 Hkv) D)
+    gradient, so no head-major copies are made (the NumPy and numba kernels split and merge)."""
 
-    saved_inputs = ()
+    saved_inputs = (0,)
     saves_output = True
 
     def forward(self, qkv, n_head=1, n_kv_head=1, scale=1.0):
-        B, T, W = qkv.shape
-        H, Hkv = n_head, n_kv_head
-        D = W // (H + 2 * Hkv)
-        heads = qkv.reshape(B, T, H + 2 * Hkv, D)  # a view
-        q = np.ascontiguousarray(heads[:, :, :H].transpose(0, 2, 1, 3))                # (B,H,T,D)
-        k = np.ascontiguousarray(heads[:, :, H:H + Hkv].transpose(0, 2, 1, 3))         # (B,Hkv,T,D)
-        v = np.ascontiguousarray(heads[:, :, H + Hkv:].transpose(0, 2, 1, 3))          # (B,Hkv,T,D)
-        self.params = dict(scale=scale, causal_offset=0)
-        out, lse = _kernel("attention_forward", q.dtype, q.size == 0)(q, k, v, **self.params)  # (B,H,T,D), (B,H,T)
-        y = np.ascontiguousarray(out.transpose(0, 2, 1, 3)).reshape(B, T, H * D)  # (B,T,C)
-        self.q, self.k, self.v, self.lse, self.y, self.heads = q, k, v, lse, y, (H, Hkv, D)
-        return y
+        self.qkv, self.params = _c(qkv), dict(n_head=n_head, n_kv_head=n_kv_head, scale=scale)
+        self.y, self.lse = _kernel("attention_qkv_forward", qkv.dtype, qkv.size == 0)(self.qkv, **self.params)  # (B,T,C), (B,H,T)
+        return self.y
 
     def backward(self, g):
-        B, T, _ = g.shape
-        (H, Hkv, D), dt = self.heads, g.dtype
-        dout = np.ascontiguousarray(g.reshape(B, T, H, D).transpose(0, 2, 1, 3))     # (B,H,T,D)
-        out = np.ascontiguousarray(self.y.reshape(B, T, H, D).transpose(0, 2, 1, 3))  # (B,H,T,D)
-        dq, dk, dv = _kernel("attention_backward", dt, g.size == 0)(dout, self.q, self.k, self.v, out, self.lse,
-                                                                   **self.params)
-        dqkv = np.empty((B, T, H + 2 * Hkv, D), dtype=dt)  # every element written below
-        dqkv[:, :, :H] = dq.transpose(0, 2, 1, 3)
-        dqkv[:, :, H:H + Hkv] = dk.transpose(0, 2, 1, 3)
-        dqkv[:, :, H + Hkv:] = dv.transpose(0, 2, 1, 3)
-        return dqkv.reshape(B, T, (H + 2 * Hkv) * D)
+        return _kernel("attention_qkv_backward", g.dtype, g.size == 0)(_c(g), self.qkv, self.y, self.lse, **self.params)
 
 
 class CrossEntropy(Function):
