@@ -122,6 +122,29 @@ def _sgemm(mm, a, b, repeat=10):
     return 2.0 * a.shape[0] * a.shape[1] * b.shape[1] / float(np.median(ts)) / 1e9
 
 
+def _decay_groups(params, ndims):
+    """AdamW groups by nanoGPT's rule: weight decay on every >= 2-D parameter, none on the rest."""
+    return [{"params": [p for p, d in zip(params, ndims) if d >= 2], "weight_decay": WD},
+            {"params": [p for p, d in zip(params, ndims) if d < 2], "weight_decay": 0.0}]
+
+
+def _mlp_gemm_shape(cfg):
+    """(M, K, N) of the model's MLP up-projection: the shape the step is compared against."""
+    return cfg["batch_size"] * cfg["block_size"], cfg["n_embd"], 4 * cfg["n_embd"]
+
+
+def _timed_steps(step, xs, ys):
+    """Run step(x, y) -> loss over the batches: (wall time per step, losses, when step 1 finished)."""
+    times, losses, first_done = [], [], None
+    for x, y in zip(xs, ys):
+        t = time.perf_counter()
+        losses.append(step(x, y))
+        times.append(time.perf_counter() - t)
+        if first_done is None:
+            first_done = time.time()
+    return times, losses, first_done
+
+
 def worker_goldbull(spec, threads):
     t0 = time.perf_counter()
     import goldbull_np as gb
@@ -138,15 +161,12 @@ def worker_goldbull(spec, threads):
     model.load_weights(spec["weights"])
     model.train()
     params = list(model.parameters())
-    groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": WD},
-              {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
-    opt = gb.optim.AdamW(groups, lr=LR, betas=BETAS, eps=EPS)
+    opt = gb.optim.AdamW(_decay_groups(params, [p.ndim for p in params]), lr=LR, betas=BETAS, eps=EPS)
     import gc
     gc.freeze()  # as the Trainer does: the model and optimizer are long-lived
-    losses, times, first_done = [], [], None
-    for i in range(len(xs)):
-        t = time.perf_counter()
-        _, loss = model(xs[i], ys[i])
+
+    def step(x, y):
+        _, loss = model(x, y)
         # set_to_none=False: each p.grad is a view of AdamW's flat gradient buffer, so backward
         # accumulates into it and step() copies nothing (goldbull_np's fused path; torch keeps its
         # default, set_to_none=True, its fastest)
@@ -154,14 +174,10 @@ def worker_goldbull(spec, threads):
         loss.backward()
         clip_grad_norm_(params, CLIP)
         opt.step()
-        lv = float(loss.data)
-        times.append(time.perf_counter() - t)
-        losses.append(lv)
-        del loss
-        if first_done is None:
-            first_done = time.time()
+        return float(loss.data)
+    times, losses, first_done = _timed_steps(step, xs, ys)
     peak = _peak_rss()
-    m, k, n = cfg["batch_size"] * cfg["block_size"], cfg["n_embd"], 4 * cfg["n_embd"]
+    m, k, n = _mlp_gemm_shape(cfg)
     rng = np.random.default_rng(0)
     a = rng.standard_normal((m, k), dtype=np.float32)
     b = rng.standard_normal((k, n), dtype=np.float32)
@@ -189,24 +205,18 @@ def worker_torch(spec, threads):
     assert model.lm_head.weight is model.embed_tokens.weight
     model.train()
     params = list(model.parameters())
-    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": WD},
-              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
-    opt = torch.optim.AdamW(groups, lr=LR, betas=BETAS, eps=EPS)
-    losses, times, first_done = [], [], None
-    for i in range(len(xs)):
-        t = time.perf_counter()
-        _, loss = model(xs[i], ys[i])
+    opt = torch.optim.AdamW(_decay_groups(params, [p.dim() for p in params]), lr=LR, betas=BETAS, eps=EPS)
+
+    def step(x, y):
+        _, loss = model(x, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, CLIP)
         opt.step()
-        lv = float(loss.item())
-        times.append(time.perf_counter() - t)
-        losses.append(lv)
-        if first_done is None:
-            first_done = time.time()
+        return float(loss.item())
+    times, losses, first_done = _timed_steps(step, xs, ys)
     peak = _peak_rss()
-    m, k, n = cfg["batch_size"] * cfg["block_size"], cfg["n_embd"], 4 * cfg["n_embd"]
+    m, k, n = _mlp_gemm_shape(cfg)
     a, b = torch.randn(m, k), torch.randn(k, n)
     with torch.no_grad():
         sgemm = {"torch": _sgemm(torch.mm, a, b)}

@@ -136,6 +136,11 @@ typedef struct {
     int err;
 } attn_args;
 
+/* threads for one call: B*H*T*S*D units of ~0.12 ns each here, so a team above GB_PAR_MIN_MACS / 4 */
+static int attn_threads(const attn_args *a) {
+    return a->B * a->H * a->T * a->S * a->D >= GB_PAR_MIN_MACS / 4 ? gb_threads() : 1;
+}
+
 static float *attn_scratch(attn_args *a) {
     float *scratch = (float *)aligned_alloc(64, ((a->per_thread * sizeof(float) + 63) / 64) * 64);
     if (!scratch) __atomic_store_n(&a->err, 1, __ATOMIC_RELAXED);
@@ -181,8 +186,7 @@ static int run_attention_forward(attn_args *a) {
     size_t ws1 = gb_gemm_tile_ws(BR, BC, D), ws2 = gb_gemm_tile_ws(BR, D, BC);
     a->nitems = a->B * a->H * ((a->T + BR - 1) / BR);
     a->per_thread = (size_t)BR * BC + (size_t)BR * D + 2 * BR + (ws1 > ws2 ? ws1 : ws2) + 16;
-    int nt = (a->B * a->H * a->T * a->S * D >= GB_PAR_MIN_MACS / 4) ? gb_threads() : 1;  /* ~0.12 ns per unit */
-    gb_parallel(attention_forward_task, a, nt);
+    gb_parallel(attention_forward_task, a, attn_threads(a));
     return a->err ? -1 : 0;
 }
 
@@ -294,8 +298,7 @@ static int run_attention_backward(attn_args *a) {
     ws = ws > w3 ? ws : w3;
     a->nitems = a->B * a->Hkv;
     a->per_thread = 2 * (size_t)BR * BC + BR + ws + 16;
-    int nt = (a->B * a->H * a->T * a->S * D >= GB_PAR_MIN_MACS / 4) ? gb_threads() : 1;  /* ~0.12 ns per unit */
-    gb_parallel(attention_backward_task, a, nt);
+    gb_parallel(attention_backward_task, a, attn_threads(a));
     return a->err ? -1 : 0;
 }
 

@@ -93,18 +93,7 @@ class Function:
 
         if not record:
             fn.needs_input_grad = (False,) * len(args)
-            out = fn.forward(*arrays, **kwargs)
-            result = _new(Tensor)
-            result.data = out if out.__class__ is np.ndarray else np.asarray(out)
-            result.grad = result.grad_fn = result._hooks = None
-            result.requires_grad = False
-            if cls.is_view:
-                result._version = args[0]._version
-                result._view_of = (args[0], fn.__dict__.get("index"))
-            else:
-                result._version = [0]
-                result._view_of = None
-            return result
+            return _output(fn, fn.forward(*arrays, **kwargs), args, None)
 
         fn.needs_input_grad = tuple([n is not None for n in nodes])
         out = fn.forward(*arrays, **kwargs)
@@ -119,19 +108,7 @@ class Function:
                         if i < n and isinstance(args[i], Tensor)]
         else:
             versions = None
-        result = _new(Tensor)
-        result.data = out if out.__class__ is np.ndarray else np.asarray(out)
-        result.grad = result._hooks = None
-        result.requires_grad = True
-        result.grad_fn = fn
-        if cls.is_view:
-            # shares input 0's memory and version counter; Slice views remember their index so an
-            # in-place op on the view can be written through the base (see Tensor._apply_inplace)
-            result._version = args[0]._version
-            result._view_of = (args[0], fn.__dict__.get("index"))
-        else:
-            result._version = [0]
-            result._view_of = None
+        result = _output(fn, out, args, fn)
         if cls.saves_output:
             versions = (versions or []) + [(result._version, result._version[0])]
         if versions:
@@ -140,6 +117,25 @@ class Function:
 
 
 _new = object.__new__
+
+
+def _output(fn, out, args, grad_fn):
+    """The Tensor an op returns: its array, its node (None when nothing was recorded), and its
+    version counter. A view (``is_view``) shares input 0's memory and version counter; Slice views
+    remember their index so an in-place op on the view can be written through the base (see
+    Tensor._apply_inplace)."""
+    result = _new(Tensor)
+    result.data = out if out.__class__ is np.ndarray else np.asarray(out)
+    result.grad = result._hooks = None
+    result.grad_fn = grad_fn
+    result.requires_grad = grad_fn is not None
+    if fn.is_view:
+        result._version = args[0]._version
+        result._view_of = (args[0], fn.__dict__.get("index"))
+    else:
+        result._version = [0]
+        result._view_of = None
+    return result
 
 
 def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:

@@ -5,13 +5,12 @@ byte-level BPE) loads as is. `tokenizers` is imported only when a BPETokenizer i
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 from typing import Iterable, Iterator, Sequence
 
 from .errors import require
-from .tokenizers import CONFIG_FILE, SPECIAL_TOKENS, Tokenizer, _check_special
+from .tokenizers import SPECIAL_TOKENS, Tokenizer, _check_special
 
 TOKENIZER_FILE = "tokenizer.json"
 # Candidate strings of each special token in existing tokenizers, first match wins.

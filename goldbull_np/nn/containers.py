@@ -4,7 +4,22 @@ from collections import OrderedDict
 from .module import Module
 
 
-class Sequential(Module):
+class _Ordered(Module):
+    """Children kept in order: ``len``, iteration, and ``append`` under the next index."""
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def append(self, module):
+        """Add ``module`` at the end (named by its index). Returns self."""
+        self.add_module(str(len(self._modules)), module)
+        return self
+
+
+class Sequential(_Ordered):
     """Run modules one after another: ``Sequential(a, b, c)(x) == c(b(a(x)))``.
 
     Args:
@@ -31,18 +46,8 @@ class Sequential(Module):
             return Sequential(*mods[idx])
         return mods[idx]
 
-    def __len__(self):
-        return len(self._modules)
 
-    def __iter__(self):
-        return iter(self._modules.values())
-
-    def append(self, module):
-        self.add_module(str(len(self._modules)), module)
-        return self
-
-
-class ModuleList(Module):
+class ModuleList(_Ordered):
     """A list of modules, registered as children "0", "1", ... (no forward of its own).
 
     Args:
@@ -67,17 +72,6 @@ class ModuleList(Module):
 
     def __setitem__(self, idx, module):
         self.add_module(self._index(idx), module)
-
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
-
-    def append(self, module):
-        """Add ``module`` at the end. Returns self."""
-        self.add_module(str(len(self._modules)), module)
-        return self
 
     def extend(self, modules):
         for m in modules:

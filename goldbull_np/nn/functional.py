@@ -7,6 +7,7 @@ from ..autograd.functions import nn as _fused
 from ..autograd.functions.elementwise import relu, sigmoid, silu, softplus, tanh  # noqa: F401  (re-exported)
 from ..autograd.functions.movement import one_hot, pad  # noqa: F401  (re-exported)
 from ..autograd.tensor import Tensor
+from ..kernels._checks import check_qkv
 
 
 def _dim(dim, ndim, op):
@@ -105,16 +106,7 @@ def causal_self_attention_qkv(qkv, n_head, n_kv_head=None, scale=None):
         (B, T, n_head * head_dim).
     """
     n_kv_head = n_head if n_kv_head is None else n_kv_head
-    if qkv.ndim != 3:
-        raise ValueError(f"causal_self_attention_qkv: expected qkv of shape (B, T, (H + 2 Hkv) D), got {qkv.shape}")
-    if n_head < 1 or n_kv_head < 1 or n_head % n_kv_head:
-        raise ValueError(f"causal_self_attention_qkv: n_head {n_head} must be a positive multiple of n_kv_head "
-                         f"{n_kv_head}")
-    width = n_head + 2 * n_kv_head
-    if qkv.shape[2] % width or qkv.shape[2] == 0:
-        raise ValueError(f"causal_self_attention_qkv: last dim {qkv.shape[2]} of qkv {qkv.shape} is not "
-                         f"(n_head + 2 * n_kv_head) = {width} heads of a positive head_dim")
-    D = qkv.shape[2] // width
+    _, _, D = check_qkv(qkv.data if isinstance(qkv, Tensor) else np.asarray(qkv), n_head, n_kv_head)
     scale = 1.0 / math.sqrt(D) if scale is None else float(scale)
     return _fused.QKVAttention.apply(qkv, n_head=n_head, n_kv_head=n_kv_head, scale=scale)
 

@@ -29,6 +29,7 @@ from typing import List, Optional
 
 import numpy as np
 
+from .._config_io import dataclass_from_dict, read_json
 from ..autograd.functions.movement import cat, pad
 from ..autograd.grad_mode import no_grad
 from ..autograd.tensor import Tensor
@@ -104,14 +105,7 @@ class LoRAConfig:
     def from_dict(cls, d, source="adapter config"):
         d = dict(d)
         d.pop("peft_type", None)
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"{source}: unknown LoRAConfig field(s) {unknown}")
-        try:
-            return cls(**d)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"{source}: {exc}") from None
+        return dataclass_from_dict(cls, d, source)
 
 
 class LoRAPair(Module):
@@ -488,13 +482,7 @@ def save_lora(model, save_directory):
 def read_lora_config(directory):
     """The LoRAConfig saved in ``directory/adapter_config.json``."""
     path = os.path.join(directory, ADAPTER_CONFIG_NAME)
-    try:
-        with open(path, encoding="utf-8") as f:
-            d = json.load(f)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no adapter config (expected {ADAPTER_CONFIG_NAME})") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: malformed JSON ({exc})") from None
+    d = read_json(path, f"no adapter config (expected {ADAPTER_CONFIG_NAME})")
     d.pop("tensors", None)
     return LoRAConfig.from_dict(d, source=path)
 

@@ -232,7 +232,7 @@ class AdamW(Adam):
         bounds, lrs, wds = [0], [], []
         prev_g = None
         for i, _, gi in run:
-            o, n = self._entries[i][2], self._entries[i][3]
+            o = self._entries[i][2]
             if gi != prev_g:
                 if prev_g is not None:
                     bounds.append(o - start)

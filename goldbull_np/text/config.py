@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Optional
 
+from .._config_io import dataclass_from_dict, read_json
+
 MODEL_TYPE = "goldbull_text"
 _CHOICES = {"norm": ("layernorm", "rmsnorm"), "mlp": ("gelu", "swiglu"), "position": ("learned", "rope"),
             "gelu_approximate": ("none", "tanh")}
@@ -122,14 +124,7 @@ class ModelConfig:
         d.pop("architectures", None)
         if model_type != MODEL_TYPE:
             raise ValueError(f"{source}: model_type is {model_type!r}, expected {MODEL_TYPE!r}")
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"{source}: unknown ModelConfig field(s) {unknown}")
-        try:
-            return cls(**d)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"{source}: {exc}") from None
+        return dataclass_from_dict(cls, d, source)
 
     def to_json_file(self, path):
         """Write config.json atomically (temp file in the same directory, then os.replace)."""
@@ -142,11 +137,4 @@ class ModelConfig:
     @classmethod
     def from_json_file(cls, path):
         """Read a config.json; errors name the file."""
-        try:
-            with open(path, encoding="utf-8") as f:
-                d = json.load(f)
-        except FileNotFoundError:
-            raise FileNotFoundError(f"{path}: no such config file") from None
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: malformed JSON ({exc})") from None
-        return cls.from_dict(d, source=str(path))
+        return cls.from_dict(read_json(path, "no such config file"), source=str(path))

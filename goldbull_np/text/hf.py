@@ -31,6 +31,7 @@ import struct
 import numpy as np
 
 from .. import random as _random
+from .._config_io import read_json
 from .config import MODEL_TYPE, ModelConfig
 
 CONFIG_NAME = "config.json"
@@ -41,23 +42,13 @@ _DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "I64": np.in
            "I16": np.int16, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_}
 
 
-def _read_json(path):
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no such file") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: malformed JSON ({exc})") from None
-
-
 def is_hf_directory(directory):
     """Whether ``directory/config.json`` is a Hugging Face config (a model_type other than ours)."""
     path = os.path.join(directory, CONFIG_NAME)
     if not os.path.isfile(path):
         return False
     try:
-        d = _read_json(path)
+        d = read_json(path, "no such file")
     except ValueError:
         return False
     if not isinstance(d, dict):
@@ -180,7 +171,7 @@ def read_hf_weights(directory):
     if os.path.isfile(single):
         return read_safetensors(single)
     if os.path.isfile(index):
-        weight_map = _read_json(index).get("weight_map")
+        weight_map = read_json(index, "no such file").get("weight_map")
         if not isinstance(weight_map, dict) or not weight_map:
             raise ValueError(f"{index}: no weight_map")
         out = {}
@@ -316,7 +307,7 @@ def load_hf_pretrained(cls, directory, device="cpu"):
     """Build ``cls`` (GoldbullText) from an HF GPT-2 / Llama directory; attach ``tokenizer.json``
     (as a goldbull BPETokenizer) as ``model.tokenizer`` when present. The global generator is left as it was."""
     cfg_path = os.path.join(directory, CONFIG_NAME)
-    d = _read_json(cfg_path)
+    d = read_json(cfg_path, "no such file")
     config, kind = hf_config_to_model_config(d, source=cfg_path)
     arrays = read_hf_weights(directory)
     state = convert_hf_state_dict(arrays, config, kind, source=str(directory))

@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from .._config_io import unknown_fields
+
 try:  # Python >= 3.11
     import tomllib as _toml
 except ModuleNotFoundError:  # pragma: no cover - Python 3.10
@@ -59,9 +61,9 @@ class ConfigMixin:
         """Build from a dict; unknown keys are an error naming them and the known ones."""
         if not isinstance(data, dict):
             raise ConfigError(f"{cls.__name__}: expected a table/object, got {type(data).__name__}")
-        names = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(data) - set(names))
+        unknown = unknown_fields(cls, data)
         if unknown:
+            names = [f.name for f in dataclasses.fields(cls)]
             raise ConfigError(f"{cls.__name__}: unknown field(s) {', '.join(unknown)} "
                               f"(known: {', '.join(names)})")
         return cls(**data)

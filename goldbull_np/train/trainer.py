@@ -13,7 +13,6 @@ whole large batch, exactly as if it had been one batch.
 """
 import gc
 import math
-import os
 import sys
 import time
 from dataclasses import asdict, dataclass

@@ -10,8 +10,13 @@ pytestmark = pytest.mark.skipif(not c_available(), reason="C extension not built
 @pytest.mark.parametrize("M,N,K", [(1, 1, 1), (7, 19, 5), (61, 33, 300), (130, 70, 17)])
 @pytest.mark.parametrize("ta,tb", [(0, 0), (0, 1), (1, 0), (1, 1)])
 def test_sgemm_matches_naive(M, N, K, ta, tb):
+    _check_sgemm_against_naive(M, N, K, ta, tb, seed=M * N + K)
+
+
+def _check_sgemm_against_naive(M, N, K, ta, tb, seed):
+    """sgemm (with the bias epilogue) equals sgemm_naive on op(a) (M,K) @ op(b) (K,N)."""
     from goldbull_np.kernels import c_backend as cb
-    rng = np.random.default_rng(M * N + K)
+    rng = np.random.default_rng(seed)
     a = rng.standard_normal((K, M) if ta else (M, K), np.float32)
     b = rng.standard_normal((N, K) if tb else (K, N), np.float32)
     bias = rng.standard_normal(N, np.float32)
@@ -20,6 +25,17 @@ def test_sgemm_matches_naive(M, N, K, ta, tb):
     assert cb.lib.sgemm(p(fast), p(a), p(b), p(bias), ta, tb, M, N, K, 1, 0, 0, 0) == 0
     cb.lib.sgemm_naive(p(naive), p(a), p(b), p(bias), ta, tb, M, N, K)
     np.testing.assert_allclose(fast, naive, rtol=1e-4, atol=1e-4 * np.sqrt(K))
+
+
+@pytest.fixture
+def two_threads():
+    """The C kernels on two threads for the test, then the previous count again."""
+    from goldbull_np import kernels
+    from goldbull_np.kernels import c_backend as cb
+    before = cb.load().gb_omp_max_threads()
+    kernels.set_num_threads(2)
+    yield
+    kernels.set_num_threads(before)
 
 
 def test_layernorm_matches_naive():
@@ -36,37 +52,19 @@ def test_layernorm_matches_naive():
 
 @pytest.mark.parametrize("M,N,K", [(610, 33, 520), (200, 130, 520), (40, 2100, 400)])
 @pytest.mark.parametrize("ta,tb", [(0, 1), (1, 0)])
-def test_sgemm_two_threads_both_splits_match_naive(M, N, K, ta, tb):
+def test_sgemm_two_threads_both_splits_match_naive(M, N, K, ta, tb, two_threads):
     """Two threads (every shape is above GB_PAR_MIN_MACS): small op(B) takes the per-thread-packing
     path (no barriers), the last shape (K*N above one KCxNC block, N above NC) the shared-packing
     path; both equal the reference."""
-    from goldbull_np import kernels
-    from goldbull_np.kernels import c_backend as cb
-    before = cb.load().gb_omp_max_threads()
-    kernels.set_num_threads(2)
-    try:
-        rng = np.random.default_rng(M + N + K)
-        a = rng.standard_normal((K, M) if ta else (M, K), np.float32)
-        b = rng.standard_normal((N, K) if tb else (K, N), np.float32)
-        bias = rng.standard_normal(N, np.float32)
-        fast, naive = np.empty((M, N), np.float32), np.empty((M, N), np.float32)
-        p = cb._p
-        assert cb.lib.sgemm(p(fast), p(a), p(b), p(bias), ta, tb, M, N, K, 1, 0, 0, 0) == 0
-        cb.lib.sgemm_naive(p(naive), p(a), p(b), p(bias), ta, tb, M, N, K)
-        np.testing.assert_allclose(fast, naive, rtol=1e-4, atol=1e-4 * np.sqrt(K))
-    finally:
-        kernels.set_num_threads(before)
+    _check_sgemm_against_naive(M, N, K, ta, tb, seed=M + N + K)
 
 
-def test_parallel_regions_match_the_reference():
+def test_parallel_regions_match_the_reference(two_threads):
     """Shapes above the parallel thresholds (csrc/internal/gb_common.h), so the two-thread splits
-    (row blocks, per-thread weight-gradient partials, column-split dbias, head-split attention)
-    run, and agree with the NumPy reference."""
-    from goldbull_np import kernels
+    (row blocks, per-thread weight-gradient partials, column-split dbias and embedding gradient,
+    head-split attention, in place on a fused qkv too) run, and agree with the NumPy reference."""
     from goldbull_np.kernels import c_backend as cb
     from goldbull_np.kernels import reference as ref
-    before = cb.load().gb_omp_max_threads()
-    kernels.set_num_threads(2)
     rng = np.random.default_rng(7)
     f32 = np.float32
 
@@ -74,32 +72,37 @@ def test_parallel_regions_match_the_reference():
         for g, w in zip(got if isinstance(got, tuple) else (got,), want if isinstance(want, tuple) else (want,)):
             if w is not None:
                 np.testing.assert_allclose(g, w, rtol=1e-4, atol=atol, err_msg=what)
-    try:
-        x = rng.standard_normal((2100, 130), f32) + 2  # 273,000 elements
-        w, b, dy = rng.standard_normal(130, f32), rng.standard_normal(130, f32), rng.standard_normal((2100, 130), f32)
-        y, mean, rstd = cb.layer_norm_forward(x, w, b, 1e-5)
-        close((y, mean, rstd), ref.layer_norm_forward(x, w, b, 1e-5), "layer_norm_forward")
-        close(cb.layer_norm_backward(dy, x, w, mean, rstd, True), ref.layer_norm_backward(dy, x, w, mean, rstd, True),
-              "layer_norm_backward", atol=2e-3)
-        h = rng.standard_normal(300_000).astype(f32)
-        close(cb.gelu_forward(h), ref.gelu_forward(h), "gelu_forward")
-        close(cb.gelu_backward(h, h), ref.gelu_backward(h, h), "gelu_backward")
-        logits, t = rng.standard_normal((300, 1000), f32), rng.integers(0, 1000, 300)
-        losses, lse = cb.cross_entropy_forward(logits, t)
-        close((losses, lse), ref.cross_entropy_forward(logits, t), "cross_entropy_forward")
-        dl = np.full(300, 1 / 300, f32)
-        close(cb.cross_entropy_backward(dl, logits, t, lse), ref.cross_entropy_backward(dl, logits, t, lse),
-              "cross_entropy_backward")
-        xs, ws, d = rng.standard_normal((2100, 8), f32), rng.standard_normal((520, 8), f32), rng.standard_normal((2100, 520), f32)
-        close(cb.linear_backward(d, xs, ws), ref.linear_backward(d, xs, ws), "linear_backward", atol=2e-3)
-        q, k, v = (rng.standard_normal((2, 4, 128, 32), f32) for _ in range(3))
-        out, lse = cb.attention_forward(q, k, v, 0.2, causal_offset=0)
-        close((out, lse), ref.attention_forward(q, k, v, 0.2, causal_offset=0), "attention_forward")
-        do = rng.standard_normal(q.shape, f32)
-        close(cb.attention_backward(do, q, k, v, out, lse, 0.2, causal_offset=0),
-              ref.attention_backward(do, q, k, v, out, lse, 0.2, causal_offset=0), "attention_backward", atol=1e-3)
-    finally:
-        kernels.set_num_threads(before)
+    x = rng.standard_normal((2100, 130), f32) + 2  # 273,000 elements
+    w, b, dy = rng.standard_normal(130, f32), rng.standard_normal(130, f32), rng.standard_normal((2100, 130), f32)
+    y, mean, rstd = cb.layer_norm_forward(x, w, b, 1e-5)
+    close((y, mean, rstd), ref.layer_norm_forward(x, w, b, 1e-5), "layer_norm_forward")
+    close(cb.layer_norm_backward(dy, x, w, mean, rstd, True), ref.layer_norm_backward(dy, x, w, mean, rstd, True),
+          "layer_norm_backward", atol=2e-3)
+    h = rng.standard_normal(300_000).astype(f32)
+    close(cb.gelu_forward(h), ref.gelu_forward(h), "gelu_forward")
+    close(cb.gelu_backward(h, h), ref.gelu_backward(h, h), "gelu_backward")
+    logits, t = rng.standard_normal((300, 1000), f32), rng.integers(0, 1000, 300)
+    losses, lse = cb.cross_entropy_forward(logits, t)
+    close((losses, lse), ref.cross_entropy_forward(logits, t), "cross_entropy_forward")
+    dl = np.full(300, 1 / 300, f32)
+    close(cb.cross_entropy_backward(dl, logits, t, lse), ref.cross_entropy_backward(dl, logits, t, lse),
+          "cross_entropy_backward")
+    xs, ws, d = rng.standard_normal((2100, 8), f32), rng.standard_normal((520, 8), f32), rng.standard_normal((2100, 520), f32)
+    close(cb.linear_backward(d, xs, ws), ref.linear_backward(d, xs, ws), "linear_backward", atol=2e-3)
+    q, k, v = (rng.standard_normal((2, 4, 128, 32), f32) for _ in range(3))
+    out, lse = cb.attention_forward(q, k, v, 0.2, causal_offset=0)
+    close((out, lse), ref.attention_forward(q, k, v, 0.2, causal_offset=0), "attention_forward")
+    do = rng.standard_normal(q.shape, f32)
+    close(cb.attention_backward(do, q, k, v, out, lse, 0.2, causal_offset=0),
+          ref.attention_backward(do, q, k, v, out, lse, 0.2, causal_offset=0), "attention_backward", atol=1e-3)
+    ids = rng.integers(0, 50, 2100)  # repeated ids: column-split scatter-add
+    close(cb.embedding_backward(d, ids, 50), ref.embedding_backward(d, ids, 50), "embedding_backward", atol=1e-3)
+    qkv = rng.standard_normal((2, 128, 4 * 32 + 2 * 2 * 32), f32)  # H=4, Hkv=2, D=32, read in place
+    out, lse = cb.attention_qkv_forward(qkv, 4, 2, 0.2)
+    close((out, lse), ref.attention_qkv_forward(qkv, 4, 2, 0.2), "attention_qkv_forward")
+    dy = rng.standard_normal(out.shape, f32)
+    close(cb.attention_qkv_backward(dy, qkv, out, lse, 4, 2, 0.2),
+          ref.attention_qkv_backward(dy, qkv, out, lse, 4, 2, 0.2), "attention_qkv_backward", atol=1e-3)
 
 
 def test_malloc_tuning_is_applied_once_and_can_be_disabled(monkeypatch):

@@ -5,7 +5,7 @@ from collections import namedtuple
 import numpy as np
 
 from ..function import Function
-from ..tensor import Tensor, as_dtype
+from ..tensor import Tensor
 
 MaxMin = namedtuple("MaxMin", ["values", "indices"])  # what torch's max(dim)/min(dim) return
 
