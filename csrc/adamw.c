@@ -56,6 +56,6 @@ int adamw_step(float *param, const float *grad, float *exp_avg, float *exp_avg_s
                     1.0 - pow((double)beta1, (double)step), beta1, beta2, eps,
                     (float)sqrt(1.0 - pow((double)beta2, (double)step))};
     int64_t total = segments[G] - segments[0];
-    gb_parallel(adamw_task, &a, total >= 65536 ? gb_threads() : 1);  /* streaming: cheap to split */
+    gb_parallel(adamw_task, &a, total >= GB_PAR_MIN_ELEMS ? gb_threads() : 1);
     return 0;
 }

@@ -54,12 +54,15 @@ def test_deep_chain_100k_ops_has_no_recursion_error():
 
 
 def test_deep_chain_freed_without_backward():
+    import weakref
     x = gb.tensor([1.0], requires_grad=True)
-    y = x
+    y = x + 1.0
+    first = weakref.ref(y.grad_fn)
     for _ in range(100_000):
         y = y + 1.0
     del y  # dropping an un-backpropagated 100k graph must not overflow the C stack
     gc.collect()
+    assert first() is None, "the graph's first node is still alive"
 
 
 def test_backward_twice_raises_clear_error():

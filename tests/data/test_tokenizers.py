@@ -117,8 +117,12 @@ def test_save_load_byte_and_char(tmp_path):
 
 def test_no_pickle_on_disk(tmp_path, bpe):
     bpe.save(tmp_path)
-    for name in os.listdir(tmp_path):
-        json.loads((tmp_path / name).read_text(encoding="utf-8"))  # every file is JSON
+    names = os.listdir(tmp_path)
+    assert names, "save wrote nothing"
+    for name in names:
+        raw = (tmp_path / name).read_bytes()
+        assert not raw.startswith(b"\x80"), f"{name} looks like a pickle"
+        json.loads(raw.decode("utf-8"))  # every file is JSON
 
 
 def test_load_tokenizer_missing(tmp_path):
