@@ -1,9 +1,12 @@
 /* Flash attention on the CPU (FlashAttention-2 loop order). Scores are computed in BRxBC tiles with
- * the packed GEMM micro-kernel (gemm_core.c), softmax is online (running max m and sum l per query
- * row), and backward recomputes each tile's probabilities from the saved lse. Memory is
- * O(B*H*T*D) plus per-thread tiles: no (T,S) matrix exists.
- * Parallelism: forward over (b, h, query tile) items; backward over (b, kv head) items, each of
- * which owns dk/dv of its kv head and dq of its query heads, so no two threads write one element. */
+ * the unpacked GEMM micro-kernel (gb_gemm_small, gemm_core.c): each work item first packs its head's
+ * keys (and, in backward, values) transposed, once, so every tile product then reads its operands in
+ * place; packing both operands of every 64x64x64 tile product had cost ~45% on top of the FMAs.
+ * Softmax is online (running max m and sum l per query row), and backward recomputes each tile's
+ * probabilities from the saved lse. Memory is O(B*H*T*D) plus per-thread tiles and packed heads:
+ * no (T,S) matrix exists.
+ * Parallelism: forward over (b, h, run of query tiles) items; backward over (b, kv head) items, each
+ * of which owns dk/dv of its kv head and dq of its query heads, so no two threads write one element. */
 #include <stdlib.h>
 #include "internal/gb_common.h"
 #include "internal/gb_gemm.h"
@@ -61,6 +64,7 @@ static inline GB_INLINE void softmax_tile(float *s, float *o, float *m, float *l
     for (int64_t i = 0; i < br; i++) {
         float *si = s + i * bc;
         float mx = m[i];
+        #pragma omp simd reduction(max:mx)
         for (int64_t j = 0; j < bc; j++) mx = si[j] > mx ? si[j] : mx;
         if (mx == -INFINITY) {  /* nothing allowed yet in this row */
             for (int64_t j = 0; j < bc; j++) si[j] = 0.0f;
@@ -109,17 +113,45 @@ static layout_t bhtd(int64_t heads, int64_t rows, int64_t D) {
     return (layout_t){heads * rows * D, rows * D, D};
 }
 
+/* 1 if the causal diagonal crosses a tile whose row i may see key j only if j <= i + off (tile-relative):
+ * its products then skip the blocks the mask zeroes (gb_gemm_small_tri) */
+static inline int crosses_diagonal(const mask_t *mk, int64_t off, int64_t bc) { return mk->causal && off < bc - 1; }
+
 /* s (br,bc) <- scale * q k^T + bias for query rows i0.. and keys j0.. of head (b,h), masked entries
- * -inf; qt: the tile's first query row (row stride ldq), kh: key row 0 of the head (stride ldk).
- * Returns 1 if any entry is allowed. */
-static int masked_scores(float *s, const float *qt, int64_t ldq, const float *kh, int64_t ldk, const mask_t *mk,
-                         int64_t b, int64_t h, int64_t i0, int64_t br, int64_t j0, int64_t bc, int64_t D,
-                         float *ws) {
-    gb_gemm_tile(s, bc, qt, ldq, 0, kh + j0 * ldk, ldk, 1, br, bc, D, 0, ws);  /* s = q k^T */
+ * -inf; qt: the tile's first query row (row stride ldq), kp: the head's keys packed by pack_keys
+ * (j0 a multiple of NR). Returns 1 if any entry is allowed. */
+static int masked_scores(float *s, const float *qt, int64_t ldq, const float *kp, const mask_t *mk, int64_t b,
+                         int64_t h, int64_t i0, int64_t br, int64_t j0, int64_t bc, int64_t D, float *ws) {
+    int64_t off = i0 + mk->off - j0;
+    gb_gemm_small_tri(s, bc, qt, ldq, 1, kp + j0 * D, NR, D * NR, br, bc, D, 0, crosses_diagonal(mk, off, bc) ?
+                      GB_TRI_N : GB_TRI_NONE, off, ws);  /* s = q k^T */
     int any;
     GB_CALL(attn_scores_tile_v, (&any, s, mk, b, h, i0, br, j0, bc));
     return any;
 }
+
+/* xp (ceil(n/NR), D, NR) <- the first n rows of x (row stride ldx) transposed into panels of NR rows,
+ * zero padded: the B operand of q k^T (or dout v^T) as gb_gemm_small reads a packed B */
+static inline GB_INLINE void pack_rows_t(float *xp, const float *x, int64_t ldx, int64_t n, int64_t D) {
+    for (int64_t j0 = 0; j0 < n; j0 += NR) {
+        float *panel = xp + j0 * D;
+        int64_t nr = n - j0 < NR ? n - j0 : NR;
+        for (int64_t d0 = 0; d0 < D; d0 += 16) {
+            int64_t d1 = d0 + 16 < D ? d0 + 16 : D;
+            for (int64_t j = 0; j < nr; j++) {
+                const float *src = x + (j0 + j) * ldx;
+                for (int64_t d = d0; d < d1; d++) panel[d * NR + j] = src[d];
+            }
+        }
+        for (int64_t j = nr; j < NR; j++)
+            for (int64_t d = 0; d < D; d++) panel[d * NR + j] = 0.0f;
+    }
+}
+GB_MULTIVERSION(pack_keys, (float *xp, const float *x, int64_t ldx, int64_t n, int64_t D),
+                pack_rows_t(xp, x, ldx, n, D))
+
+/* floats of one packed head of S keys */
+static size_t packed_head(int64_t S, int64_t D) { return (size_t)((S + NR - 1) / NR * NR) * D; }
 
 static void zero_rows(float *x, int64_t rows, int64_t stride, int64_t D) {
     if (stride == D) memset(x, 0, sizeof(float) * rows * D);
@@ -132,6 +164,7 @@ typedef struct {
     layout_t lq, lk, lv, lo;                   /* q (and dq), k (dk), v (dv), out (dout): lse is (B,H,T) */
     const mask_t *mk;
     int64_t B, H, Hkv, T, S, D, nitems, next;  /* next: the dynamic-schedule counter */
+    int64_t tiles_per_item;                    /* forward: query tiles per work item */
     size_t per_thread;                         /* floats of scratch per thread */
     int err;
 } attn_args;
@@ -141,52 +174,67 @@ static int attn_threads(const attn_args *a) {
     return a->B * a->H * a->T * a->S * a->D >= GB_PAR_MIN_MACS / 4 ? gb_threads() : 1;
 }
 
+/* this thread's scratch: the kernels' grown-on-demand thread-local workspace, kept between calls
+ * (a fresh ~100 KiB-1 MiB block per call would be fresh pages, a few microseconds each) */
 static float *attn_scratch(attn_args *a) {
-    float *scratch = (float *)aligned_alloc(64, ((a->per_thread * sizeof(float) + 63) / 64) * 64);
+    float *scratch = gb_workspace(1, a->per_thread);
     if (!scratch) __atomic_store_n(&a->err, 1, __ATOMIC_RELAXED);
     return scratch;
 }
 
-/* items = (b, h, query tile), claimed dynamically */
+/* items = (b, h, run of tiles_per_item query tiles), claimed dynamically */
 static void attention_forward_task(void *ctx, int t, int nt) {
     (void)t; (void)nt;
     attn_args *a = ctx;
     const mask_t *mk = a->mk;
     int64_t H = a->H, T = a->T, S = a->S, D = a->D, group = a->H / a->Hkv, ntiles = (T + BR - 1) / BR;
+    int64_t runs = (ntiles + a->tiles_per_item - 1) / a->tiles_per_item;
     int64_t ldq = a->lq.st, ldk = a->lk.st, ldv = a->lv.st, ldo = a->lo.st;
     float *scratch = attn_scratch(a);
     if (!scratch) return;
-    float *s = scratch, *o = s + BR * BC, *m = o + BR * D, *l = m + BR, *ws = l + BR;
+    float *s = scratch, *o = s + BR * BC, *m = o + BR * D, *l = m + BR, *kp = l + BR, *ws = kp + packed_head(S, D);
     for (int64_t it = gb_next_item(&a->next); it < a->nitems; it = gb_next_item(&a->next)) {
-        int64_t bh = it / ntiles, i0 = (it % ntiles) * BR, b = bh / H, h = bh % H;
-        int64_t br = T - i0 < BR ? T - i0 : BR;
-        const float *qt = a->q + row_at(&a->lq, b, h, i0);
+        int64_t bh = it / runs, b = bh / H, h = bh % H;
+        int64_t first = (it % runs) * a->tiles_per_item * BR;
+        int64_t last = first + a->tiles_per_item * BR < T ? first + a->tiles_per_item * BR : T;
         const float *kh = a->k + row_at(&a->lk, b, h / group, 0), *vh = a->v + row_at(&a->lv, b, h / group, 0);
-        for (int64_t i = 0; i < br; i++) { m[i] = -INFINITY; l[i] = 0.0f; }
-        memset(o, 0, sizeof(float) * br * D);
-        int64_t jmax = key_end(mk, i0, br, S);
-        for (int64_t j0 = 0; j0 < jmax; j0 += BC) {
-            int64_t bc = jmax - j0 < BC ? jmax - j0 : BC;
-            if (!masked_scores(s, qt, ldq, kh, ldk, mk, b, h, i0, br, j0, bc, D, ws)) continue;
-            GB_CALL(attn_softmax_tile, (s, o, m, l, br, bc, D));
-            gb_gemm_tile(o, D, s, bc, 0, vh + j0 * ldv, ldv, 0, br, D, bc, 1, ws);  /* o += p v */
-        }
-        float *ot = a->out + row_at(&a->lo, b, h, i0);
-        for (int64_t i = 0; i < br; i++) {
-            float inv = l[i] > 0.0f ? 1.0f / l[i] : 0.0f;
-            for (int64_t d = 0; d < D; d++) ot[i * ldo + d] = o[i * D + d] * inv;
-            a->lse[bh * T + i0 + i] = l[i] > 0.0f ? m[i] + logf(l[i]) : -INFINITY;
+        GB_CALL(pack_keys, (kp, kh, ldk, key_end(mk, first, last - first, S), D));  /* the keys these rows see */
+        for (int64_t i0 = first; i0 < last; i0 += BR) {
+            int64_t br = last - i0 < BR ? last - i0 : BR;
+            const float *qt = a->q + row_at(&a->lq, b, h, i0);
+            for (int64_t i = 0; i < br; i++) { m[i] = -INFINITY; l[i] = 0.0f; }
+            memset(o, 0, sizeof(float) * br * D);
+            int64_t jmax = key_end(mk, i0, br, S);
+            for (int64_t j0 = 0; j0 < jmax; j0 += BC) {
+                int64_t bc = jmax - j0 < BC ? jmax - j0 : BC;
+                if (!masked_scores(s, qt, ldq, kp, mk, b, h, i0, br, j0, bc, D, ws)) continue;
+                GB_CALL(attn_softmax_tile, (s, o, m, l, br, bc, D));
+                int64_t off = i0 + mk->off - j0;
+                int head = crosses_diagonal(mk, off, bc) ? GB_TRI_HEAD : GB_TRI_NONE;
+                gb_gemm_small_tri(o, D, s, bc, 1, vh + j0 * ldv, ldv, NR, br, D, bc, 1, head, off, ws);  /* o += p v */
+            }
+            float *ot = a->out + row_at(&a->lo, b, h, i0);
+            for (int64_t i = 0; i < br; i++) {
+                float inv = l[i] > 0.0f ? 1.0f / l[i] : 0.0f;
+                for (int64_t d = 0; d < D; d++) ot[i * ldo + d] = o[i * D + d] * inv;
+                a->lse[bh * T + i0 + i] = l[i] > 0.0f ? m[i] + logf(l[i]) : -INFINITY;
+            }
         }
     }
-    free(scratch);
 }
 
+/* floats of gb_gemm_small workspace for products whose K is D, BR or BC */
+static size_t small_ws(int64_t D) { return gb_gemm_small_ws(D > BC ? (D > BR ? D : BR) : (BC > BR ? BC : BR)); }
+
 static int run_attention_forward(attn_args *a) {
-    int64_t D = a->D;
-    size_t ws1 = gb_gemm_tile_ws(BR, BC, D), ws2 = gb_gemm_tile_ws(BR, D, BC);
-    a->nitems = a->B * a->H * ((a->T + BR - 1) / BR);
-    a->per_thread = (size_t)BR * BC + (size_t)BR * D + 2 * BR + (ws1 > ws2 ? ws1 : ws2) + 16;
-    gb_parallel(attention_forward_task, a, attn_threads(a));
+    int64_t D = a->D, ntiles = (a->T + BR - 1) / BR, heads = a->B * a->H;
+    int nt = attn_threads(a);
+    /* whole heads per item (one key packing each) unless that leaves fewer than 4 items per thread */
+    int64_t split = heads >= 4 * nt ? 1 : (4 * nt + heads - 1) / heads;
+    a->tiles_per_item = (ntiles + split - 1) / (split < ntiles ? split : ntiles);
+    a->nitems = heads * ((ntiles + a->tiles_per_item - 1) / a->tiles_per_item);
+    a->per_thread = (size_t)BR * BC + (size_t)BR * D + 2 * BR + packed_head(a->S, D) + small_ws(D) + 16;
+    gb_parallel(attention_forward_task, a, nt);
     return a->err ? -1 : 0;
 }
 
@@ -253,13 +301,16 @@ static void attention_backward_task(void *ctx, int t, int nt) {
     float scale = mk->scale;
     float *scratch = attn_scratch(a);
     if (!scratch) return;
-    float *p = scratch, *dp = p + BR * BC, *di = dp + BR * BC, *w = di + BR;
+    float *p = scratch, *dp = p + BR * BC, *di = dp + BR * BC, *kp = di + BR, *vp = kp + packed_head(S, D),
+          *w = vp + packed_head(S, D);
     for (int64_t it = gb_next_item(&a->next); it < a->nitems; it = gb_next_item(&a->next)) {
         int64_t b = it / Hkv, hk = it % Hkv;
         const float *kh = a->k + row_at(&a->lk, b, hk, 0), *vh = a->v + row_at(&a->lv, b, hk, 0);
         float *dkh = a->dk + row_at(&a->lk, b, hk, 0), *dvh = a->dv + row_at(&a->lv, b, hk, 0);
         zero_rows(dkh, S, ldk, D);
         zero_rows(dvh, S, ldv, D);
+        GB_CALL(pack_keys, (kp, kh, ldk, S, D));
+        GB_CALL(pack_keys, (vp, vh, ldv, S, D));
         for (int64_t h = hk * group; h < (hk + 1) * group; h++) {
             int64_t bh = b * H + h;
             for (int64_t i0 = 0; i0 < T; i0 += BR) {
@@ -270,34 +321,38 @@ static void attention_backward_task(void *ctx, int t, int nt) {
                 zero_rows(dqt, br, ldq, D);
                 for (int64_t i = 0; i < br; i++) {  /* di = rowsum(dout * out) */
                     float sacc = 0.0f;
+                    #pragma omp simd reduction(+:sacc)
                     for (int64_t d = 0; d < D; d++) sacc += got[i * ldo + d] * ot[i * ldo + d];
                     di[i] = sacc;
                 }
                 int64_t jmax = key_end(mk, i0, br, S);
                 for (int64_t j0 = 0; j0 < jmax; j0 += BC) {
                     int64_t bc = jmax - j0 < BC ? jmax - j0 : BC;
-                    if (!masked_scores(p, qt, ldq, kh, ldk, mk, b, h, i0, br, j0, bc, D, w)) continue;
-                    GB_CALL(attn_probs_tile, (p, lt, br, bc));                               /* p */
-                    gb_gemm_tile(dvh + j0 * ldv, ldv, p, bc, 1, got, ldo, 0, bc, D, br, 1, w);   /* dv += p^T do */
-                    gb_gemm_tile(dp, bc, got, ldo, 0, vh + j0 * ldv, ldv, 1, br, bc, D, 0, w);   /* dp = do v^T */
-                    GB_CALL(attn_dscores_tile, (dp, p, di, scale, br, bc));                   /* ds */
-                    gb_gemm_tile(dqt, ldq, dp, bc, 0, kh + j0 * ldk, ldk, 0, br, D, bc, 1, w);   /* dq += ds k */
-                    gb_gemm_tile(dkh + j0 * ldk, ldk, dp, bc, 1, qt, ldq, 0, bc, D, br, 1, w);   /* dk += ds^T q */
+                    if (!masked_scores(p, qt, ldq, kp, mk, b, h, i0, br, j0, bc, D, w)) continue;
+                    int64_t off = i0 + mk->off - j0;
+                    int cut = crosses_diagonal(mk, off, bc);
+                    int n = cut ? GB_TRI_N : GB_TRI_NONE, head = cut ? GB_TRI_HEAD : GB_TRI_NONE,
+                        tail = cut ? GB_TRI_TAIL : GB_TRI_NONE;
+                    GB_CALL(attn_probs_tile, (p, lt, br, bc));                                           /* p */
+                    gb_gemm_small_tri(dvh + j0 * ldv, ldv, p, 1, bc, got, ldo, NR, bc, D, br, 1, tail, off, w);
+                    /* ^ dv += p^T do */
+                    gb_gemm_small_tri(dp, bc, got, ldo, 1, vp + j0 * D, NR, D * NR, br, bc, D, 0, n, off, w);
+                    /* ^ dp = do v^T */
+                    GB_CALL(attn_dscores_tile, (dp, p, di, scale, br, bc));                               /* ds */
+                    gb_gemm_small_tri(dqt, ldq, dp, bc, 1, kh + j0 * ldk, ldk, NR, br, D, bc, 1, head, off, w);
+                    /* ^ dq += ds k */
+                    gb_gemm_small_tri(dkh + j0 * ldk, ldk, dp, 1, bc, qt, ldq, NR, bc, D, br, 1, tail, off, w);
+                    /* ^ dk += ds^T q */
                 }
             }
         }
     }
-    free(scratch);
 }
 
 static int run_attention_backward(attn_args *a) {
     int64_t D = a->D;
-    size_t ws = gb_gemm_tile_ws(BC, D, BR);
-    size_t w2 = gb_gemm_tile_ws(BR, BC, D), w3 = gb_gemm_tile_ws(BR, D, BC);
-    ws = ws > w2 ? ws : w2;
-    ws = ws > w3 ? ws : w3;
     a->nitems = a->B * a->Hkv;
-    a->per_thread = 2 * (size_t)BR * BC + BR + ws + 16;
+    a->per_thread = 2 * (size_t)BR * BC + BR + 2 * packed_head(a->S, D) + small_ws(D) + 16;
     gb_parallel(attention_backward_task, a, attn_threads(a));
     return a->err ? -1 : 0;
 }

@@ -190,3 +190,109 @@ void gb_gemm_tile(float *c, int64_t ldc, const float *a, int64_t lda, int trans_
         }
     }
 }
+
+/* ---- unpacked small products (gb_gemm_small) ------------------------------------------------ */
+
+/* C[0:mr, 0:nr] (=|+=) A (mr,kc) . B (kc,NR): A(i,p) = a[i*ars + p*acs], B(p,j) = b[p*ldb + j].
+ * Rows i >= mr read row mr-1 (in bounds, results dropped); B must hold NR readable columns. */
+static inline GB_INLINE void store_tile(float acc[MR][NR], float *c, int64_t ldc, int64_t mr, int64_t nr,
+                                        int accumulate) {
+    for (int64_t i = 0; i < mr; i++)
+        for (int64_t j = 0; j < nr; j++) c[i * ldc + j] = accumulate ? c[i * ldc + j] + acc[i][j] : acc[i][j];
+}
+
+static void ukernel_direct_base(int64_t kc, const float *a, int64_t ars, int64_t acs, const float *b,
+                                int64_t ldb, float *c, int64_t ldc, int64_t mr, int64_t nr, int accumulate) {
+    float acc[MR][NR] = {{0}};
+    for (int64_t p = 0; p < kc; p++)
+        for (int i = 0; i < MR; i++) {
+            float ai = a[(i < mr ? i : mr - 1) * ars + p * acs];
+            for (int j = 0; j < NR; j++) acc[i][j] += ai * b[p * ldb + j];
+        }
+    store_tile(acc, c, ldc, mr, nr, accumulate);
+}
+
+#if GB_X86
+GB_TARGET_AVX2 static void ukernel_direct_avx2(int64_t kc, const float *a, int64_t ars, int64_t acs,
+                                               const float *b, int64_t ldb, float *c, int64_t ldc, int64_t mr,
+                                               int64_t nr, int accumulate) {
+    const float *a0 = a, *a1 = a + (mr > 1) * ars, *a2 = a + (mr > 2 ? 2 : mr - 1) * ars,
+                *a3 = a + (mr > 3 ? 3 : mr - 1) * ars, *a4 = a + (mr > 4 ? 4 : mr - 1) * ars,
+                *a5 = a + (mr > 5 ? 5 : mr - 1) * ars;
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
+           c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    for (int64_t p = 0, o = 0; p < kc; p++, o += acs, b += ldb) {
+        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+        __m256 x;
+        x = _mm256_broadcast_ss(a0 + o); c00 = _mm256_fmadd_ps(x, b0, c00); c01 = _mm256_fmadd_ps(x, b1, c01);
+        x = _mm256_broadcast_ss(a1 + o); c10 = _mm256_fmadd_ps(x, b0, c10); c11 = _mm256_fmadd_ps(x, b1, c11);
+        x = _mm256_broadcast_ss(a2 + o); c20 = _mm256_fmadd_ps(x, b0, c20); c21 = _mm256_fmadd_ps(x, b1, c21);
+        x = _mm256_broadcast_ss(a3 + o); c30 = _mm256_fmadd_ps(x, b0, c30); c31 = _mm256_fmadd_ps(x, b1, c31);
+        x = _mm256_broadcast_ss(a4 + o); c40 = _mm256_fmadd_ps(x, b0, c40); c41 = _mm256_fmadd_ps(x, b1, c41);
+        x = _mm256_broadcast_ss(a5 + o); c50 = _mm256_fmadd_ps(x, b0, c50); c51 = _mm256_fmadd_ps(x, b1, c51);
+    }
+    __m256 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+    if (mr == MR && nr == NR) {
+        for (int i = 0; i < MR; i++) {
+            float *ci = c + i * ldc;
+            if (accumulate) {
+                acc[i][0] = _mm256_add_ps(acc[i][0], _mm256_loadu_ps(ci));
+                acc[i][1] = _mm256_add_ps(acc[i][1], _mm256_loadu_ps(ci + 8));
+            }
+            _mm256_storeu_ps(ci, acc[i][0]);
+            _mm256_storeu_ps(ci + 8, acc[i][1]);
+        }
+        return;
+    }
+    float tile[MR][NR];
+    for (int i = 0; i < MR; i++) {
+        _mm256_storeu_ps(tile[i], acc[i][0]);
+        _mm256_storeu_ps(tile[i] + 8, acc[i][1]);
+    }
+    store_tile(tile, c, ldc, mr, nr, accumulate);
+}
+#endif
+
+size_t gb_gemm_small_ws(int64_t K) { return (size_t)K * NR; }
+
+void gb_gemm_small_tri(float *c, int64_t ldc, const float *a, int64_t ars, int64_t acs, const float *b,
+                       int64_t ldb, int64_t bps, int64_t M, int64_t N, int64_t K, int accumulate, int tri,
+                       int64_t off, float *ws) {
+    if (M <= 0 || N <= 0) return;
+    void (*uk)(int64_t, const float *, int64_t, int64_t, const float *, int64_t, float *, int64_t, int64_t,
+               int64_t, int) = ukernel_direct_base;
+#if GB_X86
+    if (gb_cpu_has_avx2_fma()) uk = ukernel_direct_avx2;
+#endif
+    for (int64_t jr = 0; jr < N; jr += NR) {
+        int64_t nr = N - jr < NR ? N - jr : NR;
+        const float *bp = b + jr / NR * bps;
+        int64_t ldbp = ldb;
+        if (nr < NR && bps == NR) {  /* the last, narrow panel of a row-major B: a zero-padded (K, NR) copy,
+                                      * so full-width loads stay in bounds (a packed B is padded already) */
+            for (int64_t p = 0; p < K; p++) {
+                for (int64_t j = 0; j < nr; j++) ws[p * NR + j] = bp[p * ldb + j];
+                for (int64_t j = nr; j < NR; j++) ws[p * NR + j] = 0.0f;
+            }
+            bp = ws;
+            ldbp = NR;
+        }
+        for (int64_t ir = 0; ir < M; ir += MR) {
+            int64_t mr = M - ir < MR ? M - ir : MR, k0 = 0, k1 = K;
+            if (tri == GB_TRI_N && jr > ir + mr - 1 + off) k1 = 0;    /* the whole block is masked */
+            if (tri == GB_TRI_HEAD && ir + mr + off < k1) k1 = ir + mr + off;
+            if (tri == GB_TRI_TAIL && ir - off > 0) k0 = ir - off;
+            float *cb = c + ir * ldc + jr;
+            if (k1 <= k0) {  /* empty sum: C = 0 (or unchanged) */
+                if (!accumulate) for (int64_t i = 0; i < mr; i++) memset(cb + i * ldc, 0, sizeof(float) * nr);
+                continue;
+            }
+            uk(k1 - k0, a + ir * ars + k0 * acs, ars, acs, bp + k0 * ldbp, ldbp, cb, ldc, mr, nr, accumulate);
+        }
+    }
+}
+
+void gb_gemm_small(float *c, int64_t ldc, const float *a, int64_t ars, int64_t acs, const float *b, int64_t ldb,
+                   int64_t bps, int64_t M, int64_t N, int64_t K, int accumulate, float *ws) {
+    gb_gemm_small_tri(c, ldc, a, ars, acs, b, ldb, bps, M, N, K, accumulate, GB_TRI_NONE, 0, ws);
+}
