@@ -7,7 +7,7 @@ nanoGPT's README quotes "a loss of only 1.88" for
         --max_iters=2000 --lr_decay_iters=2000 --dropout=0.0
 
 This script repeats that run with nanoGPT's own loop, so our `goldbull train --config
-configs/shakespeare_char.toml` result can be read against it on the same machine and data: char vocabulary
+configs/shakespeare_char_nanogpt.toml` result can be read against it on the same machine and data: char vocabulary
 of the text (65), 90/10 split, batches of random windows (torch.randint, as get_batch), GPT-2 init with
 c_proj at 0.02/sqrt(2 n_layer), bias=False (train.py's default), tied head, AdamW lr 1e-3 betas (0.9, 0.99)
 weight decay 0.1 on every >= 2-D parameter, warmup 100 then cosine to 1e-4 at 2000, clip 1.0.
@@ -18,7 +18,11 @@ batches, 20 in the README's command) and the exact mean over every non-overlappi
 validation split (what goldbull train reports).
 
     python3 benchmarks/nanogpt_reference.py --data ../shared/data/tinyshakespeare.txt --seeds 1337,1
-Writes benchmarks/results/nanogpt_reference.json. Needs torch (pip install torch==2.13.0).
+
+`--position rope` runs the same recipe with rotary positions, as configs/shakespeare_char.toml does (an
+independent check of what that change buys); `--mlp swiglu --mlp-hidden 344` swaps the GELU MLP for a
+SwiGLU one of about the same parameter count.
+Writes benchmarks/results/nanogpt_reference[_rope][_swiglu].json. Needs torch (pip install torch==2.13.0).
 """
 import argparse
 import math
@@ -56,12 +60,12 @@ def load_splits(path):
     return ids[: int(n * 0.9)], ids[int(n * 0.9):], len(chars)
 
 
-def run(seed, train, val, vocab, steps, eval_iters, threads):
+def run(seed, train, val, vocab, steps, eval_iters, threads, arch):
     import torch
     from _torch_gpt import TorchGPT
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
-    model = TorchGPT(vocab, N_LAYER, N_HEAD, N_EMBD, BLOCK, bias=False)
+    model = TorchGPT(vocab, N_LAYER, N_HEAD, N_EMBD, BLOCK, bias=False, **arch)
     for name, p in model.named_parameters():  # nanoGPT's _init_weights + the c_proj special case
         if p.dim() >= 2:
             std = 0.02 / math.sqrt(2 * N_LAYER) if name.endswith(("o_proj.weight", "down_proj.weight")) else 0.02
@@ -101,7 +105,7 @@ def run(seed, train, val, vocab, steps, eval_iters, threads):
             y = torch.stack([va[i + 1:i + 1 + BLOCK] for i in starts])
             losses.append(model(x, y)[1].item() * len(starts))
         full = float(np.sum(losses) / n_win)
-    return dict(seed=seed, steps=steps, train_s=train_s, val_loss_estimate=estimate, eval_iters=eval_iters,
+    return dict(seed=seed, **arch, params=sum(p.numel() for p in model.parameters()), steps=steps, train_s=train_s, val_loss_estimate=estimate, eval_iters=eval_iters,
                 val_loss_full=full, val_windows=n_win)
 
 
@@ -112,14 +116,22 @@ def main():
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--eval-iters", type=int, default=20, help="batches in nanoGPT's estimate (README: 20)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--position", choices=("learned", "rope"), default="learned", help="nanoGPT: learned")
+    ap.add_argument("--mlp", choices=("gelu", "swiglu"), default="gelu", help="nanoGPT: gelu")
+    ap.add_argument("--mlp-hidden", type=int, default=None, help="MLP inner size (default 4 * n_embd)")
     args = ap.parse_args()
     train, val, vocab = load_splits(args.data)
-    rows = [run(int(s), train, val, vocab, args.steps, args.eval_iters, args.threads) for s in args.seeds.split(",")]
-    print_table(rows, [("seed", "seed", "{}"), ("steps", "steps", "{}"), ("train_s", "train s", "{:.0f}"),
+    arch = dict(position=args.position, mlp=args.mlp, mlp_hidden=args.mlp_hidden)
+    rows = [run(int(s), train, val, vocab, args.steps, args.eval_iters, args.threads, arch)
+            for s in args.seeds.split(",")]
+    print_table(rows, [("seed", "seed", "{}"), ("position", "position", "{}"), ("mlp", "mlp", "{}"),
+                       ("params", "params", "{:,}"), ("steps", "steps", "{}"), ("train_s", "train s", "{:.0f}"),
                        ("val_loss_estimate", f"val loss ({args.eval_iters} random batches)", "{:.4f}"),
                        ("val_loss_full", "val loss (whole split)", "{:.4f}")],
                 title=f"nanoGPT shakespeare-char CPU recipe in torch, vocab {vocab}")
-    print(f"wrote {write_json('nanogpt_reference', dict(args=vars(args), vocab=vocab, rows=rows))}")
+    name = "nanogpt_reference" + ("" if args.position == "learned" else f"_{args.position}") + \
+        ("" if args.mlp == "gelu" else f"_{args.mlp}")
+    print(f"wrote {write_json(name, dict(args=vars(args), vocab=vocab, rows=rows))}")
 
 
 if __name__ == "__main__":

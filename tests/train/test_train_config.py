@@ -106,6 +106,12 @@ def test_shipped_configs_load():
     assert (t.beta1, t.beta2, t.weight_decay, t.max_grad_norm) == (0.9, 0.99, 0.1, 1.0)
     assert run.model["n_layer"] == 4 and run.model["n_embd"] == 128 and run.model["block_size"] == 64
     assert run.data.tokenizer == "char" and run.data.val_fraction == 0.1
+    assert run.model["position"] == "rope"
+    nanogpt = RunConfig.from_file(ROOT / "configs" / "shakespeare_char_nanogpt.toml")
+    assert nanogpt.model["position"] == "learned"
+    assert {k: v for k, v in nanogpt.model.items() if k != "position"} == \
+        {k: v for k, v in run.model.items() if k != "position"}
+    assert nanogpt.training == run.training and nanogpt.data == run.data
     for p in (ROOT / "configs").glob("*.toml"):
         RunConfig.from_file(p)
 
