@@ -3,7 +3,8 @@
 Three backends, each a table of kernels keyed by name:
   numpy  `reference.py`      every kernel, any float dtype; always loads.
   numba  `numba_backend.py`  float32 + float64; numba is imported only when this backend is first needed.
-  c      `c_backend.py`      float32 only; wraps the cffi extension `goldbull_np._C` built by setup.py.
+  c      `c_backend.py`      float32 only (sum_squares also float64); wraps the cffi extension
+                             `goldbull_np._C` built by setup.py.
 A backend overrides only the kernels it implements; for a dtype it does not support, or when it cannot
 load (no compiler at install time, numba missing), resolution falls through to the next backend, with
 one warning line per backend that failed to load, never an error.
@@ -44,7 +45,7 @@ KERNEL_NAMES = (
     "layer_norm_forward", "layer_norm_backward", "rms_norm_forward", "rms_norm_backward",
     "attention_forward", "attention_backward", "attention_qkv_forward", "attention_qkv_backward",
     "cross_entropy_forward", "cross_entropy_backward",
-    "gelu_forward", "gelu_backward", "adamw_step", "embedding_backward",
+    "gelu_forward", "gelu_backward", "adamw_step", "embedding_backward", "sum_squares",
 )
 BACKENDS = ("c", "numba", "numpy")
 SELECTIONS = ("auto",) + BACKENDS
@@ -62,6 +63,11 @@ SELECTIONS = ("auto",) + BACKENDS
 # 1262-1564 us, numba 113 us, C 22-24 us at (V,N,C) = (65,768,128); add.at 7469-12150 us, numba 443 us,
 # C 182 us at (65,2048,384); at V = 50304, C = 768 (np.zeros in both, lazily zeroed pages): add.at 25.5 ms
 # vs C 10.9 ms for N = 2048, 0.71 vs 0.75 ms for N = 8.
+# sum_squares (clip_grad_norm_'s 2-norm: one call per gradient over the 76 float32 gradients of the
+# default text model, 10.8M elements, median of 50, 2 threads, with another process busy on the 2 vCPUs,
+# 2026-11-26): NumPy's blocked float64 einsum 10.2 ms, numba 1.7 ms, C 2.6-2.8 ms (1.3-1.4 ms on one
+# thread: under that load each C parallel region cost ~47 us more, GELU's too). C stays first so a
+# training step keeps to the C team (see matmul above).
 AUTO_TABLE = {
     "matmul": ("c", "numpy", "numba"),
     "linear_forward": ("c", "numpy", "numba"),
@@ -80,6 +86,7 @@ AUTO_TABLE = {
     "gelu_backward": ("c", "numba", "numpy"),
     "adamw_step": ("c", "numba", "numpy"),
     "embedding_backward": ("c", "numba", "numpy"),
+    "sum_squares": ("c", "numba", "numpy"),
 }
 _ORDER = {"c": ("c", "numba", "numpy"), "numba": ("numba", "numpy"), "numpy": ("numpy",)}
 if "GOMP_SPINCOUNT" not in os.environ and "OMP_WAIT_POLICY" not in os.environ:

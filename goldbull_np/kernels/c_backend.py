@@ -1,4 +1,4 @@
-"""C backend: thin wrappers over the cffi extension goldbull_np._C (float32 only).
+"""C backend: thin wrappers over the cffi extension goldbull_np._C (float32 only; sum_squares also float64).
 
 Each wrapper validates everything (dtype, shape, C-contiguity, writability of outputs, non-empty
 sizes, target and embedding ids, segment offsets) and raises TypeError/ValueError before any pointer
@@ -453,10 +453,36 @@ def embedding_backward(dout, ids, num_embeddings):
     return dweight
 
 
+# ----------------------------------------------------------------------------------------------
+# sum of squares
+
+def sum_squares(x):
+    """sum(x**2) accumulated in float64, as a Python float; x any shape, float32 or float64, C-contiguous.
+
+    A zero-size x gives 0.0 without calling C (the empty sum is well defined, unlike the other kernels'
+    empty outputs). The result is deterministic for a given thread count."""
+    load()
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"x must be a numpy.ndarray, got {type(x).__name__}")
+    if x.dtype not in (_F32, _F64):
+        raise TypeError(f"x must be float32 or float64 for the C backend, got {x.dtype}")
+    if not x.flags.c_contiguous:
+        raise ValueError(f"x must be C-contiguous (got strides {x.strides} for shape {x.shape})")
+    if x.size == 0:
+        return 0.0
+    out = ffi.new("double *")
+    if x.dtype == _F32:
+        _ok(lib.sum_squares_f32(_p(x), x.size, out), "sum_squares_f32")
+    else:
+        _ok(lib.sum_squares_f64(_p(x, "double[]"), x.size, out), "sum_squares_f64")
+    return float(out[0])
+
+
 __all__ = ["matmul", "linear_forward", "linear_backward", "layer_norm_forward", "layer_norm_backward",
            "rms_norm_forward", "rms_norm_backward", "attention_forward", "attention_backward",
            "attention_qkv_forward", "attention_qkv_backward", "cross_entropy_forward", "cross_entropy_backward",
-           "gelu_forward", "gelu_backward", "adamw_step", "embedding_backward"]
-# The backend table read by kernels/__init__.py: every kernel, float32 only.
+           "gelu_forward", "gelu_backward", "adamw_step", "embedding_backward", "sum_squares"]
+# The backend table read by kernels/__init__.py: every kernel float32 only, sum_squares also float64.
 KERNELS = {name: globals()[name] for name in __all__}
 DTYPES = {name: (_F32,) for name in __all__}
+DTYPES["sum_squares"] = (_F32, _F64)

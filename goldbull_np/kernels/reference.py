@@ -18,7 +18,7 @@ __all__ = [
     "layer_norm_forward", "layer_norm_backward", "rms_norm_forward", "rms_norm_backward",
     "attention_forward", "attention_backward", "attention_qkv_forward", "attention_qkv_backward",
     "cross_entropy_forward", "cross_entropy_backward",
-    "gelu_forward", "gelu_backward", "adamw_step", "embedding_backward",
+    "gelu_forward", "gelu_backward", "adamw_step", "embedding_backward", "sum_squares",
 ]
 
 
@@ -326,6 +326,34 @@ def embedding_backward(dout, ids, num_embeddings):
     dweight = np.zeros((V, C), dout.dtype)
     np.add.at(dweight, ids, dout)  # unbuffered: repeated ids accumulate, in row order
     return dweight
+
+
+# ----------------------------------------------------------------------------------------------
+# sum of squares (the 2-norm of clip_grad_norm_)
+
+_CHUNK = 1 << 15  # float64 elements per conversion block (256 KiB: stays in L2)
+
+
+def sum_squares(x):
+    """sum(x**2) over every element of x (any shape, any real dtype), accumulated in float64 -> float.
+
+    Not np.dot: that is BLAS ddot, which is multi-threaded in OpenBLAS for long vectors, and an
+    OpenBLAS worker left spinning after it competes with the kernels' thread team for the next
+    step's cores (a small-GPT step at 2 threads: 96 -> 73 ms). einsum's 'i,i->' loop is
+    single-threaded SIMD; converting in fixed blocks keeps the float64 temporary small, and float32
+    values up to 1e20 (whose squares overflow float32) give a finite sum.
+    """
+    flat = x.reshape(-1)
+    if flat.dtype == np.float64:
+        return float(np.einsum("i,i->", flat, flat))
+    acc = 0.0
+    buf = np.empty(min(_CHUNK, flat.size), np.float64)
+    for s in range(0, flat.size, _CHUNK):
+        part = flat[s:s + _CHUNK]
+        b = buf[:part.size]
+        np.copyto(b, part, casting="unsafe")
+        acc += float(np.einsum("i,i->", b, b))
+    return acc
 
 
 # The backend table read by kernels/__init__.py.

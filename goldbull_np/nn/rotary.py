@@ -35,6 +35,39 @@ class ApplyRotary(Function):
         return dx
 
 
+class RotaryQKV(Function):
+    """The q and k heads of a fused projection qkv (B, T, (H + 2 Hkv) D) rotated by cos, sin (T, D), v heads
+    copied: the input of the fused causal attention, so a rotary model keeps its one-op attention."""
+
+    saved_inputs = ()
+
+    def forward(self, qkv, cos=None, sin=None, rotated_heads=0):
+        B, T, W = qkv.shape
+        D = cos.shape[-1]
+        h = D // 2
+        self.cos, self.sin, self.n = cos[:, None, :], sin[:, None, :], rotated_heads  # (T,1,D)
+        x = qkv.reshape(B, T, W // D, D)[:, :, :rotated_heads]  # (B,T,H+Hkv,D)
+        out = qkv.copy()  # (B,T,W): the v heads as they are
+        o = out.reshape(B, T, W // D, D)[:, :, :rotated_heads]
+        np.multiply(x, self.cos, out=o)
+        o[..., :h] -= x[..., h:] * self.sin[..., :h]
+        o[..., h:] += x[..., :h] * self.sin[..., h:]
+        return out
+
+    def backward(self, g):
+        B, T, W = g.shape
+        D = self.cos.shape[-1]
+        h = D // 2
+        gr = g.reshape(B, T, W // D, D)[:, :, :self.n]  # (B,T,H+Hkv,D)
+        dx = g.copy()
+        d = dx.reshape(B, T, W // D, D)[:, :, :self.n]
+        gs = gr * self.sin
+        np.multiply(gr, self.cos, out=d)
+        d[..., :h] += gs[..., h:]
+        d[..., h:] -= gs[..., :h]
+        return dx
+
+
 def apply_rotary(x, cos, sin):
     """Rotate ``x`` (B, H, T, D) by ``cos``/``sin`` arrays (T, D) (already sliced to x's positions)."""
     if cos.shape != (x.shape[-2], x.shape[-1]) or sin.shape != cos.shape:
@@ -64,18 +97,32 @@ class RotaryEmbedding(Module):
         self.register_buffer("cos", self._cos64.astype(dtype), persistent=False)
         self.register_buffer("sin", self._sin64.astype(dtype), persistent=False)
 
-    def forward(self, x, start_pos=0):
-        """Rotate x (B, H, T, D) as positions start_pos .. start_pos + T - 1."""
-        T = x.shape[-2]
+    def _tables(self, start_pos, T, dtype):
+        """cos, sin (T, D) for positions start_pos .. start_pos + T - 1, in dtype."""
         if start_pos + T > self.max_position:
             raise ValueError(f"rotary: positions up to {start_pos + T - 1} requested, but only "
                              f"{self.max_position} are tabulated (block_size)")
-        src = (self._cos64, self._sin64) if x.dtype == np.float64 else (self.cos.data, self.sin.data)
+        src = (self._cos64, self._sin64) if dtype == np.float64 else (self.cos.data, self.sin.data)
         cos = src[0][start_pos:start_pos + T]  # (T, D)
         sin = src[1][start_pos:start_pos + T]
-        if cos.dtype != x.dtype:
-            cos, sin = cos.astype(x.dtype), sin.astype(x.dtype)
+        if cos.dtype != dtype:
+            cos, sin = cos.astype(dtype), sin.astype(dtype)
+        return cos, sin
+
+    def forward(self, x, start_pos=0):
+        """Rotate x (B, H, T, D) as positions start_pos .. start_pos + T - 1."""
+        cos, sin = self._tables(start_pos, x.shape[-2], x.dtype)
         return apply_rotary(x, cos, sin)
+
+    def rotate_qkv(self, qkv, n_head, n_kv_head, start_pos=0):
+        """Rotate the q and k heads of a fused projection qkv (B, T, (n_head + 2 n_kv_head) D), laid out
+        [q heads | k heads | v heads] per position, as positions start_pos ..; the v heads pass unchanged."""
+        B, T, W = qkv.shape
+        if W != (n_head + 2 * n_kv_head) * self.head_dim:
+            raise ValueError(f"rotate_qkv: qkv of shape {tuple(qkv.shape)} is not (B, T, (n_head + 2 n_kv_head) "
+                             f"* head_dim) = (B, T, {(n_head + 2 * n_kv_head) * self.head_dim})")
+        cos, sin = self._tables(start_pos, T, qkv.dtype)
+        return RotaryQKV.apply(qkv, cos=cos, sin=sin, rotated_heads=n_head + n_kv_head)
 
     def extra_repr(self):
         return f"head_dim={self.head_dim}, max_position={self.max_position}, theta={self.theta}"

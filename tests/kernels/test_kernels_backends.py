@@ -1,7 +1,7 @@
 """Every fast backend (numba f32/f64, C f32) equals the NumPy reference on hypothesis-drawn shapes."""
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from kernels_helpers import FAST, assert_close, backend_module, rand
@@ -277,3 +277,29 @@ def test_adamw(backend, dtype, P, G, steps, seed):
         ref.adamw_step(theirs[0], grad, theirs[2], theirs[3], step, lrs, wds, segments, 0.9, 0.95, 1e-8)
     for i in (0, 2, 3):
         np.testing.assert_allclose(ours[i], theirs[i], rtol=1e-5, atol=1e-6)
+
+
+# ---- sum of squares --------------------------------------------------------------------------
+
+@SETTINGS
+@given(n=st.sampled_from([0, 1, 2, 15, 16, 17, 33, 1001, 32767, 32768, 100003]),
+       shape2d=st.booleans(), scale=st.sampled_from([1e-3, 1.0, 1e20]), seed=st.integers(0, 99))
+@example(n=0, shape2d=False, scale=1.0, seed=0)
+@example(n=1, shape2d=False, scale=1e20, seed=1)
+@example(n=100003, shape2d=False, scale=1e20, seed=2)   # parallel, float32 squares overflow
+@example(n=32768 * 3, shape2d=True, scale=1.0, seed=3)
+def test_sum_squares(backend, dtype, n, shape2d, scale, seed):
+    """float64 accumulation: equals the reference to float64 rounding, finite even where float32 squares
+    overflow (1e20); n spans the 16-lane tails and GB_PAR_MIN_ELEMS (32768, parallel above)."""
+    kb = backend_module(backend)
+    rng = np.random.default_rng(seed)
+    x = rand(rng, (n,), np.float64, scale)
+    if shape2d and n % 3 == 0:
+        x = x.reshape(3, n // 3)   # any shape: the sum runs over the flat buffer
+    # C is float32-only elsewhere but sums float64 too (FAST lists it with float32): check both
+    for dt in ([dtype, np.float64] if backend.startswith("c") else [dtype]):
+        xd = x.astype(dt)
+        got, want = kb.sum_squares(xd), ref.sum_squares(xd)
+        assert isinstance(got, float) and np.isfinite(got), (dt, got)
+        assert got == pytest.approx(want, rel=1e-12, abs=0.0), (dt, got, want)
+        assert kb.sum_squares(xd) == got   # deterministic at a fixed thread count

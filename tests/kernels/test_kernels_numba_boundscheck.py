@@ -58,6 +58,9 @@ ref.adamw_step(p2, g[:10], m2, v2, 1, lrs, wds, seg)
 check("adamw", p1, p2)
 ids = np.array([2, 0, 2, 2, 3, 0])
 check("embedding_backward", nb.embedding_backward(x, ids, 5), ref.embedding_backward(x, ids, 5))
+big = r(40000)  # above the parallel threshold: one chunk per thread
+check("sum_squares", (nb.sum_squares(x), nb.sum_squares(big[::3]), nb.sum_squares(big.astype(np.float64))),
+      (ref.sum_squares(x), ref.sum_squares(big[::3]), ref.sum_squares(big.astype(np.float64))))
 print(json.dumps(err))
 '''
 
@@ -66,6 +69,6 @@ def test_numba_kernels_with_boundscheck(tmp_path):
     r = run_script(SCRIPT, env={"NUMBA_BOUNDSCHECK": "1", "NUMBA_CACHE_DIR": str(tmp_path)}, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     err = json.loads(r.stdout.strip().splitlines()[-1])
-    assert len(err) == 14
+    assert len(err) == 15
     bad = {k: v for k, v in err.items() if not v < 1e-4}
     assert not bad, bad

@@ -151,6 +151,14 @@ CASES = {
     "adamw overlapping": (lambda p: lambda: cb.adamw_step(p, f32(P), p, f32(P), 1, lrs, wds, seg))(f32(P)),
     "adamw param non-contiguous": lambda: cb.adamw_step(nc(P), f32(P), f32(P), f32(P), 1, lrs, wds, seg),
     "adamw zero P": lambda: cb.adamw_step(f32(0), f32(0), f32(0), f32(0), 1, lrs, wds, i64(0, 0, 0)),
+    # sum of squares (float32 and float64, any shape; zero size is the empty sum, checked below)
+    "sum_squares int32": lambda: cb.sum_squares(np.ones(4, np.int32)),
+    "sum_squares float16": lambda: cb.sum_squares(np.ones(4, np.float16)),
+    "sum_squares bool": lambda: cb.sum_squares(np.ones(4, bool)),
+    "sum_squares list": lambda: cb.sum_squares([1.0, 2.0]),
+    "sum_squares non-contiguous": lambda: cb.sum_squares(nc(3, 4)),
+    "sum_squares float64 non-contiguous": lambda: cb.sum_squares(np.ones((3, 8))[:, ::2]),
+    "sum_squares transposed": lambda: cb.sum_squares(f32(3, 4).T),
 }
 results = {}
 for name, fn in CASES.items():
@@ -166,6 +174,10 @@ out, _, _ = cb.layer_norm_forward(np.arange(8, dtype=np.float32).reshape(2, 4), 
 results["still works"] = "ok" if abs(float(out.sum())) < 1e-5 else "broken"
 dw = cb.embedding_backward(f32(3, 4)[:, ::-1].copy(), np.array([4, 0, 4], np.int32)[::-1], 5)  # ids: any layout
 results["embedding ids int32 view"] = "ok" if dw.sum(axis=1).tolist() == [4, 0, 0, 0, 8] else "broken"
+# sum_squares: the empty sum, a read-only input, squares that overflow float32 ((2**70)**2), float64
+ss = [cb.sum_squares(f32(0, 3)), cb.sum_squares(ro(f32(2, 3))), cb.sum_squares(np.full((2, 2, 2), 2.0**70, np.float32)),
+      cb.sum_squares(np.full(5, 2.0))]
+results["sum_squares valid inputs"] = "ok" if ss == [0.0, 6.0, 2.0**143, 20.0] else f"broken: {ss}"
 print(json.dumps(results))
 '''
 
@@ -205,6 +217,9 @@ CASES = {
     "embedding negative id": lambda: nb.embedding_backward(f32(3, 4), i64(0, -1, 1), 5),
     "embedding ids shape": lambda: nb.embedding_backward(f32(3, 4), i64(0, 1, 2, 3), 5),
     "embedding dout 1-D": lambda: nb.embedding_backward(f32(3), i64(0, 1, 2), 5),
+    "sum_squares float16": lambda: nb.sum_squares(np.ones(4, np.float16)),
+    "sum_squares int32": lambda: nb.sum_squares(np.ones(4, np.int32)),
+    "sum_squares list": lambda: nb.sum_squares([1.0, 2.0]),
 }
 res = {}
 for name, fn in CASES.items():

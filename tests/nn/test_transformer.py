@@ -61,6 +61,24 @@ def test_rotary_matches_llama_formula_and_grad():
         nn.RotaryEmbedding(5, 4)
 
 
+@pytest.mark.parametrize("n_head,n_kv_head,start", [(2, 2, 0), (3, 1, 4), (4, 2, 1)])
+def test_rotate_qkv_matches_per_head_rotary_and_grad(n_head, n_kv_head, start):
+    """rotate_qkv on the fused projection == splitting it, rotating q and k, and concatenating back."""
+    rot = nn.RotaryEmbedding(6, 10, theta=100.0).double()
+    B, T, D = 2, 5, 6
+    rng = np.random.default_rng(n_head)
+    qkv = gb.tensor(rng.standard_normal((B, T, (n_head + 2 * n_kv_head) * D)), requires_grad=True)
+    heads = qkv.data.reshape(B, T, -1, D).transpose(0, 2, 1, 3)  # (B, H+2Hkv, T, D)
+    want = np.concatenate([rope_ref(heads[:, :n_head + n_kv_head], 100.0, start), heads[:, n_head + n_kv_head:]], 1)
+    got = rot.rotate_qkv(qkv, n_head, n_kv_head, start)
+    np.testing.assert_allclose(got.data, want.transpose(0, 2, 1, 3).reshape(B, T, -1), rtol=1e-12, atol=1e-12)
+    assert gb.gradcheck(lambda t: rot.rotate_qkv(t, n_head, n_kv_head, start), [qkv])
+    with pytest.raises(ValueError, match=r"qkv of shape \(2, 5, 18\)"):
+        rot.rotate_qkv(gb.zeros(2, 5, 18), 4, 2)
+    with pytest.raises(ValueError, match="tabulated"):
+        rot.rotate_qkv(qkv, n_head, n_kv_head, 6)
+
+
 @pytest.mark.parametrize("n_kv_head,rope", [(2, False), (1, True)])
 def test_attention_gradcheck(n_kv_head, rope):
     gb.manual_seed(2)
