@@ -84,6 +84,38 @@ void gb_pack_b(float *Bp, const float *b, int trans_b, int64_t ldb, int64_t j0, 
 
 /* ---- micro-kernels: C[0:mr, 0:nr] (=|+=) Ap (kc,MR) . Bp (kc,NR) [+ bias] ------------------ */
 
+/* C[0:mr, 0:nr] (=|+=) an MRxNR accumulator tile */
+static inline GB_INLINE void store_tile(float acc[MR][NR], float *c, int64_t ldc, int64_t mr, int64_t nr,
+                                        int accumulate) {
+    for (int64_t i = 0; i < mr; i++)
+        for (int64_t j = 0; j < nr; j++) c[i * ldc + j] = accumulate ? c[i * ldc + j] + acc[i][j] : acc[i][j];
+}
+
+#if GB_X86
+/* C[0:mr, 0:nr] (=|+=) the 6x16 AVX2 accumulators: vector stores for a full tile, else spill and copy */
+GB_TARGET_AVX2 static inline GB_INLINE void store_acc_avx2(__m256 acc[MR][2], float *c, int64_t ldc, int64_t mr,
+                                                           int64_t nr, int accumulate) {
+    if (mr == MR && nr == NR) {
+        for (int i = 0; i < MR; i++) {
+            float *ci = c + i * ldc;
+            if (accumulate) {
+                acc[i][0] = _mm256_add_ps(acc[i][0], _mm256_loadu_ps(ci));
+                acc[i][1] = _mm256_add_ps(acc[i][1], _mm256_loadu_ps(ci + 8));
+            }
+            _mm256_storeu_ps(ci, acc[i][0]);
+            _mm256_storeu_ps(ci + 8, acc[i][1]);
+        }
+        return;
+    }
+    float tile[MR][NR];
+    for (int i = 0; i < MR; i++) {
+        _mm256_storeu_ps(tile[i], acc[i][0]);
+        _mm256_storeu_ps(tile[i] + 8, acc[i][1]);
+    }
+    store_tile(tile, c, ldc, mr, nr, accumulate);
+}
+#endif
+
 static void ukernel_base(int64_t kc, const float *Ap, const float *Bp, float *c, int64_t ldc,
                          int64_t mr, int64_t nr, int accumulate, const float *bias) {
     float acc[MR][NR] = {{0}};
@@ -131,26 +163,7 @@ GB_TARGET_AVX2 static void ukernel_avx2(int64_t kc, const float *Ap, const float
             acc[i][1] = _mm256_add_ps(acc[i][1], bv1);
         }
     }
-    if (mr == MR && nr == NR) {
-        for (int i = 0; i < MR; i++) {
-            float *ci = c + i * ldc;
-            if (accumulate) {
-                acc[i][0] = _mm256_add_ps(acc[i][0], _mm256_loadu_ps(ci));
-                acc[i][1] = _mm256_add_ps(acc[i][1], _mm256_loadu_ps(ci + 8));
-            }
-            _mm256_storeu_ps(ci, acc[i][0]);
-            _mm256_storeu_ps(ci + 8, acc[i][1]);
-        }
-    } else {  /* edge tile: spill, then copy the valid part */
-        float tile[MR][NR];
-        for (int i = 0; i < MR; i++) {
-            _mm256_storeu_ps(tile[i], acc[i][0]);
-            _mm256_storeu_ps(tile[i] + 8, acc[i][1]);
-        }
-        for (int64_t i = 0; i < mr; i++)
-            for (int64_t j = 0; j < nr; j++)
-                c[i * ldc + j] = accumulate ? c[i * ldc + j] + tile[i][j] : tile[i][j];
-    }
+    store_acc_avx2(acc, c, ldc, mr, nr, accumulate);
 }
 #endif
 
@@ -195,12 +208,6 @@ void gb_gemm_tile(float *c, int64_t ldc, const float *a, int64_t lda, int trans_
 
 /* C[0:mr, 0:nr] (=|+=) A (mr,kc) . B (kc,NR): A(i,p) = a[i*ars + p*acs], B(p,j) = b[p*ldb + j].
  * Rows i >= mr read row mr-1 (in bounds, results dropped); B must hold NR readable columns. */
-static inline GB_INLINE void store_tile(float acc[MR][NR], float *c, int64_t ldc, int64_t mr, int64_t nr,
-                                        int accumulate) {
-    for (int64_t i = 0; i < mr; i++)
-        for (int64_t j = 0; j < nr; j++) c[i * ldc + j] = accumulate ? c[i * ldc + j] + acc[i][j] : acc[i][j];
-}
-
 static void ukernel_direct_base(int64_t kc, const float *a, int64_t ars, int64_t acs, const float *b,
                                 int64_t ldb, float *c, int64_t ldc, int64_t mr, int64_t nr, int accumulate) {
     float acc[MR][NR] = {{0}};
@@ -232,24 +239,7 @@ GB_TARGET_AVX2 static void ukernel_direct_avx2(int64_t kc, const float *a, int64
         x = _mm256_broadcast_ss(a5 + o); c50 = _mm256_fmadd_ps(x, b0, c50); c51 = _mm256_fmadd_ps(x, b1, c51);
     }
     __m256 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
-    if (mr == MR && nr == NR) {
-        for (int i = 0; i < MR; i++) {
-            float *ci = c + i * ldc;
-            if (accumulate) {
-                acc[i][0] = _mm256_add_ps(acc[i][0], _mm256_loadu_ps(ci));
-                acc[i][1] = _mm256_add_ps(acc[i][1], _mm256_loadu_ps(ci + 8));
-            }
-            _mm256_storeu_ps(ci, acc[i][0]);
-            _mm256_storeu_ps(ci + 8, acc[i][1]);
-        }
-        return;
-    }
-    float tile[MR][NR];
-    for (int i = 0; i < MR; i++) {
-        _mm256_storeu_ps(tile[i], acc[i][0]);
-        _mm256_storeu_ps(tile[i] + 8, acc[i][1]);
-    }
-    store_tile(tile, c, ldc, mr, nr, accumulate);
+    store_acc_avx2(acc, c, ldc, mr, nr, accumulate);
 }
 #endif
 
