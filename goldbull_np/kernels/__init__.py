@@ -46,6 +46,7 @@ KERNEL_NAMES = (
     "attention_forward", "attention_backward", "attention_qkv_forward", "attention_qkv_backward",
     "cross_entropy_forward", "cross_entropy_backward",
     "gelu_forward", "gelu_backward", "adamw_step", "embedding_backward", "sum_squares",
+    "rotary_qkv_forward", "rotary_qkv_backward",
 )
 BACKENDS = ("c", "numba", "numpy")
 SELECTIONS = ("auto",) + BACKENDS
@@ -68,6 +69,8 @@ SELECTIONS = ("auto",) + BACKENDS
 # 2026-11-26): NumPy's blocked float64 einsum 10.2 ms, numba 1.7 ms, C 2.6-2.8 ms (1.3-1.4 ms on one
 # thread: under that load each C parallel region cost ~47 us more, GELU's too). C stays first so a
 # training step keeps to the C team (see matmul above).
+# rotary_qkv_forward/backward (qkv (12, 64, 384) float32, 8 of 12 heads of D = 32 rotated, median of 300,
+# 2 threads, 2026-11-26): NumPy's strided half-head slices 490-500 us per direction, numba 60-115 us, C 33-40 us.
 AUTO_TABLE = {
     "matmul": ("c", "numpy", "numba"),
     "linear_forward": ("c", "numpy", "numba"),
@@ -87,6 +90,8 @@ AUTO_TABLE = {
     "adamw_step": ("c", "numba", "numpy"),
     "embedding_backward": ("c", "numba", "numpy"),
     "sum_squares": ("c", "numba", "numpy"),
+    "rotary_qkv_forward": ("c", "numba", "numpy"),
+    "rotary_qkv_backward": ("c", "numba", "numpy"),
 }
 _ORDER = {"c": ("c", "numba", "numpy"), "numba": ("numba", "numpy"), "numpy": ("numpy",)}
 if "GOMP_SPINCOUNT" not in os.environ and "OMP_WAIT_POLICY" not in os.environ:

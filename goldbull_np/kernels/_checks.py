@@ -101,6 +101,32 @@ def check_qkv(qkv, n_head, n_kv_head):
     return B, T, W // width
 
 
+def check_rotary_qkv(name, x, cos, sin, rotated_heads):
+    """x (B, T, W) float, cos and sin (T, D) float with D even and W a multiple of D, rotated_heads an
+    int in [0, W // D] -> (B, T, W, D). `name` is x's role ("qkv" or "g") in the messages."""
+    for n, a in ((name, x), ("cos", cos), ("sin", sin)):
+        if not isinstance(a, np.ndarray) or a.dtype.kind != "f":
+            raise TypeError(f"{n} must be a float ndarray, got {getattr(a, 'dtype', type(a).__name__)}")
+    if x.ndim != 3:
+        raise ValueError(f"{name} must be 3-D (B, T, W), got shape {x.shape}")
+    B, T, W = x.shape
+    if cos.ndim != 2 or cos.shape[0] != T or cos.shape[1] == 0 or cos.shape[1] % 2:
+        raise ValueError(f"cos must be (T, D) = ({T}, D) with D even and > 0 for {name} of shape {x.shape}, "
+                         f"got {cos.shape}")
+    if sin.shape != cos.shape:
+        raise ValueError(f"sin must have cos's shape {cos.shape}, got {sin.shape}")
+    D = cos.shape[1]
+    if W % D:
+        raise ValueError(f"{name} width W = {W} (shape {x.shape}) is not a multiple of the head dim D = {D} "
+                         f"(cos shape {cos.shape})")
+    if isinstance(rotated_heads, bool) or not isinstance(rotated_heads, (int, np.integer)):
+        raise TypeError(f"rotated_heads must be an int, got {type(rotated_heads).__name__}")
+    if not 0 <= rotated_heads <= W // D:
+        raise ValueError(f"rotated_heads must be in [0, W // D] = [0, {W // D}] for {name} of shape {x.shape} "
+                         f"and D = {D}, got {rotated_heads}")
+    return B, T, W, D
+
+
 def check_shapes(**arrays):
     """check_shapes(name=(array_or_None, expected_shape), ...): ValueError on a mismatch.
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import attention_bias_4d, check_attention, check_embedding_backward, check_qkv, check_targets
+from ._checks import (attention_bias_4d, check_attention, check_embedding_backward, check_qkv, check_rotary_qkv,
+                      check_targets)
 
 ffi = lib = None  # set by load()
 _F32 = np.dtype(np.float32)
@@ -341,6 +342,36 @@ def attention_qkv_backward(dout, qkv, out, lse, n_head, n_kv_head, scale):
 
 
 # ----------------------------------------------------------------------------------------------
+# rotary position embeddings
+
+def _rotary_args(name, x, cos, sin, rotated_heads):
+    """Check x (B,T,W), cos/sin (T,D) for the C kernel -> (B, T, W, D, R)."""
+    B, T, W, D = check_rotary_qkv(name, x, cos, sin, rotated_heads)
+    _arr(name, x)
+    _arr("cos", cos, (T, D))
+    _arr("sin", sin, (T, D))
+    return B, T, W, D, int(rotated_heads)
+
+
+def rotary_qkv_forward(qkv, cos, sin, rotated_heads):
+    """qkv (B,T,W), cos/sin (T,D) -> out (B,T,W): heads [0, rotated_heads) rotated (rotate_half), the rest copied."""
+    load()
+    B, T, W, D, R = _rotary_args("qkv", qkv, cos, sin, rotated_heads)
+    out = np.empty_like(qkv)
+    _ok(lib.rotary_qkv_forward(_p(out), _p(qkv), _p(cos), _p(sin), B, T, W, D, R), "rotary_qkv_forward")
+    return out
+
+
+def rotary_qkv_backward(g, cos, sin, rotated_heads):
+    """g (B,T,W) -> dx (B,T,W): the transpose rotation on heads [0, rotated_heads), g elsewhere."""
+    load()
+    B, T, W, D, R = _rotary_args("g", g, cos, sin, rotated_heads)
+    dx = np.empty_like(g)
+    _ok(lib.rotary_qkv_backward(_p(dx), _p(g), _p(cos), _p(sin), B, T, W, D, R), "rotary_qkv_backward")
+    return dx
+
+
+# ----------------------------------------------------------------------------------------------
 # cross-entropy
 
 def _targets64(targets, N, V, ignore_index):
@@ -481,7 +512,8 @@ def sum_squares(x):
 __all__ = ["matmul", "linear_forward", "linear_backward", "layer_norm_forward", "layer_norm_backward",
            "rms_norm_forward", "rms_norm_backward", "attention_forward", "attention_backward",
            "attention_qkv_forward", "attention_qkv_backward", "cross_entropy_forward", "cross_entropy_backward",
-           "gelu_forward", "gelu_backward", "adamw_step", "embedding_backward", "sum_squares"]
+           "gelu_forward", "gelu_backward", "adamw_step", "embedding_backward", "sum_squares",
+           "rotary_qkv_forward", "rotary_qkv_backward"]
 # The backend table read by kernels/__init__.py: every kernel float32 only, sum_squares also float64.
 KERNELS = {name: globals()[name] for name in __all__}
 DTYPES = {name: (_F32,) for name in __all__}

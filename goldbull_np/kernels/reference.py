@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from ._checks import check_attention, check_embedding_backward, check_qkv, check_targets
+from ._checks import check_attention, check_embedding_backward, check_qkv, check_rotary_qkv, check_targets
 
 __all__ = [
     "matmul", "linear_forward", "linear_backward",
@@ -19,6 +19,7 @@ __all__ = [
     "attention_forward", "attention_backward", "attention_qkv_forward", "attention_qkv_backward",
     "cross_entropy_forward", "cross_entropy_backward",
     "gelu_forward", "gelu_backward", "adamw_step", "embedding_backward", "sum_squares",
+    "rotary_qkv_forward", "rotary_qkv_backward",
 ]
 
 
@@ -219,6 +220,47 @@ def attention_qkv_forward(qkv, n_head, n_kv_head, scale):
 def attention_qkv_backward(dout, qkv, out, lse, n_head, n_kv_head, scale):
     """-> dqkv (B, T, (H + 2 Hkv) D), laid out like qkv."""
     return qkv_attention_backward(attention_backward, dout, qkv, out, lse, n_head, n_kv_head, scale)
+
+
+# ----------------------------------------------------------------------------------------------
+# rotary position embeddings on a fused projection (Llama's rotate_half)
+
+def _rotated(x, rotated_heads, D):
+    """(B, T, W) -> its (B, T, rotated_heads, D) head view (a view when x is C-contiguous)."""
+    B, T, W = x.shape
+    return x.reshape(B, T, W // D, D)[:, :, :rotated_heads]
+
+
+def rotary_qkv_forward(qkv, cos, sin, rotated_heads):
+    """qkv (B, T, W), cos/sin (T, D) -> out (B, T, W): heads [0, rotated_heads) of each position t
+    rotated, out[j] = x[j] cos[t,j] - x[j+h] sin[t,j], out[j+h] = x[j+h] cos[t,j+h] + x[j] sin[t,j+h]
+    (h = D/2, j < h), the other heads copied."""
+    B, T, W, D = check_rotary_qkv("qkv", qkv, cos, sin, rotated_heads)
+    h = D // 2
+    c, s = cos[:, None, :], sin[:, None, :]  # (T,1,D): broadcast over the heads
+    x = _rotated(qkv, rotated_heads, D)  # (B,T,R,D)
+    out = np.array(qkv, order="C")  # (B,T,W): the unrotated heads as they are
+    o = _rotated(out, rotated_heads, D)
+    np.multiply(x, c, out=o)
+    o[..., :h] -= x[..., h:] * s[..., :h]
+    o[..., h:] += x[..., :h] * s[..., h:]
+    return out
+
+
+def rotary_qkv_backward(g, cos, sin, rotated_heads):
+    """The transpose of rotary_qkv_forward: g (B, T, W) -> dx (B, T, W), dx[j] = g[j] cos[t,j] +
+    g[j+h] sin[t,j+h], dx[j+h] = g[j+h] cos[t,j+h] - g[j] sin[t,j] on the rotated heads, g elsewhere."""
+    B, T, W, D = check_rotary_qkv("g", g, cos, sin, rotated_heads)
+    h = D // 2
+    c, s = cos[:, None, :], sin[:, None, :]  # (T,1,D)
+    gr = _rotated(g, rotated_heads, D)  # (B,T,R,D)
+    dx = np.array(g, order="C")
+    d = _rotated(dx, rotated_heads, D)
+    gs = gr * s
+    np.multiply(gr, c, out=d)
+    d[..., :h] += gs[..., h:]
+    d[..., h:] -= gs[..., :h]
+    return dx
 
 
 # ----------------------------------------------------------------------------------------------

@@ -9,7 +9,9 @@ which is what Hugging Face's Llama computes, so its q/k weights load without per
 """
 import numpy as np
 
+from .. import kernels
 from ..autograd.function import Function
+from ..kernels import reference
 from .module import Module
 
 
@@ -35,37 +37,36 @@ class ApplyRotary(Function):
         return dx
 
 
+_KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _rotary_kernel(name, dtype, empty):
+    """The dispatched `name` kernel for float32/float64 (C for float32 when built, numba or NumPy for
+    float64); the NumPy reference, which computes in the input's dtype, for float16 or zero-size inputs."""
+    if dtype in _KERNEL_DTYPES:
+        return kernels.get(name, dtype, empty)
+    return getattr(reference, name)
+
+
+def _c(a):
+    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+
+
 class RotaryQKV(Function):
     """The q and k heads of a fused projection qkv (B, T, (H + 2 Hkv) D) rotated by cos, sin (T, D), v heads
-    copied: the input of the fused causal attention, so a rotary model keeps its one-op attention."""
+    copied: the input of the fused causal attention, so a rotary model keeps its one-op attention.
+    The rotation is the `rotary_qkv_forward` kernel, its transpose `rotary_qkv_backward`."""
 
     saved_inputs = ()
 
     def forward(self, qkv, cos=None, sin=None, rotated_heads=0):
-        B, T, W = qkv.shape
-        D = cos.shape[-1]
-        h = D // 2
-        self.cos, self.sin, self.n = cos[:, None, :], sin[:, None, :], rotated_heads  # (T,1,D)
-        x = qkv.reshape(B, T, W // D, D)[:, :, :rotated_heads]  # (B,T,H+Hkv,D)
-        out = qkv.copy()  # (B,T,W): the v heads as they are
-        o = out.reshape(B, T, W // D, D)[:, :, :rotated_heads]
-        np.multiply(x, self.cos, out=o)
-        o[..., :h] -= x[..., h:] * self.sin[..., :h]
-        o[..., h:] += x[..., :h] * self.sin[..., h:]
-        return out
+        self.cos, self.sin, self.n = _c(cos), _c(sin), rotated_heads  # (T,D) each
+        fn = _rotary_kernel("rotary_qkv_forward", qkv.dtype, qkv.size == 0)
+        return fn(_c(qkv), self.cos, self.sin, rotated_heads)  # (B,T,W)
 
     def backward(self, g):
-        B, T, W = g.shape
-        D = self.cos.shape[-1]
-        h = D // 2
-        gr = g.reshape(B, T, W // D, D)[:, :, :self.n]  # (B,T,H+Hkv,D)
-        dx = g.copy()
-        d = dx.reshape(B, T, W // D, D)[:, :, :self.n]
-        gs = gr * self.sin
-        np.multiply(gr, self.cos, out=d)
-        d[..., :h] += gs[..., h:]
-        d[..., h:] -= gs[..., :h]
-        return dx
+        fn = _rotary_kernel("rotary_qkv_backward", g.dtype, g.size == 0)
+        return fn(_c(g), self.cos, self.sin, self.n)  # (B,T,W)
 
 
 def apply_rotary(x, cos, sin):

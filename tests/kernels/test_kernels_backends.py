@@ -196,6 +196,63 @@ def test_attention_qkv(backend, dtype, B, T, Hkv, group, D, seed):
     assert_close(dqkv, want, dtype, "attention_qkv_backward", scale=10)
 
 
+# ---- rotary position embeddings --------------------------------------------------------------
+
+@st.composite
+def rotary_cases(draw):
+    heads = draw(st.integers(1, 6))
+    return dict(B=draw(st.integers(1, 3)), T=draw(st.sampled_from([1, 5, 64, 70])),
+                D=draw(st.sampled_from([2, 8, 32, 64])), heads=heads, rotated=draw(st.integers(0, heads)),
+                seed=draw(st.integers(0, 99)))
+
+
+def _rotary_inputs(c, dtype):
+    """x (B, T, heads D) and cos, sin (T, D) drawn independently: the halves of a real table row are
+    equal, so random tables catch a kernel that reads cos[t, j] where cos[t, j + h] is meant."""
+    rng = np.random.default_rng(c["seed"])
+    x = rand(rng, (c["B"], c["T"], c["heads"] * c["D"]), dtype)
+    return x, rand(rng, (c["T"], c["D"]), dtype), rand(rng, (c["T"], c["D"]), dtype)
+
+
+@SETTINGS
+@given(c=rotary_cases())
+@example(c=dict(B=3, T=70, D=64, heads=6, rotated=4, seed=1))   # 80,640 elements: the parallel split
+@example(c=dict(B=1, T=1, D=2, heads=1, rotated=1, seed=2))     # one position, one pair per head
+@example(c=dict(B=2, T=5, D=8, heads=3, rotated=0, seed=3))     # nothing rotated: a copy
+def test_rotary_qkv(backend, dtype, c):
+    """Forward and its transpose equal the reference for every rotated-head count; unrotated heads are
+    copied bit for bit."""
+    kb = backend_module(backend)
+    x, cos, sin = _rotary_inputs(c, dtype)
+    R, D = c["rotated"], c["D"]
+    out = kb.rotary_qkv_forward(x, cos, sin, R)
+    assert out.dtype == x.dtype
+    assert_close(out, ref.rotary_qkv_forward(x, cos, sin, R), dtype, "rotary_qkv_forward", scale=10)
+    np.testing.assert_array_equal(out[..., R * D:], x[..., R * D:])
+    g = rand(np.random.default_rng(c["seed"] + 1), x.shape, dtype)
+    dx = kb.rotary_qkv_backward(g, cos, sin, R)
+    assert dx.dtype == g.dtype
+    assert_close(dx, ref.rotary_qkv_backward(g, cos, sin, R), dtype, "rotary_qkv_backward", scale=10)
+    np.testing.assert_array_equal(dx[..., R * D:], g[..., R * D:])
+
+
+@SETTINGS
+@given(c=rotary_cases())
+@example(c=dict(B=3, T=70, D=64, heads=6, rotated=6, seed=4))
+def test_rotary_qkv_backward_is_the_adjoint(backend, dtype, c):
+    """<forward(x), g> == <x, backward(g)> for any tables (the backward is the transpose, not the
+    inverse rotation); float64 to rounding, float32 relative to the sum of |terms|."""
+    kb = backend_module(backend)
+    x, cos, sin = _rotary_inputs(c, dtype)
+    g = rand(np.random.default_rng(c["seed"] + 1), x.shape, dtype)
+    for mod in (kb, ref):
+        y, dx = mod.rotary_qkv_forward(x, cos, sin, c["rotated"]), mod.rotary_qkv_backward(g, cos, sin, c["rotated"])
+        lhs, rhs = np.vdot(y.astype(np.float64), g), np.vdot(x.astype(np.float64), dx)
+        mag = np.abs(y.astype(np.float64) * g).sum() + np.abs(x.astype(np.float64) * dx).sum()
+        rel = 1e-12 if np.dtype(dtype) == np.float64 else 1e-6
+        assert abs(lhs - rhs) <= rel * mag, (mod.__name__, lhs, rhs, mag)
+
+
 # ---- cross-entropy ---------------------------------------------------------------------------
 
 @SETTINGS

@@ -62,7 +62,8 @@ def test_sgemm_two_threads_both_splits_match_naive(M, N, K, ta, tb, two_threads)
 def test_parallel_regions_match_the_reference(two_threads):
     """Shapes above the parallel thresholds (csrc/internal/gb_common.h), so the two-thread splits
     (row blocks, per-thread weight-gradient partials, column-split dbias and embedding gradient,
-    head-split attention, in place on a fused qkv too) run, and agree with the NumPy reference."""
+    head-split attention, in place on a fused qkv too, row-split rotary) run, and agree with the NumPy
+    reference."""
     from goldbull_np.kernels import c_backend as cb
     from goldbull_np.kernels import reference as ref
     rng = np.random.default_rng(7)
@@ -103,6 +104,9 @@ def test_parallel_regions_match_the_reference(two_threads):
     dy = rng.standard_normal(out.shape, f32)
     close(cb.attention_qkv_backward(dy, qkv, out, lse, 4, 2, 0.2),
           ref.attention_qkv_backward(dy, qkv, out, lse, 4, 2, 0.2), "attention_qkv_backward", atol=1e-3)
+    cos, sin = rng.standard_normal((128, 32), f32), rng.standard_normal((128, 32), f32)  # 65,536 elements
+    close(cb.rotary_qkv_forward(qkv, cos, sin, 6), ref.rotary_qkv_forward(qkv, cos, sin, 6), "rotary_qkv_forward")
+    close(cb.rotary_qkv_backward(qkv, cos, sin, 6), ref.rotary_qkv_backward(qkv, cos, sin, 6), "rotary_qkv_backward")
 
 
 def test_malloc_tuning_is_applied_once_and_can_be_disabled(monkeypatch):

@@ -61,6 +61,9 @@ check("embedding_backward", nb.embedding_backward(x, ids, 5), ref.embedding_back
 big = r(40000)  # above the parallel threshold: one chunk per thread
 check("sum_squares", (nb.sum_squares(x), nb.sum_squares(big[::3]), nb.sum_squares(big.astype(np.float64))),
       (ref.sum_squares(x), ref.sum_squares(big[::3]), ref.sum_squares(big.astype(np.float64))))
+qkv, cos, sin = r(2, 3, 4 * 6), r(3, 6), r(3, 6)   # 4 heads of D = 6, 3 of them rotated
+check("rotary_qkv_forward", nb.rotary_qkv_forward(qkv, cos, sin, 3), ref.rotary_qkv_forward(qkv, cos, sin, 3))
+check("rotary_qkv_backward", nb.rotary_qkv_backward(qkv, cos, sin, 3), ref.rotary_qkv_backward(qkv, cos, sin, 3))
 print(json.dumps(err))
 '''
 
@@ -69,6 +72,6 @@ def test_numba_kernels_with_boundscheck(tmp_path):
     r = run_script(SCRIPT, env={"NUMBA_BOUNDSCHECK": "1", "NUMBA_CACHE_DIR": str(tmp_path)}, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     err = json.loads(r.stdout.strip().splitlines()[-1])
-    assert len(err) == 15
+    assert len(err) == 17
     bad = {k: v for k, v in err.items() if not v < 1e-4}
     assert not bad, bad

@@ -247,6 +247,45 @@ def test_embedding_backward_rejects_bad_ids():
         ref.embedding_backward(dout, np.array([0, 1, 2]), -1)
     assert ref.embedding_backward(np.ones((0, 4)), np.zeros(0, np.int64), 0).shape == (0, 4)
 
+# ---- rotary position embeddings --------------------------------------------------------------
+
+def test_rotary_qkv_loop_and_numgrad():
+    """The reference equals the element formulas written as loops (tables with unequal halves), and its
+    backward is the float64 gradient of sum(forward(x) * r)."""
+    B, T, D, heads, R = 2, 3, 4, 3, 2
+    h = D // 2
+    x = rng.standard_normal((B, T, heads * D))
+    cos, sin = rng.standard_normal((T, D)), rng.standard_normal((T, D))
+    want = x.copy()
+    for b, t, hd, j in np.ndindex(B, T, R, h):
+        a, c = x[b, t, hd * D + j], x[b, t, hd * D + h + j]
+        want[b, t, hd * D + j] = a * cos[t, j] - c * sin[t, j]
+        want[b, t, hd * D + h + j] = c * cos[t, j + h] + a * sin[t, j + h]
+    np.testing.assert_allclose(ref.rotary_qkv_forward(x, cos, sin, R), want, rtol=1e-14, atol=1e-14)
+    r = rng.standard_normal(x.shape)
+    np.testing.assert_allclose(ref.rotary_qkv_backward(r, cos, sin, R),
+                               numgrad(lambda z: ref.rotary_qkv_forward(z, cos, sin, R), x, r), rtol=1e-6, atol=1e-8)
+
+
+def test_rotary_qkv_rejects_bad_shapes():
+    x, tab = np.ones((1, 4, 24)), np.ones((4, 8))
+    with pytest.raises(ValueError, match=r"W = 20 .* not a multiple of the head dim D = 8"):
+        ref.rotary_qkv_forward(np.ones((1, 4, 20)), tab, tab, 1)
+    with pytest.raises(ValueError, match="D even"):
+        ref.rotary_qkv_forward(np.ones((1, 4, 21)), np.ones((4, 7)), np.ones((4, 7)), 1)
+    with pytest.raises(ValueError, match=r"cos must be \(T, D\) = \(4, D\)"):
+        ref.rotary_qkv_forward(x, np.ones((5, 8)), np.ones((5, 8)), 1)
+    with pytest.raises(ValueError, match="sin must have cos's shape"):
+        ref.rotary_qkv_backward(x, tab, np.ones((4, 6)), 1)
+    with pytest.raises(ValueError, match=r"rotated_heads must be in \[0, W // D\] = \[0, 3\]"):
+        ref.rotary_qkv_forward(x, tab, tab, 4)
+    with pytest.raises(TypeError, match="rotated_heads must be an int"):
+        ref.rotary_qkv_forward(x, tab, tab, 1.0)
+    with pytest.raises(TypeError, match="g must be a float ndarray"):
+        ref.rotary_qkv_backward(np.ones((1, 4, 24), np.int32), tab, tab, 1)
+    assert ref.rotary_qkv_forward(np.ones((2, 0, 24)), np.ones((0, 8)), np.ones((0, 8)), 3).shape == (2, 0, 24)
+
+
 # ---- GELU / AdamW ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("approximate", ["none", "tanh"])

@@ -96,6 +96,31 @@ CASES = {
                                                                            f32(1, 2, 4), 2, 1, 1.0),
     "attention_qkv_backward lse shape": lambda: cb.attention_qkv_backward(f32(1, 4, 12), f32(1, 4, 24), f32(1, 4, 12),
                                                                           f32(1, 4, 2), 2, 1, 1.0),
+    # rotary (qkv (1, 4, 24) = 3 heads of D = 8; tables (4, 8))
+    "rotary qkv float64": lambda: cb.rotary_qkv_forward(np.ones((1, 4, 24)), f32(4, 8), f32(4, 8), 2),
+    "rotary cos float64": lambda: cb.rotary_qkv_forward(f32(1, 4, 24), np.ones((4, 8)), f32(4, 8), 2),
+    "rotary sin float16": lambda: cb.rotary_qkv_forward(f32(1, 4, 24), f32(4, 8), np.ones((4, 8), np.float16), 2),
+    "rotary qkv list": lambda: cb.rotary_qkv_forward([[[1.0, 1.0]]], f32(1, 2), f32(1, 2), 1),
+    "rotary qkv non-contiguous": lambda: cb.rotary_qkv_forward(nc(1, 4, 24), f32(4, 8), f32(4, 8), 2),
+    "rotary cos non-contiguous": lambda: cb.rotary_qkv_forward(f32(1, 4, 24), nc(4, 8), f32(4, 8), 2),
+    "rotary qkv 2-D": lambda: cb.rotary_qkv_forward(f32(4, 24), f32(4, 8), f32(4, 8), 2),
+    "rotary W % D": lambda: cb.rotary_qkv_forward(f32(1, 4, 20), f32(4, 8), f32(4, 8), 2),
+    "rotary odd D": lambda: cb.rotary_qkv_forward(f32(1, 4, 21), f32(4, 7), f32(4, 7), 2),
+    "rotary cos T": lambda: cb.rotary_qkv_forward(f32(1, 4, 24), f32(5, 8), f32(5, 8), 2),
+    "rotary cos 1-D": lambda: cb.rotary_qkv_forward(f32(1, 4, 24), f32(8), f32(8), 2),
+    "rotary sin shape": lambda: cb.rotary_qkv_forward(f32(1, 4, 24), f32(4, 8), f32(4, 6), 2),
+    "rotary rotated_heads > heads": lambda: cb.rotary_qkv_forward(f32(1, 4, 24), f32(4, 8), f32(4, 8), 4),
+    "rotary rotated_heads negative": lambda: cb.rotary_qkv_forward(f32(1, 4, 24), f32(4, 8), f32(4, 8), -1),
+    "rotary rotated_heads float": lambda: cb.rotary_qkv_forward(f32(1, 4, 24), f32(4, 8), f32(4, 8), 2.0),
+    "rotary rotated_heads bool": lambda: cb.rotary_qkv_forward(f32(1, 4, 24), f32(4, 8), f32(4, 8), True),
+    "rotary zero T": lambda: cb.rotary_qkv_forward(f32(1, 0, 24), f32(0, 8), f32(0, 8), 2),
+    "rotary zero W": lambda: cb.rotary_qkv_forward(f32(1, 4, 0), f32(4, 8), f32(4, 8), 0),
+    "rotary zero D": lambda: cb.rotary_qkv_forward(f32(1, 4, 24), f32(4, 0), f32(4, 0), 0),
+    "rotary_backward g float64": lambda: cb.rotary_qkv_backward(np.ones((1, 4, 24)), f32(4, 8), f32(4, 8), 2),
+    "rotary_backward g non-contiguous": lambda: cb.rotary_qkv_backward(nc(1, 4, 24), f32(4, 8), f32(4, 8), 2),
+    "rotary_backward W % D": lambda: cb.rotary_qkv_backward(f32(1, 4, 20), f32(4, 8), f32(4, 8), 2),
+    "rotary_backward cos T": lambda: cb.rotary_qkv_backward(f32(1, 4, 24), f32(3, 8), f32(3, 8), 2),
+    "rotary_backward rotated_heads > heads": lambda: cb.rotary_qkv_backward(f32(1, 4, 24), f32(4, 8), f32(4, 8), 4),
     # cross-entropy
     "ce target >= V": lambda: cb.cross_entropy_forward(logits, i64(0, 5, 1)),
     "ce target huge": lambda: cb.cross_entropy_forward(logits, i64(0, 2**40, 1)),
@@ -178,6 +203,10 @@ results["embedding ids int32 view"] = "ok" if dw.sum(axis=1).tolist() == [4, 0, 
 ss = [cb.sum_squares(f32(0, 3)), cb.sum_squares(ro(f32(2, 3))), cb.sum_squares(np.full((2, 2, 2), 2.0**70, np.float32)),
       cb.sum_squares(np.full(5, 2.0))]
 results["sum_squares valid inputs"] = "ok" if ss == [0.0, 6.0, 2.0**143, 20.0] else f"broken: {ss}"
+# rotary: read-only inputs are fine, and every head rotated or none
+ro_qkv, ro_tab = ro(f32(1, 4, 24)), ro(np.full((4, 8), 0.5, np.float32))
+rq = [cb.rotary_qkv_forward(ro_qkv, ro_tab, ro_tab, 3), cb.rotary_qkv_backward(ro_qkv, ro_tab, ro_tab, 0)]
+results["rotary valid inputs"] = "ok" if [float(a.sum()) for a in rq] == [48.0, 96.0] else f"broken: {rq}"
 print(json.dumps(results))
 '''
 
@@ -220,6 +249,14 @@ CASES = {
     "sum_squares float16": lambda: nb.sum_squares(np.ones(4, np.float16)),
     "sum_squares int32": lambda: nb.sum_squares(np.ones(4, np.int32)),
     "sum_squares list": lambda: nb.sum_squares([1.0, 2.0]),
+    "rotary W % D": lambda: nb.rotary_qkv_forward(f32(1, 4, 20), f32(4, 8), f32(4, 8), 2),
+    "rotary odd D": lambda: nb.rotary_qkv_forward(f32(1, 4, 21), f32(4, 7), f32(4, 7), 2),
+    "rotary cos T": lambda: nb.rotary_qkv_forward(f32(1, 4, 24), f32(5, 8), f32(5, 8), 2),
+    "rotary sin shape": lambda: nb.rotary_qkv_forward(f32(1, 4, 24), f32(4, 8), f32(4, 6), 2),
+    "rotary qkv 2-D": lambda: nb.rotary_qkv_forward(f32(4, 24), f32(4, 8), f32(4, 8), 2),
+    "rotary rotated_heads > heads": lambda: nb.rotary_qkv_forward(f32(1, 4, 24), f32(4, 8), f32(4, 8), 4),
+    "rotary rotated_heads negative": lambda: nb.rotary_qkv_backward(f32(1, 4, 24), f32(4, 8), f32(4, 8), -1),
+    "rotary_backward cos T": lambda: nb.rotary_qkv_backward(f32(1, 4, 24), f32(3, 8), f32(3, 8), 2),
 }
 res = {}
 for name, fn in CASES.items():
