@@ -68,7 +68,8 @@ SELECTIONS = ("auto",) + BACKENDS
 # default text model, 10.8M elements, median of 50, 2 threads, with another process busy on the 2 vCPUs,
 # 2026-11-26): NumPy's blocked float64 einsum 10.2 ms, numba 1.7 ms, C 2.6-2.8 ms (1.3-1.4 ms on one
 # thread: under that load each C parallel region cost ~47 us more, GELU's too). C stays first so a
-# training step keeps to the C team (see matmul above).
+# training step keeps to the C team (see matmul above); clip_grad_norm_ now sums the fused AdamW buffer
+# in one call (1.3-1.6 ms).
 # rotary_qkv_forward/backward (qkv (12, 64, 384) float32, 8 of 12 heads of D = 32 rotated, median of 300,
 # 2 threads, 2026-11-26): NumPy's strided half-head slices 490-500 us per direction, numba 60-115 us, C 33-40 us.
 AUTO_TABLE = {
