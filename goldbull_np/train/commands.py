@@ -29,7 +29,7 @@ DEFAULT_OUT = os.path.join("goldbull_runs", "default")
 PRESETS = ("tiny", "small", "default")
 TOKENIZERS = ("char", "byte")
 
-# `goldbull train` with no arguments: a small GoldbullText on the embedded corpus, about 1.5 minutes on 2 idle cores.
+# `goldbull train` with no arguments: a small GoldbullText on the embedded corpus, about 70 s on 2 idle cores.
 DEFAULT_MODEL = {"preset": "small", "n_layer": 4, "n_head": 4, "n_embd": 128, "block_size": 64, "dropout": 0.0}
 # 1500 steps of 16 x 64 tokens: ~0.1 CPU-second per step for this model measured on this project's 2-core
 # machine, plus 7 evaluations of 20 batches.
@@ -114,7 +114,7 @@ def register(sub) -> None:
     p = sub.add_parser(
         "train", help="train a GoldbullText language model",
         description="Train a GoldbullText language model. With no arguments: a small model on an embedded "
-                    "corpus (Python's own docstrings), about 1.5 minutes on 2 idle cores, then a sample. Flags "
+                    "corpus (Python's own docstrings), about 70 s on 2 idle cores, then a sample. Flags "
                     "override --config, which overrides the built-in defaults.")
     p.add_argument("--config", metavar="FILE", help="run config (.toml or .json) with [model] [data] [training] "
                                                      "[checkpoint] tables")
