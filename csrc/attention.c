@@ -113,18 +113,21 @@ static layout_t bhtd(int64_t heads, int64_t rows, int64_t D) {
     return (layout_t){heads * rows * D, rows * D, D};
 }
 
-/* 1 if the causal diagonal crosses a tile whose row i may see key j only if j <= i + off (tile-relative):
- * its products then skip the blocks the mask zeroes (gb_gemm_small_tri) */
-static inline int crosses_diagonal(const mask_t *mk, int64_t off, int64_t bc) { return mk->causal && off < bc - 1; }
+/* The gb_gemm_small mode of a product in tile (i0, j0), whose row i may see key j only if j <= i + off
+ * (tile-relative, off = i0 + causal offset - j0): `mode` where the causal diagonal crosses the tile, so
+ * the product skips the blocks the mask zeroes; the whole product elsewhere. */
+static inline int tri(const mask_t *mk, int64_t off, int64_t bc, int mode) {
+    return mk->causal && off < bc - 1 ? mode : GB_TRI_NONE;
+}
 
 /* s (br,bc) <- scale * q k^T + bias for query rows i0.. and keys j0.. of head (b,h), masked entries
  * -inf; qt: the tile's first query row (row stride ldq), kp: the head's keys packed by pack_keys
  * (j0 a multiple of NR). Returns 1 if any entry is allowed. */
 static int masked_scores(float *s, const float *qt, int64_t ldq, const float *kp, const mask_t *mk, int64_t b,
-                         int64_t h, int64_t i0, int64_t br, int64_t j0, int64_t bc, int64_t D, float *ws) {
-    int64_t off = i0 + mk->off - j0;
-    gb_gemm_small_tri(s, bc, qt, ldq, 1, kp + j0 * D, NR, D * NR, br, bc, D, 0, crosses_diagonal(mk, off, bc) ?
-                      GB_TRI_N : GB_TRI_NONE, off, ws);  /* s = q k^T */
+                         int64_t h, int64_t i0, int64_t br, int64_t j0, int64_t bc, int64_t D, int64_t off,
+                         float *ws) {
+    gb_gemm_small(s, bc, qt, ldq, 1, kp + j0 * D, NR, D * NR, br, bc, D, 0, tri(mk, off, bc, GB_TRI_N), off,
+                  ws);  /* s = q k^T */
     int any;
     GB_CALL(attn_scores_tile_v, (&any, s, mk, b, h, i0, br, j0, bc));
     return any;
@@ -207,11 +210,11 @@ static void attention_forward_task(void *ctx, int t, int nt) {
             int64_t jmax = key_end(mk, i0, br, S);
             for (int64_t j0 = 0; j0 < jmax; j0 += BC) {
                 int64_t bc = jmax - j0 < BC ? jmax - j0 : BC;
-                if (!masked_scores(s, qt, ldq, kp, mk, b, h, i0, br, j0, bc, D, ws)) continue;
-                GB_CALL(attn_softmax_tile, (s, o, m, l, br, bc, D));
                 int64_t off = i0 + mk->off - j0;
-                int head = crosses_diagonal(mk, off, bc) ? GB_TRI_HEAD : GB_TRI_NONE;
-                gb_gemm_small_tri(o, D, s, bc, 1, vh + j0 * ldv, ldv, NR, br, D, bc, 1, head, off, ws);  /* o += p v */
+                if (!masked_scores(s, qt, ldq, kp, mk, b, h, i0, br, j0, bc, D, off, ws)) continue;
+                GB_CALL(attn_softmax_tile, (s, o, m, l, br, bc, D));
+                gb_gemm_small(o, D, s, bc, 1, vh + j0 * ldv, ldv, NR, br, D, bc, 1, tri(mk, off, bc, GB_TRI_HEAD), off,
+                              ws);  /* o += p v */
             }
             float *ot = a->out + row_at(&a->lo, b, h, i0);
             for (int64_t i = 0; i < br; i++) {
@@ -328,21 +331,16 @@ static void attention_backward_task(void *ctx, int t, int nt) {
                 int64_t jmax = key_end(mk, i0, br, S);
                 for (int64_t j0 = 0; j0 < jmax; j0 += BC) {
                     int64_t bc = jmax - j0 < BC ? jmax - j0 : BC;
-                    if (!masked_scores(p, qt, ldq, kp, mk, b, h, i0, br, j0, bc, D, w)) continue;
                     int64_t off = i0 + mk->off - j0;
-                    int cut = crosses_diagonal(mk, off, bc);
-                    int n = cut ? GB_TRI_N : GB_TRI_NONE, head = cut ? GB_TRI_HEAD : GB_TRI_NONE,
-                        tail = cut ? GB_TRI_TAIL : GB_TRI_NONE;
+                    if (!masked_scores(p, qt, ldq, kp, mk, b, h, i0, br, j0, bc, D, off, w)) continue;
+                    int n = tri(mk, off, bc, GB_TRI_N), head = tri(mk, off, bc, GB_TRI_HEAD),
+                        tail = tri(mk, off, bc, GB_TRI_TAIL);
                     GB_CALL(attn_probs_tile, (p, lt, br, bc));                                           /* p */
-                    gb_gemm_small_tri(dvh + j0 * ldv, ldv, p, 1, bc, got, ldo, NR, bc, D, br, 1, tail, off, w);
-                    /* ^ dv += p^T do */
-                    gb_gemm_small_tri(dp, bc, got, ldo, 1, vp + j0 * D, NR, D * NR, br, bc, D, 0, n, off, w);
-                    /* ^ dp = do v^T */
+                    gb_gemm_small(dvh + j0 * ldv, ldv, p, 1, bc, got, ldo, NR, bc, D, br, 1, tail, off, w);  /* dv += p^T do */
+                    gb_gemm_small(dp, bc, got, ldo, 1, vp + j0 * D, NR, D * NR, br, bc, D, 0, n, off, w);  /* dp = do v^T */
                     GB_CALL(attn_dscores_tile, (dp, p, di, scale, br, bc));                               /* ds */
-                    gb_gemm_small_tri(dqt, ldq, dp, bc, 1, kh + j0 * ldk, ldk, NR, br, D, bc, 1, head, off, w);
-                    /* ^ dq += ds k */
-                    gb_gemm_small_tri(dkh + j0 * ldk, ldk, dp, 1, bc, qt, ldq, NR, bc, D, br, 1, tail, off, w);
-                    /* ^ dk += ds^T q */
+                    gb_gemm_small(dqt, ldq, dp, bc, 1, kh + j0 * ldk, ldk, NR, br, D, bc, 1, head, off, w);  /* dq += ds k */
+                    gb_gemm_small(dkh + j0 * ldk, ldk, dp, 1, bc, qt, ldq, NR, bc, D, br, 1, tail, off, w);  /* dk += ds^T q */
                 }
             }
         }

@@ -245,9 +245,8 @@ GB_TARGET_AVX2 static void ukernel_direct_avx2(int64_t kc, const float *a, int64
 
 size_t gb_gemm_small_ws(int64_t K) { return (size_t)K * NR; }
 
-void gb_gemm_small_tri(float *c, int64_t ldc, const float *a, int64_t ars, int64_t acs, const float *b,
-                       int64_t ldb, int64_t bps, int64_t M, int64_t N, int64_t K, int accumulate, int tri,
-                       int64_t off, float *ws) {
+void gb_gemm_small(float *c, int64_t ldc, const float *a, int64_t ars, int64_t acs, const float *b, int64_t ldb,
+                   int64_t bps, int64_t M, int64_t N, int64_t K, int accumulate, int tri, int64_t off, float *ws) {
     if (M <= 0 || N <= 0) return;
     void (*uk)(int64_t, const float *, int64_t, int64_t, const float *, int64_t, float *, int64_t, int64_t,
                int64_t, int) = ukernel_direct_base;
@@ -280,9 +279,4 @@ void gb_gemm_small_tri(float *c, int64_t ldc, const float *a, int64_t ars, int64
             uk(k1 - k0, a + ir * ars + k0 * acs, ars, acs, bp + k0 * ldbp, ldbp, cb, ldc, mr, nr, accumulate);
         }
     }
-}
-
-void gb_gemm_small(float *c, int64_t ldc, const float *a, int64_t ars, int64_t acs, const float *b, int64_t ldb,
-                   int64_t bps, int64_t M, int64_t N, int64_t K, int accumulate, float *ws) {
-    gb_gemm_small_tri(c, ldc, a, ars, acs, b, ldb, bps, M, N, K, accumulate, GB_TRI_NONE, 0, ws);
 }

@@ -29,16 +29,14 @@ void gb_gemm_tile(float *c, int64_t ldc, const float *a, int64_t lda, int trans_
  * A(i,p) = a[i*ars + p*acs] (any strides); B in panels of NR columns, B(p,j) = b[(j/NR)*bps + p*ldb + j%NR]:
  * a row-major B (row stride ldb) has bps = NR, a pre-packed (ceil(N/NR), K, NR) one has ldb = NR, bps = K*NR.
  * For small products that live in L1/L2 (attention tiles), where packing both operands cost ~45%
- * of a 64x64x64 product. ws holds gb_gemm_small_ws(K) floats (a zero-padded copy of an edge panel of B). */
-size_t gb_gemm_small_ws(int64_t K);
-void gb_gemm_small(float *c, int64_t ldc, const float *a, int64_t ars, int64_t acs, const float *b, int64_t ldb,
-                   int64_t bps, int64_t M, int64_t N, int64_t K, int accumulate, float *ws);
-/* The same on a tile that the causal diagonal crosses (row i may see column/key j only if j <= i + off),
- * skipping the MRxNR blocks the mask zeroes:
+ * of a 64x64x64 product. ws holds gb_gemm_small_ws(K) floats (a zero-padded copy of an edge panel of B).
+ * On a tile that the causal diagonal crosses (row i may see column/key j only if j <= i + off), `tri`
+ * skips the MRxNR blocks the mask zeroes:
+ *   GB_TRI_NONE: the whole product;
  *   GB_TRI_N:    only C(i,j) with j <= i + off is needed (scores); the other blocks are set to 0;
  *   GB_TRI_HEAD: A(i,p) = 0 for p > i + off (probabilities times values or keys);
  *   GB_TRI_TAIL: A(i,p) = 0 for p < i - off (transposed probabilities times dout or q). */
 enum { GB_TRI_NONE, GB_TRI_N, GB_TRI_HEAD, GB_TRI_TAIL };
-void gb_gemm_small_tri(float *c, int64_t ldc, const float *a, int64_t ars, int64_t acs, const float *b,
-                       int64_t ldb, int64_t bps, int64_t M, int64_t N, int64_t K, int accumulate, int tri,
-                       int64_t off, float *ws);
+size_t gb_gemm_small_ws(int64_t K);
+void gb_gemm_small(float *c, int64_t ldc, const float *a, int64_t ars, int64_t acs, const float *b, int64_t ldb,
+                   int64_t bps, int64_t M, int64_t N, int64_t K, int accumulate, int tri, int64_t off, float *ws);

@@ -402,3 +402,4 @@ def sum_squares(x):
 KERNELS = {name: globals()[name] for name in __all__}
 DTYPES = {name: (np.dtype(np.float32), np.dtype(np.float64)) for name in __all__}
 DTYPES["adamw_step"] = (np.dtype(np.float32),)
+DTYPES["sum_squares"] = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))  # any float grad

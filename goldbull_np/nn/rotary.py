@@ -9,63 +9,26 @@ which is what Hugging Face's Llama computes, so its q/k weights load without per
 """
 import numpy as np
 
-from .. import kernels
 from ..autograd.function import Function
-from ..kernels import reference
+from ..autograd.functions.nn import _c, _kernel
 from .module import Module
 
 
-class ApplyRotary(Function):
-    """x (B, H, T, D) rotated by the tables cos, sin (T, D); backward applies the transpose."""
-
-    saved_inputs = ()
-
-    def forward(self, x, cos=None, sin=None):
-        h = x.shape[-1] // 2
-        self.cos, self.sin = cos, sin
-        out = x * cos  # (B,H,T,D)
-        out[..., :h] -= x[..., h:] * sin[:, :h]
-        out[..., h:] += x[..., :h] * sin[:, h:]
-        return out
-
-    def backward(self, g):
-        h = g.shape[-1] // 2
-        gs = g * self.sin  # (B,H,T,D)
-        dx = g * self.cos
-        dx[..., :h] += gs[..., h:]
-        dx[..., h:] -= gs[..., :h]
-        return dx
-
-
-_KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-
-
-def _rotary_kernel(name, dtype, empty):
-    """The dispatched `name` kernel for float32/float64 (C for float32 when built, numba or NumPy for
-    float64); the NumPy reference, which computes in the input's dtype, for float16 or zero-size inputs."""
-    if dtype in _KERNEL_DTYPES:
-        return kernels.get(name, dtype, empty)
-    return getattr(reference, name)
-
-
-def _c(a):
-    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
-
-
 class RotaryQKV(Function):
-    """The q and k heads of a fused projection qkv (B, T, (H + 2 Hkv) D) rotated by cos, sin (T, D), v heads
-    copied: the input of the fused causal attention, so a rotary model keeps its one-op attention.
-    The rotation is the `rotary_qkv_forward` kernel, its transpose `rotary_qkv_backward`."""
+    """The first ``rotated_heads`` heads of x (B, T, heads * D) rotated by cos, sin (T, D), the others
+    copied: for a fused projection [q heads | k heads | v heads] that is q and k, so a rotary model keeps
+    its one-op attention. The rotation is the `rotary_qkv_forward` kernel, its transpose
+    `rotary_qkv_backward` (float16 through the float32 kernels, as every fused op)."""
 
     saved_inputs = ()
 
     def forward(self, qkv, cos=None, sin=None, rotated_heads=0):
         self.cos, self.sin, self.n = _c(cos), _c(sin), rotated_heads  # (T,D) each
-        fn = _rotary_kernel("rotary_qkv_forward", qkv.dtype, qkv.size == 0)
+        fn = _kernel("rotary_qkv_forward", qkv.dtype, qkv.size == 0)
         return fn(_c(qkv), self.cos, self.sin, rotated_heads)  # (B,T,W)
 
     def backward(self, g):
-        fn = _rotary_kernel("rotary_qkv_backward", g.dtype, g.size == 0)
+        fn = _kernel("rotary_qkv_backward", g.dtype, g.size == 0)
         return fn(_c(g), self.cos, self.sin, self.n)  # (B,T,W)
 
 
@@ -73,7 +36,10 @@ def apply_rotary(x, cos, sin):
     """Rotate ``x`` (B, H, T, D) by ``cos``/``sin`` arrays (T, D) (already sliced to x's positions)."""
     if cos.shape != (x.shape[-2], x.shape[-1]) or sin.shape != cos.shape:
         raise ValueError(f"apply_rotary: tables of shape {cos.shape} do not match x of shape {x.shape}")
-    return ApplyRotary.apply(x, cos=cos, sin=sin)
+    B, H, T, D = x.shape
+    rows = x.permute(0, 2, 1, 3).reshape(B, T, H * D)  # (B,T,H*D): every head rotated
+    out = RotaryQKV.apply(rows, cos=cos, sin=sin, rotated_heads=H)
+    return out.reshape(B, T, H, D).permute(0, 2, 1, 3)  # (B,H,T,D)
 
 
 class RotaryEmbedding(Module):

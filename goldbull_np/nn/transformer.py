@@ -164,17 +164,14 @@ class CausalSelfAttention(Module):
         """The attention from qkv_proj's output (B, T, (H + 2 Hkv) D) to (B, T, C); as ``forward``."""
         B, T, _ = qkv.shape
         H, Hkv, D = self.n_head, self.n_kv_head, self.head_dim
+        start = 0 if kv_cache is None else kv_cache.pos
+        if self.rotary is not None:
+            qkv = self.rotary.rotate_qkv(qkv, H, Hkv, start)  # (B,T,(H+2Hkv)D), q and k rotated
         if kv_cache is None:  # training / full-sequence: one fused op reads q, k, v inside qkv
-            if self.rotary is not None:
-                qkv = self.rotary.rotate_qkv(qkv, H, Hkv)  # (B,T,(H+2Hkv)D), q and k rotated
             y = F.causal_self_attention_qkv(qkv, H, Hkv, self.scale)  # (B,T,C)
             return self.o_proj(y)
-        start = kv_cache.pos
         qkv = qkv.reshape(B, T, H + 2 * Hkv, D).permute(0, 2, 1, 3)  # (B, H+2Hkv, T, D)
         q, k, v = qkv.split([H, Hkv, Hkv], dim=1)  # (B,H,T,D), (B,Hkv,T,D), (B,Hkv,T,D)
-        if self.rotary is not None:
-            q = self.rotary(q, start)
-            k = self.rotary(k, start)
         kv_cache.append(k.data, v.data)
         # The whole preallocated buffer is passed (contiguous: no copy); keys past the filled
         # positions are excluded by the bottom-right causal mask s <= t + start, and the kernel

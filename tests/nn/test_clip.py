@@ -92,3 +92,14 @@ def test_gradients_in_a_fused_adamw_buffer_are_one_run_and_clip_like_separate_ar
     assert nn.utils.clip_grad_norm_(ps, 1.0) == pytest.approx(nn.utils.clip_grad_norm_(copies, 1.0), rel=1e-12)
     for p, c in zip(ps, copies):
         np.testing.assert_array_equal(p.grad, c.grad)
+
+
+def test_float16_grads_give_the_float64_norm_and_stay_float16():
+    """No kernel backend has a float16 path but the NumPy reference's sum_squares: the norm is still
+    accumulated in float64, and clipping scales the float16 gradient in place."""
+    p = nn.Parameter(np.zeros(300, np.float16))
+    p.grad = (np.arange(300) % 7 - 3).astype(np.float16) * np.float16(100)
+    expected = math.sqrt(float(np.sum(p.grad.astype(np.float64) ** 2)))
+    assert nn.utils.clip_grad_norm_([p], 1.0) == pytest.approx(expected, rel=1e-12)
+    assert p.grad.dtype == np.float16
+    assert math.sqrt(float(np.sum(p.grad.astype(np.float64) ** 2))) == pytest.approx(1.0, rel=1e-2)
