@@ -344,31 +344,26 @@ def attention_qkv_backward(dout, qkv, out, lse, n_head, n_kv_head, scale):
 # ----------------------------------------------------------------------------------------------
 # rotary position embeddings
 
-def _rotary_args(name, x, cos, sin, rotated_heads):
-    """Check x (B,T,W), cos/sin (T,D) for the C kernel -> (B, T, W, D, R)."""
+def _rotary(kernel, name, x, cos, sin, rotated_heads):
+    """Check x (B,T,W), cos/sin (T,D) and run lib.<kernel> into a new (B,T,W) array."""
+    load()
     B, T, W, D = check_rotary_qkv(name, x, cos, sin, rotated_heads)
     _arr(name, x)
     _arr("cos", cos, (T, D))
     _arr("sin", sin, (T, D))
-    return B, T, W, D, int(rotated_heads)
+    out = np.empty_like(x)
+    _ok(getattr(lib, kernel)(_p(out), _p(x), _p(cos), _p(sin), B, T, W, D, int(rotated_heads)), kernel)
+    return out
 
 
 def rotary_qkv_forward(qkv, cos, sin, rotated_heads):
     """qkv (B,T,W), cos/sin (T,D) -> out (B,T,W): heads [0, rotated_heads) rotated (rotate_half), the rest copied."""
-    load()
-    B, T, W, D, R = _rotary_args("qkv", qkv, cos, sin, rotated_heads)
-    out = np.empty_like(qkv)
-    _ok(lib.rotary_qkv_forward(_p(out), _p(qkv), _p(cos), _p(sin), B, T, W, D, R), "rotary_qkv_forward")
-    return out
+    return _rotary("rotary_qkv_forward", "qkv", qkv, cos, sin, rotated_heads)
 
 
 def rotary_qkv_backward(g, cos, sin, rotated_heads):
     """g (B,T,W) -> dx (B,T,W): the transpose rotation on heads [0, rotated_heads), g elsewhere."""
-    load()
-    B, T, W, D, R = _rotary_args("g", g, cos, sin, rotated_heads)
-    dx = np.empty_like(g)
-    _ok(lib.rotary_qkv_backward(_p(dx), _p(g), _p(cos), _p(sin), B, T, W, D, R), "rotary_qkv_backward")
-    return dx
+    return _rotary("rotary_qkv_backward", "g", g, cos, sin, rotated_heads)
 
 
 # ----------------------------------------------------------------------------------------------
