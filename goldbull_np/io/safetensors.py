@@ -84,6 +84,10 @@ def _check_entry(path, name, info):
     if nbytes != end - begin:
         raise ValueError(f"{where}: shape {shape} of {dtype} needs {nbytes} bytes but data_offsets {offsets} "
                          f"span {end - begin}")
+    try:  # NumPy's own limits (dimensions, total size, e.g. (0, 2**62)), checked without allocating
+        np.broadcast_to(np.empty((), DTYPES[dtype]), tuple(shape))
+    except ValueError as exc:
+        raise ValueError(f"{where}: shape {shape!r:.200} cannot be an array ({exc})") from None
     return dtype, tuple(shape), begin, end
 
 
@@ -181,10 +185,7 @@ def _read_tensor(f, path, name, dtype, shape, nbytes):
             raise ValueError(f"{path}: tensor {name!r}: BOOL data holds a byte other than 0 or 1")
     elif not raw.isnative:
         flat = flat.astype(raw.newbyteorder("="))
-    try:
-        return flat.reshape(shape)
-    except ValueError as exc:  # e.g. more dimensions than NumPy supports, or (0, 2**62)
-        raise ValueError(f"{path}: tensor {name!r}: shape {list(shape)} cannot be an array ({exc})") from None
+    return flat.reshape(shape)  # the header check made sure NumPy can hold this shape
 
 
 def load_safetensors(path, *, with_metadata=False):
