@@ -1,13 +1,33 @@
-"""The backward engine: iterative, topologically ordered, freeing saved arrays as it goes."""
+"""The backward engine: iterative, topologically ordered, freeing saved arrays as it goes.
+
+A backward pass may run another one inside a node's backward (activation checkpointing recomputes
+its call and backpropagates through the recomputed graph). Leaves that only the inner graph reaches
+(parameters used inside the call) must get their gradients as the outer pass would give them: into
+``.grad`` under ``Tensor.backward()``, into the result under ``autograd.grad(outputs, inputs)`` when
+they are among ``inputs``, and nowhere else. So each pass publishes its leaf-gradient table as the
+current *sink* (a per-thread stack); an inner pass run with ``nested=True`` hands every leaf gradient
+it does not return to the sink of the pass that encloses it, which then treats it like a gradient it
+found itself (summed, hooks run once, then accumulated or captured or dropped by its own mode).
+"""
 import contextlib
 import gc
+import threading
 
 import numpy as np
 
 from .tensor import Tensor
 
+_local = threading.local()  # .sinks: the leaf-gradient tables of the passes running on this thread
 
-def run_backward(roots, root_grads, retain_graph=False, capture=None):
+
+def _sinks():
+    sinks = getattr(_local, "sinks", None)
+    if sinks is None:
+        sinks = _local.sinks = []
+    return sinks
+
+
+def run_backward(roots, root_grads, retain_graph=False, capture=None, nested=False):
     """Propagate gradients from ``roots`` to every leaf (or to ``capture`` for autograd.grad).
 
     Args:
@@ -15,13 +35,48 @@ def run_backward(roots, root_grads, retain_graph=False, capture=None):
         root_grads: one gradient (array, Tensor or None for a one-element root) per root.
         retain_graph: keep saved arrays so the graph can be walked again.
         capture: optional list of tensors whose gradients are returned instead of accumulated.
+        nested: this pass runs inside a node's backward of an enclosing pass (a checkpoint's
+            recompute): the gradients of leaves not in ``capture`` go to the enclosing pass, and no
+            leaf hooks run here (the enclosing pass runs them once, on the total). With no enclosing
+            pass they are accumulated into ``.grad`` as by ``Tensor.backward()``.
 
     Returns:
         With ``capture``, a list holding the gradient of each captured tensor (or None).
     """
-    grads = {}  # Function -> gradient of its output (summed over consumers)
     leaf_grads = {}  # id(leaf) -> [leaf, gradient]
+    sinks = _sinks()
+    outer = sinks[-1] if nested and sinks else None
+    sinks.append(leaf_grads)  # nested passes started by a node's backward deliver here
+    try:
+        captured = _propagate(roots, root_grads, retain_graph, capture, leaf_grads)
+    finally:
+        sinks.pop()
+
     capture_leaf = {id(t): i for i, t in enumerate(capture)} if capture else {}
+    handed = set()
+    for leaf, g in leaf_grads.values():
+        if nested:
+            if id(leaf) in capture_leaf:
+                captured[capture_leaf[id(leaf)]] = g
+            elif outer is not None:
+                _add_leaf_grad(outer, leaf, g)
+            else:
+                _accumulate_leaf(leaf, _run_hooks(leaf._hooks, g) if leaf._hooks else g, handed)
+            continue
+        if leaf._hooks:
+            g = _run_hooks(leaf._hooks, g)
+        if capture is not None:
+            if id(leaf) in capture_leaf:
+                captured[capture_leaf[id(leaf)]] = g
+            continue
+        _accumulate_leaf(leaf, g, handed)
+    return captured
+
+
+def _propagate(roots, root_grads, retain_graph, capture, leaf_grads):
+    """The walk: gradients of the Functions reachable from ``roots``; leaf gradients go to ``leaf_grads``.
+    Returns the list for captured tensors (filled here for captured non-leaves)."""
+    grads = {}  # Function -> gradient of its output (summed over consumers)
     capture_fn = {t.grad_fn: i for i, t in enumerate(capture) if t.grad_fn is not None} if capture else {}
     captured = [None] * len(capture) if capture else None
 
@@ -94,16 +149,6 @@ def run_backward(roots, root_grads, retain_graph=False, capture=None):
                 deps[node] = left
                 if left == 0:
                     ready.append(node)
-
-    handed = set()
-    for leaf, g in leaf_grads.values():
-        if leaf._hooks:
-            g = _run_hooks(leaf._hooks, g)
-        if capture is not None:
-            if id(leaf) in capture_leaf:
-                captured[capture_leaf[id(leaf)]] = g
-            continue
-        _accumulate_leaf(leaf, g, handed)
     return captured
 
 

@@ -79,33 +79,12 @@ class Checkpoint(Function):
         if not out.requires_grad:
             return (None,) * len(self.tensors)
         capture = [t for t, need in zip(inputs + params, needs) if need]
-        known = {id(t) for t in capture}
-        stray = [t for t in _trainable_leaves(out) if id(t) not in known]  # used inside, not passed in
-        grads = run_backward((out,), (g,), capture=capture + stray)
-        for t, gt in zip(stray, grads[len(capture):]):
-            if gt is not None:
-                if t.grad is None:
-                    t.grad = gt.copy()
-                else:
-                    t.grad += gt
-        grads = iter(grads[:len(capture)])
+        # nested: parameters used inside fn but not passed in (a lambda's closure) are not this node's
+        # inputs; the engine hands their gradients to the backward pass this node runs in, which
+        # accumulates them (Tensor.backward) or returns them if asked for (autograd.grad), as it
+        # would without the checkpoint
+        grads = iter(run_backward((out,), (g,), capture=capture, nested=True))
         return tuple(next(grads) if need else None for need in needs)
-
-
-def _trainable_leaves(out):
-    """The leaf Tensors requiring grad that the graph of ``out`` reaches."""
-    leaves, seen, stack = {}, set(), [out.grad_fn]
-    while stack:
-        fn = stack.pop()
-        for node in fn.next_functions:
-            if node is None:
-                continue
-            if isinstance(node, Tensor):
-                leaves[id(node)] = node
-            elif node not in seen:
-                seen.add(node)
-                stack.append(node)
-    return list(leaves.values())
 
 
 def checkpoint(fn, *inputs, params=None, preserve_rng_state=True):
