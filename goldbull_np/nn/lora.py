@@ -20,7 +20,6 @@ Saved adapters use PEFT-like names relative to the model: ``layers.0.attn.q_proj
 ``adapter_config.json``.
 """
 import dataclasses
-import json
 import math
 import os
 import re
@@ -29,10 +28,13 @@ from typing import List, Optional
 
 import numpy as np
 
+from .. import random as _random
 from .._config_io import dataclass_from_dict, read_json
 from ..autograd.functions.movement import cat, pad
 from ..autograd.grad_mode import no_grad
 from ..autograd.tensor import Tensor
+from ..io.atomic import atomic_write_json
+from ..io.safetensors import load_safetensors, save_safetensors
 from . import functional as F
 from . import init
 from .containers import ModuleDict
@@ -440,43 +442,24 @@ def restore_lora(model, removed, unmerge=True):
             m.unmerge()
 
 
-def _write_atomic(path, write):
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def save_lora(model, save_directory):
     """Write only the adapter tensors (``adapter_model.safetensors``) and their config
-    (``adapter_config.json``) into ``save_directory``.
+    (``adapter_config.json``) into ``save_directory``, each file atomically.
 
     Raises:
         ValueError: the model has no adapter tensors (nothing would be written).
     """
-    from safetensors.numpy import save_file
-
     config = getattr(model, "lora_config", None)
     tensors = lora_state_dict(model)
     if config is None or not tensors or not lora_modules(model):
         raise ValueError("save_lora: the model has no LoRA adapters; refusing to write an empty adapter "
                          "(call add_lora_adapters first)")
     os.makedirs(save_directory, exist_ok=True)
-    arrays = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
     meta = config.to_dict()
-    meta["tensors"] = sorted(arrays)
-    _write_atomic(os.path.join(save_directory, ADAPTER_WEIGHTS_NAME),
-                  lambda p: save_file(arrays, p, metadata={"format": "np", "peft_type": "LORA"}))
-
-    def write_json(p):
-        with open(p, "w", encoding="utf-8") as f:
-            json.dump(meta, f, indent=2)
-            f.write("\n")
-
-    _write_atomic(os.path.join(save_directory, ADAPTER_CONFIG_NAME), write_json)
+    meta["tensors"] = sorted(tensors)
+    save_safetensors(tensors, os.path.join(save_directory, ADAPTER_WEIGHTS_NAME),
+                     metadata={"format": "np", "peft_type": "LORA"})
+    atomic_write_json(os.path.join(save_directory, ADAPTER_CONFIG_NAME), meta)
 
 
 def read_lora_config(directory):
@@ -487,44 +470,81 @@ def read_lora_config(directory):
     return LoRAConfig.from_dict(d, source=path)
 
 
-def load_lora(model, directory):
-    """Load adapters saved by :func:`save_lora`; adds them first (with the saved config) if the model
-    has none. Nothing is copied unless every tensor matches.
+def _undo_point(model):
+    """A function that puts ``model`` back as it is now: the same child modules everywhere, the same
+    requires_grad flags, the same ``lora_config`` (the weights are not touched by adding adapters)."""
+    children = [(m, list(m._modules.items())) for m in model.modules()]
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    missing = object()
+    config = model.__dict__.get("lora_config", missing)
 
-    Raises:
-        ValueError listing each missing tensor, unexpected tensor and tensor whose shape (rank)
-        does not match, naming the file.
-    """
-    from safetensors.numpy import load_file
+    def undo():
+        for m, items in children:
+            m._modules.clear()
+            m._modules.update(items)
+        for p, flag in flags:
+            p.requires_grad = flag
+        if config is missing:
+            model.__dict__.pop("lora_config", None)
+        else:
+            object.__setattr__(model, "lora_config", config)
 
-    config = read_lora_config(directory)
-    path = os.path.join(directory, ADAPTER_WEIGHTS_NAME)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{path}: no adapter weights")
-    try:
-        arrays = load_file(path)
-    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
-        raise ValueError(f"{path}: cannot read safetensors file ({type(exc).__name__}: {exc})") from None
-    if not lora_modules(model):
-        add_lora_adapters(model, config)
-    if any(m.merged for _, m in lora_modules(model)):
-        raise ValueError("load_lora: the adapters are merged into the base weights; unmerge_lora() first")
-    targets = lora_state_dict(model, keep_vars=True)
-    missing = [k for k in targets if k not in arrays]
-    unexpected = [k for k in arrays if k not in targets]
-    errors = [f"missing tensor {k!r} (shape {targets[k].shape})" for k in missing]
-    errors += [f"unexpected tensor {k!r} (shape {arrays[k].shape})" for k in unexpected]
+    return undo
+
+
+def _mismatches(targets, arrays):
+    errors = [f"missing tensor {k!r} (shape {t.shape})" for k, t in targets.items() if k not in arrays]
+    errors += [f"unexpected tensor {k!r} (shape {a.shape})" for k, a in arrays.items() if k not in targets]
     for k, a in arrays.items():
-        if k in targets and a.shape != targets[k].shape:
-            want = targets[k].shape
+        if k not in targets:
+            continue
+        want = targets[k].shape
+        if a.shape != want:
             what = ""
             if k.endswith("lora_A.weight"):
                 what = f" (rank {a.shape[0]} in the file, {want[0]} in the model)"
             elif k.endswith("lora_B.weight") and a.ndim == 2:
                 what = f" (rank {a.shape[1]} in the file, {want[1]} in the model)"
             errors.append(f"tensor {k!r} has shape {a.shape}, expected {want}{what}")
-    if errors:
-        raise ValueError(f"{path}: cannot load adapters:\n  " + "\n  ".join(errors))
+        elif not np.can_cast(a.dtype, targets[k].dtype, casting="same_kind"):
+            errors.append(f"tensor {k!r} has dtype {a.dtype}, which cannot be copied into {targets[k].dtype}")
+    return errors
+
+
+def load_lora(model, directory):
+    """Load adapters saved by :func:`save_lora`; adds them first (with the saved config) if the model
+    has none. All or nothing: if anything does not match, the model is left exactly as it was (no
+    adapters added, the same requires_grad flags, the same weights). The global random generator is
+    left as it was (fresh adapters draw an initialisation that the loaded tensors replace).
+
+    Raises:
+        FileNotFoundError: no adapter config or weights in ``directory``.
+        ValueError listing each missing tensor, unexpected tensor and tensor whose shape (rank)
+        does not match, naming the file; or a malformed file; or merged adapters.
+    """
+    config = read_lora_config(directory)
+    path = os.path.join(directory, ADAPTER_WEIGHTS_NAME)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: no adapter weights")
+    arrays = load_safetensors(path)
+    existing = lora_modules(model)
+    if any(m.merged for _, m in existing):
+        raise ValueError("load_lora: the adapters are merged into the base weights; unmerge_lora() first")
+    undo = None if existing else _undo_point(model)
+    rng = _random.get_rng_state()
+    try:
+        if undo is not None:
+            add_lora_adapters(model, config)
+        targets = lora_state_dict(model, keep_vars=True)
+        errors = _mismatches(targets, arrays)
+        if errors:
+            raise ValueError(f"{path}: cannot load adapters:\n  " + "\n  ".join(errors))
+    except BaseException:
+        if undo is not None:
+            undo()
+        raise
+    finally:
+        _random.set_rng_state(rng)
     for k, t in targets.items():
         np.copyto(t.data, arrays[k], casting="same_kind")
         t._bump_version()
