@@ -24,22 +24,19 @@ than hidden_size / heads, biases on attention but not on the MLP, another activa
 a ValueError naming the field instead of loading something that computes different logits.
 BF16 / F16 tensors are converted to float32.
 """
-import json
 import os
-import struct
 
 import numpy as np
 
 from .. import random as _random
 from .._config_io import read_json
+from ..io.safetensors import load_safetensors
 from .config import MODEL_TYPE, ModelConfig
 
 CONFIG_NAME = "config.json"
 SAFE_WEIGHTS_NAME = "model.safetensors"
 SAFE_INDEX_NAME = "model.safetensors.index.json"
 _ARCHS = {"gpt2": ("GPT2LMHeadModel", "GPT2Model"), "llama": ("LlamaForCausalLM", "LlamaModel")}
-_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "I64": np.int64, "I32": np.int32,
-           "I16": np.int16, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_}
 
 
 def is_hf_directory(directory):
@@ -121,65 +118,60 @@ def hf_config_to_model_config(d, source="config.json"):
         raise ValueError(f"{source}: {exc}") from None
 
 
-# ---- safetensors reading (BF16 included, which numpy cannot hold) -----------------------------------
-def read_safetensors(path):
-    """All tensors of one safetensors file as arrays (BF16 converted to float32).
+# ---- safetensors reading: the one validating reader (goldbull_np.io), BF16 widened to float32 ----------
+read_safetensors = load_safetensors  # the name callers of this module know
 
-    Raises:
-        ValueError naming the file (and the tensor) for a malformed file.
-    """
-    size = os.path.getsize(path)
-    with open(path, "rb") as f:
-        head = f.read(8)
-        if len(head) != 8:
-            raise ValueError(f"{path}: not a safetensors file (too short)")
-        n = struct.unpack("<Q", head)[0]
-        if n > size - 8:
-            raise ValueError(f"{path}: not a safetensors file (header length {n} > file size)")
-        try:
-            header = json.loads(f.read(n))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ValueError(f"{path}: malformed safetensors header ({exc})") from None
-    body = np.memmap(path, dtype=np.uint8, mode="r", offset=8 + n) if size > 8 + n else np.zeros(0, np.uint8)
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        dt, shape, (b, e) = info.get("dtype"), tuple(info.get("shape", ())), info.get("data_offsets", (0, 0))
-        count = int(np.prod(shape)) if shape else 1
-        if dt == "BF16":
-            itemsize = 2
-        elif dt in _DTYPES:
-            itemsize = np.dtype(_DTYPES[dt]).itemsize
-        else:
-            raise ValueError(f"{path}: tensor {name!r} has unsupported dtype {dt}")
-        if not 0 <= b <= e <= body.size or e - b != count * itemsize:
-            raise ValueError(f"{path}: tensor {name!r} has bad data offsets {[b, e]} for shape {list(shape)} {dt}")
-        raw = body[b:e]
-        if dt == "BF16":
-            arr = (raw.view("<u2").astype(np.uint32) << 16).view(np.float32)
-        else:
-            arr = np.array(raw.view(np.dtype(_DTYPES[dt]).newbyteorder("<")))
-        out[name] = arr.reshape(shape)
-    return out
+
+def _shard_path(directory, index, key, fname):
+    """``directory/fname`` for a weight_map entry, refusing names that leave the model directory
+    (``../x``, an absolute path, a symlink pointing outside)."""
+    if not isinstance(fname, str) or not fname:
+        raise ValueError(f"{index}: weight_map entry {key!r} -> {fname!r} is not a shard file name")
+    root = os.path.realpath(directory)
+    path = os.path.join(directory, fname)
+    real = os.path.realpath(path)
+    try:
+        inside = not os.path.isabs(fname) and os.path.commonpath([root, real]) == root and real != root
+    except ValueError:  # different drives
+        inside = False
+    if not inside:
+        raise ValueError(f"{index}: weight_map entry {key!r} -> {fname!r} points outside the model directory "
+                         f"{directory}; shards must be files inside it")
+    return path
 
 
 def read_hf_weights(directory):
-    """``name -> array`` from model.safetensors or the shards of model.safetensors.index.json."""
+    """``name -> array`` from model.safetensors or the shards of model.safetensors.index.json.
+
+    Raises:
+        FileNotFoundError: no weights, or a shard the index lists is missing.
+        ValueError: a malformed file (naming it and the tensor), a weight_map entry that is not a file
+            inside ``directory`` (naming the index and the entry), a tensor listed but absent from its
+            shard or present in two shards, or pickle-based weights.
+    """
     single = os.path.join(directory, SAFE_WEIGHTS_NAME)
     index = os.path.join(directory, SAFE_INDEX_NAME)
     if os.path.isfile(single):
         return read_safetensors(single)
     if os.path.isfile(index):
-        weight_map = read_json(index, "no such file").get("weight_map")
+        d = read_json(index, "no such file")
+        weight_map = d.get("weight_map") if isinstance(d, dict) else None
         if not isinstance(weight_map, dict) or not weight_map:
             raise ValueError(f"{index}: no weight_map")
-        out = {}
-        for fname in sorted(set(weight_map.values())):
-            path = os.path.join(directory, fname)
+        shards = {}
+        for key, fname in weight_map.items():
+            if fname not in shards:
+                shards[fname] = _shard_path(directory, index, key, fname)
+        out, where = {}, {}
+        for fname in sorted(shards):
+            path = shards[fname]
             if not os.path.isfile(path):
                 raise FileNotFoundError(f"{path}: shard listed in {SAFE_INDEX_NAME} does not exist")
-            out.update(read_safetensors(path))
+            for k, v in read_safetensors(path).items():
+                if k in where:
+                    raise ValueError(f"{index}: tensor {k!r} is in two shards, {where[k]} and {fname}")
+                where[k] = fname
+                out[k] = v
         absent = [k for k, fname in weight_map.items() if k not in out]
         if absent:
             raise ValueError(f"{index}: tensor(s) {absent} are listed but not in their shard files")
