@@ -11,6 +11,12 @@ gradients, even when none of ``inputs`` requires grad: the frozen-base case (emb
 weights frozen, LoRA or adapter parameters inside ``fn``), where torch's reentrant checkpoint silently
 gives no gradients. The parameters are found from ``fn`` when it is a Module, a bound method of one,
 or a ``functools.partial`` of either; otherwise pass them with ``params=``.
+
+Leaves the recompute reaches that are not the node's inputs (parameters in a lambda's closure) are
+delivered by the engine to the backward pass the node runs in (``run_backward(..., nested=True)``):
+``Tensor.backward()`` accumulates them into ``.grad``; ``autograd.grad(outputs, inputs)`` returns
+them when they are among ``inputs`` and otherwise drops them, never writing ``.grad``. Either way the
+gradients, and the leaf hooks (run once), are those of the un-checkpointed call.
 """
 import functools
 
