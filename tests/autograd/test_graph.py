@@ -277,3 +277,43 @@ def test_gc_paused_restores_gc_state():
         assert not gc.isenabled()  # it was off before: stays off
     finally:
         gc.enable()
+
+
+class _HiddenScale(gb.Function):
+    """``x * w`` where ``w`` is not an input: backward recomputes and runs a nested pass (as a checkpoint does)."""
+
+    def forward(self, x, w=None):
+        self.x, self.w = x, w
+        return x * w.data
+
+    def backward(self, g):
+        from goldbull_np.autograd.engine import run_backward
+
+        t = gb.Tensor._make(self.x, True, None)
+        (gt,) = run_backward((t * self.w,), (g,), capture=[t], nested=True)
+        return gt
+
+
+def test_nested_pass_delivers_hidden_leaves_to_the_enclosing_pass():
+    x, w = leaf(1.0, 2.0), leaf(3.0, 5.0)
+    calls = []
+    w.register_hook(lambda g: calls.append(1))
+    (_HiddenScale.apply(x, w=w) * 2).sum().backward()  # Tensor.backward: into .grad, hook once
+    np.testing.assert_array_equal(w.grad, [2.0, 4.0])
+    np.testing.assert_array_equal(x.grad, [6.0, 10.0])
+    assert calls == [1]
+    x.grad = w.grad = None
+    gw, gx = gb.autograd.grad((_HiddenScale.apply(x, w=w) * 2).sum(), [w, x])  # returned, .grad untouched
+    np.testing.assert_array_equal(gw.numpy(), [2.0, 4.0])
+    np.testing.assert_array_equal(gx.numpy(), [6.0, 10.0])
+    (gx,) = gb.autograd.grad((_HiddenScale.apply(x, w=w) * 2).sum(), [x])  # not asked for: dropped
+    assert w.grad is None and x.grad is None and calls == [1, 1, 1]
+
+
+def test_nested_pass_outside_any_backward_accumulates():
+    from goldbull_np.autograd.engine import run_backward
+
+    x, w = leaf(1.0, 2.0), leaf(3.0, 5.0)
+    assert run_backward(((x * w).sum(),), (None,), capture=[x], nested=True)[0].tolist() == [3.0, 5.0]
+    np.testing.assert_array_equal(w.grad, [1.0, 2.0])
+    assert x.grad is None
