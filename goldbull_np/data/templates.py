@@ -20,7 +20,7 @@ import numpy as np
 from .formats import Conversation, Example, Message, PromptExample, TextExample
 from .tokenizers import Tokenizer
 
-IGNORE_INDEX = -100  # label value that takes no loss (F.cross_entropy's ignore_index)
+from ..constants import IGNORE_INDEX  # the label value that takes no loss
 
 
 def encode_text(tokenizer: Tokenizer, text: str) -> tuple[np.ndarray, np.ndarray]:

@@ -185,6 +185,36 @@ class AdamW(Adam):
             p.grad = self._gviews[i]
         super().zero_grad(set_to_none=False)
 
+    @property
+    def flat_gradient(self):
+        return self._flat_grad if self._flat is not None else None
+
+    def gradient_arrays(self) -> list:
+        """The gradients as few arrays as possible (see :meth:`Optimizer.gradient_arrays`): consecutive
+        float32 gradients that are their views of the flat gradient buffer form one slice of it."""
+        if self._flat is None:
+            return super().gradient_arrays()
+        out = [p.grad for g in self.param_groups for p in g["params"]
+               if p.grad is not None and id(p) not in self._index]
+        start = end = None  # the current run of views: flat_grad[start:end]
+        for i, (p, _, o, n) in enumerate(self._entries):
+            if p.grad is not None and p.grad is self._gviews[i]:
+                if start is not None and o == end:
+                    end = o + n
+                    continue
+                if start is not None:
+                    out.append(self._flat_grad[start:end])
+                start, end = o, o + n
+                continue
+            if start is not None:
+                out.append(self._flat_grad[start:end])
+                start = None
+            if p.grad is not None:
+                out.append(p.grad)
+        if start is not None:
+            out.append(self._flat_grad[start:end])
+        return out
+
     def step(self, closure=None):
         """One AdamW step over every parameter that has a gradient. Returns the closure's loss."""
         loss = self._closure_loss(closure)

@@ -1,28 +1,32 @@
-"""``param_groups``: split a model's parameters into weight-decay and no-decay groups."""
+"""The one weight-decay rule: ``param_groups`` splits parameters into a decay and a no-decay group.
+
+The rule (nanoGPT's): a trainable parameter decays when it has two or more dimensions — Linear weights
+and embedding tables — and does not when it has fewer — biases and norm gains. ``no_decay`` name
+substrings exclude more parameters by name. Every trainer builds its default optimizer with this.
+"""
 
 
-def param_groups(model, weight_decay=0.1, no_decay=("bias", "norm", "embed")):
-    """Two param groups for AdamW: decay on matrices, none on biases, norms and embeddings.
+def decays(name: str, param, no_decay=()) -> bool:
+    """Whether ``param`` (qualified name ``name``) belongs to the weight-decay group."""
+    return param.ndim >= 2 and not any(s in name for s in no_decay)
 
-    A trainable parameter decays when ``ndim >= 2`` and no string of ``no_decay`` occurs in its
-    qualified name; so biases and norm weights (1-D) never decay, and embedding tables (names with
-    "embed": embed_tokens, embed_positions) do not by default. A tied lm_head weight is the
-    embedding's Parameter and is listed once, under its first name.
+
+def param_groups(model, weight_decay=0.1, no_decay=()):
+    """Two param groups for AdamW: decay on matrices (weights, embedding tables), none on vectors.
 
     Args:
-        model: a Module.
+        model: a Module (anything with ``named_parameters()``) or an iterable of ``(name, parameter)``.
         weight_decay: the decay group's weight_decay.
-        no_decay: name substrings that exclude a parameter from decay.
+        no_decay: name substrings that also exclude a parameter from decay (e.g. ``("embed",)``).
     Returns:
-        ``[{"params": [...], "weight_decay": weight_decay}, {"params": [...], "weight_decay": 0.0}]``
-        (frozen parameters are left out).
+        ``[{"params": [...], "weight_decay": weight_decay}, {"params": [...], "weight_decay": 0.0}]``;
+        frozen parameters are left out, a shared (tied) parameter is listed once, under its first name.
     """
-    decay, other = [], []
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
+    named = model.named_parameters() if callable(getattr(model, "named_parameters", None)) else model
+    decay, other, seen = [], [], set()
+    for name, p in named:
+        if not p.requires_grad or id(p) in seen:
             continue
-        if p.ndim >= 2 and not any(s in name for s in no_decay):
-            decay.append(p)
-        else:
-            other.append(p)
+        seen.add(id(p))
+        (decay if decays(name, p, no_decay) else other).append(p)
     return [{"params": decay, "weight_decay": float(weight_decay)}, {"params": other, "weight_decay": 0.0}]

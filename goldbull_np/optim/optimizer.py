@@ -76,6 +76,20 @@ class Optimizer:
     def step(self, closure=None):  # pragma: no cover - abstract
         raise NotImplementedError
 
+    @property
+    def flat_gradient(self):
+        """The one flat array that holds every float32 gradient between steps (a fused AdamW's), or
+        None. When there is one, ``zero_grad(set_to_none=False)`` points each ``p.grad`` at its view,
+        so backward accumulates straight into it."""
+        return None
+
+    def gradient_arrays(self) -> list:
+        """The gradients of this optimizer's parameters as few arrays as possible, each element once
+        (what clipping and gradient all-reduce work on). The arrays are the live gradients: scaling
+        them in place scales ``p.grad``. A fused AdamW returns its flat buffer (one array) when every
+        float32 gradient lives in it (after ``zero_grad(set_to_none=False)``)."""
+        return [p.grad for p in self._params() if p.grad is not None]
+
     def _closure_loss(self, closure):
         if closure is None:
             return None

@@ -1,13 +1,14 @@
-"""GoldbullText: the decoder language model and its ModelConfig (``gb.ModelConfig``)."""
+"""GoldbullText: the decoder language model, its config, its task, trainers and recipes.
+
+    model = GoldbullText(ModelConfig.small(vocab_size=65))
+    TextTrainer(model, TextTrainingConfig(max_steps=2000), tokenizer=tok).train(train, val)
+"""
 from .config import ModelConfig
 from .model import GoldbullText
-
-__all__ = ["ModelConfig", "GoldbullText"]
-
-from .trainer import TextTrainer, TextTrainingConfig  # noqa: E402 - appended by the training layer
-
-__all__ += ["TextTrainer", "TextTrainingConfig"]
-
+from .task import LanguageModelingTask
+from .trainer import TextTrainer, TextTrainingConfig, generate_text
 from .finetune import FineTuner, FineTuningConfig  # noqa: E402 - fine-tuning (LoRA / adapters)
+from .run_config import DataConfig, RunConfig
 
-__all__ += ["FineTuner", "FineTuningConfig"]
+__all__ = ["ModelConfig", "GoldbullText", "LanguageModelingTask", "TextTrainer", "TextTrainingConfig", "generate_text",
+           "FineTuner", "FineTuningConfig", "DataConfig", "RunConfig"]

@@ -2,15 +2,12 @@
 
 Defaults follow nanoGPT's GPT-2 parity choices: biases on, LayerNorm, GELU MLP, learned positions.
 ``config.json`` is this dataclass as JSON plus ``"model_type": "goldbull_text"`` and
-``"architectures": ["GoldbullText"]``.
+``"architectures": ["GoldbullText"]`` (``goldbull_np.nn.model_base.PretrainedConfig``).
 """
-import dataclasses
-import json
-import os
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import ClassVar, Optional
 
-from .._config_io import dataclass_from_dict, read_json
+from ..nn.model_base import PretrainedConfig
 
 MODEL_TYPE = "goldbull_text"
 _CHOICES = {"norm": ("layernorm", "rmsnorm"), "mlp": ("gelu", "swiglu"), "position": ("learned", "rope"),
@@ -18,11 +15,14 @@ _CHOICES = {"norm": ("layernorm", "rmsnorm"), "mlp": ("gelu", "swiglu"), "positi
 
 
 @dataclass
-class ModelConfig:
-    """Hyperparameters of GoldbullText.
+class ModelConfig(PretrainedConfig):
+    """Hyperparameters of GoldbullText (on the model base: ``to_dict``, ``from_dict``, config.json).
 
     The class defaults are the ``default()`` preset (nanoGPT's shakespeare-char model).
     """
+
+    model_type: ClassVar[str] = MODEL_TYPE
+    architecture: ClassVar[str] = "GoldbullText"
 
     vocab_size: int = 65            # token ids are in [0, vocab_size)
     n_layer: int = 6                # transformer blocks
@@ -100,41 +100,3 @@ class ModelConfig:
         for name in ("bias", "tie_embeddings"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"ModelConfig.{name} must be a bool, got {getattr(self, name)!r}")
-
-    # ---- JSON -----------------------------------------------------------------------------
-    def to_dict(self):
-        """The fields plus model_type and architectures (what config.json holds)."""
-        d = dataclasses.asdict(self)
-        d["model_type"] = MODEL_TYPE
-        d["architectures"] = ["GoldbullText"]
-        return d
-
-    @classmethod
-    def from_dict(cls, d, source="config"):
-        """Build from a dict as written by ``to_dict`` (unknown keys are an error).
-
-        Args:
-            d: the mapping.
-            source: named in error messages (the file path when loading a file).
-        """
-        if not isinstance(d, dict):
-            raise ValueError(f"{source}: expected a JSON object, got {type(d).__name__}")
-        d = dict(d)
-        model_type = d.pop("model_type", MODEL_TYPE)
-        d.pop("architectures", None)
-        if model_type != MODEL_TYPE:
-            raise ValueError(f"{source}: model_type is {model_type!r}, expected {MODEL_TYPE!r}")
-        return dataclass_from_dict(cls, d, source)
-
-    def to_json_file(self, path):
-        """Write config.json atomically (temp file in the same directory, then os.replace)."""
-        tmp = f"{path}.tmp{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(self.to_dict(), f, indent=2, sort_keys=False)
-            f.write("\n")
-        os.replace(tmp, path)
-
-    @classmethod
-    def from_json_file(cls, path):
-        """Read a config.json; errors name the file."""
-        return cls.from_dict(read_json(path, "no such config file"), source=str(path))

@@ -10,9 +10,8 @@ Module names (the LoRA and Hugging Face loaders map onto them)::
     lm_head          Linear(C, vocab_size, bias=False); its weight IS embed_tokens.weight when tied
 
 Batches: ``input_ids`` (B, T) and ``labels`` (B, T) int64 where labels are already shifted
-(labels[b, t] is the target after position t; -100 = no loss): forward never shifts.
+(labels[b, t] is the target after position t; IGNORE_INDEX = -100: no loss): forward never shifts.
 """
-import os
 
 import numpy as np
 
@@ -21,17 +20,15 @@ from ..autograd.grad_mode import is_grad_enabled, no_grad
 from ..autograd.tensor import Tensor
 from ..nn import functional as F
 from ..nn import init
-from ..nn.layers import Dropout, Embedding, Linear
-from ..nn.module import Module
 from ..nn.checkpoint import checkpoint_sequential
+from ..kernels import IGNORE_INDEX
+from ..nn.layers import Dropout, Embedding, Linear
+from ..nn.model_base import PreTrainedModel, register_model, register_model_type
 from ..nn.containers import ModuleList
 from ..nn.rotary import RotaryEmbedding
 from ..nn.transformer import KVCache, TransformerBlock, make_norm
 from .config import ModelConfig
 from .generation import check_sampling_args, sample_next_token
-
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
 
 
 def _ids(x, name):
@@ -46,14 +43,21 @@ def _ids(x, name):
     return arr.astype(np.int64, copy=False)
 
 
-class GoldbullText(Module):
+@register_model
+class GoldbullText(PreTrainedModel):
     """Decoder LM: ``forward(input_ids, labels=None) -> (logits, loss)`` and ``generate``.
+
+    On the model base (``goldbull_np.nn.PreTrainedModel``): ``save_pretrained(dir)`` /
+    ``from_pretrained(dir)`` (a goldbull directory, or a Hugging Face GPT-2 / Llama one), tied
+    embeddings stored once.
 
     Args:
         config: a ModelConfig.
         device: only "cpu" (accepted for parity with the original design).
     Weights are initialised GPT-2 style from the global generator (``gb.manual_seed``).
     """
+
+    config_class = ModelConfig
 
     def __init__(self, config=None, device="cpu"):
         super().__init__()
@@ -131,10 +135,10 @@ class GoldbullText(Module):
 
         Args:
             input_ids: (B, T) ints (array or Tensor).
-            labels: (B, T) ints, already shifted; -100 positions carry no loss.
+            labels: (B, T) ints, already shifted; IGNORE_INDEX (-100) positions carry no loss.
             attention_mask: (B, T) 1 = token, 0 = pad; only right padding is supported, and since
                 attention is causal real tokens never see the pads, so it needs no masking: it is
-                checked and otherwise ignored (give pads label -100).
+                checked and otherwise ignored (give pads label IGNORE_INDEX).
             kv_cache: a KVCache (inference): the tokens continue the cached sequence.
         Returns:
             (logits (B, T, vocab_size), loss scalar Tensor or None).
@@ -151,7 +155,7 @@ class GoldbullText(Module):
             if y.shape != logits.shape[:2]:
                 raise ValueError(f"labels of shape {y.shape} do not match input_ids of shape {logits.shape[:2]}")
             V = logits.shape[-1]
-            loss = F.cross_entropy(logits.reshape(-1, V), y.reshape(-1), ignore_index=-100)
+            loss = F.cross_entropy(logits.reshape(-1, V), y.reshape(-1), ignore_index=IGNORE_INDEX)
         return logits, loss
 
     # ---- generation -------------------------------------------------------------------------
@@ -228,75 +232,12 @@ class GoldbullText(Module):
         out = seq[:, :n]
         return Tensor(out[0] if flat else out)
 
-    # ---- save / load ------------------------------------------------------------------------
-    def save_pretrained(self, save_directory):
-        """Write ``config.json`` and ``model.safetensors`` into ``save_directory`` (created if needed).
-
-        Tied weights are stored once (under embed_tokens.weight). Each file is written to a temp file
-        in the same directory and renamed into place (atomic).
-        """
-        from safetensors.numpy import save_file
-
-        os.makedirs(save_directory, exist_ok=True)
-        self.config.to_json_file(os.path.join(save_directory, CONFIG_NAME))
-        tensors, seen = {}, set()
-        for name, t in self.state_dict(keep_vars=True).items():
-            if id(t) in seen:
-                continue
-            seen.add(id(t))
-            tensors[name] = np.ascontiguousarray(t.data)
-        path = os.path.join(save_directory, WEIGHTS_NAME)
-        tmp = f"{path}.tmp{os.getpid()}"
-        save_file(tensors, tmp, metadata={"format": "np", "model_type": "goldbull_text"})
-        os.replace(tmp, path)
-
-    @classmethod
-    def from_pretrained(cls, pretrained_dir, device="cpu"):
-        """Load a model written by ``save_pretrained``, or a Hugging Face-format GPT-2 / Llama directory
-        (config.json + model.safetensors or sharded safetensors; see ``goldbull_np.text.hf``), whose
-        tokenizer.json, if present, is loaded as ``model.tokenizer``.
-
-        The global random generator is left as it was (construction draws a throwaway init).
-        Raises:
-            FileNotFoundError / ValueError naming the file, and the tensor for a missing, unexpected
-            or wrongly shaped tensor.
-        """
-        from .hf import is_hf_directory, load_hf_pretrained
-
-        if is_hf_directory(pretrained_dir):  # a Hugging Face GPT-2 / Llama directory
-            return load_hf_pretrained(cls, pretrained_dir, device=device)
-        config = ModelConfig.from_json_file(os.path.join(pretrained_dir, CONFIG_NAME))
-        state = _random.get_rng_state()
-        try:
-            model = cls(config, device=device)
-        finally:
-            _random.set_rng_state(state)
-        model.load_weights(os.path.join(pretrained_dir, WEIGHTS_NAME))
-        return model
-
-    def load_weights(self, path):
-        """Load a safetensors file (tied weights may be stored once); errors name the file and tensor."""
-        from safetensors import safe_open
-
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"{path}: no such weights file")
-        try:
-            with safe_open(path, framework="np") as f:
-                arrays = {k: f.get_tensor(k) for k in f.keys()}
-        except Exception as exc:  # noqa: BLE001 - a corrupt file raises safetensors' own error types
-            raise ValueError(f"{path}: cannot read safetensors file ({type(exc).__name__}: {exc})") from None
-        targets = self.state_dict(keep_vars=True)
-        present = {id(targets[k]) for k in arrays if k in targets}
-        missing = [k for k, t in targets.items() if k not in arrays and id(t) not in present]
-        unexpected = [k for k in arrays if k not in targets]
-        bad = [f"tensor {k!r} has shape {arrays[k].shape}, expected {targets[k].shape}" for k in arrays
-               if k in targets and arrays[k].shape != targets[k].shape]
-        if missing or unexpected or bad:
-            parts = ([f"missing tensor(s) {missing}"] if missing else []) + \
-                    ([f"unexpected tensor(s) {unexpected}"] if unexpected else []) + bad
-            raise ValueError(f"{path}: " + "; ".join(parts))
-        self.load_state_dict(arrays, strict=True)
-        return self
+    # ---- training -----------------------------------------------------------------------------
+    def default_task(self):
+        """Language modelling (:class:`goldbull_np.text.LanguageModelingTask`): what a Trainer trains
+        this model on unless told otherwise."""
+        from .task import LanguageModelingTask
+        return LanguageModelingTask()
 
     # ---- parameter-efficient fine-tuning (goldbull_np.nn.lora / nn.adapters / nn.checkpoint) ----------
     def add_lora_adapters(self, config=None):
@@ -365,3 +306,13 @@ class GoldbullText(Module):
         c = self.config
         return (f"vocab_size={c.vocab_size}, n_layer={c.n_layer}, n_embd={c.n_embd}, "
                 f"position={c.position!r}, tie_embeddings={c.tie_embeddings}")
+
+
+def _load_hf(directory):
+    from .hf import load_hf_pretrained
+    return load_hf_pretrained(GoldbullText, directory)
+
+
+# Hugging Face directories convert into GoldbullText (goldbull_np.text.hf)
+register_model_type("gpt2", _load_hf, ("GPT2LMHeadModel", "GPT2Model"))
+register_model_type("llama", _load_hf, ("LlamaForCausalLM", "LlamaModel"))

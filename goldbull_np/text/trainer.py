@@ -1,4 +1,5 @@
-"""TextTrainer: the language-model trainer (the seed's ``TextTrainer`` and ``TextTrainingConfig``).
+"""TextTrainer: the language-model trainer (the seed's ``TextTrainer`` and ``TextTrainingConfig``), on the
+generic Trainer with the language-modelling task.
 
     config = TextTrainingConfig(learning_rate=1e-3, batch_size=12, gradient_accumulation_steps=1,
                                 warmup_steps=100, lr_scheduler="cosine", max_steps=2000, eval_steps=250,
@@ -6,36 +7,22 @@
     trainer = TextTrainer(GoldbullText(ModelConfig.small()), config, tokenizer=tok)
     trainer.train(train_dataset, val_dataset)
 """
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Optional
+from typing import ClassVar, Optional
 
 import numpy as np
 
-from ..train.config import (SCHEDULES, ConfigMixin, check_bool, check_choice, check_int, check_number, check_str)
-from ..train.trainer import Plan, Trainer
+from ..train.config import TrainingConfig, config
+from ..train.trainer import Trainer
+from .task import LanguageModelingTask
 
 
-@dataclass
-class TextTrainingConfig(ConfigMixin):
-    """How a :class:`TextTrainer` trains (the TOML ``[training]`` table).
+@config
+class TextTrainingConfig(TrainingConfig):
+    """How a :class:`TextTrainer` trains (the seed's ``TextTrainingConfig``; the TOML ``[training]`` table).
 
-    Args:
-        learning_rate: peak learning rate (after warmup).
-        batch_size: sequences per micro-batch.
-        gradient_accumulation_steps: micro-batches per optimizer step (effective batch = product).
-        num_epochs: passes over the training data (ignored when ``max_steps`` is set).
-        warmup_steps: optimizer steps of linear warmup.
-        max_grad_norm: clip the global gradient norm to this (0 disables clipping).
-        weight_decay: AdamW decoupled weight decay on matrices (not on biases and norm gains).
-        lr_scheduler: "cosine", "linear" or "constant" after warmup.
-        save_steps: save a checkpoint every this many optimizer steps (0: only at the end).
-        eval_steps: evaluate every this many steps (0: at the end of each epoch).
-        logging_steps: log loss, lr, grad norm and tokens/s every this many steps.
-        seed: seeds the model init, dropout and the data order.
-        output_dir: where checkpoints and logs go (None: no checkpoints unless a manager is set).
-        max_steps: stop after this many optimizer steps (overrides num_epochs).
-        early_stopping_patience: stop after this many evaluations without a better validation loss.
+    The fields are :class:`~goldbull_np.train.TrainingConfig`'s; only the defaults differ (the seed's
+    text recipe): learning_rate 5e-5, batch_size 4, gradient_accumulation_steps 2, num_epochs 3,
+    warmup_steps 100, lr_scheduler "cosine", save_steps 500, eval_steps 100.
     """
 
     learning_rate: float = 5e-5
@@ -43,111 +30,28 @@ class TextTrainingConfig(ConfigMixin):
     gradient_accumulation_steps: int = 2
     num_epochs: int = 3
     warmup_steps: int = 100
-    max_grad_norm: float = 1.0
-    weight_decay: float = 0.01
     lr_scheduler: str = "cosine"
     save_steps: int = 500
     eval_steps: int = 100
-    logging_steps: int = 10
-    seed: int = 1337
-    output_dir: Optional[str] = None
-    max_steps: Optional[int] = None
-    early_stopping_patience: Optional[int] = None
-    # beyond the guide's fields
-    min_learning_rate: float = 0.0  # where the decay ends (nanoGPT's min_lr)
-    lr_decay_steps: Optional[int] = None  # decay until this step (nanoGPT's lr_decay_iters); None: the last step
-    beta1: float = 0.9
-    beta2: float = 0.999
-    eps: float = 1e-8
-    eval_iters: Optional[int] = None  # evaluate on this many validation batches (None: all of them)
-    max_checkpoints: int = 3  # keep this many recent checkpoints (plus the best)
-    max_consecutive_nonfinite: int = 10  # stop with an error after this many skipped steps in a row
-    progress_bar: bool = True
 
-    _section = "training"
-
-    def __post_init__(self):
-        self.learning_rate = check_number(self, "learning_rate", self.learning_rate, low=0, low_open=True)
-        self.batch_size = check_int(self, "batch_size", self.batch_size, low=1)
-        self.gradient_accumulation_steps = check_int(self, "gradient_accumulation_steps",
-                                                     self.gradient_accumulation_steps, low=1)
-        self.num_epochs = check_int(self, "num_epochs", self.num_epochs, low=1)
-        self.warmup_steps = check_int(self, "warmup_steps", self.warmup_steps, low=0)
-        self.max_grad_norm = check_number(self, "max_grad_norm", self.max_grad_norm, low=0)
-        self.weight_decay = check_number(self, "weight_decay", self.weight_decay, low=0)
-        self.lr_scheduler = check_choice(self, "lr_scheduler", self.lr_scheduler, SCHEDULES)
-        self.save_steps = check_int(self, "save_steps", self.save_steps, low=0)
-        self.eval_steps = check_int(self, "eval_steps", self.eval_steps, low=0)
-        self.logging_steps = check_int(self, "logging_steps", self.logging_steps, low=0)
-        self.seed = check_int(self, "seed", self.seed, low=0)
-        self.output_dir = check_str(self, "output_dir", self.output_dir, allow_none=True)
-        self.max_steps = check_int(self, "max_steps", self.max_steps, low=1, allow_none=True)
-        self.early_stopping_patience = check_int(self, "early_stopping_patience", self.early_stopping_patience,
-                                                 low=1, allow_none=True)
-        self.min_learning_rate = check_number(self, "min_learning_rate", self.min_learning_rate, low=0)
-        if self.min_learning_rate > self.learning_rate:
-            raise _err(self, "min_learning_rate", f"<= learning_rate ({self.learning_rate})", self.min_learning_rate)
-        self.lr_decay_steps = check_int(self, "lr_decay_steps", self.lr_decay_steps, low=1, allow_none=True)
-        self.beta1 = check_number(self, "beta1", self.beta1, low=0)
-        self.beta2 = check_number(self, "beta2", self.beta2, low=0)
-        for name in ("beta1", "beta2"):
-            if getattr(self, name) >= 1:
-                raise _err(self, name, "a number in [0, 1)", getattr(self, name))
-        self.eps = check_number(self, "eps", self.eps, low=0, low_open=True)
-        self.eval_iters = check_int(self, "eval_iters", self.eval_iters, low=1, allow_none=True)
-        self.max_checkpoints = check_int(self, "max_checkpoints", self.max_checkpoints, low=1)
-        self.max_consecutive_nonfinite = check_int(self, "max_consecutive_nonfinite",
-                                                   self.max_consecutive_nonfinite, low=1)
-        self.progress_bar = check_bool(self, "progress_bar", self.progress_bar)
-
-    @property
-    def effective_batch_size(self) -> int:
-        return self.batch_size * self.gradient_accumulation_steps
-
-
-def _err(owner, name, what, value):
-    from ..train.config import ConfigError
-    return ConfigError(f"{type(owner).__name__}.{name} must be {what}, got {value!r}")
+    _section: ClassVar[Optional[str]] = "training"
 
 
 class TextTrainer(Trainer):
-    """Trains a :class:`GoldbullText` (or any ``logits, loss = model(input_ids, labels)`` LM).
-
-    Gradient accumulation (token-weighted, equal to the large batch), warmup + the named schedule,
-    clipping, evaluation every ``eval_steps``, logging every ``logging_steps``, a checkpoint every
-    ``save_steps`` into ``output_dir``, early stopping on validation loss, non-finite steps skipped
-    and counted, and exact resume (``train(..., resume_from=dir)``).
+    """Trains a :class:`GoldbullText` (or any ``logits, loss = model(input_ids, labels)`` LM) with the
+    :class:`LanguageModelingTask`: the generic :class:`~goldbull_np.train.Trainer` plus
+    :meth:`generate_sample`.
 
     Args:
         model: the language model.
-        config: a :class:`TextTrainingConfig`.
+        config: a :class:`TextTrainingConfig` (any TrainingConfig works).
         tokenizer: saved with each checkpoint and used by :meth:`generate_sample`.
+        task, optimizer, scheduler, callbacks, progress: as :class:`~goldbull_np.train.Trainer`.
     """
 
-    def __init__(self, model, config: Optional[TextTrainingConfig] = None, *, tokenizer=None,
-                 progress: Optional[bool] = None):
-        config = config if config is not None else TextTrainingConfig()
-        super().__init__(model, config, tokenizer=tokenizer,
-                         progress=config.progress_bar if progress is None else progress)
-
-    def plan(self) -> Plan:
-        c = self.config
-        return Plan(learning_rate=c.learning_rate, batch_size=c.batch_size, num_epochs=c.num_epochs,
-                    gradient_accumulation_steps=c.gradient_accumulation_steps, max_steps=c.max_steps,
-                    warmup_steps=c.warmup_steps, lr_scheduler=c.lr_scheduler,
-                    min_learning_rate=c.min_learning_rate, lr_decay_steps=c.lr_decay_steps,
-                    max_grad_norm=c.max_grad_norm, weight_decay=c.weight_decay, betas=(c.beta1, c.beta2),
-                    eps=c.eps, save_steps=c.save_steps, eval_steps=c.eval_steps, eval_iters=c.eval_iters,
-                    logging_steps=c.logging_steps, early_stopping_patience=c.early_stopping_patience,
-                    max_consecutive_nonfinite=c.max_consecutive_nonfinite, seed=c.seed, output_dir=c.output_dir)
-
-    def train(self, train_dataset, val_dataset=None, **kwargs):
-        if self.checkpoint_manager is None and self.config.output_dir:
-            from ..train.checkpoint import CheckpointManager
-            from ..train.config import CheckpointConfig
-            self.checkpoint_manager = CheckpointManager(
-                Path(self.config.output_dir), CheckpointConfig(max_checkpoints=self.config.max_checkpoints))
-        return super().train(train_dataset, val_dataset, **kwargs)
+    def __init__(self, model, config: Optional[TrainingConfig] = None, *, tokenizer=None, task=None, **kwargs):
+        super().__init__(model, config if config is not None else TextTrainingConfig(),
+                         task=task if task is not None else LanguageModelingTask(), tokenizer=tokenizer, **kwargs)
 
     def generate_sample(self, prompt: str = "", max_new_tokens: int = 200, temperature: float = 0.8,
                         top_k: Optional[int] = 40) -> str:

@@ -1,18 +1,21 @@
-"""Training: Trainer, configs, checkpoints, metrics and loggers.
+"""Training, for every model family: Trainer, Task, callbacks, the one TrainingConfig, checkpoints, metrics.
 
-    from goldbull_np.train import Trainer, TrainingConfig, CheckpointManager, CheckpointConfig, MetricsLogger
+    from goldbull_np.train import Trainer, TrainingConfig, MetricsLogger, EarlyStopping
 
-    trainer = Trainer(model, TrainingConfig(learning_rate=3e-4, batch_size=8, num_epochs=2))
-    trainer.add_logger(MetricsLogger("runs/logs"))
-    trainer.set_checkpoint_manager(CheckpointManager("runs/ckpt", CheckpointConfig(max_checkpoints=3)))
+    trainer = Trainer(model, TrainingConfig(learning_rate=3e-4, batch_size=8, num_epochs=2),
+                      task=my_task, callbacks=[MetricsLogger("runs/logs")])
     trainer.train(train_dataset, val_dataset)
 """
+from ..optim.step import NonFiniteLossError
+from .callbacks import Callback, CallbackList, EarlyStopping, PrintLogger, ProgressBar
 from .checkpoint import CheckpointInfo, CheckpointManager, load_checkpoint, read_trainer_state, resolve_checkpoint
 from .config import CheckpointConfig, ConfigError, OptimizerConfig, TrainingConfig, read_config_file
 from .metrics import MetricsLogger, TrainingMetrics, ValidationMetrics
-from .trainer import NonFiniteLossError, Plan, ResumeMismatchError, Trainable, Trainer, TrainerState
+from .task import Task, WeightedLossTask
+from .trainer import ResumeMismatchError, Trainable, Trainer, TrainerState
 
-__all__ = ["Trainer", "Trainable", "TrainingConfig", "ValidationMetrics", "TrainingMetrics", "MetricsLogger",
+__all__ = ["Trainer", "Trainable", "TrainingConfig", "Task", "WeightedLossTask", "Callback", "CallbackList",
+           "ProgressBar", "EarlyStopping", "PrintLogger", "ValidationMetrics", "TrainingMetrics", "MetricsLogger",
            "CheckpointManager", "CheckpointConfig", "CheckpointInfo", "OptimizerConfig", "ConfigError",
-           "NonFiniteLossError", "ResumeMismatchError", "Plan", "TrainerState", "load_checkpoint",
-           "read_trainer_state", "resolve_checkpoint", "read_config_file"]
+           "NonFiniteLossError", "ResumeMismatchError", "TrainerState", "load_checkpoint", "read_trainer_state",
+           "resolve_checkpoint", "read_config_file"]

@@ -22,7 +22,7 @@ import json
 import math
 import os
 import re
-import shutil
+import shutil  # noqa: F401 - (tests watch rmtree through this module)
 import time
 import uuid
 from dataclasses import dataclass
@@ -31,6 +31,9 @@ from typing import Optional
 
 import numpy as np
 
+from ..io import TMP_PREFIX, TRASH_PREFIX, atomic_directory, atomic_write_json, fsync_dir, load_safetensors, remove_tree
+from ..io import save_safetensors
+from ..nn.model_base import PreTrainedModel
 from .config import CheckpointConfig
 
 CHECKPOINT_PREFIX = "checkpoint-"
@@ -40,62 +43,6 @@ OPTIMIZER_FILE = "optimizer.safetensors"
 FORMAT = "goldbull-checkpoint"
 FORMAT_VERSION = 1
 _NAME_RE = re.compile(r"^checkpoint-(\d+)$")
-
-
-# ---------------------------------------------------------------------------------------------------------
-# small atomic-file helpers
-
-def fsync_dir(path) -> None:
-    """fsync a directory so a rename inside it is durable (a no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(os.fspath(path), os.O_RDONLY)
-    except OSError:  # pragma: no cover - Windows
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
-
-
-def fsync_tree(path) -> None:
-    """fsync every file under ``path`` and every directory (deepest first)."""
-    path = Path(path)
-    dirs = [path]
-    for root, dirnames, filenames in os.walk(path):
-        for fn in filenames:
-            fd = os.open(os.path.join(root, fn), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        dirs.extend(Path(root) / d for d in dirnames)
-    for d in reversed(dirs):
-        fsync_dir(d)
-
-
-def write_json_atomic(path, obj) -> None:
-    """Write JSON to ``path`` through a temporary file, fsync, rename."""
-    path = Path(path)
-    tmp = path.with_name(f".tmp-{path.name}-{uuid.uuid4().hex[:8]}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=2, allow_nan=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
-
-
-def _remove_tree(path: Path) -> None:
-    """Remove a directory by renaming it to a trash name first, so it never looks half-deleted."""
-    trash = path.with_name(f".trash-{path.name}-{uuid.uuid4().hex[:8]}")
-    try:
-        os.rename(path, trash)
-    except FileNotFoundError:
-        return
-    fsync_dir(path.parent)
-    shutil.rmtree(trash, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -227,11 +174,8 @@ class CheckpointManager:
         """Remove ``.tmp-``/``.trash-`` leftovers of a killed run; returns their names."""
         removed = []
         for p in self.directory.iterdir():
-            if p.name.startswith((".tmp-", ".trash-")):
-                if p.is_dir():
-                    shutil.rmtree(p, ignore_errors=True)
-                else:
-                    p.unlink(missing_ok=True)
+            if p.name.startswith((TMP_PREFIX, TRASH_PREFIX)):
+                remove_tree(p)
                 removed.append(p.name)
         if removed:
             fsync_dir(self.directory)
@@ -328,7 +272,7 @@ class CheckpointManager:
             keep.add(best.path)
         removed = [c.path for c in mine if c.path not in keep]
         for p in removed:
-            _remove_tree(p)
+            remove_tree(p)
         return removed
 
     # --- loading ------------------------------------------------------------------------------------
@@ -357,35 +301,18 @@ def write_checkpoint(target, *, step: int, model, trainer_state: dict, optimizer
         trainer_state: JSON-serialisable dict; format, step and save time are added.
         replace: replace an existing ``target`` (else FileExistsError).
     """
-    target = Path(target)
-    if target.exists() and not replace:
-        raise FileExistsError(f"{target} exists")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".tmp-{target.name}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
+    state = dict(trainer_state)
+    with atomic_directory(target, replace=replace) as tmp:
         save_model_weights(model, tmp)
-        state = dict(trainer_state)
         if optimizer is not None:
             arrays, js = flatten_optimizer_state(optimizer.state_dict())
-            _save_safetensors(arrays, tmp / OPTIMIZER_FILE)
+            save_safetensors(arrays, tmp / OPTIMIZER_FILE)
             state["optimizer"] = js
         if tokenizer is not None:
             tokenizer.save(os.fspath(tmp))
         state.update(format=FORMAT, format_version=FORMAT_VERSION, step=int(step), saved_at=time.time())
-        with open(tmp / STATE_FILE, "w", encoding="utf-8") as f:  # last: its presence marks completeness
-            json.dump(state, f, indent=1, allow_nan=True)
-        fsync_tree(tmp)
-        if target.exists():
-            # The same step saved before (e.g. by a stale run in this directory): the other complete
-            # checkpoints cover the instant between these two renames.
-            _remove_tree(target)
-        os.rename(tmp, target)
-        fsync_dir(target.parent)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return target
+        atomic_write_json(tmp / STATE_FILE, state, indent=1)  # last: its presence marks completeness
+    return Path(target)
 
 
 def load_checkpoint(path, *, model=None, optimizer=None) -> dict:
@@ -397,8 +324,7 @@ def load_checkpoint(path, *, model=None, optimizer=None) -> dict:
     if optimizer is not None:
         if "optimizer" not in state or not (path / OPTIMIZER_FILE).is_file():
             raise FileNotFoundError(f"{path} has no optimizer state (saved with save_optimizer_state=False)")
-        from safetensors.numpy import load_file
-        arrays = load_file(os.fspath(path / OPTIMIZER_FILE))
+        arrays = load_safetensors(path / OPTIMIZER_FILE)
         optimizer.load_state_dict(unflatten_optimizer_state(arrays, state["optimizer"], optimizer.state_dict()))
     return state
 
@@ -423,34 +349,28 @@ def resolve_checkpoint(path) -> Path:
 # model weights
 
 def save_model_weights(model, directory) -> None:
-    """``model.save_pretrained(dir)`` when the model has it (config.json + model.safetensors), else
-    its ``state_dict()`` as model.safetensors."""
-    if hasattr(model, "save_pretrained"):
+    """``model.save_pretrained(dir)`` for a model on the model base (config.json + model.safetensors),
+    else its ``state_dict()`` as model.safetensors."""
+    if isinstance(model, PreTrainedModel):
         model.save_pretrained(os.fspath(directory))
         return
     arrays = {k: np.ascontiguousarray(_as_array(v)) for k, v in model.state_dict().items()}
-    _save_safetensors(arrays, Path(directory) / MODEL_FILE)
+    save_safetensors(arrays, Path(directory) / MODEL_FILE)
 
 
 def load_model_weights(model, directory) -> None:
     """Copy model.safetensors into ``model``'s existing parameters in place (``load_state_dict`` copies
     into the existing arrays, so the optimizer keeps pointing at the same Parameters; tied weights stored
-    once load back)."""
+    once load back). Errors name the file and the tensor."""
     path = os.fspath(Path(directory) / MODEL_FILE)
-    if hasattr(model, "load_weights"):  # GoldbullText: errors name the file and the tensor
+    if isinstance(model, PreTrainedModel):
         model.load_weights(path)
         return
-    from safetensors.numpy import load_file
-    model.load_state_dict(load_file(path))
+    model.load_state_dict(load_safetensors(path))
 
 
 def _as_array(v):
     return v.data if hasattr(v, "data") and isinstance(v.data, np.ndarray) else np.asarray(v)
-
-
-def _save_safetensors(arrays: dict, path) -> None:
-    from safetensors.numpy import save_file
-    save_file(arrays, os.fspath(path))
 
 
 def _finite(v) -> bool:

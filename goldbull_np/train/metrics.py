@@ -4,29 +4,48 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from .callbacks import Callback
 
-@dataclass
-class ValidationMetrics:
-    """Loss (mean per token), accuracy (argmax == label over non-ignored tokens) and perplexity (exp loss)."""
 
-    loss: float
-    accuracy: float
-    perplexity: float
-    tokens: int = 0
+class ValidationMetrics(dict):
+    """The metrics of one evaluation by name (a task's ``summarize``), also readable as attributes:
+    ``vm.loss``, ``vm.accuracy``, ``vm.perplexity``, ``vm.tokens`` for a language model.
+
+    ``ValidationMetrics(loss, accuracy, perplexity, tokens)`` (positional, the language-model order),
+    ``ValidationMetrics({"loss": ..., ...})`` or keywords.
+    """
+
+    _POSITIONAL = ("loss", "accuracy", "perplexity", "tokens")
+
+    def __init__(self, *args, **metrics):
+        if len(args) == 1 and isinstance(args[0], dict):
+            metrics = {**args[0], **metrics}
+        elif args:
+            if len(args) > len(self._POSITIONAL):
+                raise TypeError(f"ValidationMetrics takes at most {len(self._POSITIONAL)} positional metrics")
+            metrics = {**dict(zip(self._POSITIONAL, args)), **metrics}
+        super().__init__(metrics)
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(f"no metric {name!r} (have: {', '.join(sorted(self))})") from None
 
     @classmethod
     def from_sums(cls, loss_sum: float, correct: int, tokens: int) -> "ValidationMetrics":
+        """A language model's metrics from summed token loss, correct argmax predictions and token count."""
         if tokens == 0:
             return cls(float("nan"), float("nan"), float("nan"), 0)
         loss = loss_sum / tokens
         return cls(loss, correct / tokens, math.exp(loss) if loss < 700 else float("inf"), tokens)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return dict(self)
 
 
 @dataclass
@@ -76,20 +95,45 @@ STEP_FIELDS = ["step", "epoch", "loss", "lr", "grad_norm", "tokens_per_second", 
 EPOCH_FIELDS = ["epoch", "step", "train_loss", "val_loss", "val_accuracy", "val_perplexity", "elapsed"]
 
 
-class MetricsLogger:
+class MetricsLogger(Callback):
     """Appends one row per logged step / per epoch (or evaluation) to JSONL and CSV files in ``directory``.
 
     Files: ``steps.jsonl``, ``steps.csv``, ``epochs.jsonl``, ``epochs.csv`` (``loss_curve.png`` from
-    :meth:`plot`). Rows are appended and flushed, so a killed run keeps everything logged so far. The
-    trainer calls it through the same methods any other logger (``add_logger``) gets:
-    ``log_step(step, loss, lr, grad_norm, **extra)``, ``log_epoch(epoch, train_metrics, val_metrics,
-    **extra)``, ``close()``.
+    :meth:`plot`, drawn at the end of training when matplotlib is installed). Rows are appended and
+    flushed, so a killed run keeps everything logged so far; on resume the rows after the checkpoint's
+    step are dropped (the resumed run logs them again). As a trainer callback it logs ``on_log``,
+    ``on_epoch_end`` and ``on_evaluate``; ``log_step``/``log_epoch`` can also be called directly.
     """
 
-    def __init__(self, directory):
+    def __init__(self, directory, plot: bool = True):
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
+        self.plot_at_end = plot
         self._files = {}
+
+    # ---- trainer events ----
+    def on_train_begin(self, trainer):
+        if trainer.resumed_from is not None:
+            self.truncate_after(trainer.state.step)
+
+    def on_log(self, trainer, logs):
+        extra = {k: v for k, v in logs.items() if k not in ("step", "loss", "lr", "grad_norm")}
+        self.log_step(logs["step"], logs["loss"], logs["lr"], logs["grad_norm"], **extra)
+
+    def on_epoch_end(self, trainer, epoch, metrics):
+        if not metrics.get("evaluated"):  # an evaluation at the epoch's end logged it already
+            self.log_epoch(epoch, None, None, step=trainer.state.step, train_loss=metrics.get("train_loss"),
+                           elapsed=trainer.state.elapsed)
+
+    def on_evaluate(self, trainer, metrics):
+        val = {k: v for k, v in metrics.items() if k not in ("epoch", "step", "train_loss")}
+        self.log_epoch(metrics["epoch"], None, val, step=metrics["step"], train_loss=metrics.get("train_loss"),
+                       elapsed=trainer.state.elapsed)
+
+    def on_train_end(self, trainer):
+        self.close()
+        if self.plot_at_end:
+            self.plot()
 
     def _write(self, kind: str, fields: list, row: dict) -> None:
         if kind not in self._files:
@@ -120,8 +164,7 @@ class MetricsLogger:
         if train_metrics is not None:
             row["train_loss"] = _f(train_metrics.average_loss())
         if val_metrics is not None:
-            row.update(val_loss=_f(val_metrics.loss), val_accuracy=_f(val_metrics.accuracy),
-                       val_perplexity=_f(val_metrics.perplexity))
+            row.update({f"val_{k}": _f(v) for k, v in val_metrics.items()})
         row.update({k: _f(v) for k, v in extra.items()})
         self._write("epochs", EPOCH_FIELDS, row)
 

@@ -1,5 +1,4 @@
 """FineTuner / FineTuningConfig (goldbull_np.text.finetune) and ``goldbull finetune``."""
-import argparse
 import os
 
 import numpy as np
@@ -110,7 +109,7 @@ def test_save_model_writes_merged_model_and_adapters(tmp_path):
 
 def test_cli_finetune(tmp_path):
     from goldbull_np.data import CharTokenizer
-    from goldbull_np.text.finetune import register_cli
+    from goldbull_np.cli import build_parser
     tok = CharTokenizer.from_text(TEXT)
     ck = tmp_path / "base"
     gb.manual_seed(0)
@@ -118,8 +117,7 @@ def test_cli_finetune(tmp_path):
     tok.save(ck)
     data = tmp_path / "data.txt"
     data.write_text(TEXT)
-    parser = argparse.ArgumentParser(prog="goldbull")
-    register_cli(parser.add_subparsers(dest="command"))
+    parser = build_parser()
     args = parser.parse_args(["finetune", "--checkpoint", str(ck), "--data", str(data), "--lora-rank", "4",
                               "--out", str(tmp_path / "out"), "--max-steps", "3", "--no-progress",
                               "--target-layers", "attention"])
@@ -137,7 +135,7 @@ def test_cli_finetune(tmp_path):
 def test_cli_finetune_from_a_hugging_face_directory(tmp_path):
     import sys
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from goldbull_np.text.finetune import register_cli
+    from goldbull_np.cli import build_parser
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "hf"))
     import hf_helpers as H
     tk = Tokenizer(models.BPE())
@@ -151,8 +149,7 @@ def test_cli_finetune_from_a_hugging_face_directory(tmp_path):
     tk.save(str(hf / "tokenizer.json"))
     data = tmp_path / "data.txt"
     data.write_text(TEXT)
-    parser = argparse.ArgumentParser(prog="goldbull")
-    register_cli(parser.add_subparsers(dest="command"))
+    parser = build_parser()
     args = parser.parse_args(["finetune", "--checkpoint", str(hf), "--data", str(data), "--lora-rank", "2",
                               "--out", str(tmp_path / "out"), "--max-steps", "2", "--block-size", "8",
                               "--gradient-checkpointing", "--no-progress"])

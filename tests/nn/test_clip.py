@@ -64,34 +64,43 @@ def test_norm_accumulates_in_float64_across_chunks():
     """The sum of squares runs in blocks (no BLAS); long float32 and float64 grads give the exact
     float64 norm."""
     from goldbull_np.kernels.reference import _CHUNK
-    from goldbull_np.nn.utils import _sum_squares_f64
+    from goldbull_np.optim.clip import sum_squares_f64
     rng = np.random.default_rng(0)
     grads = [rng.standard_normal(3 * _CHUNK + 17).astype(np.float32), rng.standard_normal((5, 7)),
              np.zeros(0, np.float32), rng.standard_normal(_CHUNK).astype(np.float32) * 1e20]
     expected = sum(float(np.sum(g.astype(np.float64) ** 2)) for g in grads)
-    assert math.isclose(_sum_squares_f64(grads), expected, rel_tol=1e-12)
+    assert math.isclose(sum_squares_f64(grads), expected, rel_tol=1e-12)
 
 
-def test_gradients_in_a_fused_adamw_buffer_are_one_run_and_clip_like_separate_arrays():
-    """A fused AdamW keeps the float32 gradients as adjacent views of one flat buffer: the norm is then
-    one kernel call over that buffer, and the norm and the clipped gradients equal those of copies."""
-    from goldbull_np.nn.utils import _flat_runs
+def test_gradients_in_a_fused_adamw_buffer_are_one_array_and_clip_like_separate_arrays():
+    """A fused AdamW keeps the float32 gradients as views of one flat buffer and hands that buffer out
+    (``gradient_arrays``, a public API: no address arithmetic): the norm is then one kernel call over it,
+    and the norm and the clipped gradients equal those of copies."""
+    from goldbull_np.optim.clip import clip_gradients_
     gb.manual_seed(0)
     model = nn.Sequential(nn.Linear(6, 5), nn.Linear(5, 3))
     ps = list(model.parameters())
     opt = gb.optim.AdamW(ps, lr=1e-3)
+    assert opt.gradient_arrays() == []  # no gradients yet
     opt.zero_grad(set_to_none=False)
     rng = np.random.default_rng(1)
     for p in ps:
         p.grad[...] = rng.standard_normal(p.shape) * 3
-    runs = _flat_runs([p.grad for p in ps])
-    assert len(runs) == 1 and runs[0].size == sum(p.grad.size for p in ps)
-    strided = rng.standard_normal((4, 6)).astype(np.float32)[:, ::2]  # not contiguous: a run of its own
-    assert [r.size for r in _flat_runs([ps[0].grad, strided, ps[1].grad])] == [ps[0].grad.size, 12, ps[1].grad.size]
+    runs = opt.gradient_arrays()
+    assert len(runs) == 1 and runs[0] is not None and runs[0].size == sum(p.grad.size for p in ps)
+    assert np.shares_memory(runs[0], opt.flat_gradient)
+    ps[1].grad = ps[1].grad.copy()  # a gradient outside the buffer splits the run and stands alone
+    assert [r.size for r in opt.gradient_arrays()] == [ps[0].grad.size, ps[1].grad.size,
+                                                      ps[2].grad.size + ps[3].grad.size]
+    opt.zero_grad(set_to_none=False)
+    for p in ps:
+        p.grad[...] = rng.standard_normal(p.shape) * 3
     copies = params_with_grads(*[p.grad.copy() for p in ps])
-    assert nn.utils.clip_grad_norm_(ps, 1.0) == pytest.approx(nn.utils.clip_grad_norm_(copies, 1.0), rel=1e-12)
+    assert clip_gradients_(opt.gradient_arrays(), 1.0) == pytest.approx(nn.utils.clip_grad_norm_(copies, 1.0),
+                                                                        rel=1e-12)
     for p, c in zip(ps, copies):
-        np.testing.assert_array_equal(p.grad, c.grad)
+        np.testing.assert_allclose(p.grad, c.grad, rtol=1e-6)
+    assert gb.optim.SGD(ps, lr=0.1).flat_gradient is None
 
 
 def test_float16_grads_give_the_float64_norm_and_stay_float16():

@@ -209,16 +209,24 @@ def test_zero_grad_and_groups_validation():
 
 
 def test_param_groups_helper():
+    """The one weight-decay rule (nanoGPT's): matrices and embedding tables decay, vectors do not; names in
+    no_decay are excluded on top; frozen parameters are left out; a tied weight is listed once."""
     gb.manual_seed(0)
     model = gb.text.GoldbullText(gb.ModelConfig.tiny(vocab_size=11))
     decay, no_decay = gb.optim.param_groups(model, weight_decay=0.1)
     names = {id(p): n for n, p in model.named_parameters()}
     assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
     assert sorted({names[id(p)].split(".")[-2] for p in decay["params"]}) == [
-        "down_proj", "o_proj", "qkv_proj", "up_proj"]
+        "down_proj", "embed_positions", "embed_tokens", "o_proj", "qkv_proj", "up_proj"]
+    assert all(p.ndim >= 2 for p in decay["params"]) and all(p.ndim < 2 for p in no_decay["params"])
     nd = {names[id(p)] for p in no_decay["params"]}
-    assert {"embed_tokens.weight", "embed_positions.weight", "norm.weight", "layers.0.attn.qkv_proj.bias"} <= nd
+    assert {"norm.weight", "layers.0.attn.qkv_proj.bias", "layers.0.attn_norm.weight"} <= nd
     assert len(decay["params"]) + len(no_decay["params"]) == len(list(model.parameters()))
+    d2, nd2 = gb.optim.param_groups(model, 0.1, no_decay=("embed",))
+    assert {names[id(p)] for p in nd2["params"]} == nd | {"embed_tokens.weight", "embed_positions.weight"}
+    model.embed_tokens.weight.requires_grad = False
+    d3, _ = gb.optim.param_groups(model, 0.1)
+    assert len(d3["params"]) == len(decay["params"]) - 1  # frozen: in neither group
     opt = gb.optim.AdamW(gb.optim.param_groups(model, 0.1), lr=1e-3)
     assert [g["weight_decay"] for g in opt.param_groups] == [0.1, 0.0]
 

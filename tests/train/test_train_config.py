@@ -98,7 +98,7 @@ def test_file_errors_name_file_and_field(tmp_path):
 
 
 def test_shipped_configs_load():
-    from goldbull_np.train.commands import RunConfig
+    from goldbull_np.text.run_config import RunConfig
     run = RunConfig.from_file(ROOT / "configs" / "shakespeare_char.toml")
     t = run.training
     assert (t.learning_rate, t.batch_size, t.warmup_steps, t.min_learning_rate, t.lr_decay_steps, t.max_steps) == \
@@ -117,7 +117,7 @@ def test_shipped_configs_load():
 
 
 def test_window_stride_is_validated_and_reaches_the_training_split(tmp_path):
-    from goldbull_np.train.commands import DataConfig
+    from goldbull_np.text.run_config import DataConfig
     from goldbull_np.train.config import ConfigError
     from goldbull_np.train.data import split_tokens
 

@@ -7,7 +7,7 @@ import pytest
 
 import goldbull_np as gb
 from goldbull_np.text import GoldbullText, ModelConfig, TextTrainer, TextTrainingConfig
-from goldbull_np.train import (CheckpointConfig, CheckpointManager, MetricsLogger, NonFiniteLossError,
+from goldbull_np.train import (Callback, CheckpointConfig, CheckpointManager, MetricsLogger, NonFiniteLossError,
                                OptimizerConfig, ResumeMismatchError, Trainable, Trainer, TrainingConfig,
                                ValidationMetrics)
 from train_helpers import DataLoader, PoisonModel, TokenDataset, datasets, params, tiny_model, tokens
@@ -159,12 +159,14 @@ class _Stop(Exception):
     pass
 
 
-class _StopAt:
+class _StopAt(Callback):
+    """Dies (as a killed process would) right after optimizer step ``step``."""
+
     def __init__(self, step):
         self.step = step
 
-    def log_step(self, step, *a, **k):
-        if step == self.step:
+    def on_step_end(self, trainer, result):
+        if trainer.state.step == self.step:
             raise _Stop
 
 
