@@ -297,9 +297,7 @@ class Trainer:
         elif getattr(self.scheduler, "optimizer", True) is None:
             self.scheduler.attach(self.optimizer)
         if c.dropout_rate is not None:
-            for m in self.model.modules():
-                if isinstance(m, Dropout):
-                    m.p = c.dropout_rate
+            self._set_dropout(c.dropout_rate)
         self.resumed_from = None
         if resume_from is not None:
             self._resume(resume_from, allow_mismatch)
@@ -307,6 +305,15 @@ class Trainer:
         self.should_stop = False
         with runtime.frozen_gc():  # the model, optimizer and data are long-lived: out of the GC's scans
             return self._loop(val_loader)
+
+    def _set_dropout(self, p: float) -> None:
+        drops = [m for m in self.model.modules() if isinstance(m, Dropout)]
+        if not drops and p > 0:
+            raise ValueError(f"TrainingConfig.dropout_rate = {p}, but the {type(self.model).__name__} has no Dropout "
+                             "layers to set (a model built with dropout 0 may have left them out: set its own "
+                             "config's dropout instead)")
+        for m in drops:
+            m.p = p
 
     def _loop(self, val_loader):
         st, cursor, c = self.state, self._cursor, self.config

@@ -126,3 +126,57 @@ def test_window_stride_is_validated_and_reaches_the_training_split(tmp_path):
     train, val = split_tokens(np.arange(1000), 16, 0.1, train_stride=1)
     assert len(train) == 900 - 16 and train.stride == 1
     assert val.stride == 16 and len(val) == (100 - 1) // 16
+
+
+def test_aliases_name_one_setting():
+    c = TrainingConfig(gradient_clipping=0.5, save_frequency=7)
+    assert (c.max_grad_norm, c.gradient_clipping, c.save_steps, c.save_frequency) == (0.5, 0.5, 7, 7)
+    assert TrainingConfig.from_dict({"gradient_clipping": 2.0}).max_grad_norm == 2.0
+    assert c.replace(save_frequency=3).save_steps == 3
+    c.gradient_clipping = 0.25
+    assert c.max_grad_norm == 0.25 and "gradient_clipping" not in c.to_dict()
+    assert TrainingConfig(gradient_clipping=1.0, max_grad_norm=1.0).max_grad_norm == 1.0
+    with pytest.raises(ConfigError, match="gradient_clipping and max_grad_norm name one setting"):
+        TrainingConfig(gradient_clipping=1.0, max_grad_norm=2.0)
+
+
+def test_family_configs_add_fields_and_defaults_and_keep_the_checks():
+    from goldbull_np.text import FineTuningConfig, TextTrainingConfig
+    t = TextTrainingConfig()
+    assert isinstance(t, TrainingConfig) and (t.learning_rate, t.gradient_accumulation_steps) == (5e-5, 2)
+    f = FineTuningConfig()
+    assert isinstance(f, TrainingConfig) and f.lora_rank == 8 and f.weight_decay == 0.0
+    assert set(TrainingConfig.field_names()) < set(FineTuningConfig.field_names())
+    for cls in (TextTrainingConfig, FineTuningConfig):  # a redeclared default keeps the base's check
+        with pytest.raises(ConfigError, match=f"{cls.__name__}.learning_rate must be"):
+            cls(learning_rate=-1.0)
+    with pytest.raises(ConfigError, match="FineTuningConfig.target_layers"):
+        FineTuningConfig(target_layers=[])
+    assert f.training_config() == TrainingConfig.from_dict(f.training_fields())
+
+
+def test_checkpoint_tables_max_checkpoints_is_kept():
+    """[checkpoint] max_checkpoints used to be overwritten by the [training] default."""
+    from goldbull_np.text.run_config import RunConfig
+    run = RunConfig.from_dict({"checkpoint": {"max_checkpoints": 5}})
+    assert run.checkpoint_config().max_checkpoints == 5
+    run = RunConfig.from_dict({"training": {"max_checkpoints": 4}})
+    assert run.checkpoint_config().max_checkpoints == 4
+    run = RunConfig.from_dict({"training": {"max_checkpoints": 4}, "checkpoint": {"max_checkpoints": 5}})
+    with pytest.raises(ConfigError, match="disagree"):
+        run.checkpoint_config()
+
+
+def test_a_type_error_while_building_a_config_is_not_a_config_error(monkeypatch):
+    """A TypeError is a bug, not a bad value: it must surface as itself."""
+    from goldbull_np.text import run_config
+
+    def broken(cls, data):
+        raise TypeError("a bug")
+
+    monkeypatch.setattr(run_config.DataConfig, "from_dict", classmethod(broken))
+    with pytest.raises(TypeError, match="a bug"):
+        run_config.RunConfig.from_dict({})
+    from goldbull_np.text.recipes import model_config
+    with pytest.raises(ConfigError, match=r"\[model\]: unknown field\(s\) n_layers"):  # was a caught TypeError
+        model_config({"n_layers": 2}, 65)
