@@ -63,6 +63,19 @@ def assert_close(got, want, dtype, what="", scale=1.0):
     np.testing.assert_allclose(got, want, rtol=t["rtol"], atol=t["atol"] * scale, err_msg=what)
 
 
+def assert_all_close(got, want, dtype, what="", scale=1.0):
+    """A kernel's outputs equal the reference's: the same structure (a tuple of as many items, None
+    exactly where the reference has None), then each array by assert_close."""
+    if not isinstance(want, tuple):
+        assert not isinstance(got, tuple), f"{what}: got a tuple of {len(got)}, expected one array"
+        assert_close(got, want, dtype, what, scale)
+        return
+    assert isinstance(got, tuple), f"{what}: got {type(got).__name__}, expected a tuple of {len(want)}"
+    assert len(got) == len(want), f"{what}: {len(got)} outputs, expected {len(want)}"
+    for i, (g, w) in enumerate(zip(got, want)):
+        assert_close(g, w, dtype, f"{what}[{i}]", scale)
+
+
 def rand(rng, shape, dtype, scale=1.0):
     return (rng.standard_normal(shape) * scale).astype(dtype)
 

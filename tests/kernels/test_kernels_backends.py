@@ -4,7 +4,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from kernels_helpers import FAST, assert_close, backend_module, rand
+from kernels_helpers import FAST, assert_all_close, assert_close, backend_module, rand
 from goldbull_np.kernels import reference as ref
 
 SETTINGS = settings(max_examples=25, deadline=None, derandomize=True,
@@ -12,9 +12,7 @@ SETTINGS = settings(max_examples=25, deadline=None, derandomize=True,
 pytestmark = pytest.mark.parametrize("backend,dtype", FAST, ids=[f"{b}-{np.dtype(d).name}" for b, d in FAST])
 
 
-def _same(got, want, dtype, what, scale=1.0):
-    for i, (g, w) in enumerate(zip(got, want)):
-        assert_close(g, w, dtype, f"{what}[{i}]", scale)
+_same = assert_all_close  # length and None-structure first, then every array (test_kernels_helpers.py)
 
 
 # ---- matmul / linear -------------------------------------------------------------------------
