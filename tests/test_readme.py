@@ -42,3 +42,16 @@ def test_readme_training_example_runs(tmp_path, monkeypatch):
     assert namespace["trainer"].state.step == 3
     assert namespace["trainer"].state.tokens_seen > 0
     assert any((tmp_path / "runs" / "x").iterdir()), "the run wrote nothing to output_dir"
+
+
+def test_readme_custom_task_example_runs():
+    snippet = _python_blocks()[2]
+    assert "class Regression(WeightedLossTask)" in snippet
+    out, namespace = io.StringIO(), {}
+    with contextlib.redirect_stdout(out):
+        exec(compile(snippet, "README.md", "exec"), namespace)
+    lines = out.getvalue().splitlines()
+    assert [ln.split(":")[0] for ln in lines] == ["step 100", "step 200"]
+    last = float(lines[-1].rsplit(" ", 1)[1])
+    assert last < 0.01, lines  # y is an exact linear function of x: the fit gets close
+    assert namespace["trainer"].state.counts["examples"] == 200 * 2 * 16
