@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..constants import IGNORE_INDEX  # noqa: F401 - -100, defined once (a leaf module); kernels' default
+
 
 def check_targets(targets, N, V, ignore_index):
     """targets (N,) integer with every id in [0, V) or == ignore_index, else ValueError/TypeError."""

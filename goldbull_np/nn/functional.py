@@ -7,7 +7,10 @@ from ..autograd.functions import nn as _fused
 from ..autograd.functions.elementwise import relu, sigmoid, silu, softplus, tanh  # noqa: F401  (re-exported)
 from ..autograd.functions.movement import one_hot, pad  # noqa: F401  (re-exported)
 from ..autograd.tensor import Tensor
-from ..kernels._checks import check_qkv
+from ..kernels._checks import IGNORE_INDEX, check_qkv
+
+# IGNORE_INDEX (-100): the target/label value that takes no loss, defined once (goldbull_np.constants,
+# the kernels' default too) and exported here as F.IGNORE_INDEX for the layers above.
 
 
 def _dim(dim, ndim, op):
@@ -212,7 +215,7 @@ def _reduce(loss, reduction):
     return loss.mean() if reduction == "mean" else loss.sum() if reduction == "sum" else loss
 
 
-def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+def cross_entropy(input, target, weight=None, ignore_index=IGNORE_INDEX, reduction="mean", label_smoothing=0.0):
     """Softmax cross-entropy (torch semantics).
 
     Args:
@@ -220,8 +223,11 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         target: class indices (N,) / (N, d1, ...) / () with ``ignore_index`` skipped, or class
             probabilities with the shape of ``input``.
         weight: optional per-class weights (C,).
-        reduction: "mean" (over non-ignored targets), "sum" or "none".
-        label_smoothing: mix the target with the uniform distribution by this amount.
+        reduction: "mean" (over non-ignored targets; with ``weight``, divided by the sum of their
+            class weights), "sum" or "none".
+        label_smoothing: mix the target with the uniform distribution by this amount. With class
+            indices, as torch: loss_i = (1-ls) * w[t_i] * nll_i + ls/C * sum_c w[c] * -log p_ic
+            (w = 1 without ``weight``), 0 where t_i == ignore_index.
     """
     if reduction not in _REDUCTIONS:
         raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
@@ -235,9 +241,11 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         raise TypeError(f"cross_entropy: target must hold class indices or probabilities, got {t.dtype}")
     x, flat_t, expected = _class_rows("cross_entropy", input, t)
     if weight is not None:
+        logp = log_softmax(x, 1)  # (M, C)
+        out = _nll_rows(logp, flat_t, weight, ignore_index, reduction)
         if label_smoothing:
-            raise NotImplementedError("cross_entropy: weight together with label_smoothing is not supported")
-        out = _nll_rows(log_softmax(x, 1), flat_t, weight, ignore_index, reduction)
+            smooth = _smoothing_rows(logp, flat_t, weight, ignore_index, reduction)
+            out = out * (1.0 - label_smoothing) + smooth * (label_smoothing / logp.shape[1])
     else:
         out = _fused.CrossEntropy.apply(x, targets=flat_t, ignore_index=ignore_index,
                                         label_smoothing=label_smoothing, reduction=reduction)
@@ -276,7 +284,7 @@ def _cross_entropy_probs(input, target, weight, reduction, label_smoothing):
     return _reduce(loss, reduction)
 
 
-def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
+def nll_loss(input, target, weight=None, ignore_index=IGNORE_INDEX, reduction="mean"):
     """Negative log-likelihood of log-probabilities ``input`` at class indices ``target``.
 
     Args:
@@ -309,6 +317,21 @@ def _nll_rows(logp, t, weight, ignore_index, reduction):
     if reduction == "mean":
         with np.errstate(invalid="ignore", divide="ignore"):
             return loss.sum() / w.sum(dtype=np.float64).astype(w.dtype)  # nan when every target is ignored
+    return _reduce(loss, reduction)
+
+
+def _smoothing_rows(logp, t, weight, ignore_index, reduction):
+    """torch's label-smoothing term with class weights: logp (M, C), t (M,) -> per row
+    -sum_c w[c] * logp[i, c] (0 where ignored); "mean" divides the sum by sum_i w[t_i] over the
+    non-ignored rows (nll_loss's denominator), so the two terms share one normalisation."""
+    w = np.asarray(weight.data if isinstance(weight, Tensor) else weight, dtype=logp.dtype)  # (C,)
+    valid = t != ignore_index
+    smooth = -(logp * Tensor._make(w, False, None)).sum(1)  # (M,)
+    loss = smooth * Tensor._make(valid.astype(logp.dtype), False, None)
+    if reduction == "mean":
+        denom = (w[np.where(valid, t, 0)] * valid).sum(dtype=np.float64).astype(logp.dtype)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return loss.sum() / denom  # nan when every target is ignored, as nll_loss
     return _reduce(loss, reduction)
 
 

@@ -216,6 +216,51 @@ def test_cross_entropy_1d_input_and_weights():
     np.testing.assert_allclose(nll.item(), expected, rtol=1e-6)
 
 
+def np_weighted_smoothed_cross_entropy(x, t, w, ls, reduction, ignore_index=-100):
+    """torch's formula: loss_i = (1-ls) w[t_i] nll_i + ls/C sum_c w[c] (-logp_ic), 0 where ignored;
+    mean divides by sum_i w[t_i] over the non-ignored rows."""
+    logp = np_log_softmax(x, 1)
+    valid = t != ignore_index
+    ts = np.where(valid, t, 0)
+    wt = w[ts] * valid
+    loss = (1 - ls) * wt * -logp[np.arange(len(t)), ts] + ls / x.shape[1] * (-(logp * w).sum(1)) * valid
+    if reduction == "none":
+        return loss
+    return loss.sum() if reduction == "sum" else loss.sum() / wt.sum()
+
+
+@given(data=st.data())
+def test_cross_entropy_weight_with_label_smoothing(data):
+    """weight and label_smoothing together, with ignore_index, for every reduction: forward against
+    torch's formula, gradient against float64 central differences."""
+    rng = np.random.default_rng(data.draw(st.integers(0, 2 ** 32 - 1), label="seed"))
+    N, C = data.draw(st.integers(1, 5), label="N"), data.draw(st.integers(1, 5), label="C")
+    red = data.draw(st.sampled_from(["mean", "sum", "none"]), label="reduction")
+    ls = data.draw(st.sampled_from([0.1, 0.5, 1.0]), label="label_smoothing")
+    t = rng.integers(0, C, N)
+    t[rng.random(N) < 0.3] = F.IGNORE_INDEX
+    if red == "mean":
+        t[0] = rng.integers(0, C)  # at least one counted row (all ignored is nan, below)
+    w = rng.uniform(0.2, 3.0, C)
+    x = make_input(rng, (N, C), "real", data.draw(st.booleans(), label="non_contiguous"))
+    check_op(lambda z: F.cross_entropy(z, gb.tensor(t), weight=gb.tensor(w, dtype=z.dtype), reduction=red,
+                                       label_smoothing=ls),
+             lambda a: np_weighted_smoothed_cross_entropy(a, t, w, ls, red), [x])
+
+
+def test_cross_entropy_weight_with_label_smoothing_nd_and_all_ignored():
+    rng = np.random.default_rng(1)
+    x, w = rng.standard_normal((2, 4, 3)), rng.uniform(0.5, 2.0, 4)
+    t = rng.integers(0, 4, (2, 3))
+    t[1, 2] = -100
+    got = F.cross_entropy(gb.tensor(x), gb.tensor(t), weight=gb.tensor(w), label_smoothing=0.3, reduction="none")
+    flat = x.transpose(0, 2, 1).reshape(-1, 4)
+    want = np_weighted_smoothed_cross_entropy(flat, t.reshape(-1), w, 0.3, "none").reshape(2, 3)
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-12)
+    loss = F.cross_entropy(gb.ones(2, 3), gb.tensor([-100, -100]), weight=gb.ones(3), label_smoothing=0.1)
+    assert np.isnan(loss.item())
+
+
 def test_cross_entropy_all_ignored_is_nan_and_errors():
     loss = F.cross_entropy(gb.ones(2, 3), gb.tensor([-100, -100]))
     assert np.isnan(loss.item())
@@ -309,10 +354,15 @@ def test_matches_torch_semantics():
             if a.requires_grad:
                 np.testing.assert_allclose(a.grad, b.grad.numpy(), rtol=1e-6, atol=1e-8)
 
+    w = rng.uniform(0.2, 3.0, 5)
     for red in ("mean", "sum", "none"):
         for ls in (0.0, 0.1):
             both(lambda a, b: F.cross_entropy(a, b, reduction=red, label_smoothing=ls),
                  lambda a, b: TF.cross_entropy(a, b, reduction=red, label_smoothing=ls), x, t)
+        for ls in (0.0, 0.1, 1.0):  # class weights with label smoothing
+            both(lambda a, b: F.cross_entropy(a, b, weight=gb.tensor(w), reduction=red, label_smoothing=ls),
+                 lambda a, b: TF.cross_entropy(a, b, weight=torch.tensor(w), reduction=red, label_smoothing=ls),
+                 x, t)
     both(lambda a: F.gelu(a), lambda a: TF.gelu(a), x)
     both(lambda a: F.gelu(a, approximate="tanh"), lambda a: TF.gelu(a, approximate="tanh"), x)
     both(lambda a: F.layer_norm(a, (5,)), lambda a: TF.layer_norm(a, (5,)), x)
