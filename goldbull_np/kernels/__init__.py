@@ -25,8 +25,9 @@ idle pool waits.
     C SGEMM equals OpenBLAS on the transformer's linear shapes, a small-GPT step took 36-37 ms instead
     of ~50 ms on idle cores and 68 ms (vs 72 passive) with a busy neighbour; a numpy matmul + C
     layer_norm pair took 0.83 ms (0.64 ms with the C matmul). Measured 2026-11-25 on the 2-vCPU VM.
-  * OMP_WAIT_POLICY defaults to PASSIVE for the OpenMP pool numba uses (set at import, before libgomp
-    loads; an explicit OMP_WAIT_POLICY or GOMP_SPINCOUNT wins), so it never spins against the others.
+  * OMP_WAIT_POLICY defaults to PASSIVE for the OpenMP pool numba uses (goldbull_np.runtime, called at
+    import, before libgomp loads; an explicit OMP_WAIT_POLICY or GOMP_SPINCOUNT wins), so it never
+    spins against the others.
   * `auto` runs matmul/linear in C, so a training step uses the C team only.
 """
 from __future__ import annotations
@@ -39,6 +40,10 @@ import threading
 import warnings
 
 import numpy as np
+
+from .. import runtime as _runtime
+
+_runtime.set_omp_wait_policy()  # before numba or goldbull_np._C can load libgomp (see the docstring: threads)
 
 KERNEL_NAMES = (
     "matmul", "linear_forward", "linear_backward",
@@ -95,8 +100,6 @@ AUTO_TABLE = {
     "rotary_qkv_backward": ("c", "numba", "numpy"),
 }
 _ORDER = {"c": ("c", "numba", "numpy"), "numba": ("numba", "numpy"), "numpy": ("numpy",)}
-if "GOMP_SPINCOUNT" not in os.environ and "OMP_WAIT_POLICY" not in os.environ:
-    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"  # see the module docstring (threads)
 
 _MODULES = {"numpy": "reference", "numba": "numba_backend", "c": "c_backend"}
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import runtime as _runtime
 from ._checks import (attention_bias_4d, check_attention, check_embedding_backward, check_qkv, check_rotary_qkv,
                       check_targets)
 
@@ -19,13 +20,14 @@ _F64 = np.dtype(np.float64)
 
 
 def load():
-    """Import the compiled extension; raises ImportError when it was not built."""
+    """Import the compiled extension; raises ImportError when it was not built. The first load makes
+    the process-wide malloc setting (goldbull_np.runtime.tune_malloc) and applies GOLDBULL_C_ISA."""
     global ffi, lib
     if lib is None:
         from goldbull_np import _C  # noqa: PLC0415 - optional, built by setup.py
+        _runtime.tune_malloc(_C.lib)
+        _cap_isa_from_env(_C.lib)
         ffi, lib = _C.ffi, _C.lib
-        _tune_malloc(lib)
-        _cap_isa_from_env(lib)
     return lib
 
 
@@ -62,23 +64,6 @@ def set_isa(name=None):
     return the tier now in use. Process-global; the tests run every tier against the reference."""
     cap = len(ISAS) - 1 if name is None else _isa_index(name, "set_isa")
     return ISAS[load().gb_set_isa(cap)]
-
-
-# glibc's malloc tunables; an explicit setting (env MALLOC_*_ or GOLDBULL_MALLOC_TUNE=0) wins.
-_MALLOC_ENV = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES")
-MMAP_THRESHOLD = 32 << 20   # glibc's maximum: blocks up to 32 MiB come from the reusable heap
-TRIM_THRESHOLD = 1 << 30    # the heap top is given back only above 1 GiB of free space
-
-
-def _tune_malloc(L):
-    """Make freed temporaries stay mapped (see gb_malloc_keep_freed in csrc/runtime.c): without
-    it each step's activations are fresh pages and page faults cost more than the arithmetic."""
-    import os
-    if os.environ.get("GOLDBULL_MALLOC_TUNE", "1").strip() in ("0", "false", "no"):
-        return
-    if any(k in os.environ for k in _MALLOC_ENV):
-        return
-    L.gb_malloc_keep_freed(MMAP_THRESHOLD, TRIM_THRESHOLD)
 
 
 def set_num_threads(n):

@@ -109,26 +109,9 @@ def test_parallel_regions_match_the_reference(two_threads):
     close(cb.rotary_qkv_backward(qkv, cos, sin, 6), ref.rotary_qkv_backward(qkv, cos, sin, 6), "rotary_qkv_backward")
 
 
-def test_malloc_tuning_is_applied_once_and_can_be_disabled(monkeypatch):
+def test_malloc_keep_freed_is_callable():
+    """The mallopt wrapper goldbull_np.runtime.tune_malloc calls (its policy: tests/test_runtime.py)."""
     from goldbull_np.kernels import c_backend as cb
-    calls = []
-
-    class FakeLib:
-        def gb_malloc_keep_freed(self, mmap_threshold, trim_threshold):
-            calls.append((mmap_threshold, trim_threshold))
-            return 1
-
-    for k in cb._MALLOC_ENV:
-        monkeypatch.delenv(k, raising=False)
-    monkeypatch.setenv("GOLDBULL_MALLOC_TUNE", "0")
-    cb._tune_malloc(FakeLib())
-    monkeypatch.setenv("GOLDBULL_MALLOC_TUNE", "1")
-    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "131072")  # the user's own setting wins
-    cb._tune_malloc(FakeLib())
-    assert calls == []
-    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_")
-    cb._tune_malloc(FakeLib())
-    assert calls == [(cb.MMAP_THRESHOLD, cb.TRIM_THRESHOLD)]
     assert cb.load().gb_malloc_keep_freed(0, 0) in (0, 1)  # zero = leave as is; callable on any libc
 
 
