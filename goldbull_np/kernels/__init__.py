@@ -1,38 +1,45 @@
-"""THE dispatch point: which implementation of each kernel runs.
+"""THE dispatch point: which implementation of each kernel runs, and how it is called.
 
-Three backends, each a table of kernels keyed by name:
-  numpy  `reference.py`      every kernel, any float dtype; always loads.
-  numba  `numba_backend.py`  float32 + float64; numba is imported only when this backend is first needed.
+Three backends, each a table of the kernels it registers (KERNELS) and their dtypes (DTYPES):
+  numpy  `reference.py`      every kernel (its KERNEL_NAMES is the one list of kernel names), float32
+                             and float64 (sum_squares any float); always loads.
+  numba  `numba_backend.py`  float32 + float64, all but matmul/linear/cross-entropy (NumPy is faster);
+                             numba is imported only when this backend is first needed.
   c      `c_backend.py`      float32 only (sum_squares also float64); wraps the cffi extension
                              `goldbull_np._C` built by setup.py.
-A backend overrides only the kernels it implements; for a dtype it does not support, or when it cannot
-load (no compiler at install time, numba missing), resolution falls through to the next backend, with
-one warning line per backend that failed to load, never an error.
+A fast backend registers exactly the kernels whose AUTO_TABLE order lists it (where `auto` picks it,
+or would when the backends before it cannot load): no implementation sits unreachable behind numpy.
+For a dtype a backend does not register, resolution falls through to the next one. A backend that is
+legitimately unavailable (an ImportError of a module that is not ours, e.g. numba not installed, or
+of the extension goldbull_np._C, not built; an OSError loading a shared library) gives one warning
+line and falls through, never an error; any other exception while importing or loading a backend
+(a NameError, a SyntaxError, a failed import of one of our modules: a bug) propagates.
 
 Selection: env GOLDBULL_BACKEND=auto|c|numba|numpy (read at first use), `set_backend(name)`, or
 `with kernels.use("numba"): ...`. Selection is process-global (not thread-local).
-`get(name, dtype)` costs one dict lookup after the first call for that (name, dtype).
+
+Calling: `get(name, dtype)(*args, **kwargs)`. `get` costs one dict lookup after the first call for that
+(name, dtype); the callable it returns makes the two decisions no caller makes:
+  * a call with a zero-size ndarray argument runs the NumPy reference (it handles any size; the C
+    wrappers reject zero-size arrays before they reach C);
+  * float16 (which only the reference's sum_squares registers) runs the float32 kernel on upcast
+    copies of the float16 arguments; the primary output (a tuple's first item) comes back as float16,
+    saved statistics and further outputs stay float32 (the engine casts input gradients).
 
 Threads: `set_num_threads(n)` sets the C extension's thread team, numba (its threading layer is
 OpenMP here) and OpenBLAS (threadpoolctl if installed, else the OpenBLAS symbol through ctypes).
 Kernel calls are synchronous, so the pools never compute at the same time; what matters is how an
-idle pool waits.
-  * The C kernels run on their own team (csrc/pool.c, csrc/internal/gb_pool.h): an idle worker
-    spins 20 us, then spins calling sched_yield until 300 us, then sleeps on a futex. libgomp offers
-    only "spin without yielding" (a small-GPT step went from 72 to 130 ms/iter with one core busy
-    elsewhere) or "sleep at once" (OMP_WAIT_POLICY=PASSIVE: ~80 us to wake and join a worker per
-    parallel region on these VMs, which held a 768x128x384 SGEMM to 0.7x of OpenBLAS). With the team:
-    C SGEMM equals OpenBLAS on the transformer's linear shapes, a small-GPT step took 36-37 ms instead
-    of ~50 ms on idle cores and 68 ms (vs 72 passive) with a busy neighbour; a numpy matmul + C
-    layer_norm pair took 0.83 ms (0.64 ms with the C matmul). Measured 2026-11-25 on the 2-vCPU VM.
-  * OMP_WAIT_POLICY defaults to PASSIVE for the OpenMP pool numba uses (goldbull_np.runtime, called at
-    import, before libgomp loads; an explicit OMP_WAIT_POLICY or GOMP_SPINCOUNT wins), so it never
-    spins against the others.
-  * `auto` runs matmul/linear in C, so a training step uses the C team only.
+idle pool waits. The C kernels run on their own team (csrc/pool.c, internal/gb_pool.h: spin, then
+yield, then sleep), because libgomp offers only "spin without yielding" or "sleep at once"; the
+OpenMP pool numba uses is set to sleep at once (goldbull_np.runtime: OMP_WAIT_POLICY=PASSIVE, set at
+this module's import, before libgomp loads); `auto` runs matmul/linear in C, so a training step uses
+the C team only. The measurements behind these choices and AUTO_TABLE, with machine and dates:
+benchmarks/results/kernel_choices.md.
 """
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import os
 import sys
@@ -43,44 +50,23 @@ import numpy as np
 
 from .. import runtime as _runtime
 
-_runtime.set_omp_wait_policy()  # before numba or goldbull_np._C can load libgomp (see the docstring: threads)
+_runtime.set_omp_wait_policy()  # before numba or goldbull_np._C can load libgomp
 
-KERNEL_NAMES = (
-    "matmul", "linear_forward", "linear_backward",
-    "layer_norm_forward", "layer_norm_backward", "rms_norm_forward", "rms_norm_backward",
-    "attention_forward", "attention_backward", "attention_qkv_forward", "attention_qkv_backward",
-    "cross_entropy_forward", "cross_entropy_backward",
-    "gelu_forward", "gelu_backward", "adamw_step", "embedding_backward", "sum_squares",
-    "rotary_qkv_forward", "rotary_qkv_backward",
-)
+from ._checks import IGNORE_INDEX, EmptyInputError  # noqa: E402
+from .reference import KERNEL_NAMES  # noqa: E402
+
 BACKENDS = ("c", "numba", "numpy")
 SELECTIONS = ("auto",) + BACKENDS
 
-# `auto`: per kernel, the backend the benchmark measured fastest on this machine kind, then the
-# fallbacks. Source: `python3 benchmarks/bench_kernels.py --threads 2` (benchmarks/results/
-# bench_kernels.json), 2-core AMD EPYC Zen 4 VM (AVX-512; NumPy's OpenBLAS uses its SkylakeX kernel),
-# 2026-11-25. fwd+bwd, C vs torch: layer_norm 0.65-0.83x, rms_norm 0.16-0.24x, attention 0.70-0.81x,
-# cross-entropy 0.20-0.87x, AdamW 0.24x of torch's fastest, GELU 0.87x (tanh) / 2.1x (erf).
-# matmul/linear: C SGEMM is 0.81-1.05x OpenBLAS alone, but OpenBLAS and the OpenMP pool hand the two
-# cores back and forth badly: a numpy matmul followed by a C layer_norm took 918-1431 us vs 445-599 us
-# with the C matmul (same shapes), so a training step is faster with one pool. Attention falls back to
-# numba before numpy because the NumPy reference materialises (B,H,T,S) scores (612 MiB at T=1024).
-# embedding_backward (micro timing, median of 30-50, 2 threads, same machine): np.zeros + np.add.at
-# 1262-1564 us, numba 113 us, C 22-24 us at (V,N,C) = (65,768,128); add.at 7469-12150 us, numba 443 us,
-# C 182 us at (65,2048,384); at V = 50304, C = 768 (np.zeros in both, lazily zeroed pages): add.at 25.5 ms
-# vs C 10.9 ms for N = 2048, 0.71 vs 0.75 ms for N = 8.
-# sum_squares (clip_grad_norm_'s 2-norm: one call per gradient over the 76 float32 gradients of the
-# default text model, 10.8M elements, median of 50, 2 threads, with another process busy on the 2 vCPUs,
-# 2026-11-26): NumPy's blocked float64 einsum 10.2 ms, numba 1.7 ms, C 2.6-2.8 ms (1.3-1.4 ms on one
-# thread: under that load each C parallel region cost ~47 us more, GELU's too). C stays first so a
-# training step keeps to the C team (see matmul above); clip_grad_norm_ now sums the fused AdamW buffer
-# in one call (1.3-1.6 ms).
-# rotary_qkv_forward/backward (qkv (12, 64, 384) float32, 8 of 12 heads of D = 32 rotated, median of 300,
-# 2 threads, 2026-11-26): NumPy's strided half-head slices 490-500 us per direction, numba 60-115 us, C 33-40 us.
+# `auto`: per kernel, the backend measured fastest inside a training step on this kind of machine,
+# then the fallbacks; a list ends at numpy (it registers every kernel). Why each order, with the
+# figures: benchmarks/results/kernel_choices.md. In short: C first everywhere (one thread team per
+# step); matmul, linear and cross-entropy then go to NumPy (OpenBLAS; NumPy's cross-entropy beat
+# numba's), the rest to numba (fused loops, no (B,H,T,S) attention scores).
 AUTO_TABLE = {
-    "matmul": ("c", "numpy", "numba"),
-    "linear_forward": ("c", "numpy", "numba"),
-    "linear_backward": ("c", "numpy", "numba"),
+    "matmul": ("c", "numpy"),
+    "linear_forward": ("c", "numpy"),
+    "linear_backward": ("c", "numpy"),
     "layer_norm_forward": ("c", "numba", "numpy"),
     "layer_norm_backward": ("c", "numba", "numpy"),
     "rms_norm_forward": ("c", "numba", "numpy"),
@@ -89,8 +75,8 @@ AUTO_TABLE = {
     "attention_backward": ("c", "numba", "numpy"),
     "attention_qkv_forward": ("c", "numba", "numpy"),
     "attention_qkv_backward": ("c", "numba", "numpy"),
-    "cross_entropy_forward": ("c", "numpy", "numba"),
-    "cross_entropy_backward": ("c", "numpy", "numba"),
+    "cross_entropy_forward": ("c", "numpy"),
+    "cross_entropy_backward": ("c", "numpy"),
     "gelu_forward": ("c", "numba", "numpy"),
     "gelu_backward": ("c", "numba", "numpy"),
     "adamw_step": ("c", "numba", "numpy"),
@@ -102,6 +88,7 @@ AUTO_TABLE = {
 _ORDER = {"c": ("c", "numba", "numpy"), "numba": ("numba", "numpy"), "numpy": ("numpy",)}
 
 _MODULES = {"numpy": "reference", "numba": "numba_backend", "c": "c_backend"}
+_F16, _F32 = np.dtype(np.float16), np.dtype(np.float32)
 
 _lock = threading.RLock()
 _selection = None          # None until first use, then one of SELECTIONS
@@ -153,8 +140,21 @@ def use(name):
         set_backend(prev)
 
 
+def _unavailable(exc):
+    """True if `exc`, raised while importing/loading a backend, means "this backend cannot run here":
+    an import of a module that is not ours (numba missing or broken) or of the C extension
+    goldbull_np._C (not built, built for another Python), or an OSError loading a shared library.
+    Anything else, including a failed import of one of our own modules, is a bug and propagates."""
+    if isinstance(exc, OSError):
+        return True
+    if isinstance(exc, ImportError):
+        name = exc.name or ""
+        return name == "goldbull_np._C" or not (name == "goldbull_np" or name.startswith("goldbull_np."))
+    return False
+
+
 def _load(backend):
-    """The backend module, or None (with one warning) if it cannot load."""
+    """The backend module, or None (with one warning) if it is unavailable on this machine."""
     if backend in _loaded:
         return _loaded[backend]
     mod = None
@@ -162,8 +162,10 @@ def _load(backend):
         mod = importlib.import_module(f"{__name__}.{_MODULES[backend]}")
         load = getattr(mod, "load", None)
         if load is not None:
-            load()  # raises if the backend is unusable (e.g. the C extension was not built)
-    except Exception as exc:  # noqa: BLE001 - any failure means "not available", never an error
+            load()  # raises ImportError if the backend is unusable (e.g. the C extension was not built)
+    except Exception as exc:
+        if not _unavailable(exc):
+            raise
         mod = None
         _load_errors[backend] = f"{type(exc).__name__}: {exc}"
         if backend not in _warned:
@@ -179,32 +181,86 @@ def _order(name):
     return AUTO_TABLE[name] if sel == "auto" else _ORDER[sel]
 
 
+def _find(name, dt):
+    """(module, backend) of the first backend in the selection's order registering `name` for dt."""
+    for backend in _order(name) + ("numpy",):
+        mod = _load(backend)
+        if mod is not None and name in mod.KERNELS and dt in mod.DTYPES.get(name, ()):
+            return mod, backend
+    return None, None
+
+
+def _empty_to_reference(fn, ref, raises_on_empty=False):
+    """fn, except that a call with a zero-size ndarray argument runs the reference `ref`.
+
+    A backend whose wrappers raise EmptyInputError for such an argument (RAISES_ON_EMPTY: the C
+    wrappers check every array anyway) costs one try block; for the others the arguments are scanned."""
+    if fn is ref:
+        return fn
+    if raises_on_empty:
+        @functools.wraps(fn)
+        def kernel(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except EmptyInputError:
+                pass
+            return ref(*args, **kwargs)
+        return kernel
+    ndarray = np.ndarray
+
+    @functools.wraps(fn)
+    def kernel(*args, **kwargs):
+        for a in args:
+            if isinstance(a, ndarray) and not a.size:
+                return ref(*args, **kwargs)
+        if kwargs:
+            for a in kwargs.values():
+                if isinstance(a, ndarray) and not a.size:
+                    return ref(*args, **kwargs)
+        return fn(*args, **kwargs)
+    return kernel
+
+
+def _up(a):
+    return a.astype(_F32) if isinstance(a, np.ndarray) and a.dtype == _F16 else a
+
+
+def _through_float32(fn32):
+    """fn32 (a float32 kernel) for float16 arguments: upcast in, the primary output cast back."""
+    @functools.wraps(fn32)
+    def kernel(*args, **kwargs):
+        out = fn32(*[_up(a) for a in args], **{k: _up(v) for k, v in kwargs.items()})
+        if isinstance(out, tuple):
+            return (out[0].astype(_F16) if isinstance(out[0], np.ndarray) else out[0],) + out[1:]
+        return out.astype(_F16) if isinstance(out, np.ndarray) else out
+    return kernel
+
+
 def _resolve(name, dtype):
     if name not in AUTO_TABLE:
         raise KeyError(f"unknown kernel {name!r}; known: {', '.join(KERNEL_NAMES)}")
     dt = np.dtype(dtype)
     with _lock:
-        for backend in _order(name) + ("numpy",):
-            mod = _load(backend)
-            if mod is None or name not in mod.KERNELS:
-                continue
-            if dt not in mod.DTYPES.get(name, ()):
-                continue
-            fn = mod.KERNELS[name]
-            _cache[(name, dtype)] = fn
-            _resolved_by[(name, dt)] = backend
-            return fn
-    raise TypeError(f"no backend implements kernel {name!r} for dtype {dt}")
+        mod, backend = _find(name, dt)
+        if mod is not None:
+            fn = _empty_to_reference(mod.KERNELS[name], _load("numpy").KERNELS[name],
+                                     getattr(mod, "RAISES_ON_EMPTY", False))
+        elif dt == _F16:
+            fn = _through_float32(get(name, _F32))  # TypeError if no float32 kernel either
+            backend = _resolved_by[(name, _F32)]
+        else:
+            raise TypeError(f"no backend implements kernel {name!r} for dtype {dt}")
+        _cache[(name, dtype)] = fn
+        _resolved_by[(name, dt)] = backend
+        return fn
 
 
-def get(name, dtype=np.float32, empty=False):
+def get(name, dtype=np.float32):
     """The implementation of kernel `name` for inputs of `dtype` under the current selection.
 
-    `empty=True` (some input has a zero-size dimension) always gives the NumPy reference: it handles
-    any size, while the C wrappers reject zero-size arrays before they reach C.
+    Zero-size array arguments and float16 are handled by the returned callable (module docstring),
+    so callers just call it. KeyError for an unknown name, TypeError when no backend has the dtype.
     """
-    if empty:
-        return getattr(_load("numpy"), name)
     try:
         return _cache[(name, dtype)]
     except KeyError:
@@ -213,7 +269,7 @@ def get(name, dtype=np.float32, empty=False):
 
 
 def resolve_backend(name, dtype=np.float32):
-    """Name of the backend `get(name, dtype)` resolves to."""
+    """Name of the backend `get(name, dtype)` resolves to (for float16: the float32 kernel's)."""
     get(name, dtype)
     return _resolved_by[(name, np.dtype(dtype))]
 
@@ -284,7 +340,9 @@ def set_num_threads(n):
         try:
             from . import c_backend as c
             c.load()
-        except ImportError:
+        except Exception as exc:
+            if not _unavailable(exc):
+                raise
             c = None
     if c is not None:
         c.set_num_threads(n)
@@ -328,5 +386,5 @@ def info():
     return out
 
 
-__all__ = ["KERNEL_NAMES", "BACKENDS", "SELECTIONS", "AUTO_TABLE", "get", "get_backend", "set_backend",
-           "use", "resolve_backend", "set_num_threads", "info"]
+__all__ = ["KERNEL_NAMES", "IGNORE_INDEX", "BACKENDS", "SELECTIONS", "AUTO_TABLE", "get", "get_backend",
+           "set_backend", "use", "resolve_backend", "set_num_threads", "info"]

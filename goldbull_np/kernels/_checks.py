@@ -6,6 +6,11 @@ import numpy as np
 from ..constants import IGNORE_INDEX  # noqa: F401 - -100, defined once (a leaf module); kernels' default
 
 
+class EmptyInputError(ValueError):
+    """A zero-size array reached a backend that cannot take one (the C wrappers raise it before any
+    pointer reaches C); kernels.get()'s callables catch it and run the NumPy reference instead."""
+
+
 def check_targets(targets, N, V, ignore_index):
     """targets (N,) integer with every id in [0, V) or == ignore_index, else ValueError/TypeError."""
     if not isinstance(targets, np.ndarray) or targets.dtype.kind not in "iu":

@@ -10,8 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 from .. import runtime as _runtime
-from ._checks import (attention_bias_4d, check_attention, check_embedding_backward, check_qkv, check_rotary_qkv,
-                      check_targets)
+from ._checks import (IGNORE_INDEX, EmptyInputError, attention_bias_4d, check_attention, check_embedding_backward,
+                      check_qkv, check_rotary_qkv, check_targets)
+from .reference import KERNEL_NAMES
 
 ffi = lib = None  # set by load()
 _F32 = np.dtype(np.float32)
@@ -90,7 +91,7 @@ def _arr(name, x, shape=None, ndim=None, dtype=_F32):
     if shape is not None and x.shape != tuple(shape):
         raise ValueError(f"{name} must have shape {tuple(shape)}, got {x.shape}")
     if x.size == 0:
-        raise ValueError(f"{name} has a zero-size dimension {x.shape}; the C kernels need non-empty inputs")
+        raise EmptyInputError(f"{name} has a zero-size dimension {x.shape}; the C kernels need non-empty inputs")
     if not x.flags.c_contiguous:
         raise ValueError(f"{name} must be C-contiguous")
     return x
@@ -361,7 +362,7 @@ def _targets64(targets, N, V, ignore_index):
     return np.ascontiguousarray(targets, dtype=_I64)
 
 
-def cross_entropy_forward(logits, targets, ignore_index=-100, label_smoothing=0.0):
+def cross_entropy_forward(logits, targets, ignore_index=IGNORE_INDEX, label_smoothing=0.0):
     load()
     _arr("logits", logits, ndim=2)
     N, V = logits.shape
@@ -374,7 +375,7 @@ def cross_entropy_forward(logits, targets, ignore_index=-100, label_smoothing=0.
     return losses, lse
 
 
-def cross_entropy_backward(dlosses, logits, targets, lse, ignore_index=-100, label_smoothing=0.0, out=None):
+def cross_entropy_backward(dlosses, logits, targets, lse, ignore_index=IGNORE_INDEX, label_smoothing=0.0, out=None):
     """dlogits (N,V); `out` may be `logits` itself (written in place, element by element)."""
     load()
     _arr("logits", logits, ndim=2)
@@ -489,12 +490,12 @@ def sum_squares(x):
     return float(out[0])
 
 
-__all__ = ["matmul", "linear_forward", "linear_backward", "layer_norm_forward", "layer_norm_backward",
-           "rms_norm_forward", "rms_norm_backward", "attention_forward", "attention_backward",
-           "attention_qkv_forward", "attention_qkv_backward", "cross_entropy_forward", "cross_entropy_backward",
-           "gelu_forward", "gelu_backward", "adamw_step", "embedding_backward", "sum_squares",
-           "rotary_qkv_forward", "rotary_qkv_backward"]
-# The backend table read by kernels/__init__.py: every kernel float32 only, sum_squares also float64.
-KERNELS = {name: globals()[name] for name in __all__}
-DTYPES = {name: (_F32,) for name in __all__}
+__all__ = list(KERNEL_NAMES)
+# Every wrapper raises EmptyInputError (from _arr) for a zero-size array argument before calling C, so
+# the dispatch point catches that instead of scanning every call's arguments (kernels._empty_to_reference).
+RAISES_ON_EMPTY = True
+# The backend table read by kernels/__init__.py: every kernel, float32 only (sum_squares also float64);
+# `auto` picks each of them first (AUTO_TABLE).
+KERNELS = {name: globals()[name] for name in KERNEL_NAMES}
+DTYPES = {name: (_F32,) for name in KERNEL_NAMES}
 DTYPES["sum_squares"] = (_F32, _F64)

@@ -15,8 +15,9 @@ import numpy as np
 from numba import njit, prange
 
 from . import reference as _ref
-from ._checks import (attention_bias_4d, check_attention, check_embedding_backward, check_rotary_qkv,
-                      check_segments, check_shapes, check_targets)
+from ._checks import (IGNORE_INDEX, attention_bias_4d, check_attention, check_embedding_backward,
+                      check_rotary_qkv, check_segments, check_shapes, check_targets)
+from .reference import KERNEL_NAMES
 
 # reassoc/contract let LLVM vectorise reductions; no nnan/ninf: -inf masks must keep working.
 _FM = {"reassoc", "contract", "nsz", "arcp"}
@@ -34,7 +35,7 @@ def _chunks(n):
 
 
 # ----------------------------------------------------------------------------------------------
-# matmul / linear (never picked by `auto`: OpenBLAS is far faster; here for completeness)
+# matmul / linear: not registered (see UNREGISTERED at the end)
 
 @njit(**_pjit)
 def _mm_nn(a, b, out, bias, has_bias):
@@ -405,7 +406,7 @@ def rotary_qkv_backward(g, cos, sin, rotated_heads):
 
 
 # ----------------------------------------------------------------------------------------------
-# cross-entropy
+# cross-entropy: not registered (see UNREGISTERED at the end)
 
 @njit(**_pjit)
 def _ce_fwd(x, t, ignore, ls, losses, lse):
@@ -445,7 +446,7 @@ def _ce_bwd(dl, x, t, lse, ignore, ls, out):
         out[r, t[r]] -= d * (1.0 - ls)
 
 
-def cross_entropy_forward(logits, targets, ignore_index=-100, label_smoothing=0.0):
+def cross_entropy_forward(logits, targets, ignore_index=IGNORE_INDEX, label_smoothing=0.0):
     N, V = logits.shape
     check_targets(targets, N, V, ignore_index)
     dt = logits.dtype
@@ -455,7 +456,7 @@ def cross_entropy_forward(logits, targets, ignore_index=-100, label_smoothing=0.
     return losses, lse
 
 
-def cross_entropy_backward(dlosses, logits, targets, lse, ignore_index=-100, label_smoothing=0.0, out=None):
+def cross_entropy_backward(dlosses, logits, targets, lse, ignore_index=IGNORE_INDEX, label_smoothing=0.0, out=None):
     N, V = logits.shape
     check_targets(targets, N, V, ignore_index)
     check_shapes(dlosses=(dlosses, (N,)), lse=(lse, (N,)), out=(out, (N, V)))
@@ -588,8 +589,8 @@ _PAR_MIN_ELEMS = 32768  # as the C kernels' GB_PAR_MIN_ELEMS: below it one seria
 @njit(**_jit)
 def _sum_sq_flat(y):
     # sum of squares of a 1-D contiguous y in float64. Index from 0 over y.size: with range(lo, hi)
-    # numba's negative-index wraparound made LLVM emit gathers (10 ms instead of 1.3 ms for 10.8M
-    # float32); reassoc lets it keep several vector accumulators.
+    # numba's negative-index wraparound made LLVM emit gathers (several times slower; figures in
+    # benchmarks/results/kernel_choices.md); reassoc lets it keep several vector accumulators.
     s = 0.0
     for i in range(y.size):
         v = np.float64(y[i])
@@ -628,12 +629,14 @@ def attention_qkv_backward(dout, qkv, out, lse, n_head, n_kv_head, scale):
     return _ref.qkv_attention_backward(attention_backward, dout, qkv, out, lse, n_head, n_kv_head, scale)
 
 
-__all__ = ["matmul", "linear_forward", "linear_backward", "layer_norm_forward", "layer_norm_backward",
-           "rms_norm_forward", "rms_norm_backward", "attention_forward", "attention_backward",
-           "attention_qkv_forward", "attention_qkv_backward",
-           "cross_entropy_forward", "cross_entropy_backward", "gelu_forward", "gelu_backward", "adamw_step",
-           "embedding_backward", "sum_squares", "rotary_qkv_forward", "rotary_qkv_backward"]
+# Kernels defined here that no selection dispatches to: NumPy measured faster for them (OpenBLAS for
+# matmul/linear, its whole-array passes for cross-entropy; benchmarks/results/kernel_choices.md), so
+# `auto` lists numpy before numba and they are not registered (GOLDBULL_BACKEND=numba runs NumPy's).
+# They stay as the numba contenders benchmarks/bench_kernels.py measures to decide the AUTO_TABLE,
+# tested against the reference like the rest.
+UNREGISTERED = ("matmul", "linear_forward", "linear_backward", "cross_entropy_forward", "cross_entropy_backward")
+__all__ = list(KERNEL_NAMES)
 # The backend table read by kernels/__init__.py.
-KERNELS = {name: globals()[name] for name in __all__}
-DTYPES = {name: (np.dtype(np.float32), np.dtype(np.float64)) for name in __all__}
+KERNELS = {name: globals()[name] for name in KERNEL_NAMES if name not in UNREGISTERED}
+DTYPES = {name: (np.dtype(np.float32), np.dtype(np.float64)) for name in KERNELS}
 DTYPES["adamw_step"] = (np.dtype(np.float32),)

@@ -11,16 +11,20 @@ import math
 
 import numpy as np
 
-from ._checks import check_attention, check_embedding_backward, check_qkv, check_rotary_qkv, check_targets
+from ._checks import (IGNORE_INDEX, check_attention, check_embedding_backward, check_qkv, check_rotary_qkv,
+                      check_targets)
 
-__all__ = [
+# THE list of kernels: the reference defines every one; kernels/__init__.py (KERNEL_NAMES, AUTO_TABLE)
+# and the fast backends (their KERNELS tables, subsets of it) read it from here.
+KERNEL_NAMES = (
     "matmul", "linear_forward", "linear_backward",
     "layer_norm_forward", "layer_norm_backward", "rms_norm_forward", "rms_norm_backward",
     "attention_forward", "attention_backward", "attention_qkv_forward", "attention_qkv_backward",
     "cross_entropy_forward", "cross_entropy_backward",
     "gelu_forward", "gelu_backward", "adamw_step", "embedding_backward", "sum_squares",
     "rotary_qkv_forward", "rotary_qkv_backward",
-]
+)
+__all__ = list(KERNEL_NAMES)
 
 
 def _stat_dtype(dtype):
@@ -266,7 +270,7 @@ def rotary_qkv_backward(g, cos, sin, rotated_heads):
 # ----------------------------------------------------------------------------------------------
 # cross-entropy
 
-def cross_entropy_forward(logits, targets, ignore_index=-100, label_smoothing=0.0):
+def cross_entropy_forward(logits, targets, ignore_index=IGNORE_INDEX, label_smoothing=0.0):
     """logits (N,V), targets (N,) int -> losses (N,) (0 where ignored), lse (N,).
 
     loss = (1-ls) * (lse - logit[t]) + ls * (lse - mean(logits)), as torch.
@@ -284,7 +288,7 @@ def cross_entropy_forward(logits, targets, ignore_index=-100, label_smoothing=0.
     return losses, lse.astype(_stat_dtype(logits.dtype))
 
 
-def cross_entropy_backward(dlosses, logits, targets, lse, ignore_index=-100, label_smoothing=0.0,
+def cross_entropy_backward(dlosses, logits, targets, lse, ignore_index=IGNORE_INDEX, label_smoothing=0.0,
                            out=None):
     """dlogits (N,V) = dloss * (softmax - ((1-ls) * onehot + ls / V)); 0 rows where ignored."""
     N, V = logits.shape
@@ -381,7 +385,7 @@ def sum_squares(x):
 
     Not np.dot: that is BLAS ddot, which is multi-threaded in OpenBLAS for long vectors, and an
     OpenBLAS worker left spinning after it competes with the kernels' thread team for the next
-    step's cores (a small-GPT step at 2 threads: 96 -> 73 ms). einsum's 'i,i->' loop is
+    step's cores (benchmarks/results/kernel_choices.md). einsum's 'i,i->' loop is
     single-threaded SIMD; converting in fixed blocks keeps the float64 temporary small, and float32
     values up to 1e20 (whose squares overflow float32) give a finite sum.
     """
@@ -399,7 +403,7 @@ def sum_squares(x):
 
 
 # The backend table read by kernels/__init__.py.
-KERNELS = {name: globals()[name] for name in __all__}
-DTYPES = {name: (np.dtype(np.float32), np.dtype(np.float64)) for name in __all__}
+KERNELS = {name: globals()[name] for name in KERNEL_NAMES}
+DTYPES = {name: (np.dtype(np.float32), np.dtype(np.float64)) for name in KERNEL_NAMES}
 DTYPES["adamw_step"] = (np.dtype(np.float32),)
 DTYPES["sum_squares"] = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))  # any float grad

@@ -9,8 +9,9 @@ which is what Hugging Face's Llama computes, so its q/k weights load without per
 """
 import numpy as np
 
+from .. import kernels as K
 from ..autograd.function import Function
-from ..autograd.functions.nn import _c, _kernel
+from ..autograd.functions.nn import _c
 from .module import Module
 
 
@@ -18,18 +19,16 @@ class RotaryQKV(Function):
     """The first ``rotated_heads`` heads of x (B, T, heads * D) rotated by cos, sin (T, D), the others
     copied: for a fused projection [q heads | k heads | v heads] that is q and k, so a rotary model keeps
     its one-op attention. The rotation is the `rotary_qkv_forward` kernel, its transpose
-    `rotary_qkv_backward` (float16 through the float32 kernels, as every fused op)."""
+    `rotary_qkv_backward` (float16 through the float32 kernels, decided by the dispatch point)."""
 
     saved_inputs = ()
 
     def forward(self, qkv, cos=None, sin=None, rotated_heads=0):
         self.cos, self.sin, self.n = _c(cos), _c(sin), rotated_heads  # (T,D) each
-        fn = _kernel("rotary_qkv_forward", qkv.dtype, qkv.size == 0)
-        return fn(_c(qkv), self.cos, self.sin, rotated_heads)  # (B,T,W)
+        return K.get("rotary_qkv_forward", qkv.dtype)(_c(qkv), self.cos, self.sin, rotated_heads)  # (B,T,W)
 
     def backward(self, g):
-        fn = _kernel("rotary_qkv_backward", g.dtype, g.size == 0)
-        return fn(_c(g), self.cos, self.sin, self.n)  # (B,T,W)
+        return K.get("rotary_qkv_backward", g.dtype)(_c(g), self.cos, self.sin, self.n)  # (B,T,W)
 
 
 def apply_rotary(x, cos, sin):

@@ -2,10 +2,9 @@
 cross-entropy, GELU, softmax/log_softmax, embedding, dropout.
 
 The heavy ones reach their kernels only through ``goldbull_np.kernels.get(name, dtype)``, the one
-dispatch point; each forward saves what its backward reads (mean/rstd, logsumexp).
+dispatch point, which also decides zero-size inputs (the NumPy reference) and float16 (the float32
+kernel, the primary output cast back); each forward saves what its backward reads (mean/rstd, logsumexp).
 """
-import functools
-
 import numpy as np
 
 from ... import kernels as K
@@ -17,29 +16,6 @@ def _c(a):
     return a if a.flags.c_contiguous else np.ascontiguousarray(a)
 
 
-_F16 = np.dtype(np.float16)
-
-
-def _kernel(name, dtype, empty=False):
-    """The kernel for ``dtype`` (the reference when ``empty``: some input has a zero-size dim);
-    float16 (which no kernel backend implements) runs the float32 kernel on upcast inputs, and the
-    primary output comes back as float16 (saved statistics stay float32, input gradients are cast
-    by the engine)."""
-    if dtype == _F16:
-        return functools.partial(_via_float32, K.get(name, np.float32, empty))
-    return K.get(name, dtype, empty)
-
-
-def _via_float32(kernel, *args, **kwargs):
-    up = [a.astype(np.float32) if isinstance(a, np.ndarray) and a.dtype == _F16 else a for a in args]
-    kw = {k: (v.astype(np.float32) if isinstance(v, np.ndarray) and v.dtype == _F16 else v)
-          for k, v in kwargs.items()}
-    out = kernel(*up, **kw)
-    if isinstance(out, tuple):
-        return (out[0].astype(_F16) if out[0] is not None else None,) + out[1:]
-    return out.astype(_F16)
-
-
 class Linear(Function):
     """y = x @ weight.T + bias; x (..., C), weight (OC, C), bias (OC,) or None."""
 
@@ -49,13 +25,13 @@ class Linear(Function):
         self.lead = x.shape[:-1]
         x2 = _c(x).reshape(-1, x.shape[-1])  # (N, C)
         self.x2, self.weight, self.has_bias = x2, weight, bias is not None
-        out = _kernel("linear_forward", x.dtype, x2.size == 0 or weight.size == 0)(x2, _c(weight), None if bias is None else _c(bias))  # (N, OC)
+        out = K.get("linear_forward", x.dtype)(x2, _c(weight), None if bias is None else _c(bias))  # (N, OC)
         return out.reshape(self.lead + (weight.shape[0],))
 
     def backward(self, g):
         nx, nw, nb = (self.needs_input_grad + (False,))[:3]
         g2 = _c(g).reshape(-1, g.shape[-1])  # (N, OC)
-        dx, dw, db = _kernel("linear_backward", g.dtype, g.size == 0 or self.x2.size == 0)(
+        dx, dw, db = K.get("linear_backward", g.dtype)(
             g2, self.x2, _c(self.weight), need_dx=nx, need_dweight=nw, need_dbias=nb and self.has_bias)
         dx = dx.reshape(self.lead + (self.x2.shape[1],)) if dx is not None else None
         return (dx, dw, db) if self.has_bias else (dx, dw)
@@ -72,12 +48,12 @@ class LayerNorm(Function):
         x2 = _c(x).reshape(-1, C)  # (N, C)
         w2 = None if weight is None else _c(weight).reshape(C)
         b2 = None if bias is None else _c(bias).reshape(C)
-        out, self.mean, self.rstd = _kernel("layer_norm_forward", x.dtype, x2.size == 0)(x2, w2, b2, eps)  # (N,C), (N,), (N,)
+        out, self.mean, self.rstd = K.get("layer_norm_forward", x.dtype)(x2, w2, b2, eps)  # (N,C), (N,), (N,)
         self.x2, self.w2, self.has_bias, self.has_weight = x2, w2, bias is not None, weight is not None
         return out.reshape(x.shape)
 
     def backward(self, g):
-        dx, dw, db = _kernel("layer_norm_backward", g.dtype, g.size == 0)(
+        dx, dw, db = K.get("layer_norm_backward", g.dtype)(
             _c(g).reshape(self.x2.shape), self.x2, self.w2, self.mean, self.rstd, self.has_bias)
         grads = [dx.reshape(self.shape)]
         if self.has_weight:
@@ -97,12 +73,12 @@ class RMSNorm(Function):
         C = int(np.prod(x.shape[x.ndim - n_norm:]))
         x2 = _c(x).reshape(-1, C)  # (N, C)
         w2 = None if weight is None else _c(weight).reshape(C)
-        out, self.rstd = _kernel("rms_norm_forward", x.dtype, x2.size == 0)(x2, w2, eps)  # (N,C), (N,)
+        out, self.rstd = K.get("rms_norm_forward", x.dtype)(x2, w2, eps)  # (N,C), (N,)
         self.x2, self.w2 = x2, w2
         return out.reshape(x.shape)
 
     def backward(self, g):
-        dx, dw = _kernel("rms_norm_backward", g.dtype, g.size == 0)(_c(g).reshape(self.x2.shape), self.x2, self.w2, self.rstd)
+        dx, dw = K.get("rms_norm_backward", g.dtype)(_c(g).reshape(self.x2.shape), self.x2, self.w2, self.rstd)
         if self.w2 is None:
             return dx.reshape(self.shape)
         return dx.reshape(self.shape), (dw.reshape(self.input_meta[1][0]) if dw is not None else None)
@@ -119,7 +95,7 @@ class Attention(Function):
         q, k, v = _c(q), _c(k), _c(v)
         self.params = dict(scale=scale, causal_offset=causal_offset, attn_bias=attn_bias,
                            key_padding_mask=key_padding_mask)
-        out, lse = _kernel("attention_forward", q.dtype, q.size == 0 or k.size == 0)(q, k, v, **self.params)  # (B,H,T,D), (B,H,T)
+        out, lse = K.get("attention_forward", q.dtype)(q, k, v, **self.params)  # (B,H,T,D), (B,H,T)
         # Returned (and saved) as a (B,H,T,D) view of a (B,T,H,D) array: the usual next step,
         # y.transpose(1, 2).reshape(B, T, C) for o_proj, is then a free view, so o_proj's saved
         # input and this node's saved output are one array instead of two copies.
@@ -128,8 +104,8 @@ class Attention(Function):
         return out
 
     def backward(self, g):
-        return _kernel("attention_backward", g.dtype, g.size == 0 or self.k.size == 0)(_c(g), self.q, self.k, self.v, _c(self.out), self.lse,
-                                                     **self.params)
+        return K.get("attention_backward", g.dtype)(_c(g), self.q, self.k, self.v, _c(self.out), self.lse,
+                                                    **self.params)
 
 
 class QKVAttention(Function):
@@ -145,11 +121,11 @@ class QKVAttention(Function):
 
     def forward(self, qkv, n_head=1, n_kv_head=1, scale=1.0):
         self.qkv, self.params = _c(qkv), dict(n_head=n_head, n_kv_head=n_kv_head, scale=scale)
-        self.y, self.lse = _kernel("attention_qkv_forward", qkv.dtype, qkv.size == 0)(self.qkv, **self.params)  # (B,T,C), (B,H,T)
+        self.y, self.lse = K.get("attention_qkv_forward", qkv.dtype)(self.qkv, **self.params)  # (B,T,C), (B,H,T)
         return self.y
 
     def backward(self, g):
-        return _kernel("attention_qkv_backward", g.dtype, g.size == 0)(_c(g), self.qkv, self.y, self.lse, **self.params)
+        return K.get("attention_qkv_backward", g.dtype)(_c(g), self.qkv, self.y, self.lse, **self.params)
 
 
 class CrossEntropy(Function):
@@ -157,9 +133,9 @@ class CrossEntropy(Function):
 
     saved_inputs = (0,)
 
-    def forward(self, logits, targets=None, ignore_index=-100, label_smoothing=0.0, reduction="mean"):
+    def forward(self, logits, targets=None, ignore_index=K.IGNORE_INDEX, label_smoothing=0.0, reduction="mean"):
         logits = _c(logits)
-        losses, lse = _kernel("cross_entropy_forward", logits.dtype, logits.size == 0)(
+        losses, lse = K.get("cross_entropy_forward", logits.dtype)(
             logits, targets, ignore_index=ignore_index, label_smoothing=label_smoothing)  # (N,), (N,)
         self.logits, self.targets, self.lse = logits, targets, lse
         self.ignore_index, self.label_smoothing, self.reduction = ignore_index, label_smoothing, reduction
@@ -179,7 +155,7 @@ class CrossEntropy(Function):
             dlosses = np.full(N, g, dtype=g.dtype)
         else:
             dlosses = np.full(N, g / max(self.count, 1), dtype=g.dtype)
-        return _kernel("cross_entropy_backward", g.dtype, self.logits.size == 0)(
+        return K.get("cross_entropy_backward", g.dtype)(
             dlosses, self.logits, self.targets, self.lse, ignore_index=self.ignore_index,
             label_smoothing=self.label_smoothing)
 
@@ -189,17 +165,17 @@ class Gelu(Function):
 
     def forward(self, x, approximate="none"):
         self.x, self.approximate = _c(x).reshape(-1), approximate  # (N,)
-        return _kernel("gelu_forward", x.dtype, x.size == 0)(self.x, approximate=approximate).reshape(x.shape)
+        return K.get("gelu_forward", x.dtype)(self.x, approximate=approximate).reshape(x.shape)
 
     def backward(self, g):
-        dx = _kernel("gelu_backward", g.dtype, g.size == 0)(_c(g).reshape(-1), self.x, approximate=self.approximate)
+        dx = K.get("gelu_backward", g.dtype)(_c(g).reshape(-1), self.x, approximate=self.approximate)
         return dx.reshape(g.shape)
 
 
 class GeluLinear(Function):
     """y = gelu(h) @ weight.T + bias, saving h but not gelu(h): backward recomputes gelu(h) (one
     elementwise pass) instead of keeping a second (..., hidden) activation alive from forward to
-    backward, the MLP's largest (12.6 MB per layer at B*T=2048, hidden=1536). Values and gradients
+    backward, the MLP's largest (hidden values per token, per layer). Values and gradients
     are those of Gelu then Linear, bit for bit (the same kernels on the same arrays)."""
 
     saved_inputs = (0, 1)
@@ -208,22 +184,22 @@ class GeluLinear(Function):
         self.lead = h.shape[:-1]
         h2 = _c(h).reshape(-1, h.shape[-1])  # (N, hidden)
         self.h2, self.weight, self.has_bias, self.approximate = h2, weight, bias is not None, approximate
-        a = _kernel("gelu_forward", h.dtype, h2.size == 0)(h2.reshape(-1), approximate=approximate)  # (N*hidden,)
-        out = _kernel("linear_forward", h.dtype, h2.size == 0 or weight.size == 0)(
+        a = K.get("gelu_forward", h.dtype)(h2.reshape(-1), approximate=approximate)  # (N*hidden,)
+        out = K.get("linear_forward", h.dtype)(
             a.reshape(h2.shape), _c(weight), None if bias is None else _c(bias))  # (N, OC)
         return out.reshape(self.lead + (weight.shape[0],))
 
     def backward(self, g):
         nh, nw, nb = (self.needs_input_grad + (False,))[:3]
         h2, dt = self.h2, g.dtype
-        a = _kernel("gelu_forward", dt, h2.size == 0)(h2.reshape(-1), approximate=self.approximate)  # recomputed
+        a = K.get("gelu_forward", dt)(h2.reshape(-1), approximate=self.approximate)  # recomputed
         g2 = _c(g).reshape(-1, g.shape[-1])  # (N, OC)
-        da, dw, db = _kernel("linear_backward", dt, g.size == 0 or h2.size == 0)(
+        da, dw, db = K.get("linear_backward", dt)(
             g2, a.reshape(h2.shape), _c(self.weight), need_dx=nh, need_dweight=nw, need_dbias=nb and self.has_bias)
         dh = None
         if nh:
-            dh = _kernel("gelu_backward", dt, h2.size == 0)(da.reshape(-1), h2.reshape(-1),
-                                                            approximate=self.approximate).reshape(self.lead + h2.shape[1:])
+            dh = K.get("gelu_backward", dt)(da.reshape(-1), h2.reshape(-1),
+                                            approximate=self.approximate).reshape(self.lead + h2.shape[1:])
         return (dh, dw, db) if self.has_bias else (dh, dw)
 
 
@@ -240,25 +216,24 @@ class LayerNormLinear(Function):
         self.lead = x.shape[:-1]
         x2 = _c(x).reshape(-1, x.shape[-1])  # (N, C)
         self.x2, self.ln_w, self.ln_b, self.weight, self.eps = x2, _c(ln_weight), ln_bias, weight, eps
-        empty = x2.size == 0
-        xn, self.mean, self.rstd = _kernel("layer_norm_forward", x.dtype, empty)(
+        xn, self.mean, self.rstd = K.get("layer_norm_forward", x.dtype)(
             x2, self.ln_w, None if ln_bias is None else _c(ln_bias), eps)  # (N,C), (N,), (N,)
-        out = _kernel("linear_forward", x.dtype, empty or weight.size == 0)(
+        out = K.get("linear_forward", x.dtype)(
             xn, _c(weight), None if bias is None else _c(bias))  # (N, OC)
         return out.reshape(self.lead + (weight.shape[0],))
 
     def backward(self, g):
         nx, nlw, nlb, nw, nb = self.needs_input_grad
-        x2, dt, empty = self.x2, g.dtype, self.x2.size == 0
+        x2, dt = self.x2, g.dtype
         ln_b = None if self.ln_b is None else _c(self.ln_b)
-        xn, _, _ = _kernel("layer_norm_forward", dt, empty)(x2, self.ln_w, ln_b, self.eps)  # recomputed (N,C)
+        xn, _, _ = K.get("layer_norm_forward", dt)(x2, self.ln_w, ln_b, self.eps)  # recomputed (N,C)
         g2 = _c(g).reshape(-1, g.shape[-1])  # (N, OC)
-        dxn, dw, db = _kernel("linear_backward", dt, empty or g.size == 0)(
+        dxn, dw, db = K.get("linear_backward", dt)(
             g2, xn, _c(self.weight), need_dx=nx or nlw or nlb, need_dweight=nw, need_dbias=nb)
         dx = dlw = dlb = None
         if nx or nlw or nlb:
-            dx, dlw, dlb = _kernel("layer_norm_backward", dt, empty)(dxn, x2, self.ln_w, self.mean, self.rstd,
-                                                                    ln_b is not None)
+            dx, dlw, dlb = K.get("layer_norm_backward", dt)(dxn, x2, self.ln_w, self.mean, self.rstd,
+                                                            ln_b is not None)
             dx = dx.reshape(self.lead + (x2.shape[1],))
         return dx, dlw, dlb, dw, db
 
@@ -304,7 +279,7 @@ class Embedding(Function):
     def backward(self, g):
         V, C = self.shape
         flat_ids = self.ids.reshape(-1)  # (N,), range-checked by nn.functional.embedding
-        dw = _kernel("embedding_backward", g.dtype, g.size == 0)(
+        dw = K.get("embedding_backward", g.dtype)(
             _c(g).reshape(flat_ids.size, C), flat_ids, V)  # (V, C)
         if self.padding_idx is not None:
             dw[self.padding_idx] = 0
