@@ -172,7 +172,8 @@ typedef struct {
     int err;
 } attn_args;
 
-/* threads for one call: B*H*T*S*D units of ~0.12 ns each here, so a team above GB_PAR_MIN_MACS / 4 */
+/* threads for one call: B*H*T*S*D units of work, each a fraction of a GEMM MAC (measured:
+ * benchmarks/results/kernel_choices.md), so a team above GB_PAR_MIN_MACS / 4 */
 static int attn_threads(const attn_args *a) {
     return a->B * a->H * a->T * a->S * a->D >= GB_PAR_MIN_MACS / 4 ? gb_threads() : 1;
 }

@@ -105,8 +105,8 @@ static int sgemm_one(float *c, const float *a, const float *b, const float *bias
     int split_m = (M + MR - 1) / MR >= 2 * nt || N <= NR * nt;
     gemm_args g = {c, a, b, bias, trans_a, trans_b, split_m, M, N, K, NULL, 0};
     /* Small op(B) (at most one KCxNC block's worth) with the M split: each thread packs all of it
-     * itself, so the team never meets at a barrier: for a transformer's small linears (768x128x512:
-     * 0.3 ms) a barrier cost more than packing B twice. */
+     * itself, so the team never meets at a barrier: for a transformer's small linears a barrier
+     * cost more than packing B twice (benchmarks/results/kernel_choices.md). */
     if (nt > 1 && split_m && K * N <= (int64_t)KC * NC) {
         gb_parallel(sgemm_private_b_task, &g, nt);
         return g.err ? -1 : 0;
@@ -131,7 +131,7 @@ int sgemm(float *c, const float *a, const float *b, const float *bias, int trans
     return 0;
 }
 
-/* naive reference, kept for reading and for dev checks */
+/* naive reference: a test oracle only (matmul.h), never a dispatch path */
 void sgemm_naive(float *c, const float *a, const float *b, const float *bias, int trans_a, int trans_b,
                  int64_t M, int64_t N, int64_t K) {
     for (int64_t i = 0; i < M; i++)

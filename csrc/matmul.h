@@ -6,6 +6,8 @@
 int sgemm(float *c, const float *a, const float *b, const float *bias, int trans_a, int trans_b,
           int64_t M, int64_t N, int64_t K, int64_t batch,
           int64_t stride_a, int64_t stride_b, int64_t stride_c);
+/* Test oracle, not a kernel: the naive triple loop sgemm is checked against
+ * (tests/kernels/test_kernels_c_naive.py). No Python wrapper, never registered with the dispatch. */
 void sgemm_naive(float *c, const float *a, const float *b, const float *bias, int trans_a, int trans_b,
                  int64_t M, int64_t N, int64_t K);
 /* Legend: N = rows (B*T), C = in channels, OC = out channels. Pointers that are NULL are skipped. */

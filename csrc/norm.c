@@ -44,7 +44,7 @@ GB_MULTIVERSION(ln_fwd, (float *out, float *mean, float *rstd, const float *inp,
                          const float *bias, float eps, int64_t r0, int64_t r1, int64_t C),
                 layernorm_forward_rows(out, mean, rstd, inp, weight, bias, eps, r0, r1, C))
 
-/* naive reference, kept for reading and for dev checks */
+/* naive reference: a test oracle only (norm.h), never a dispatch path */
 void layernorm_forward_naive(float *out, float *mean, float *rstd, const float *inp,
                              const float *weight, const float *bias, float eps, int64_t N, int64_t C) {
     for (int64_t r = 0; r < N; r++) {

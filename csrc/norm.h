@@ -7,7 +7,8 @@ int layernorm_forward(float *out, float *mean, float *rstd,
 int layernorm_backward(float *dinp, float *dweight, float *dbias,
                        const float *dout, const float *inp, const float *weight,
                        const float *mean, const float *rstd, int64_t N, int64_t C);
-/* naive reference (double accumulation), for reading and dev checks */
+/* Test oracle, not a kernel: the naive reference (double accumulation) layernorm_forward is checked
+ * against (tests/kernels/test_kernels_c_naive.py). No Python wrapper, never registered with the dispatch. */
 void layernorm_forward_naive(float *out, float *mean, float *rstd,
                              const float *inp, const float *weight, const float *bias,
                              float eps, int64_t N, int64_t C);

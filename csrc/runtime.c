@@ -66,10 +66,10 @@ int gb_has_openmp(void) {
 /* Keep freed blocks mapped so the next step's temporaries reuse them. By default glibc serves blocks
  * above M_MMAP_THRESHOLD (128 KiB, growing dynamically) with fresh mmaps and trims the heap top
  * above M_TRIM_THRESHOLD, so every activation/gradient array of a training step came back as new
- * zero pages: a first touch costs ~2 us per 4 KiB page, e.g. 1.5 MiB GELU output: ~0.7 ms of
- * page faults for 0.1 ms of arithmetic. Raising both (the mmap threshold is capped by glibc at
- * 32 MiB on 64-bit) made a small-GPT step ~0.7x as long. Peak RSS is unchanged: freed memory
- * stays resident up to the peak it already reached. */
+ * zero pages whose first-touch faults cost more than the arithmetic on them. Raising both (the
+ * mmap threshold is capped by glibc at 32 MiB on 64-bit) fixes that; peak RSS is unchanged: freed
+ * memory stays resident up to the peak it already reached. Called once by goldbull_np.runtime
+ * (opt-out, reported); figures in benchmarks/results/kernel_choices.md. */
 int gb_malloc_keep_freed(int64_t mmap_threshold, int64_t trim_threshold) {
 #if defined(__GLIBC__)
     int ok = 1;

@@ -6,7 +6,8 @@
  * `name_base` for any x86-64 (or other arch). GB_CALL picks one by gb_isa() (runtime.c: the CPU's
  * best tier, capped by gb_set_isa for tests), so the extension is built without -march=native and
  * still runs anywhere. The AVX-512 tier keeps GCC's default 256-bit vectors but gets 32 registers,
- * mask registers and the EVEX forms: exact-erf GELU ran 1.65x faster than the AVX2 build on Zen 4.
+ * mask registers and the EVEX forms, which made exact-erf GELU markedly faster than the AVX2 build
+ * on Zen 4 (benchmarks/results/kernel_choices.md).
  * Parallel work goes through gb_parallel (internal/gb_pool.h): the exported (untargeted) function
  * packs its arguments, and each thread's task calls the targeted per-chunk function with GB_CALL.
  */
@@ -70,9 +71,9 @@ static inline int gb_num_threads(void) {
 int gb_threads(void);
 
 /* Parallel regions (gb_parallel, internal/gb_pool.h) only above this much work. With the team's
- * workers awake (kernels back to back) a region costs a few microseconds; a LayerNorm or GELU on
- * 768x128 and the 768x128x65 LM-head GEMM were still faster on two threads, and a small-GPT step was
- * ~1-2% faster than with thresholds 8x higher (measured on the 2-vCPU VM, 2026-11-25). */
+ * workers awake (kernels back to back) a region costs a few microseconds, so a LayerNorm or GELU on
+ * 768x128 and the 768x128x65 LM-head GEMM are still worth two threads; higher thresholds made a
+ * small-GPT step slower (benchmarks/results/kernel_choices.md). */
 #define GB_PAR_MIN_ELEMS 32768
 #define GB_PAR_MIN_MACS (INT64_C(1) << 20)
 

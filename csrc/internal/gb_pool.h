@@ -2,9 +2,9 @@
  *
  * Why not `#pragma omp parallel`: an idle libgomp worker either spins without yielding (the default,
  * or GOMP_SPINCOUNT), which on a 2-vCPU machine steals the core another process or the Python thread
- * needs (a small-GPT step went from ~72 to ~130 ms with a busy neighbour), or sleeps at once
- * (OMP_WAIT_POLICY=PASSIVE), and then every parallel region pays a futex wake-up and a sleeping join:
- * ~80 us per region on these VMs, which held a 768x128x384 SGEMM to ~1.3x of one thread. This team
+ * needs, or sleeps at once (OMP_WAIT_POLICY=PASSIVE), and then every parallel region pays a futex
+ * wake-up and a sleeping join, which costs small kernels most of their parallel speed-up (figures:
+ * benchmarks/results/kernel_choices.md). This team
  * waits in three stages: spin on the job word (pause), then spin calling sched_yield (a busy
  * neighbour gets the core), then sleep on a futex. Back-to-back kernels find the workers awake.
  *
