@@ -144,7 +144,8 @@ def _gc_status():
 
 
 def report():
-    """{setting: {"applied": bool, "reason": str, "opt_out": env var}} for each of SETTINGS."""
+    """{setting: {"applied": bool, "reason": str, "opt_out": "VAR=0"}} for each of SETTINGS, in order
+    (GOLDBULL_RUNTIME_TUNING=0 turns them all off)."""
     with _lock:
         out = {k: dict(v) for k, v in _status.items()}
     out.setdefault("omp_wait_policy", dict(applied=False, reason="not decided yet (goldbull_np.kernels "
@@ -152,7 +153,7 @@ def report():
     out.setdefault("malloc", dict(applied=False, reason="not decided yet (C extension not loaded)"))
     out["gc_freeze"] = _gc_status()
     for k in SETTINGS:
-        out[k]["opt_out"] = f"{OPT_OUT[k]}=0 (or {MASTER_SWITCH}=0)"
+        out[k]["opt_out"] = f"{OPT_OUT[k]}=0"  # or MASTER_SWITCH=0 for all of them
     return {k: out[k] for k in SETTINGS}
 
 

@@ -155,3 +155,22 @@ def test_import_goldbull_np_runtime_is_light():
     mods = run("import json, sys, goldbull_np.runtime; print(json.dumps(sorted(m for m in sys.modules "
                "if m.startswith(('numba', 'goldbull_np._C', 'goldbull_np.kernels')))))")
     assert mods == []
+
+
+def test_goldbull_info_reports_each_setting():
+    rep = run("import contextlib, io, json, types\n"
+              "from goldbull_np.cli.info import cmd_info\n"
+              "buf = io.StringIO()\n"
+              "with contextlib.redirect_stdout(buf):\n"
+              "    cmd_info(types.SimpleNamespace(json=True))\n"
+              "js = json.loads(buf.getvalue())\n"
+              "buf = io.StringIO()\n"
+              "with contextlib.redirect_stdout(buf):\n"
+              "    cmd_info(types.SimpleNamespace(json=False))\n"
+              "print(json.dumps([js['runtime'], buf.getvalue()]))", GOLDBULL_GC_FREEZE="0")
+    settings, text = rep
+    assert list(settings) == list(runtime.SETTINGS)
+    assert settings["omp_wait_policy"]["applied"] is True
+    assert settings["gc_freeze"]["applied"] is False and "GOLDBULL_GC_FREEZE=0" in settings["gc_freeze"]["reason"]
+    for name in runtime.SETTINGS:
+        assert name in text

@@ -10,17 +10,19 @@ def register(sub) -> None:
 
 
 def cmd_info(args) -> int:
-    """Print versions, the C extension status, thread counts and each kernel's backend."""
+    """Print versions, the C extension status, thread counts, the process-wide runtime settings
+    (goldbull_np.runtime: applied or not, and why) and each kernel's backend."""
     import numpy as np
 
-    from .. import __version__, kernels
+    from .. import __version__, kernels, runtime
 
-    info = kernels.info()
+    info = kernels.info()  # loads the C extension, so the malloc setting is decided by now
+    settings = runtime.report()
     if args.json:
         import json
 
         print(json.dumps({"goldbull_np": __version__, "python": platform.python_version(),
-                          "numpy": np.__version__, **info}, indent=2, default=str))
+                          "numpy": np.__version__, **info, "runtime": settings}, indent=2, default=str))
         return 0
     c = info["c_extension"]
     numba = info["numba"]
@@ -35,6 +37,10 @@ def cmd_info(args) -> int:
     print(f"threads     cpus={threads['cpus']} openblas={threads['openblas']} openmp={threads['openmp']} "
           f"numba={threads['numba'] if threads['numba'] is not None else '(not loaded)'}")
     print(f"backend     GOLDBULL_BACKEND={info['selection']}")
+    print(f"runtime     process-wide settings (all off: {runtime.MASTER_SWITCH}=0)")
+    for name, st in settings.items():
+        print(f"  {name:<23} {'applied' if st['applied'] else 'not applied':<12} {st['reason']} "
+              f"(off: {st['opt_out']})")
     print("kernel                    float32    float64")
     for name, row in info["kernels"].items():
         print(f"  {name:<23} {row.get('float32') or '-':<10} {row.get('float64') or '-'}")
