@@ -265,9 +265,9 @@ def gc_paused():
     allocates several GC-tracked objects, so on long graphs the cyclic collector runs often and
     rescans the growing graph (it roughly doubles the forward time of a 20,000-op chain). Wrapping
     ``loss = model(batch); loss.backward()`` in ``gc_paused()`` skips those scans; collection resumes
-    (and catches up on any real cycles) on exit. It never changes GC settings at import time. A
-    trainer may also call ``gc.freeze()`` once after building the model, so that full collections
-    skip the long-lived parameters and modules.
+    (and catches up on any real cycles) on exit. It never changes GC settings at import time. The
+    trainer also freezes the long-lived parameters and modules out of full collections
+    (``goldbull_np.runtime.frozen_gc``).
     """
     was_enabled = gc.isenabled()
     gc.disable()
