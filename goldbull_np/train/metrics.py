@@ -91,8 +91,9 @@ class TrainingMetrics:
                 "tokens": self.tokens, "elapsed": self.elapsed(), "tokens_per_second": self.tokens_per_second()}
 
 
-STEP_FIELDS = ["step", "epoch", "loss", "lr", "grad_norm", "tokens_per_second", "elapsed", "skipped_steps"]
-EPOCH_FIELDS = ["epoch", "step", "train_loss", "val_loss", "val_accuracy", "val_perplexity", "elapsed"]
+# the standard CSV columns; a task's own (tokens_per_second, val_accuracy, ...) follow, from the first row
+STEP_FIELDS = ["step", "epoch", "loss", "lr", "grad_norm", "elapsed", "skipped_steps"]
+EPOCH_FIELDS = ["epoch", "step", "train_loss", "val_loss", "elapsed"]
 
 
 class MetricsLogger(Callback):
@@ -138,22 +139,25 @@ class MetricsLogger(Callback):
     def _write(self, kind: str, fields: list, row: dict) -> None:
         if kind not in self._files:
             jpath, cpath = self.directory / f"{kind}.jsonl", self.directory / f"{kind}.csv"
-            new_csv = not cpath.exists() or cpath.stat().st_size == 0
+            header = _csv_header(cpath)
             jf = open(jpath, "a", encoding="utf-8")
             cf = open(cpath, "a", encoding="utf-8", newline="")
-            writer = csv.DictWriter(cf, fieldnames=fields, extrasaction="ignore")
-            if new_csv:
+            # the columns: an existing file's, else the standard ones plus the task's (e.g. examples_per_second)
+            columns = header or fields + [k for k in row if k not in fields]
+            writer = csv.DictWriter(cf, fieldnames=columns, extrasaction="ignore")
+            if not header:
                 writer.writeheader()
             self._files[kind] = (jf, cf, writer)
         jf, cf, writer = self._files[kind]
         jf.write(json.dumps(row, allow_nan=True) + "\n")
-        writer.writerow({k: row.get(k, "") for k in fields})
+        writer.writerow({k: row.get(k, "") for k in writer.fieldnames})
         jf.flush()
         cf.flush()
 
     def log_step(self, step: int, loss: float, learning_rate: float, grad_norm: Optional[float] = None,
                  **extra) -> None:
-        """One training step: step, loss, lr, grad_norm, tokens_per_second, elapsed (+ any extras)."""
+        """One training step: step, loss, lr, grad_norm (+ any extras: elapsed, the task's rates such as
+        tokens_per_second, ...)."""
         row = {"step": int(step), "loss": _f(loss), "lr": _f(learning_rate), "grad_norm": _f(grad_norm)}
         row.update({k: _f(v) for k, v in extra.items()})
         self._write("steps", STEP_FIELDS, row)
@@ -186,11 +190,12 @@ class MetricsLogger(Callback):
             tmp.write_text("".join(json.dumps(r, allow_nan=True) + "\n" for r in rows), encoding="utf-8")
             os.replace(tmp, jpath)
             cpath = self.directory / f"{kind}.csv"
+            columns = _csv_header(cpath) or fields
             with open(cpath, "w", encoding="utf-8", newline="") as f:
-                w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+                w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
                 w.writeheader()
                 for r in rows:
-                    w.writerow({k: r.get(k, "") for k in fields})
+                    w.writerow({k: r.get(k, "") for k in columns})
 
     def read_steps(self) -> list:
         return _read_jsonl(self.directory / "steps.jsonl")
@@ -226,6 +231,14 @@ def plot_loss_curve(steps: list, evals: list, path) -> Optional[Path]:
     plt.close(fig)
     os.replace(tmp, path)
     return Path(path)
+
+
+def _csv_header(path) -> list:
+    """The column names of an existing non-empty CSV file, else []."""
+    if not Path(path).exists() or Path(path).stat().st_size == 0:
+        return []
+    with open(path, encoding="utf-8", newline="") as f:
+        return next(csv.reader(f), [])
 
 
 def _read_jsonl(path) -> list:

@@ -76,3 +76,19 @@ def test_default_corpus_is_deterministic_ascii_prose():
     a, b = default_corpus(), default_corpus()
     assert a == b and len(a) > 200_000
     assert a.isascii() and "the" in a and len(set(a)) < 128
+
+
+def test_csv_columns_follow_the_task(tmp_path):
+    """A task's own rates and validation metrics get CSV columns (not only a language model's)."""
+    lg = MetricsLogger(tmp_path)
+    lg.log_step(1, 0.5, 1e-3, 0.1, examples_per_second=100.0, elapsed=1.0)
+    lg.log_epoch(0, None, {"loss": 0.4, "top5": 0.9}, step=1)
+    lg.close()
+    with open(tmp_path / "steps.csv") as f:
+        assert list(csv.DictReader(f))[0]["examples_per_second"] == "100.0"
+    with open(tmp_path / "epochs.csv") as f:
+        row = list(csv.DictReader(f))[0]
+    assert row["val_top5"] == "0.9" and row["val_loss"] == "0.4"
+    lg.truncate_after(1)  # rewriting keeps the file's columns
+    with open(tmp_path / "epochs.csv") as f:
+        assert "val_top5" in next(csv.reader(f))
