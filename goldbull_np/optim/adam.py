@@ -19,20 +19,24 @@ import math
 import numpy as np
 
 from .. import kernels
-from .optimizer import Optimizer
+from .optimizer import Optimizer, check_range
 
 _F32 = np.dtype(np.float32)
 
 
-def _check_hparams(lr, betas, eps, weight_decay):
-    if lr < 0:
-        raise ValueError(f"invalid learning rate: {lr}")
-    if eps < 0:
-        raise ValueError(f"invalid epsilon: {eps}")
-    if not (0.0 <= betas[0] < 1.0 and 0.0 <= betas[1] < 1.0):
-        raise ValueError(f"invalid betas: {betas} (each must be in [0, 1))")
-    if weight_decay < 0:
-        raise ValueError(f"invalid weight_decay: {weight_decay}")
+_INF = float("inf")
+
+
+def _check_hparams(group, where=""):
+    """torch's checks (``not 0.0 <= lr``), so NaN fails; inf is refused too (it makes every parameter NaN)."""
+    check_range(where, "learning rate (lr)", group["lr"], 0.0, _INF, high_open=True)
+    check_range(where, "epsilon (eps)", group["eps"], 0.0, _INF, high_open=True)
+    betas = group["betas"]
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        raise ValueError(f"{where + ': ' if where else ''}invalid betas: {betas!r} (a pair (beta1, beta2))")
+    check_range(where, "beta parameter at index 0 (betas[0])", betas[0], 0.0, 1.0, high_open=True)
+    check_range(where, "beta parameter at index 1 (betas[1])", betas[1], 0.0, 1.0, high_open=True)
+    check_range(where, "weight_decay", group["weight_decay"], 0.0, _INF, high_open=True)
 
 
 def _adam_update(p, grad, st, lr, beta1, beta2, eps, weight_decay, decoupled):
@@ -74,10 +78,12 @@ class Adam(Optimizer):
                  maximize=False):
         if amsgrad:
             raise NotImplementedError("amsgrad is not implemented")
-        betas = tuple(float(b) for b in betas)
-        _check_hparams(lr, betas, eps, weight_decay)
+        betas = tuple(betas)
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=False,
                                       maximize=maximize))
+
+    def check_hyperparameters(self, group, where=""):
+        _check_hparams(group, where)
 
     def _new_state(self, p):
         return {"step": 0, "exp_avg": np.zeros(p.shape, p.dtype), "exp_avg_sq": np.zeros(p.shape, p.dtype)}

@@ -61,8 +61,17 @@ class Optimizer:
         group = {k: v for k, v in param_group.items() if k != "params"}
         for k, v in self.defaults.items():
             group.setdefault(k, v)
+        self.check_hyperparameters(group, f"parameter group {len(self.param_groups)}")
         group["params"] = unique
         self.param_groups.append(group)
+
+    def check_hyperparameters(self, group, where="") -> None:
+        """Raise ValueError naming ``where`` and the field for a hyperparameter this optimizer cannot use.
+
+        Every group is checked when it is added and when a state dict is loaded. The checks are
+        written as torch writes them (``not 0.0 <= lr``), so NaN fails every one of them; a subclass
+        lists its own fields. The base class checks nothing.
+        """
 
     def zero_grad(self, set_to_none=True):
         """Reset every parameter's gradient: to None (default), or to zeros in place."""
@@ -158,6 +167,9 @@ class Optimizer:
                 else:
                     entry[k] = _scalar(v)
             new_state[p] = entry
+        for i, saved in enumerate(saved_groups):  # checked before anything is changed
+            self.check_hyperparameters({**self.param_groups[i], **{k: v for k, v in saved.items() if k != "params"}},
+                                       f"loaded parameter group {i}")
         for mine, saved in zip(self.param_groups, saved_groups):
             for k, v in saved.items():
                 if k != "params":
@@ -176,6 +188,23 @@ class Optimizer:
             for k in sorted(k for k in g if k != "params"):
                 lines.append(f"    {k}: {g[k]}")
         return "\n".join(lines) + "\n)"
+
+
+def check_range(where, name, value, low, high=None, *, high_open=False) -> None:
+    """ValueError naming ``where`` and ``name`` unless ``low <= value`` (and ``value < high`` or ``<= high``).
+
+    Written as ``not (low <= value ...)`` so NaN (and a value that is not a number) fails; inf fails
+    whenever a ``high`` is given, and ``lr``/``eps``/``weight_decay`` are given ``high=inf`` (open) so
+    an infinite value is refused too.
+    """
+    try:
+        ok = low <= value and (high is None or (value < high if high_open else value <= high))
+    except TypeError:
+        ok = False
+    if not ok or isinstance(value, bool):
+        bound = f"[{low}, {high})" if high_open else (f"[{low}, {high}]" if high is not None else f">= {low}")
+        prefix = f"{where}: " if where else ""
+        raise ValueError(f"{prefix}invalid {name}: {value!r} (must be a finite number in {bound})")
 
 
 def _scalar(v):

@@ -1,7 +1,7 @@
 """SGD with momentum, dampening, Nesterov and L2 weight decay (torch.optim.SGD's formulas)."""
 import numpy as np
 
-from .optimizer import Optimizer
+from .optimizer import Optimizer, check_range
 
 
 class SGD(Optimizer):
@@ -23,16 +23,19 @@ class SGD(Optimizer):
 
     def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False,
                  maximize=False):
-        if lr < 0:
-            raise ValueError(f"invalid learning rate: {lr}")
-        if momentum < 0:
-            raise ValueError(f"invalid momentum: {momentum}")
-        if weight_decay < 0:
-            raise ValueError(f"invalid weight_decay: {weight_decay}")
-        if nesterov and (momentum <= 0 or dampening != 0):
-            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
                                       nesterov=nesterov, maximize=maximize))
+
+    def check_hyperparameters(self, group, where=""):
+        """torch's checks (``not 0.0 <= lr``), so NaN fails; inf is refused too."""
+        inf = float("inf")
+        check_range(where, "learning rate (lr)", group["lr"], 0.0, inf, high_open=True)
+        check_range(where, "momentum", group["momentum"], 0.0, inf, high_open=True)
+        check_range(where, "dampening", group["dampening"], 0.0, inf, high_open=True)
+        check_range(where, "weight_decay", group["weight_decay"], 0.0, inf, high_open=True)
+        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
+            raise ValueError(f"{where + ': ' if where else ''}Nesterov momentum requires a momentum and zero "
+                             "dampening")
 
     def step(self, closure=None):
         """Update every parameter that has a gradient. Returns the closure's loss (or None)."""
