@@ -22,6 +22,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
+from ..io import atomic_write
 from .formats import Example, ExampleReader, TextExample, example_text, example_to_row, map_text
 from .preprocess import check_reading_options, example_key, is_empty
 
@@ -218,9 +219,9 @@ class Preprocessor:
         in_path, out_path = os.fspath(in_path), os.fspath(out_path)
         reader = ExampleReader(in_path, c.format, c.text_mode, c.encoding_errors, c.max_line_length)
         result = CleaningResult(output_path=out_path)
-        tmp = f"{out_path}.tmp-{os.getpid()}"
         opener = gzip.open if out_path.endswith(".gz") else open
-        try:
+
+        def write(tmp):
             with opener(tmp, "wt", encoding="utf-8", newline="\n") as out:
                 for ex in reader:
                     result.num_read += 1
@@ -235,10 +236,8 @@ class Preprocessor:
                         out.write(ex.text.replace("\r", " ").replace("\n", " ") + "\n")
                     else:
                         out.write(ex.text + "\n")
-            os.replace(tmp, out_path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+
+        atomic_write(out_path, write)
         result.removed["too_long"] += reader.lines_too_long  # skipped while reading
         result.num_read += reader.lines_too_long
         result.modified.update(self.modified)

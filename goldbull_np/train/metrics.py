@@ -2,12 +2,12 @@
 import csv
 import json
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from ..io import atomic_write, atomic_write_text
 from .callbacks import Callback
 
 
@@ -186,9 +186,7 @@ class MetricsLogger(Callback):
             if not jpath.exists():
                 continue
             rows = [r for r in _read_jsonl(jpath) if int(r.get("step", 0)) <= step]
-            tmp = jpath.with_name(f".tmp-{jpath.name}")
-            tmp.write_text("".join(json.dumps(r, allow_nan=True) + "\n" for r in rows), encoding="utf-8")
-            os.replace(tmp, jpath)
+            atomic_write_text(jpath, "".join(json.dumps(r, allow_nan=True) + "\n" for r in rows))
             cpath = self.directory / f"{kind}.csv"
             columns = _csv_header(cpath) or fields
             with open(cpath, "w", encoding="utf-8", newline="") as f:
@@ -226,10 +224,10 @@ def plot_loss_curve(steps: list, evals: list, path) -> Optional[Path]:
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    tmp = Path(path).with_name(f".tmp-{Path(path).name}")
-    fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
+    finally:
+        plt.close(fig)
     return Path(path)
 
 
