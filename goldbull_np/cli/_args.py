@@ -17,6 +17,20 @@ def int_at_least(low: int, what: str):
     return parse
 
 
+def finite_float(low: float = float("-inf")):
+    """An argparse type: a finite float >= ``low`` (``nan``/``inf``, which float() accepts, are refused)."""
+    def parse(s):
+        try:
+            v = float(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {s!r}") from None
+        if not (low <= v < float("inf")):  # NaN fails this too
+            raise argparse.ArgumentTypeError(f"expected a finite number >= {low:g}, got {s!r}")
+        return v
+
+    return parse
+
+
 positive_int = int_at_least(1, "positive")
 nonneg_int = int_at_least(0, "non-negative")
 

@@ -1,7 +1,7 @@
 """``goldbull finetune``: arguments to a FineTuningConfig, then ``goldbull_np.text.recipes.finetune_text``."""
 from pathlib import Path
 
-from ._args import usage_error
+from ._args import finite_float, usage_error
 
 
 def register(subparsers) -> None:
@@ -15,8 +15,8 @@ def register(subparsers) -> None:
     p.add_argument("--data", required=True, metavar="FILE", help="UTF-8 text file to fine-tune on")
     p.add_argument("--out", required=True, metavar="DIR", help="where the fine-tuned model is written")
     p.add_argument("--lora-rank", type=int, default=8, metavar="R", help="LoRA rank (0: full fine-tuning)")
-    p.add_argument("--lora-alpha", type=float, default=16.0, metavar="A", help="LoRA alpha")
-    p.add_argument("--lr", type=float, default=1e-4, metavar="LR", help="peak learning rate")
+    p.add_argument("--lora-alpha", type=finite_float(0.0), default=16.0, metavar="A", help="LoRA alpha")
+    p.add_argument("--lr", type=finite_float(0.0), default=1e-4, metavar="LR", help="peak learning rate")
     p.add_argument("--epochs", type=int, default=1, metavar="N", help="passes over the data")
     p.add_argument("--max-steps", type=int, default=None, metavar="N", help="stop after N optimizer steps")
     p.add_argument("--batch-size", type=int, default=4, metavar="N")

@@ -5,7 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ._args import add_debug_flag, add_threads_flag, apply_threads, nonneg_int, positive_int, usage_error
+from ._args import add_debug_flag, add_threads_flag, apply_threads, finite_float, nonneg_int, positive_int, usage_error
 
 PRESETS = ("tiny", "small", "default")  # goldbull_np.text.run_config's (kept here so --help imports nothing)
 TOKENIZERS = ("char", "byte")
@@ -30,7 +30,7 @@ def register(sub) -> None:
     p.add_argument("--eval-steps", type=nonneg_int, metavar="N", help="evaluate every N steps")
     p.add_argument("--batch-size", type=positive_int, metavar="N", help="sequences per micro-batch")
     p.add_argument("--grad-accum", type=positive_int, metavar="N", help="micro-batches per optimizer step")
-    p.add_argument("--lr", type=float, metavar="LR", help="peak learning rate")
+    p.add_argument("--lr", type=finite_float(0.0), metavar="LR", help="peak learning rate")
     p.add_argument("--seed", type=nonneg_int, metavar="N", help="random seed (init, dropout, data order)")
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
     p.add_argument("--allow-config-change", action="store_true",
@@ -49,7 +49,7 @@ def register(sub) -> None:
                    help="a checkpoint directory, or a run directory (its best, else latest, checkpoint)")
     p.add_argument("--prompt", default="", metavar="TEXT", help="text to continue")
     p.add_argument("--max-new-tokens", type=nonneg_int, default=200, metavar="N")
-    p.add_argument("--temperature", type=float, default=0.8, help="0 = greedy")
+    p.add_argument("--temperature", type=finite_float(0.0), default=0.8, help="0 = greedy")
     p.add_argument("--top-k", type=positive_int, default=40, metavar="K")
     p.add_argument("--seed", type=nonneg_int, default=None, metavar="N", help="sampling seed")
     add_threads_flag(p)

@@ -213,7 +213,7 @@ class GoldbullText(PreTrainedModel):
                 for i in range(max_new_tokens):
                     if not use_cache:
                         logits = self._last_logits(seq[:, max(0, n - block):n], None)
-                    nxt = sample_next_token(logits, temperature, top_k, top_p, rng)  # (B,)
+                    nxt = sample_next_token(logits, temperature, top_k, top_p, rng, step=i)  # (B,)
                     if eos_token_id is not None:
                         nxt = np.where(done, eos_token_id, nxt)
                         done |= nxt == eos_token_id
