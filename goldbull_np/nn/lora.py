@@ -511,16 +511,46 @@ def _mismatches(targets, arrays):
     return errors
 
 
+# The fields that decide what the adapters compute. dropout only acts in training mode and is the
+# model's own choice for further training, so a different dropout is not a mismatch.
+_COMPARED_FIELDS = ("rank", "alpha", "use_rslora", "use_dora", "target_modules", "layers_to_transform", "bias")
+
+
+def _config_mismatches(saved, model):
+    """Differences between a saved LoRAConfig and the adapters a model already has, one line each."""
+    current = getattr(model, "lora_config", None)
+    errors = []
+    if current is not None:
+        for name in _COMPARED_FIELDS:
+            a, b = getattr(saved, name), getattr(current, name)
+            if name == "target_modules":
+                a, b = sorted(a), sorted(b)
+            if a != b:
+                errors.append(f"{name}: {getattr(saved, name)!r} in {ADAPTER_CONFIG_NAME}, "
+                              f"{getattr(current, name)!r} in the model's adapters")
+    for path, m in lora_modules(model):  # what the modules compute, even if lora_config was replaced
+        if not math.isclose(m.scaling, saved.scaling, rel_tol=1e-12) or m.use_dora != saved.use_dora:
+            if not errors:
+                errors.append(f"module {path!r}: scaling {m.scaling!r}, use_dora {m.use_dora} in the model; "
+                              f"the saved config gives scaling {saved.scaling!r}, use_dora {saved.use_dora}")
+            break
+    return errors
+
+
 def load_lora(model, directory):
     """Load adapters saved by :func:`save_lora`; adds them first (with the saved config) if the model
     has none. All or nothing: if anything does not match, the model is left exactly as it was (no
     adapters added, the same requires_grad flags, the same weights). The global random generator is
     left as it was (fresh adapters draw an initialisation that the loaded tensors replace).
 
+    A model that already has adapters must have them with the saved config (rank, alpha, rsLoRA,
+    DoRA, target modules, layers, bias): the same tensors under another alpha compute other logits.
+
     Raises:
         FileNotFoundError: no adapter config or weights in ``directory``.
         ValueError listing each missing tensor, unexpected tensor and tensor whose shape (rank)
-        does not match, naming the file; or a malformed file; or merged adapters.
+        does not match, naming the file; each config field that differs from the model's existing
+        adapters; or a malformed file; or merged adapters.
     """
     config = read_lora_config(directory)
     path = os.path.join(directory, ADAPTER_WEIGHTS_NAME)
@@ -530,6 +560,12 @@ def load_lora(model, directory):
     existing = lora_modules(model)
     if any(m.merged for _, m in existing):
         raise ValueError("load_lora: the adapters are merged into the base weights; unmerge_lora() first")
+    if existing:
+        errors = _config_mismatches(config, model)
+        if errors:
+            raise ValueError(f"{os.path.join(directory, ADAPTER_CONFIG_NAME)}: the model already has LoRA adapters "
+                             "with another config (remove_lora() first, or load into a model without "
+                             "adapters):\n  " + "\n  ".join(errors))
     undo = None if existing else _undo_point(model)
     rng = _random.get_rng_state()
     try:
