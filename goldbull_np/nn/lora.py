@@ -560,12 +560,7 @@ def load_lora(model, directory):
     existing = lora_modules(model)
     if any(m.merged for _, m in existing):
         raise ValueError("load_lora: the adapters are merged into the base weights; unmerge_lora() first")
-    if existing:
-        errors = _config_mismatches(config, model)
-        if errors:
-            raise ValueError(f"{os.path.join(directory, ADAPTER_CONFIG_NAME)}: the model already has LoRA adapters "
-                             "with another config (remove_lora() first, or load into a model without "
-                             "adapters):\n  " + "\n  ".join(errors))
+    config_errors = _config_mismatches(config, model) if existing else []
     undo = None if existing else _undo_point(model)
     rng = _random.get_rng_state()
     try:
@@ -573,6 +568,10 @@ def load_lora(model, directory):
             add_lora_adapters(model, config)
         targets = lora_state_dict(model, keep_vars=True)
         errors = _mismatches(targets, arrays)
+        if config_errors:  # the config first (the cause), then the tensors it makes disagree
+            raise ValueError(f"{os.path.join(directory, ADAPTER_CONFIG_NAME)}: the model already has LoRA adapters "
+                             "with another config (remove_lora() first, or load into a model without "
+                             "adapters):\n  " + "\n  ".join(config_errors + errors))
         if errors:
             raise ValueError(f"{path}: cannot load adapters:\n  " + "\n  ".join(errors))
     except BaseException:
