@@ -190,12 +190,35 @@ def _strip_prefix(arrays, prefix):
     return dict(arrays)
 
 
+# How HF tensors combine into ours; each has its inverse (goldbull_np.export's HF writer runs them backwards).
+def same(parts):
+    return parts[0]
+
+
+def transpose(parts):  # GPT-2's Conv1D stores (in, out)
+    return parts[0].T
+
+
+def stack_rows(parts):  # Llama's q | k | v rows = our fused qkv_proj layout
+    return np.concatenate(parts, axis=0)
+
+
+def split_back(combine, ours, shapes):
+    """The HF tensors of shapes ``shapes`` that ``combine`` turns into ``ours`` (the inverse mapping)."""
+    if combine is same:
+        return [ours]
+    if combine is transpose:
+        return [np.ascontiguousarray(ours.T)]
+    if combine is stack_rows:
+        return np.split(ours, np.cumsum([s[0] for s in shapes])[:-1], axis=0)
+    raise ValueError(f"no inverse for {combine!r}")
+
+
 def _gpt2_rules(c):
     """``[(our_name, [(hf_name, hf_shape)], combine)]`` and the ignorable HF names pattern."""
     C, V, P = c.n_embd, c.vocab_size, c.block_size
     Hd = c.mlp_hidden or 4 * C
-    t = lambda a: a[0].T  # noqa: E731 - Conv1D stores (in, out)
-    same = lambda a: a[0]  # noqa: E731
+    t = transpose
     rules = [("embed_tokens.weight", [("wte.weight", (V, C))], same),
              ("embed_positions.weight", [("wpe.weight", (P, C))], same)]
     for i in range(c.n_layer):
@@ -223,8 +246,7 @@ def _gpt2_rules(c):
 def _llama_rules(c):
     C, V, D = c.n_embd, c.vocab_size, c.head_dim
     H, Hkv, I = c.n_head, c.n_kv_head, c.mlp_hidden
-    same = lambda a: a[0]  # noqa: E731
-    stack = lambda a: np.concatenate(a, axis=0)  # noqa: E731 - q | k | v rows = our qkv_proj layout
+    stack = stack_rows
     rules = [("embed_tokens.weight", [("embed_tokens.weight", (V, C))], same)]
     for i in range(c.n_layer):
         h, o = f"layers.{i}.", f"layers.{i}."
