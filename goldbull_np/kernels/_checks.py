@@ -151,3 +151,99 @@ def check_segments(segments, lrs, weight_decays, P):
     seg = np.asarray(segments)
     if seg.dtype.kind not in "iu" or (G and (seg[0] < 0 or seg[-1] > P or np.any(np.diff(seg) < 0))):
         raise ValueError(f"segments must be non-decreasing integer offsets within [0, {P}]")
+
+
+# ----------------------------------------------------------------------------------------------
+# convolution and pooling (NCHW)
+
+def _pair_ints(name, v, low):
+    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+        v = (v, v)
+    try:
+        a, b = v
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be an int or a pair of ints, got {v!r}") from None
+    for e in (a, b):
+        if isinstance(e, bool) or not isinstance(e, (int, np.integer)) or e < low:
+            raise ValueError(f"{name} must hold ints >= {low}, got {v!r}")
+    return int(a), int(b)
+
+
+def conv_pads(padding):
+    """padding: int, (ph, pw) or (top, bottom, left, right), each >= 0 -> (top, bottom, left, right)."""
+    if isinstance(padding, (tuple, list)) and len(padding) == 4:
+        for e in padding:
+            if isinstance(e, bool) or not isinstance(e, (int, np.integer)) or e < 0:
+                raise ValueError(f"padding must hold ints >= 0, got {padding!r}")
+        return tuple(int(e) for e in padding)
+    ph, pw = _pair_ints("padding", padding, 0)
+    return ph, ph, pw, pw
+
+
+def check_conv2d(x, weight, bias, stride, padding, dilation, groups):
+    """x (B,C,H,W), weight (OC, C/groups, KH, KW), bias (OC,)|None ->
+    dict of the sizes B, C, H, W, OC, KH, KW, OH, OW, G and the normalised stride/pads/dilation."""
+    for n, a in (("x", x), ("weight", weight)):
+        if not isinstance(a, np.ndarray) or a.dtype.kind != "f":
+            raise TypeError(f"{n} must be a float ndarray, got {getattr(a, 'dtype', type(a).__name__)}")
+    if x.ndim != 4:
+        raise ValueError(f"conv2d: x must be 4-D (B, C, H, W), got shape {x.shape}")
+    if weight.ndim != 4:
+        raise ValueError(f"conv2d: weight must be 4-D (OC, C/groups, KH, KW), got shape {weight.shape}")
+    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
+        raise ValueError(f"conv2d: groups must be an int >= 1, got {groups!r}")
+    B, C, H, W = x.shape
+    OC, Cg, KH, KW = weight.shape
+    G = int(groups)
+    if C % G or OC % G or Cg != C // G:
+        raise ValueError(f"conv2d: x has {C} channels and weight shape {weight.shape} with groups={G}: need "
+                         f"C and OC divisible by groups and weight.shape[1] == C/groups")
+    if KH < 1 or KW < 1:
+        raise ValueError(f"conv2d: empty kernel {weight.shape}")
+    if bias is not None:
+        if not isinstance(bias, np.ndarray) or bias.shape != (OC,):
+            raise ValueError(f"conv2d: bias must have shape ({OC},), got {getattr(bias, 'shape', bias)}")
+    sh, sw = _pair_ints("stride", stride, 1)
+    dh, dw = _pair_ints("dilation", dilation, 1)
+    pt, pb, pl, pr = conv_pads(padding)
+    OH = (H + pt + pb - dh * (KH - 1) - 1) // sh + 1
+    OW = (W + pl + pr - dw * (KW - 1) - 1) // sw + 1
+    if OH < 1 or OW < 1:
+        raise ValueError(f"conv2d: input {H}x{W} (padded {H + pt + pb}x{W + pl + pr}) is smaller than the "
+                         f"dilated kernel {dh * (KH - 1) + 1}x{dw * (KW - 1) + 1}")
+    return dict(B=B, C=C, H=H, W=W, OC=OC, KH=KH, KW=KW, OH=OH, OW=OW, G=G, stride=(sh, sw),
+                pads=(pt, pb, pl, pr), dilation=(dh, dw))
+
+
+def check_pool2d(op, x, kernel_size, stride, padding, dilation=1):
+    """x (B,C,H,W); padding at most half the kernel (torch's rule) -> the sizes and normalised params."""
+    if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
+        raise TypeError(f"{op}: x must be a float ndarray, got {getattr(x, 'dtype', type(x).__name__)}")
+    if x.ndim != 4:
+        raise ValueError(f"{op}: x must be 4-D (B, C, H, W), got shape {x.shape}")
+    KH, KW = _pair_ints("kernel_size", kernel_size, 1)
+    sh, sw = _pair_ints("stride", stride if stride is not None else (KH, KW), 1)
+    ph, pw = _pair_ints("padding", padding, 0)
+    dh, dw = _pair_ints("dilation", dilation, 1)
+    if ph > KH // 2 or pw > KW // 2:
+        raise ValueError(f"{op}: padding {(ph, pw)} must be at most half the kernel size {(KH, KW)}")
+    B, C, H, W = x.shape
+    OH = (H + 2 * ph - dh * (KH - 1) - 1) // sh + 1
+    OW = (W + 2 * pw - dw * (KW - 1) - 1) // sw + 1
+    if OH < 1 or OW < 1:
+        raise ValueError(f"{op}: input {H}x{W} with padding {(ph, pw)} is smaller than the kernel {(KH, KW)}")
+    return dict(B=B, C=C, H=H, W=W, KH=KH, KW=KW, OH=OH, OW=OW, stride=(sh, sw), padding=(ph, pw),
+                dilation=(dh, dw))
+
+
+def check_batch_norm(x, weight, bias):
+    """x (N, C, L) float, weight/bias (C,)|None -> (N, C, L)."""
+    if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
+        raise TypeError(f"batch_norm: x must be a float ndarray, got {getattr(x, 'dtype', type(x).__name__)}")
+    if x.ndim != 3:
+        raise ValueError(f"batch_norm: x must be 3-D (N, C, L), got shape {x.shape}")
+    N, C, L = x.shape
+    for n, a in (("weight", weight), ("bias", bias)):
+        if a is not None and (not isinstance(a, np.ndarray) or a.shape != (C,)):
+            raise ValueError(f"batch_norm: {n} must have shape ({C},), got {getattr(a, 'shape', a)}")
+    return N, C, L

@@ -496,6 +496,6 @@ __all__ = list(KERNEL_NAMES)
 RAISES_ON_EMPTY = True
 # The backend table read by kernels/__init__.py: every kernel, float32 only (sum_squares also float64);
 # `auto` picks each of them first (AUTO_TABLE).
-KERNELS = {name: globals()[name] for name in KERNEL_NAMES}
-DTYPES = {name: (_F32,) for name in KERNEL_NAMES}
+KERNELS = {name: globals()[name] for name in KERNEL_NAMES if name in globals()}
+DTYPES = {name: (_F32,) for name in KERNELS}
 DTYPES["sum_squares"] = (_F32, _F64)

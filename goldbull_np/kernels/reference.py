@@ -13,6 +13,9 @@ import numpy as np
 
 from ._checks import (IGNORE_INDEX, check_attention, check_embedding_backward, check_qkv, check_rotary_qkv,
                       check_targets)
+from .reference_conv import (CONV_KERNEL_NAMES, avg_pool2d_backward, avg_pool2d_forward,  # noqa: F401
+                             batch_norm_backward, batch_norm_forward, conv2d_backward, conv2d_forward,
+                             max_pool2d_backward, max_pool2d_forward)
 
 # THE list of kernels: the reference defines every one; kernels/__init__.py (KERNEL_NAMES, AUTO_TABLE)
 # and the fast backends (their KERNELS tables, subsets of it) read it from here.
@@ -23,7 +26,7 @@ KERNEL_NAMES = (
     "cross_entropy_forward", "cross_entropy_backward",
     "gelu_forward", "gelu_backward", "adamw_step", "embedding_backward", "sum_squares",
     "rotary_qkv_forward", "rotary_qkv_backward",
-)
+) + CONV_KERNEL_NAMES
 __all__ = list(KERNEL_NAMES)
 
 

@@ -24,3 +24,8 @@ from .adapters import AdapterConfig, BottleneckAdapter  # noqa: E402
 from .lora import LoRAConfig, LoRALinear  # noqa: E402
 
 __all__ += ["LoRAConfig", "LoRALinear", "AdapterConfig", "BottleneckAdapter", "lora", "adapters", "checkpoint"]
+
+# image layers (NCHW), in conv.py
+from .conv import AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv2d, Flatten, GroupNorm, MaxPool2d  # noqa: E402
+
+__all__ += ["Conv2d", "BatchNorm2d", "GroupNorm", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "Flatten"]

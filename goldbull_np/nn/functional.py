@@ -356,3 +356,8 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
     if weight is not None:
         loss = loss * weight
     return _reduce(loss, reduction)
+
+
+# image ops (NCHW), in functional_conv.py
+from .functional_conv import (adaptive_avg_pool2d, avg_pool2d, batch_norm, conv2d, group_norm,  # noqa: E402,F401
+                              max_pool2d)
