@@ -5,7 +5,8 @@ The format: an 8-byte little-endian header length N, N bytes of UTF-8 JSON, then
     {"__metadata__": {"format": "np"},                              (optional, str -> str)
      "layers.0.w": {"dtype": "F32", "shape": [4, 3], "data_offsets": [0, 48]}, ...}
 
-The reader trusts nothing in a file. It enforces: a header length within the file and at most
+The reader trusts nothing in a file. A Git LFS pointer, a pickle / torch zip, gzip or GGUF file is
+named as such (not reported as a bad header) once it fails to parse. It enforces: a header length within the file and at most
 ``MAX_HEADER_SIZE``; the header a JSON object with no duplicate keys (at any level) and not nested
 deep enough to overflow the parser; every entry an object whose ``dtype`` is one of :data:`DTYPES`,
 whose ``shape`` is a list of non-negative ints and whose ``data_offsets`` is a pair of ints with
@@ -100,8 +101,40 @@ def _check_metadata(path, meta):
     return dict(meta)
 
 
+LFS_POINTER_PREFIX = b"version https://git-lfs.github.com/spec/"
+
+
+def _what_else(head):
+    """What a file that is not safetensors is, from its first bytes (None if nothing we recognise)."""
+    if head.startswith(LFS_POINTER_PREFIX):
+        return ("a Git LFS pointer, not the weights themselves: fetch the real file (git lfs pull, "
+                "or download it again)")
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return "a Python pickle (e.g. torch.save), which goldbull_np never loads: convert it to safetensors"
+    if head.startswith(b"PK\x03\x04"):
+        return ("a zip archive (torch.save's format, a pickle inside), which goldbull_np never loads: "
+                "convert it to safetensors")
+    if head.startswith(b"\x1f\x8b"):
+        return "gzip-compressed: decompress it first"
+    if head.startswith(b"GGUF"):
+        return "a GGUF file, not safetensors"
+    return None
+
+
 def _read_header(f, path):
     """``(entries, metadata, data_start)``: entries ``{name: (dtype, shape, begin, end)}`` in header order."""
+    try:
+        return _parse_header(f, path)
+    except ValueError:
+        # Only a file that fails as safetensors is sniffed: a real header length can start with any bytes.
+        f.seek(0)
+        other = _what_else(f.read(64))
+        if other is not None:
+            raise ValueError(f"{path}: not a safetensors file: it is {other}") from None
+        raise
+
+
+def _parse_header(f, path):
     size = os.fstat(f.fileno()).st_size
     if size < 8:
         raise ValueError(f"{path}: not a safetensors file (only {size} bytes)")

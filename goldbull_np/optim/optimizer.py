@@ -132,8 +132,10 @@ class Optimizer:
     def load_state_dict(self, state_dict):
         """Restore hyperparameters and per-parameter state saved by ``state_dict()``.
 
-        Group count and sizes must match; arrays must have their parameter's shape. Keys of
-        "state" may be ints or their string form (as after a JSON round trip).
+        Group count and sizes must match; arrays must have their parameter's shape and be finite
+        (NaN moments turn every parameter NaN on the next step); every group's hyperparameters pass
+        :meth:`check_hyperparameters`. Keys of "state" may be ints or their string form (as after a
+        JSON round trip). Nothing is changed unless everything loads.
         Raises:
             ValueError describing the first mismatch.
         """
@@ -163,6 +165,11 @@ class Optimizer:
                     if arr.shape != p.shape:
                         raise ValueError(f"optimizer state {k!r} of parameter {idx} has shape {arr.shape}, "
                                          f"the parameter has shape {p.shape}")
+                    if arr.dtype.kind in "fc" and not np.isfinite(arr).all():  # once per load: cheap
+                        bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+                        raise ValueError(f"optimizer state {k!r} of parameter {idx} holds {bad} non-finite "
+                                         f"value(s) (NaN/inf) of {arr.size}: one step would make the "
+                                         "parameter NaN; refusing to load it")
                     entry[k] = arr.astype(p.dtype, copy=True)
                 else:
                     entry[k] = _scalar(v)

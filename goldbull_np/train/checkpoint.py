@@ -135,6 +135,7 @@ class CheckpointInfo:
     saved_at: float
     metric_name: Optional[str]
     metric: Optional[float]
+    finite: bool = True  # every weight finite when saved (checkpoints from before the flag count as finite)
 
     @property
     def name(self) -> str:
@@ -197,7 +198,7 @@ class CheckpointManager:
             metric = st.get("metric") or {}
             info = CheckpointInfo(path=p, step=int(st.get("step", m.group(1))), run_id=st.get("run_id"),
                                   saved_at=float(st.get("saved_at", 0.0)), metric_name=metric.get("name"),
-                                  metric=metric.get("value"))
+                                  metric=metric.get("value"), finite=st.get("finite", True) is not False)
             if run_id == "any" or info.run_id == run_id:
                 out.append(info)
         out.sort(key=lambda c: (c.step, c.saved_at))
@@ -257,6 +258,13 @@ class CheckpointManager:
             state.pop("scheduler", None)
         state.update(run_id=self.run_id, metric={"name": self.config.best_metric,
                                                  "value": float(metric) if metric is not None else None})
+        bad = nonfinite_weights(model)
+        state["finite"] = not bad
+        if bad:
+            import warnings
+            warnings.warn(f"{target}: saving weights that are not finite ({', '.join(bad[:3])}"
+                          f"{', ...' if len(bad) > 3 else ''} hold NaN/inf); the last finite checkpoint of "
+                          "this run is kept", RuntimeWarning, stacklevel=2)
         write_checkpoint(target, step=step, model=model, trainer_state=state,
                          optimizer=optimizer if self.config.save_optimizer_state else None, tokenizer=tokenizer,
                          replace=True)
@@ -264,12 +272,16 @@ class CheckpointManager:
         return target
 
     def rotate(self) -> list:
-        """Delete this run's checkpoints beyond the last ``max_checkpoints``, keeping the best; returns them."""
+        """Delete this run's checkpoints beyond the last ``max_checkpoints``, keeping the best and the
+        newest one with finite weights (a NaN checkpoint never evicts the last good one); returns them."""
         mine = self.checkpoints(self.run_id)
         keep = {c.path for c in mine[-self.config.max_checkpoints:]}
         best = self._best_info(mine)
         if best is not None:
             keep.add(best.path)
+        finite = [c for c in mine if c.finite]
+        if finite:
+            keep.add(finite[-1].path)
         removed = [c.path for c in mine if c.path not in keep]
         for p in removed:
             remove_tree(p)
@@ -316,17 +328,41 @@ def write_checkpoint(target, *, step: int, model, trainer_state: dict, optimizer
 
 
 def load_checkpoint(path, *, model=None, optimizer=None) -> dict:
-    """Load weights into ``model`` and state into ``optimizer`` (in place) from a checkpoint directory."""
+    """Load weights into ``model`` and state into ``optimizer`` (in place) from a checkpoint directory.
+
+    With an ``optimizer`` (resuming training) the weights and the optimizer's moments must be finite:
+    training on from NaN only writes more NaN checkpoints. Errors name the file.
+    """
     path = Path(path)
     state = read_trainer_state(path)
     if model is not None:
         load_model_weights(model, path)
+        if optimizer is not None:
+            bad = nonfinite_weights(model)
+            if bad:
+                raise ValueError(f"{path / MODEL_FILE}: cannot resume training from weights that are not finite "
+                                 f"({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''} hold NaN/inf); resume "
+                                 "from an earlier checkpoint")
     if optimizer is not None:
-        if "optimizer" not in state or not (path / OPTIMIZER_FILE).is_file():
+        opt_path = path / OPTIMIZER_FILE
+        if "optimizer" not in state or not opt_path.is_file():
             raise FileNotFoundError(f"{path} has no optimizer state (saved with save_optimizer_state=False)")
-        arrays = load_safetensors(path / OPTIMIZER_FILE)
-        optimizer.load_state_dict(unflatten_optimizer_state(arrays, state["optimizer"], optimizer.state_dict()))
+        arrays = load_safetensors(opt_path)
+        try:
+            optimizer.load_state_dict(unflatten_optimizer_state(arrays, state["optimizer"], optimizer.state_dict()))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{opt_path}: cannot load the optimizer state: {exc}") from None
     return state
+
+
+def nonfinite_weights(model) -> list:
+    """Names of the model's floating-point tensors that hold NaN or inf (one pass over the weights)."""
+    bad = []
+    for name, v in model.state_dict().items():
+        a = _as_array(v)
+        if a.dtype.kind in "fc" and not np.isfinite(a).all():
+            bad.append(name)
+    return bad
 
 
 def resolve_checkpoint(path) -> Path:

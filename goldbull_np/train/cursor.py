@@ -44,7 +44,16 @@ class DataCursor:
         return st
 
     def load_state_dict(self, st: dict) -> None:
-        self.epoch, self.position = int(st["epoch"]), int(st["position"])
+        """Restore a position saved by :meth:`state_dict`; a position that this loader cannot be at
+        (negative, not an integer, past the epoch's end) is a ValueError naming the field."""
+        for key in ("epoch", "position"):
+            v = st.get(key) if isinstance(st, dict) else None
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ValueError(f"trainer_state.json: data.{key} must be a non-negative integer, got {v!r}")
+        if self._len is not None and st["position"] >= self._len:
+            raise ValueError(f"trainer_state.json: data.position {st['position']} is past the end of an epoch "
+                             f"({self._len} batches): the data or batch size changed, or the file was edited")
+        self.epoch, self.position = st["epoch"], st["position"]
         self._it = None
         if self.num_epochs is not None and self.epoch >= self.num_epochs:
             return

@@ -1,0 +1,106 @@
+"""Item 4 and the checkpoint weak spots: a checkpoint that would make training produce NaN (non-finite
+optimizer moments or weights) is refused on resume, naming the file; a non-finite checkpoint never
+evicts the last finite one; a pickle or a Git LFS pointer where safetensors belong is named as such;
+an impossible data position in trainer_state.json is refused."""
+import json
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+
+from goldbull_np.io import load_safetensors, save_safetensors
+from goldbull_np.text import TextTrainer
+from goldbull_np.train import CheckpointConfig, CheckpointManager
+from rel_helpers import cfg, datasets, tiny_model
+
+
+def _run(out, **kw):
+    tok, train, val = datasets()
+    t = TextTrainer(tiny_model(tok.vocab_size), cfg(output_dir=str(out), **kw), tokenizer=tok)
+    t.train(train)
+    return t, train
+
+
+def _resume(out, max_steps=4):
+    tok, train, _ = datasets()
+    t = TextTrainer(tiny_model(tok.vocab_size), cfg(output_dir=str(out), max_steps=max_steps), tokenizer=tok)
+    t.train(train, resume_from=out)
+    return t
+
+
+def test_nan_optimizer_moments_are_refused_on_resume(tmp_path):
+    _run(tmp_path, save_steps=2)
+    ck = CheckpointManager(tmp_path).latest()
+    arrays = load_safetensors(ck / "optimizer.safetensors")
+    name = next(k for k in arrays if k.endswith("exp_avg_sq"))
+    arrays[name] = np.full_like(arrays[name], np.nan)
+    save_safetensors(arrays, ck / "optimizer.safetensors")
+    with pytest.raises(ValueError, match=r"optimizer.safetensors: .*'exp_avg_sq' of parameter \d+ holds \d+ non-finite"):
+        _resume(tmp_path)
+    # nothing was written over the good checkpoint
+    assert [c.step for c in CheckpointManager(tmp_path).checkpoints()] == [2]
+
+
+def test_nan_weights_are_refused_on_resume(tmp_path):
+    _run(tmp_path, save_steps=2)
+    ck = CheckpointManager(tmp_path).latest()
+    w = load_safetensors(ck / "model.safetensors")
+    k = sorted(w)[0]
+    w[k] = np.full_like(w[k], np.nan)
+    save_safetensors(w, ck / "model.safetensors")
+    with pytest.raises(ValueError, match=rf"model.safetensors: cannot resume .*{k}"):
+        _resume(tmp_path)
+
+
+def test_a_non_finite_checkpoint_never_evicts_the_last_finite_one(tmp_path):
+    tok, _, _ = datasets()
+    m = tiny_model(tok.vocab_size)
+    mgr = CheckpointManager(tmp_path, CheckpointConfig(max_checkpoints=1))
+    mgr.save(1, model=m, trainer_state={})
+    m.lm_head.weight.data[...] = np.nan
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        mgr.save(2, model=m, trainer_state={})
+        mgr.save(3, model=m, trainer_state={})
+    assert any("not finite" in str(x.message) for x in w)
+    infos = mgr.checkpoints()
+    assert [(c.step, c.finite) for c in infos] == [(1, True), (3, False)]
+    m.lm_head.weight.data[...] = 0.0
+    mgr.save(4, model=m, trainer_state={})  # a finite one again: the old finite one may go now
+    assert [c.step for c in mgr.checkpoints()] == [4]
+
+
+def test_pickle_optimizer_file_is_named_as_pickle(tmp_path):
+    _run(tmp_path, save_steps=2)
+    ck = CheckpointManager(tmp_path).latest()
+    (ck / "optimizer.safetensors").write_bytes(pickle.dumps({"state": {}}, protocol=4))
+    with pytest.raises(ValueError, match=r"optimizer.safetensors: not a safetensors file: it is a Python pickle"):
+        _resume(tmp_path)
+
+
+def test_lfs_pointer_weights_are_named_as_lfs(tmp_path):
+    p = tmp_path / "model.safetensors"
+    p.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:" + "0" * 64 + "\nsize 12345\n")
+    with pytest.raises(ValueError, match=r"model.safetensors: not a safetensors file: it is a Git LFS pointer"):
+        load_safetensors(p)
+
+
+def test_real_header_starting_like_a_pickle_still_loads(tmp_path):
+    # a header length of 0x0280 = 640 starts with the bytes 80 02 (pickle protocol 2's opcode)
+    name = "x" * 580
+    p = tmp_path / "a.safetensors"
+    save_safetensors({name: np.zeros(2, np.float32)}, p)
+    assert p.read_bytes()[:2] == b"\x80\x02"
+    assert load_safetensors(p)[name].shape == (2,)
+
+
+@pytest.mark.parametrize("position", [-1, 10**12, "3", None])
+def test_impossible_data_position_is_refused(tmp_path, position):
+    _run(tmp_path, save_steps=2)
+    ck = CheckpointManager(tmp_path).latest()
+    st = json.loads((ck / "trainer_state.json").read_text())
+    st["data"]["position"] = position
+    (ck / "trainer_state.json").write_text(json.dumps(st))
+    with pytest.raises(ValueError, match=r"data\.position"):
+        _resume(tmp_path)
