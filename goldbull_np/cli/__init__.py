@@ -1,15 +1,15 @@
 """The ``goldbull`` command: it parses arguments and calls the library's recipes; each subcommand is a module.
 
-    goldbull info | train | generate | eval | finetune
+    goldbull info | train | generate | eval | finetune | export
 
 Exit codes: 0 success, 2 usage error, 1 failure with a one-line reason (the traceback with --debug).
 """
 import argparse
 import sys
 
-from . import finetune, info, text
+from . import export, finetune, info, text
 
-COMMANDS = (info, text, finetune)  # each module's register(sub) adds its subcommands
+COMMANDS = (info, text, finetune, export)  # each module's register(sub) adds its subcommands
 
 
 class CLIError(Exception):
