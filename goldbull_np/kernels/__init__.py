@@ -84,15 +84,16 @@ AUTO_TABLE = {
     "sum_squares": ("c", "numba", "numpy"),
     "rotary_qkv_forward": ("c", "numba", "numpy"),
     "rotary_qkv_backward": ("c", "numba", "numpy"),
-    # convolution / pooling / batch norm (NCHW): C (im2col panels on the SGEMM) where it exists
-    "conv2d_forward": ("numpy",),
-    "conv2d_backward": ("numpy",),
-    "max_pool2d_forward": ("numpy",),
-    "max_pool2d_backward": ("numpy",),
+    # convolution / pooling / batch norm (NCHW): C where it exists (conv2d: per-image im2col blocks on
+    # the SGEMM's tile GEMM); average pooling is NumPy's only (whole-array window sums)
+    "conv2d_forward": ("c", "numpy"),
+    "conv2d_backward": ("c", "numpy"),
+    "max_pool2d_forward": ("c", "numpy"),
+    "max_pool2d_backward": ("c", "numpy"),
     "avg_pool2d_forward": ("numpy",),
     "avg_pool2d_backward": ("numpy",),
-    "batch_norm_forward": ("numpy",),
-    "batch_norm_backward": ("numpy",),
+    "batch_norm_forward": ("c", "numpy"),
+    "batch_norm_backward": ("c", "numpy"),
 }
 _ORDER = {"c": ("c", "numba", "numpy"), "numba": ("numba", "numpy"), "numpy": ("numpy",)}
 

@@ -490,12 +490,16 @@ def sum_squares(x):
     return float(out[0])
 
 
-__all__ = list(KERNEL_NAMES)
+# convolution, max pooling, batch norm: their wrappers live in c_conv.py (imported here, after the helpers it uses)
+from .c_conv import (batch_norm_backward, batch_norm_forward, conv2d_backward, conv2d_forward,  # noqa: E402
+                     max_pool2d_backward, max_pool2d_forward)
+
+__all__ = [n for n in KERNEL_NAMES if n in globals()]
 # Every wrapper raises EmptyInputError (from _arr) for a zero-size array argument before calling C, so
 # the dispatch point catches that instead of scanning every call's arguments (kernels._empty_to_reference).
 RAISES_ON_EMPTY = True
-# The backend table read by kernels/__init__.py: every kernel, float32 only (sum_squares also float64);
-# `auto` picks each of them first (AUTO_TABLE).
+# The backend table read by kernels/__init__.py: every kernel but the average pooling ones, float32 only
+# (sum_squares also float64); `auto` picks each of them first (AUTO_TABLE).
 KERNELS = {name: globals()[name] for name in KERNEL_NAMES if name in globals()}
 DTYPES = {name: (_F32,) for name in KERNELS}
 DTYPES["sum_squares"] = (_F32, _F64)

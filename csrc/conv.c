@@ -1,0 +1,338 @@
+/* conv2d over NCHW as im2col + GEMM, one (image, group) pair at a time.
+ *
+ * The team splits the B*G (image, group) pairs statically (a deterministic sum order for dweight at a
+ * given thread count). Each thread unrolls its pair's windows into a private (Cg*KH*KW, P) column
+ * block, small enough to stay in L2/L3 (a 3x3 over 64 channels at 16x16 is 590 KB), and runs the
+ * single-threaded register-blocked GEMM (gb_gemm_tile, the SGEMM's packing and micro-kernel) on it:
+ * the whole-batch im2col matrix is never materialised. A 1x1, stride-1, unpadded convolution reads the
+ * input directly (no column block). Backward recomputes the columns (nothing saved but x):
+ *   dweight[g] += dout[b,g] (OCg,P) . col^T (P,K)   per-thread partials, summed after the team joins
+ *   dcol = weight[g]^T (K,OCg) . dout[b,g] (OCg,P)  then col2im (scatter-add) into dinp[b,g]. */
+#include <stdlib.h>
+#include "internal/gb_common.h"
+#include "internal/gb_gemm.h"
+#include "internal/gb_pool.h"
+#include "conv.h"
+
+typedef struct {
+    float *out, *dinp, *dw_part, *db_part;       /* dw_part (nt, OC, K), db_part (nt, OC) */
+    const float *inp, *weight, *bias, *dout;
+    int64_t B, C, H, W, OC, KH, KW, OH, OW, sh, sw, pt, pl, dh, dw, G;
+    int err;
+} conv_args;
+
+static float *conv_alloc(size_t nfloats) {
+    void *p = NULL;
+    if (posix_memalign(&p, 64, (nfloats ? nfloats : 1) * sizeof(float))) return NULL;
+    return p;
+}
+
+static int pointwise(const conv_args *a) {
+    return a->KH == 1 && a->KW == 1 && a->sh == 1 && a->sw == 1 && a->pt == 0 && a->pl == 0 &&
+           a->OH == a->H && a->OW == a->W;
+}
+
+/* [ow0, ow1): the output columns whose tap kw reads inside the row (iw = ow*sw + off in [0, W)) */
+static void valid_cols(const conv_args *a, int64_t off, int64_t *ow0, int64_t *ow1) {
+    int64_t lo = off >= 0 ? 0 : (-off + a->sw - 1) / a->sw;
+    int64_t hi = a->W - off <= 0 ? 0 : (a->W - off + a->sw - 1) / a->sw;
+    if (hi > a->OW) hi = a->OW;
+    if (lo > hi) lo = hi;
+    *ow0 = lo;
+    *ow1 = hi;
+}
+
+/* col (Cg*KH*KW, P) <- windows of x (Cg, H, W) */
+static void im2col(float *col, const float *x, const conv_args *a) {
+    int64_t Cg = a->C / a->G, P = a->OH * a->OW, OW = a->OW;
+    for (int64_t c = 0; c < Cg; c++) {
+        const float *xc = x + c * a->H * a->W;
+        for (int64_t kh = 0; kh < a->KH; kh++)
+            for (int64_t kw = 0; kw < a->KW; kw++) {
+                float *row = col + ((c * a->KH + kh) * a->KW + kw) * P;
+                int64_t off = kw * a->dw - a->pl, ow0, ow1;
+                valid_cols(a, off, &ow0, &ow1);
+                for (int64_t oh = 0; oh < a->OH; oh++) {
+                    int64_t ih = oh * a->sh - a->pt + kh * a->dh;
+                    float *r = row + oh * OW;
+                    if (ih < 0 || ih >= a->H) {
+                        memset(r, 0, (size_t)OW * sizeof(float));
+                        continue;
+                    }
+                    const float *xr = xc + ih * a->W + off;
+                    for (int64_t ow = 0; ow < ow0; ow++) r[ow] = 0.0f;
+                    if (a->sw == 1) memcpy(r + ow0, xr + ow0, (size_t)(ow1 - ow0) * sizeof(float));
+                    else for (int64_t ow = ow0; ow < ow1; ow++) r[ow] = xr[ow * a->sw];
+                    for (int64_t ow = ow1; ow < OW; ow++) r[ow] = 0.0f;
+                }
+            }
+    }
+}
+
+/* dx (Cg, H, W) += the adjoint of im2col applied to dcol (Cg*KH*KW, P) */
+static void col2im(float *dx, const float *dcol, const conv_args *a) {
+    int64_t Cg = a->C / a->G, P = a->OH * a->OW, OW = a->OW;
+    for (int64_t c = 0; c < Cg; c++) {
+        float *dc = dx + c * a->H * a->W;
+        for (int64_t kh = 0; kh < a->KH; kh++)
+            for (int64_t kw = 0; kw < a->KW; kw++) {
+                const float *row = dcol + ((c * a->KH + kh) * a->KW + kw) * P;
+                int64_t off = kw * a->dw - a->pl, ow0, ow1;
+                valid_cols(a, off, &ow0, &ow1);
+                for (int64_t oh = 0; oh < a->OH; oh++) {
+                    int64_t ih = oh * a->sh - a->pt + kh * a->dh;
+                    if (ih < 0 || ih >= a->H) continue;
+                    float *dr = dc + ih * a->W + off;
+                    const float *r = row + oh * OW;
+                    if (a->sw == 1) {
+                        #pragma omp simd
+                        for (int64_t ow = ow0; ow < ow1; ow++) dr[ow] += r[ow];
+                    } else {
+                        for (int64_t ow = ow0; ow < ow1; ow++) dr[ow * a->sw] += r[ow];
+                    }
+                }
+            }
+    }
+}
+
+/* Depthwise (Cg == OCg == 1): a GEMM with K = KH*KW and M = 1 wastes the micro-kernel, so each
+ * (image, channel) plane runs the taps directly, vectorised along the output row. */
+static int depthwise(const conv_args *a) { return a->C == a->G && a->OC == a->G; }
+
+static void dw_fwd_plane(float *o, const float *x, const float *w, float bias, const conv_args *a) {
+    /* o (OH, OW), x (H, W), w (KH, KW) */
+    int64_t OW = a->OW;
+    for (int64_t oh = 0; oh < a->OH; oh++) {
+        float *orow = o + oh * OW;
+        for (int64_t ow = 0; ow < OW; ow++) orow[ow] = bias;
+        for (int64_t kh = 0; kh < a->KH; kh++) {
+            int64_t ih = oh * a->sh - a->pt + kh * a->dh;
+            if (ih < 0 || ih >= a->H) continue;
+            const float *xr = x + ih * a->W;
+            for (int64_t kw = 0; kw < a->KW; kw++) {
+                int64_t off = kw * a->dw - a->pl, ow0, ow1;
+                valid_cols(a, off, &ow0, &ow1);
+                float wv = w[kh * a->KW + kw];
+                if (a->sw == 1) {
+                    #pragma omp simd
+                    for (int64_t ow = ow0; ow < ow1; ow++) orow[ow] += wv * xr[off + ow];
+                } else {
+                    for (int64_t ow = ow0; ow < ow1; ow++) orow[ow] += wv * xr[off + ow * a->sw];
+                }
+            }
+        }
+    }
+}
+
+static void dw_bwd_plane(float *dx, float *dwt, float *dbt, const float *dy, const float *x, const float *w,
+                         const conv_args *a) {
+    /* dx (H, W)|NULL (zeroed here), dwt (KH*KW,)|NULL and dbt (1,)|NULL accumulated; dy (OH, OW) */
+    int64_t OW = a->OW, sw = a->sw;
+    if (dx) memset(dx, 0, (size_t)(a->H * a->W) * sizeof(float));
+    for (int64_t oh = 0; oh < a->OH; oh++) {
+        const float *g = dy + oh * OW;
+        if (dbt) {
+            float s = 0.0f;
+            #pragma omp simd reduction(+:s)
+            for (int64_t ow = 0; ow < OW; ow++) s += g[ow];
+            dbt[0] += s;
+        }
+        for (int64_t kh = 0; kh < a->KH; kh++) {
+            int64_t ih = oh * a->sh - a->pt + kh * a->dh;
+            if (ih < 0 || ih >= a->H) continue;
+            for (int64_t kw = 0; kw < a->KW; kw++) {
+                int64_t off = kw * a->dw - a->pl, ow0, ow1;
+                valid_cols(a, off, &ow0, &ow1);
+                int64_t tap = kh * a->KW + kw;
+                if (dwt) {
+                    const float *xr = x + ih * a->W + off;
+                    float s = 0.0f;
+                    if (sw == 1) {
+                        #pragma omp simd reduction(+:s)
+                        for (int64_t ow = ow0; ow < ow1; ow++) s += g[ow] * xr[ow];
+                    } else {
+                        for (int64_t ow = ow0; ow < ow1; ow++) s += g[ow] * xr[ow * sw];
+                    }
+                    dwt[tap] += s;
+                }
+                if (dx) {
+                    float *dr = dx + ih * a->W + off, wv = w[tap];
+                    if (sw == 1) {
+                        #pragma omp simd
+                        for (int64_t ow = ow0; ow < ow1; ow++) dr[ow] += wv * g[ow];
+                    } else {
+                        for (int64_t ow = ow0; ow < ow1; ow++) dr[ow * sw] += wv * g[ow];
+                    }
+                }
+            }
+        }
+    }
+}
+
+static void mark_error(conv_args *a) { __atomic_store_n(&a->err, 1, __ATOMIC_RELAXED); }
+
+static void conv_fwd_task(void *ctx, int t, int nt) {
+    conv_args *a = ctx;
+    int64_t Cg = a->C / a->G, OCg = a->OC / a->G, K = Cg * a->KH * a->KW, P = a->OH * a->OW;
+    int64_t i0, i1;
+    gb_split(a->B * a->G, t, nt, &i0, &i1);
+    if (i0 >= i1) return;
+    if (depthwise(a)) {
+        for (int64_t it = i0; it < i1; it++)  /* it = b*C + c */
+            dw_fwd_plane(a->out + it * P, a->inp + it * a->H * a->W, a->weight + (it % a->G) * K,
+                         a->bias ? a->bias[it % a->G] : 0.0f, a);
+        return;
+    }
+    int direct = pointwise(a);
+    float *col = direct ? NULL : conv_alloc((size_t)K * P);
+    float *ws = conv_alloc(gb_gemm_tile_ws(OCg, P, K));
+    if ((!direct && !col) || !ws) {
+        mark_error(a);
+        free(col);
+        free(ws);
+        return;
+    }
+    for (int64_t it = i0; it < i1; it++) {
+        int64_t b = it / a->G, g = it % a->G;
+        const float *x = a->inp + (b * a->C + g * Cg) * a->H * a->W;     /* (Cg, H, W) */
+        const float *src = x;
+        if (!direct) {
+            im2col(col, x, a);
+            src = col;                                                    /* (K, P) */
+        }
+        float *o = a->out + (b * a->OC + g * OCg) * P;                    /* (OCg, P) */
+        gb_gemm_tile(o, P, a->weight + g * OCg * K, K, 0, src, P, 0, OCg, P, K, 0, ws);
+        if (a->bias)
+            for (int64_t oc = 0; oc < OCg; oc++) {
+                float bv = a->bias[g * OCg + oc], *orow = o + oc * P;
+                #pragma omp simd
+                for (int64_t p = 0; p < P; p++) orow[p] += bv;
+            }
+    }
+    free(col);
+    free(ws);
+}
+
+static int conv_threads(const conv_args *a) {
+    int64_t macs = a->B * a->OC * (a->C / a->G) * a->KH * a->KW * a->OH * a->OW;
+    int nt = macs >= GB_PAR_MIN_MACS ? gb_threads() : 1;
+    if (nt > a->B * a->G) nt = (int)(a->B * a->G);
+    return nt < 1 ? 1 : nt;
+}
+
+int conv2d_forward(float *out, const float *inp, const float *weight, const float *bias,
+                   int64_t B, int64_t C, int64_t H, int64_t W, int64_t OC, int64_t KH, int64_t KW,
+                   int64_t OH, int64_t OW, int64_t sh, int64_t sw, int64_t pt, int64_t pl,
+                   int64_t dh, int64_t dw, int64_t G) {
+    /* out (B,OC,OH,OW), inp (B,C,H,W), weight (OC,C/G,KH,KW), bias (OC,)|NULL */
+    conv_args a = {out, NULL, NULL, NULL, inp, weight, bias, NULL,
+                   B, C, H, W, OC, KH, KW, OH, OW, sh, sw, pt, pl, dh, dw, G, 0};
+    gb_parallel(conv_fwd_task, &a, conv_threads(&a));
+    return a.err ? -1 : 0;
+}
+
+static void conv_bwd_task(void *ctx, int t, int nt) {
+    conv_args *a = ctx;
+    int64_t Cg = a->C / a->G, OCg = a->OC / a->G, K = Cg * a->KH * a->KW, P = a->OH * a->OW;
+    int64_t i0, i1;
+    gb_split(a->B * a->G, t, nt, &i0, &i1);
+    if (i0 >= i1) return;
+    int direct = pointwise(a);
+    float *dw_t = a->dw_part ? a->dw_part + (int64_t)t * a->OC * K : NULL;   /* (OC, K), zeroed */
+    float *db_t = a->db_part ? a->db_part + (int64_t)t * a->OC : NULL;       /* (OC,), zeroed */
+    if (depthwise(a)) {
+        for (int64_t it = i0; it < i1; it++) {  /* it = b*C + c */
+            int64_t c = it % a->G;
+            dw_bwd_plane(a->dinp ? a->dinp + it * a->H * a->W : NULL, dw_t ? dw_t + c * K : NULL,
+                         db_t ? db_t + c : NULL, a->dout + it * P, a->inp + it * a->H * a->W,
+                         a->weight + c * K, a);
+        }
+        return;
+    }
+    size_t w1 = gb_gemm_tile_ws(OCg, K, P), w2 = gb_gemm_tile_ws(K, P, OCg);
+    float *col = (!direct && dw_t) ? conv_alloc((size_t)K * P) : NULL;
+    float *dcol = (!direct && a->dinp) ? conv_alloc((size_t)K * P) : NULL;
+    float *ws = conv_alloc(w1 > w2 ? w1 : w2);
+    if ((!direct && dw_t && !col) || (!direct && a->dinp && !dcol) || !ws) {
+        mark_error(a);
+        free(col);
+        free(dcol);
+        free(ws);
+        return;
+    }
+    for (int64_t it = i0; it < i1; it++) {
+        int64_t b = it / a->G, g = it % a->G;
+        const float *x = a->inp + (b * a->C + g * Cg) * a->H * a->W;     /* (Cg, H, W) */
+        const float *dy = a->dout + (b * a->OC + g * OCg) * P;            /* (OCg, P) */
+        const float *wg = a->weight + g * OCg * K;                        /* (OCg, K) */
+        if (dw_t) {
+            const float *src = x;
+            if (!direct) {
+                im2col(col, x, a);
+                src = col;
+            }
+            gb_gemm_tile(dw_t + g * OCg * K, K, dy, P, 0, src, P, 1, OCg, K, P, 1, ws);
+        }
+        if (db_t)
+            for (int64_t oc = 0; oc < OCg; oc++) {
+                const float *r = dy + oc * P;
+                float s = 0.0f;
+                #pragma omp simd reduction(+:s)
+                for (int64_t p = 0; p < P; p++) s += r[p];
+                db_t[g * OCg + oc] += s;
+            }
+        if (a->dinp) {
+            float *dx = a->dinp + (b * a->C + g * Cg) * a->H * a->W;       /* (Cg, H, W) */
+            if (direct) {
+                gb_gemm_tile(dx, P, wg, K, 1, dy, P, 0, K, P, OCg, 0, ws);
+            } else {
+                gb_gemm_tile(dcol, P, wg, K, 1, dy, P, 0, K, P, OCg, 0, ws);
+                memset(dx, 0, (size_t)(Cg * a->H * a->W) * sizeof(float));
+                col2im(dx, dcol, a);
+            }
+        }
+    }
+    free(col);
+    free(dcol);
+    free(ws);
+}
+
+int conv2d_backward(float *dinp, float *dweight, float *dbias,
+                    const float *dout, const float *inp, const float *weight,
+                    int64_t B, int64_t C, int64_t H, int64_t W, int64_t OC, int64_t KH, int64_t KW,
+                    int64_t OH, int64_t OW, int64_t sh, int64_t sw, int64_t pt, int64_t pl,
+                    int64_t dh, int64_t dw, int64_t G) {
+    /* dinp (B,C,H,W)|NULL, dweight (OC,C/G,KH,KW)|NULL, dbias (OC,)|NULL; dout (B,OC,OH,OW) */
+    conv_args a = {NULL, dinp, NULL, NULL, inp, weight, NULL, dout,
+                   B, C, H, W, OC, KH, KW, OH, OW, sh, sw, pt, pl, dh, dw, G, 0};
+    int nt = conv_threads(&a);
+    int64_t K = (C / G) * KH * KW;
+    if (dweight) {
+        a.dw_part = calloc((size_t)nt * OC * K, sizeof(float));
+        if (!a.dw_part) return -1;
+    }
+    if (dbias) {
+        a.db_part = calloc((size_t)nt * OC, sizeof(float));
+        if (!a.db_part) {
+            free(a.dw_part);
+            return -1;
+        }
+    }
+    gb_parallel(conv_bwd_task, &a, nt);
+    /* sum the per-thread partials in thread order (deterministic for a thread count) */
+    if (dweight && !a.err) {
+        memcpy(dweight, a.dw_part, (size_t)(OC * K) * sizeof(float));
+        for (int t = 1; t < nt; t++) {
+            const float *p = a.dw_part + (int64_t)t * OC * K;
+            for (int64_t i = 0; i < OC * K; i++) dweight[i] += p[i];
+        }
+    }
+    if (dbias && !a.err) {
+        memcpy(dbias, a.db_part, (size_t)OC * sizeof(float));
+        for (int t = 1; t < nt; t++)
+            for (int64_t i = 0; i < OC; i++) dbias[i] += a.db_part[(int64_t)t * OC + i];
+    }
+    free(a.dw_part);
+    free(a.db_part);
+    return a.err ? -1 : 0;
+}
