@@ -42,6 +42,13 @@ def train_text(run: RunConfig, *, resume: bool = False, allow_mismatch: bool = F
     out = Path(cfg.output_dir)
     text, source = read_text(run.data.path)
     mgr = CheckpointManager(out, run.checkpoint_config())
+    with mgr.lock():  # one writer per output directory, from choosing the checkpoint to the last save
+        return _train_text(run, mgr, text, source, t0, resume=resume, allow_mismatch=allow_mismatch,
+                           sample_tokens=sample_tokens, log=log, callbacks=callbacks)
+
+
+def _train_text(run, mgr, text, source, t0, *, resume, allow_mismatch, sample_tokens, log, callbacks):
+    cfg, out = run.training, mgr.directory
     latest = mgr.latest()
     if resume and latest is None:
         log(f"note: no checkpoint in {out} yet; starting a new run")

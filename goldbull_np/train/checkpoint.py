@@ -13,7 +13,10 @@ A checkpoint is written to ``.tmp-checkpoint-...`` beside its target, every file
 fsynced, then it is renamed into place. ``trainer_state.json`` is written last, so a directory without
 it is not a checkpoint. Old checkpoints are renamed to ``.trash-...`` before being removed, and only
 after the new one is complete: there is never a moment without a complete checkpoint on disk.
-Leftover ``.tmp-``/``.trash-`` directories from a killed run are removed when a manager opens the directory.
+Leftover ``.tmp-``/``.trash-`` directories from a killed run are removed when a manager opens the directory,
+unless another process holds the directory's writer lock (:mod:`goldbull_np.io.lock`): a reader never
+touches what a live writer owns. Saving takes the lock (a second writing process gets a
+DirectoryLockedError naming the holder's pid); the Trainer holds it for a whole run.
 
 Which checkpoint is the latest or the best is derived from the directories themselves (their
 ``trainer_state.json``), not from pointer files that could disagree with them.
@@ -32,7 +35,7 @@ from typing import Optional
 import numpy as np
 
 from ..io import TMP_PREFIX, TRASH_PREFIX, atomic_directory, atomic_write_json, fsync_dir, load_safetensors, remove_tree
-from ..io import save_safetensors
+from ..io import DirectoryLock, DirectoryLockedError, save_safetensors
 from ..nn.model_base import PreTrainedModel
 from .config import CheckpointConfig
 
@@ -172,15 +175,36 @@ class CheckpointManager:
 
     # --- discovery ----------------------------------------------------------------------------------
     def cleanup_temp(self) -> list:
-        """Remove ``.tmp-``/``.trash-`` leftovers of a killed run; returns their names."""
-        removed = []
-        for p in self.directory.iterdir():
-            if p.name.startswith((TMP_PREFIX, TRASH_PREFIX)):
-                remove_tree(p)
-                removed.append(p.name)
-        if removed:
-            fsync_dir(self.directory)
-        return removed
+        """Remove ``.tmp-``/``.trash-`` leftovers of a killed run; returns their names.
+
+        Only while no writer is alive: the directory's lock is taken for the cleanup, and if another
+        process holds it (or this process is writing here) nothing is removed.
+        """
+        lock = DirectoryLock(self.directory)
+        if lock.held_here():
+            return []  # a writer of this process may own them
+        try:
+            lock.acquire()
+        except DirectoryLockedError:
+            return []  # a live writer owns them
+        try:
+            removed = []
+            for p in self.directory.iterdir():
+                if p.name.startswith((TMP_PREFIX, TRASH_PREFIX)):
+                    remove_tree(p)
+                    removed.append(p.name)
+            if removed:
+                fsync_dir(self.directory)
+            return removed
+        finally:
+            lock.release()
+
+    def lock(self) -> DirectoryLock:
+        """The directory's writer lock (not yet taken): ``with mgr.lock(): ...`` holds it for a block.
+
+        Raises (on entry): DirectoryLockedError naming the pid of another process that holds it.
+        """
+        return DirectoryLock(self.directory)
 
     def checkpoints(self, run_id: Optional[str] = "any") -> list:
         """Complete checkpoints in the directory, oldest step first; ``run_id="any"`` for all runs."""
@@ -265,15 +289,20 @@ class CheckpointManager:
             warnings.warn(f"{target}: saving weights that are not finite ({', '.join(bad[:3])}"
                           f"{', ...' if len(bad) > 3 else ''} hold NaN/inf); the last finite checkpoint of "
                           "this run is kept", RuntimeWarning, stacklevel=2)
-        write_checkpoint(target, step=step, model=model, trainer_state=state,
-                         optimizer=optimizer if self.config.save_optimizer_state else None, tokenizer=tokenizer,
-                         replace=True)
-        self.rotate()
+        with self.lock():  # a no-op share when the Trainer holds it for the run
+            write_checkpoint(target, step=step, model=model, trainer_state=state,
+                             optimizer=optimizer if self.config.save_optimizer_state else None, tokenizer=tokenizer,
+                             replace=True)
+            self.rotate()
         return target
 
     def rotate(self) -> list:
         """Delete this run's checkpoints beyond the last ``max_checkpoints``, keeping the best and the
         newest one with finite weights (a NaN checkpoint never evicts the last good one); returns them."""
+        with self.lock():
+            return self._rotate()
+
+    def _rotate(self) -> list:
         mine = self.checkpoints(self.run_id)
         keep = {c.path for c in mine[-self.config.max_checkpoints:]}
         best = self._best_info(mine)

@@ -281,6 +281,17 @@ class Trainer:
         if self.checkpoint_manager is None and c.output_dir:
             ck = CheckpointConfig() if c.max_checkpoints is None else CheckpointConfig(max_checkpoints=c.max_checkpoints)
             self.checkpoint_manager = CheckpointManager(Path(c.output_dir), ck)
+        # One writer per run directory: a second process gets DirectoryLockedError (naming our pid) here,
+        # before it writes a log line or a checkpoint; the lock is held until the run ends.
+        run_lock = self.checkpoint_manager.lock().acquire() if self.checkpoint_manager is not None else None
+        try:
+            return self._train(loader, val_loader, resume_from, allow_mismatch)
+        finally:
+            if run_lock is not None:
+                run_lock.release()
+
+    def _train(self, loader, val_loader, resume_from, allow_mismatch):
+        c = self.config
         self._ensure_optimizer()
         self._cursor = DataCursor(loader, None if c.max_steps is not None else c.num_epochs)
         if c.max_steps is not None:
