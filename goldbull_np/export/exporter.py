@@ -5,6 +5,7 @@
     exporter.export_onnx(model, "out/model.onnx")          # onnxruntime; KV cache inputs/outputs
     exporter.export_pytorch(model, "out/model.pt")         # torch.load(weights_only=True) -> state_dict
     exporter.export_huggingface(model, "out/hf")           # transformers: GPT2LMHeadModel / LlamaForCausalLM
+    exporter.export_gguf(model, "out/model.gguf")          # llama.cpp (Llama architecture)
 
 Every writer is atomic (a temporary name beside the target, fsync, rename), refuses to overwrite an
 existing target unless ``overwrite=True``, and refuses a model feature its format cannot express, naming it.
@@ -20,7 +21,7 @@ import numpy as np
 from ..io import atomic_directory
 from ..nn.model_base import PreTrainedModel
 
-FORMATS = ("safetensors", "onnx", "pytorch", "hf")
+FORMATS = ("safetensors", "onnx", "pytorch", "hf", "gguf")
 
 
 @contextlib.contextmanager
@@ -112,10 +113,17 @@ class ModelExporter:
         with merged_lora(_text_model(model, "hf")):
             return Path(export_huggingface(model, directory, tokenizer, overwrite=overwrite))
 
+    def export_gguf(self, model, path, tokenizer=None, *, overwrite: bool = False):
+        """A GGUF file (llama.cpp) of a Llama-architecture model, F32, with its BPE tokenizer."""
+        from .gguf import export_gguf
+        path = _check_target(path, overwrite)
+        with merged_lora(_text_model(model, "gguf")):
+            return Path(export_gguf(model, path, tokenizer, overwrite=overwrite))
+
     def export(self, model, path, fmt: str, **kwargs):
         """``export_<fmt>(model, path, **kwargs)`` for fmt in :data:`FORMATS`."""
         method = {"safetensors": self.export_safetensors, "onnx": self.export_onnx,
-                  "pytorch": self.export_pytorch, "hf": self.export_huggingface}.get(fmt)
+                  "pytorch": self.export_pytorch, "hf": self.export_huggingface, "gguf": self.export_gguf}.get(fmt)
         if method is None:
             raise ValueError(f"unknown export format {fmt!r} (known: {', '.join(FORMATS)})")
         return method(model, path, **kwargs)

@@ -190,3 +190,64 @@ def test_goldbull_export_command(tmp_path):
     assert r.returncode == 1 and "already exists" in r.stderr
     r = run("--checkpoint", tmp_path / "ck", "--format", "gif", "--out", tmp_path / "m.gif")
     assert r.returncode == 2 and "--format" in r.stderr
+
+
+def test_gguf_round_trips_through_the_gguf_reader(tmp_path):
+    gguf = pytest.importorskip("gguf", reason="the export extra (gguf) is not installed")
+    m = model(**LLAMA)
+    path = ModelExporter().export_gguf(m, tmp_path / "m.gguf", tokenizer=False)
+    r = gguf.GGUFReader(os.fspath(path))
+    f = lambda k: r.fields[k].contents()  # noqa: E731
+    c = m.config
+    assert (f("general.architecture"), f("llama.block_count"), f("llama.embedding_length")) == ("llama", 2, 32)
+    assert (f("llama.attention.head_count"), f("llama.attention.head_count_kv"), f("llama.context_length")) == \
+        (c.n_head, c.n_kv_head, c.block_size)
+    got = {t.name: np.asarray(t.data) for t in r.tensors}
+    assert len(got) == 2 + 1 + 9 * c.n_layer
+    sd = m.state_dict()
+    np.testing.assert_array_equal(got["token_embd.weight"], sd["embed_tokens.weight"])
+    np.testing.assert_array_equal(got["blk.1.ffn_down.weight"], sd["layers.1.mlp.down_proj.weight"])
+    H, D = c.n_head, c.head_dim
+    from goldbull_np.export.gguf import permute_rotary
+    np.testing.assert_array_equal(got["blk.0.attn_q.weight"], permute_rotary(sd["layers.0.attn.qkv_proj.weight"][:H * D], H))
+    with pytest.raises(ValueError, match="only Llama-architecture"):
+        ModelExporter().export_gguf(model(), tmp_path / "gpt2.gguf")
+    from goldbull_np.data import CharTokenizer
+    with pytest.raises(ValueError, match="CharTokenizer has no GGUF form"):
+        ModelExporter().export_gguf(m, tmp_path / "c.gguf", tokenizer=CharTokenizer.from_text("abc"))
+
+
+def test_the_rotary_permutation_turns_rotate_half_into_ggml_interleaved_pairs():
+    """llama.cpp rotates pairs (2i, 2i+1); we (and HF) rotate (i, i + D/2). With the permuted projection,
+    GGML's rotation of the permuted rows equals the permutation of our rotation, at every position."""
+    from goldbull_np.export.gguf import permute_rotary
+    rng = np.random.default_rng(0)
+    H, D, C, theta = 2, 8, 5, 10000.0
+    W, x = rng.standard_normal((H * D, C)), rng.standard_normal(C)
+    inv = theta ** (-np.arange(0, D, 2) / D)  # (D/2,)
+    for pos in (0, 3, 17):
+        ang = pos * inv
+        q = (W @ x).reshape(H, D)
+        ours = q * np.cos(np.r_[ang, ang]) + np.concatenate([-q[:, D // 2:], q[:, :D // 2]], 1) * np.sin(np.r_[ang, ang])
+        qp = (permute_rotary(W, H) @ x).reshape(H, D)
+        a, b = qp[:, 0::2], qp[:, 1::2]
+        ggml = np.empty_like(qp)
+        ggml[:, 0::2], ggml[:, 1::2] = a * np.cos(ang) - b * np.sin(ang), a * np.sin(ang) + b * np.cos(ang)
+        np.testing.assert_allclose(ggml, permute_rotary(ours.reshape(H * D, 1), H).reshape(H, D), atol=1e-12)
+
+
+def test_gguf_carries_a_byte_level_bpe_tokenizer(tmp_path):
+    gguf = pytest.importorskip("gguf", reason="the export extra (gguf) is not installed")
+    pytest.importorskip("tokenizers", reason="the bpe extra (tokenizers) is not installed")
+    from goldbull_np.data import BPETokenizer
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("the quick brown fox jumps over the lazy dog\n" * 50)
+    tok = BPETokenizer.train([corpus], vocab_size=300, special_tokens={"eos": "<|endoftext|>"})
+    gb.manual_seed(0)
+    m = GoldbullText(ModelConfig.tiny(**{**LLAMA, "vocab_size": tok.vocab_size}))
+    path = ModelExporter().export_gguf(m, tmp_path / "t.gguf", tokenizer=tok)
+    r = gguf.GGUFReader(os.fspath(path))
+    tokens = r.fields["tokenizer.ggml.tokens"].contents()
+    assert r.fields["tokenizer.ggml.model"].contents() == "gpt2" and len(tokens) == tok.vocab_size
+    assert r.fields["tokenizer.ggml.merges"].contents() and "<|endoftext|>" in tokens
+    assert r.fields["tokenizer.ggml.eos_token_id"].contents() == tok.eos_token_id
