@@ -53,6 +53,20 @@ def iter_chunks(path: str | os.PathLike, chunk_size: int = CHUNK_SIZE) -> Iterat
             yield chunk
 
 
+# Byte-order marks of encodings that are not UTF-8 (UTF-32 LE before UTF-16 LE: it starts with FF FE too)
+_OTHER_BOMS = ((b"\x00\x00\xfe\xff", "UTF-32 (big-endian)"), (b"\xff\xfe\x00\x00", "UTF-32 (little-endian)"),
+               (b"\xfe\xff", "UTF-16 (big-endian)"), (b"\xff\xfe", "UTF-16 (little-endian)"))
+
+
+def check_utf8_start(head: bytes, path) -> None:
+    """Raise DataEncodingError naming the encoding if the (decompressed) file starts with a UTF-16 or
+    UTF-32 byte-order mark: that is not invalid UTF-8 to be replaced, it is another encoding."""
+    for bom, name in _OTHER_BOMS:
+        if head.startswith(bom):
+            raise DataEncodingError(f"the file is {name} text (byte-order mark {bom.hex(' ').upper()}), not UTF-8; "
+                                    "convert it first (e.g. iconv -f UTF-16 -t UTF-8)", str(path), 1, 0)
+
+
 def _check_errors_mode(errors: str) -> None:
     if errors not in ENCODING_ERRORS:
         raise ValueError(f"encoding errors must be one of {ENCODING_ERRORS}, got {errors!r}")
@@ -104,6 +118,8 @@ class LineReader:
         too_long = False
         number, line_start, pos = 1, 0, 0
         for chunk in iter_chunks(self.path):
+            if pos == 0 and number == 1:
+                check_utf8_start(chunk, self.path)
             parts = chunk.split(b"\n")
             for i, part in enumerate(parts):
                 line_len += len(part)
@@ -180,6 +196,8 @@ class TextStream:
         carry, consumed, newlines, first = b"", 0, 0, True
         for chunk in iter_chunks(self.path):
             data = carry + chunk
+            if first:
+                check_utf8_start(data, self.path)
             cut = _utf8_cut(data)
             text = self._decode(data[:cut], consumed, newlines)
             if first and text.startswith(_BOM):
@@ -203,6 +221,40 @@ class TextStream:
         text = raw.decode("utf-8", "replace")
         self.replaced += text.count("\ufffd") - raw.count(_REPLACEMENT_UTF8)
         return text
+
+
+MAX_REPLACED_SHARE = 0.001  # of the characters: above this, the file is not the UTF-8 text it claims to be
+
+
+def read_text_file(path: str | os.PathLike, *, max_replaced_share: float = MAX_REPLACED_SHARE) -> tuple[str, int]:
+    """The whole text of a UTF-8 file (plain or gzip), the one reader behind ``--data`` everywhere.
+
+    Invalid UTF-8 is replaced by U+FFFD and counted; a few replaced characters are warned about
+    (DataWarning), more than ``max_replaced_share`` of the text is refused: it is not UTF-8 text
+    (a binary file, another encoding). A UTF-16/UTF-32 byte-order mark is refused naming the encoding,
+    and so is text whose bytes are mostly NUL (UTF-16 without a byte-order mark).
+
+    Returns:
+        ``(text, replaced)``: the decoded text (byte-order mark dropped) and the number of replaced
+        characters.
+    Raises:
+        DataEncodingError / DataFormatError naming the file.
+    """
+    stream = TextStream(path, errors="replace")
+    text = "".join(stream)
+    nuls = text.count("\0", 0, 4096)
+    if nuls and nuls > 0.1 * min(len(text), 4096):
+        raise DataEncodingError("the file's bytes are mostly NUL: UTF-16 or UTF-32 text without a byte-order "
+                                "mark, or a binary file, not UTF-8; convert it first", str(path), 1, 0)
+    if stream.replaced:
+        share = stream.replaced / max(len(text), 1)
+        msg = (f"{stream.replaced:,} of {len(text):,} characters ({share:.2%}) were not valid UTF-8 and were "
+               "replaced by U+FFFD")
+        if share > max_replaced_share:
+            raise DataFormatError(f"{msg}: more than {max_replaced_share:.1%}, so this is not UTF-8 text "
+                                  "(a binary file or another encoding?); convert it to UTF-8 first", str(path))
+        warnings.warn(f"{path}: {msg}", DataWarning, stacklevel=2)
+    return text, stream.replaced
 
 
 def warn_long_line(path: str, line: Line, limit: int | None) -> None:

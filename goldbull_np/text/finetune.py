@@ -144,8 +144,9 @@ class FineTuner:
 
             if self.tokenizer is None:
                 raise ValueError("fine_tune on a text file needs a tokenizer (pass tokenizer= to FineTuner)")
-            with open(data, encoding="utf-8", errors="replace") as f:
-                ids = np.asarray(self.tokenizer.encode(f.read()), dtype=np.int64)
+            from ..data.reader import read_text_file
+            text, _ = read_text_file(data)  # the one reader of --data (gzip, encodings, replaced share)
+            ids = np.asarray(self.tokenizer.encode(text), dtype=np.int64)
             block = int(block_size or self.model.config.block_size)
             if len(ids) < block + 1:
                 raise ValueError(f"{data} has {len(ids)} tokens, fewer than one sequence of {block + 1}")

@@ -169,12 +169,14 @@ def finetune_text(checkpoint, data_path, out, config, *, block_size=None, val_fr
 # pieces the recipes share
 
 def read_text(path):
-    """``(text, source description)`` of a UTF-8 file, or of the embedded corpus when ``path`` is None."""
+    """``(text, source description)`` of a UTF-8 file (plain or gzip; a few invalid bytes are replaced with a
+    DataWarning, more are refused), or of the embedded corpus when ``path`` is None."""
     if path is None:
         from ..train.corpus import default_corpus
         return default_corpus(), "embedded corpus (Python standard library docstrings)"
-    with open(path, encoding="utf-8", errors="replace") as f:
-        return f.read(), str(path)
+    from ..data.reader import read_text_file
+    text, _ = read_text_file(path)  # gzip, UTF-16, invalid UTF-8: the data library's one reader decides
+    return text, str(path)
 
 
 def model_config(model: dict, vocab_size: int) -> ModelConfig:
