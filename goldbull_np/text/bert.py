@@ -283,10 +283,24 @@ class BertModel(PreTrainedModel):
                 kpm = None
         x = self.embeddings(ids, tt)  # (B,T,C)
         hidden = [x]
-        for layer in self.layers:
+        depth = self.__dict__.get("_depth")
+        for layer in (self.layers if depth is None else list(self.layers)[:depth]):
             x = layer(x, kpm)  # (B,T,C)
             hidden.append(x)
         return (x, tuple(hidden)) if output_hidden_states else x
+
+    def layer_output(self, input_ids, attention_mask=None, layer=None, token_type_ids=None):
+        """``hidden_states[layer]`` (B, T, C) computing only the first ``layer`` blocks (0 = the
+        embeddings' output; None = the last layer): what bert-score's ``num_layers`` reads."""
+        L = self.config.num_hidden_layers
+        layer = L if layer is None else layer
+        if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or not 0 <= layer <= L:
+            raise ValueError(f"layer must be an integer in [0, {L}] (0 = embeddings), got {layer!r}")
+        try:
+            object.__setattr__(self, "_depth", int(layer))
+            return self(input_ids, attention_mask, token_type_ids)
+        finally:
+            object.__setattr__(self, "_depth", None)
 
     def pooled_output(self, last_hidden_state):
         """BERT's pooler: tanh(pooler([CLS] state)) (B, C); needs ``add_pooling_layer``."""
