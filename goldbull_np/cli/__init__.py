@@ -7,9 +7,9 @@ Exit codes: 0 success, 2 usage error, 1 failure with a one-line reason (the trac
 import argparse
 import sys
 
-from . import export, finetune, info, text
+from . import eval as eval_cmd, export, finetune, info, text
 
-COMMANDS = (info, text, finetune, export)  # each module's register(sub) adds its subcommands
+COMMANDS = (info, text, eval_cmd, finetune, export)  # each module's register(sub) adds its subcommands
 
 
 class CLIError(Exception):

@@ -1,8 +1,7 @@
-"""``goldbull train | generate | eval``: arguments to a RunConfig / keyword arguments, then the text recipes
+"""``goldbull train | generate`` (``goldbull eval`` is cli/eval.py): arguments to a RunConfig / keyword arguments, then the text recipes
 (``goldbull_np.text.recipes``), printing what they report. The model and data layers load lazily, inside
 the command functions, so ``goldbull info`` and ``--help`` stay fast."""
 import argparse
-import json
 from pathlib import Path
 
 from ._args import add_debug_flag, add_threads_flag, apply_threads, finite_float, nonneg_int, positive_int, usage_error
@@ -13,7 +12,7 @@ DEFAULT_OUT = "goldbull_runs/default"
 
 
 def register(sub) -> None:
-    """Add the train, generate and eval subcommands to the ``goldbull`` parser."""
+    """Add the train and generate subcommands to the ``goldbull`` parser."""
     p = sub.add_parser(
         "train", help="train a GoldbullText language model",
         description="Train a GoldbullText language model. With no arguments: a small model on an embedded "
@@ -55,19 +54,6 @@ def register(sub) -> None:
     add_threads_flag(p)
     add_debug_flag(p)
     p.set_defaults(func=cmd_generate)
-
-    p = sub.add_parser("eval", help="evaluate a checkpoint on a text file",
-                       description="Loss, accuracy and perplexity of a checkpoint on a text file.",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--checkpoint", required=True, metavar="DIR", help="checkpoint or run directory")
-    p.add_argument("--data", required=True, metavar="FILE", help="UTF-8 text file")
-    p.add_argument("--batch-size", type=positive_int, default=16, metavar="N")
-    p.add_argument("--max-batches", type=positive_int, default=None, metavar="N",
-                   help="evaluate only the first N batches")
-    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
-    add_threads_flag(p)
-    add_debug_flag(p)
-    p.set_defaults(func=cmd_eval)
 
 
 
@@ -121,7 +107,7 @@ def cmd_train(args) -> int:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# goldbull generate / eval
+# goldbull generate
 
 def cmd_generate(args) -> int:
     from ..text.recipes import generate_from_checkpoint
@@ -129,18 +115,4 @@ def cmd_generate(args) -> int:
     out = generate_from_checkpoint(args.checkpoint, args.prompt, max_new_tokens=args.max_new_tokens,
                                    temperature=args.temperature, top_k=args.top_k, seed=args.seed)
     print(out["text"])
-    return 0
-
-
-def cmd_eval(args) -> int:
-    from ..text.recipes import evaluate_checkpoint
-    if not Path(args.data).is_file():
-        return usage_error("eval", f"data file not found: {args.data}")
-    apply_threads(args)
-    m = evaluate_checkpoint(args.checkpoint, args.data, batch_size=args.batch_size, max_batches=args.max_batches)
-    if args.json:
-        print(json.dumps(m))
-    else:
-        print(f"checkpoint {m['checkpoint']}\ndata       {m['data']} ({m['tokens']:,} tokens)\n"
-              f"loss       {m['loss']:.4f}\naccuracy   {m['accuracy']:.4f}\nperplexity {m['perplexity']:.3f}")
     return 0
