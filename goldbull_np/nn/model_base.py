@@ -32,6 +32,27 @@ _LOADERS: dict = {}
 _ARCHITECTURES: dict = {}  # architecture name -> model_type, for configs without model_type
 
 
+def physical_memory() -> Optional[int]:
+    """This machine's physical memory in bytes (None where it cannot be told)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        return None
+
+
+def _gib(n):
+    return f"{n / 2**30:,.1f} GiB" if n >= 2**30 else f"{n / 2**20:,.1f} MiB"
+
+
+def check_memory(nbytes: int, what: str, available: Optional[int] = None) -> None:
+    """ValueError if ``what`` needs ``nbytes`` (estimated before allocating) and more than ``available``
+    (default: the physical memory) exists: a model that cannot fit fails at once, not after minutes."""
+    limit = physical_memory() if available is None else available
+    if limit is not None and nbytes > limit:
+        raise ValueError(f"{what} needs at least {_gib(nbytes)} for its weights alone, more than this machine's "
+                         f"{_gib(limit)}: check the config's sizes")
+
+
 class PretrainedConfig:
     """Base of model configs (dataclasses): ``to_dict``/``from_dict``, config.json, ``model_type``.
 
@@ -74,6 +95,38 @@ class PretrainedConfig:
     def from_json_file(cls, path):
         """Read a config.json; errors name the file."""
         return cls.from_dict(read_json(path, "no such config file"), source=str(path))
+
+
+def check_config_against_weights(config, weights_path, config_source) -> None:
+    """Before building a model: a config that describes far more parameters than the weights file holds
+    (read from its header, no data) is a ValueError naming both files, so a hostile config.json
+    (``n_layer = 10**9``, ``vocab_size = 16M`` beside small weights) fails at once instead of allocating;
+    then the model must fit in memory (``config.check_fits``). Configs without ``num_parameters()`` /
+    ``memory_bytes()`` are not checked here."""
+    from ..io import read_safetensors_header
+    count = getattr(config, "num_parameters", None)
+    if count is None or getattr(config, "memory_bytes", None) is None:
+        return
+    tensors, _ = read_safetensors_header(weights_path)
+    held, held_bytes = 0, 0
+    for info in tensors.values():
+        n = 1
+        for d in info["shape"]:
+            n *= d
+        held += n
+        held_bytes += info["data_offsets"][1] - info["data_offsets"][0]
+    want = count()
+    # A small difference (a missing or misshapen tensor) is left to load_weights, which names each tensor;
+    # a config that would allocate far more than the file holds is refused before anything is built.
+    if want != held and config.memory_bytes() > 4 * held_bytes + _SLACK:
+        raise ValueError(f"{config_source} describes a model of {want:,} parameters, but {weights_path} holds "
+                         f"{held:,} values in {len(tensors)} tensors: the config does not match the weights")
+    fits = getattr(config, "check_fits", None)
+    if fits is not None:
+        fits(source=str(config_source))
+
+
+_SLACK = 64 << 20  # bytes a config may allocate beyond 4x its weights file before it is refused unbuilt
 
 
 def register_model(cls):
@@ -188,9 +241,13 @@ class PreTrainedModel(Module):
 
     @classmethod
     def _load_native(cls, directory):
-        config = cls.config_class.from_json_file(os.path.join(directory, CONFIG_NAME))
+        config_path, weights = os.path.join(directory, CONFIG_NAME), os.path.join(directory, WEIGHTS_NAME)
+        config = cls.config_class.from_json_file(config_path)
+        if not os.path.exists(weights):
+            raise FileNotFoundError(f"{weights}: no such weights file")
+        check_config_against_weights(config, weights, config_path)
         model = cls.from_config_untrained(config)
-        model.load_weights(os.path.join(directory, WEIGHTS_NAME))
+        model.load_weights(weights)
         return model
 
     @classmethod
@@ -227,5 +284,6 @@ class PreTrainedModel(Module):
         return self
 
 
-__all__ = ["PretrainedConfig", "PreTrainedModel", "register_model", "register_model_type", "load_pretrained",
+__all__ = ["PretrainedConfig", "PreTrainedModel", "check_config_against_weights", "check_memory", "physical_memory",
+           "register_model", "register_model_type", "load_pretrained",
            "registered_model_types", "directory_model_type", "CONFIG_NAME", "WEIGHTS_NAME"]

@@ -4,6 +4,7 @@ Defaults follow nanoGPT's GPT-2 parity choices: biases on, LayerNorm, GELU MLP, 
 ``config.json`` is this dataclass as JSON plus ``"model_type": "goldbull_text"`` and
 ``"architectures": ["GoldbullText"]`` (``goldbull_np.nn.model_base.PretrainedConfig``).
 """
+import math
 from dataclasses import dataclass, field
 from typing import ClassVar, Optional
 
@@ -67,10 +68,51 @@ class ModelConfig(PretrainedConfig):
         kw.update(overrides)
         return cls(vocab_size=vocab_size, **kw)
 
-    # ---- validation -----------------------------------------------------------------------
+    # ---- size, before anything is built ------------------------------------------------------
     @property
     def head_dim(self):
         return self.n_embd // self.n_head
+
+    def num_parameters(self) -> int:
+        """The exact number of parameter values GoldbullText(self) holds (a tied lm_head counted once),
+        computed from the fields alone: what a weights file for this config must hold."""
+        C, D, V = self.n_embd, self.head_dim, self.vocab_size
+        H = self.mlp_hidden if self.mlp_hidden is not None else 4 * C
+        b = 1 if self.bias else 0
+        norm = C * (1 + b) if self.norm == "layernorm" else C
+        qkv = C * (self.n_head + 2 * self.n_kv_head) * D + b * (self.n_head + 2 * self.n_kv_head) * D
+        o = self.n_head * D * C + b * C
+        mlp = (3 if self.mlp == "swiglu" else 2) * C * H + b * ((2 if self.mlp == "swiglu" else 1) * H + C)
+        layer = 2 * norm + qkv + o + mlp
+        n = V * C + self.n_layer * layer + norm
+        if self.position == "learned":
+            n += self.block_size * C
+        if not self.tie_embeddings:
+            n += V * C
+        return n
+
+    def memory_bytes(self, itemsize: int = 4) -> int:
+        """A lower bound of the bytes GoldbullText(self) allocates at construction: its parameters and
+        the rotary tables (float64 and float32 cos/sin of (block_size, head_dim))."""
+        n = self.num_parameters() * itemsize
+        if self.position == "rope":
+            n += self.block_size * self.head_dim * (8 + 8 + 4 + 4)
+        return n
+
+    def check_fits(self, available: Optional[int] = None, source: str = "ModelConfig") -> None:
+        """Raise ValueError (naming ``source`` and the sizes) if building this model would need more memory
+        than the machine has; computed from the fields, before anything is allocated.
+
+        Args:
+            available: bytes allowed (default: the machine's physical memory, see
+                :func:`goldbull_np.nn.model_base.physical_memory`).
+        """
+        from ..nn.model_base import check_memory
+        check_memory(self.memory_bytes(), f"{source}: a GoldbullText with n_layer={self.n_layer}, "
+                     f"n_embd={self.n_embd}, vocab_size={self.vocab_size}, block_size={self.block_size} "
+                     f"({self.num_parameters():,} parameters)", available)
+
+    # ---- validation -----------------------------------------------------------------------
 
     def validate(self):
         """Raise ValueError with a clear message if the hyperparameters are inconsistent."""
@@ -89,12 +131,13 @@ class ModelConfig(PretrainedConfig):
         if self.position == "rope" and self.head_dim % 2:
             raise ValueError(f"ModelConfig: rotary positions need an even head dim, got n_embd / n_head = "
                              f"{self.head_dim}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"ModelConfig.dropout must be in [0, 1), got {self.dropout}")
-        if not self.rope_theta > 0:
-            raise ValueError(f"ModelConfig.rope_theta must be positive, got {self.rope_theta}")
-        if not self.norm_eps > 0:
-            raise ValueError(f"ModelConfig.norm_eps must be positive, got {self.norm_eps}")
+        for name, low, high, what in (("dropout", 0.0, 1.0, "in [0, 1)"), ("rope_theta", 0.0, None, "> 0"),
+                                      ("norm_eps", 0.0, None, "> 0"), ("init_std", 0.0, None, ">= 0")):
+            v = getattr(self, name)
+            number = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            ok = number and (low <= v < high if name == "dropout" else (v >= low if name == "init_std" else v > low))
+            if not ok:
+                raise ValueError(f"ModelConfig.{name} must be a finite number {what}, got {v!r}")
         if self.mlp_hidden is not None and (not isinstance(self.mlp_hidden, int) or self.mlp_hidden < 1):
             raise ValueError(f"ModelConfig.mlp_hidden must be a positive integer or None, got {self.mlp_hidden!r}")
         for name in ("bias", "tie_embeddings"):

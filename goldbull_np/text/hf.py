@@ -69,13 +69,34 @@ def _unsupported(source, field, value, why):
     return ValueError(f"{source}: config field {field}={value!r} is not supported: {why}")
 
 
+def _field(d, source, name, default, kind):
+    """``d[name]`` (or ``default``) checked to be of ``kind`` ("int", "float", "bool"), naming the field."""
+    v = d.get(name, default)
+    if v is None and default is None:
+        return None
+    if kind == "bool":
+        if not isinstance(v, bool):
+            raise _unsupported(source, name, v, "expected true or false")
+        return v
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise _unsupported(source, name, v, f"expected a{'n integer' if kind == 'int' else ' number'}")
+    if kind == "int":
+        if isinstance(v, float) and not v.is_integer():
+            raise _unsupported(source, name, v, "expected an integer")
+        return int(v)
+    return float(v)
+
+
 def hf_config_to_model_config(d, source="config.json"):
     """``(ModelConfig, kind)`` for an HF config dict; kind is "gpt2" or "llama".
 
     Raises:
         ValueError naming the architecture or the config field that does not fit ModelConfig.
     """
+    if not isinstance(d, dict):
+        raise ValueError(f"{source}: expected a JSON object, got {type(d).__name__}")
     kind = _architecture(d, source)
+    f = lambda name, default, t="int": _field(d, source, name, default, t)  # noqa: E731
     if kind == "gpt2":
         act = d.get("activation_function", "gelu_new")
         approx = {"gelu_new": "tanh", "gelu_pytorch_tanh": "tanh", "gelu": "none"}.get(act)
@@ -85,32 +106,36 @@ def hf_config_to_model_config(d, source="config.json"):
                          ("add_cross_attention", False)):
             if name in d and bool(d[name]) != ok:
                 raise _unsupported(source, name, d[name], f"goldbull's attention needs {name}={ok}")
-        kw = dict(vocab_size=d.get("vocab_size", 50257), n_layer=d.get("n_layer", 12), n_head=d.get("n_head", 12),
-                  n_embd=d.get("n_embd", 768), block_size=d.get("n_positions", 1024), bias=True,
-                  tie_embeddings=bool(d.get("tie_word_embeddings", True)), norm="layernorm", mlp="gelu",
-                  position="learned", norm_eps=float(d.get("layer_norm_epsilon", 1e-5)),
-                  mlp_hidden=d.get("n_inner"), gelu_approximate=approx, dropout=0.0)
+        kw = dict(vocab_size=f("vocab_size", 50257), n_layer=f("n_layer", 12), n_head=f("n_head", 12),
+                  n_embd=f("n_embd", 768), block_size=f("n_positions", 1024), bias=True,
+                  tie_embeddings=f("tie_word_embeddings", True, "bool"), norm="layernorm", mlp="gelu",
+                  position="learned", norm_eps=f("layer_norm_epsilon", 1e-5, "float"),
+                  mlp_hidden=f("n_inner", None), gelu_approximate=approx, dropout=0.0)
     else:
         act = d.get("hidden_act", "silu")
         if act != "silu":
             raise _unsupported(source, "hidden_act", act, "the SwiGLU MLP uses silu")
         rs = d.get("rope_scaling")
+        if rs is not None and not isinstance(rs, dict):
+            raise _unsupported(source, "rope_scaling", rs, "expected an object such as {\"rope_type\": \"default\"}")
         if rs is not None and (rs.get("rope_type", rs.get("type")) not in ("default", None)):
             raise _unsupported(source, "rope_scaling", rs, "only unscaled rotary embeddings are implemented")
-        hidden, heads = d.get("hidden_size", 4096), d.get("num_attention_heads", 32)
-        if d.get("head_dim") is not None and d["head_dim"] * heads != hidden:
+        hidden, heads = f("hidden_size", 4096), f("num_attention_heads", 32)
+        if heads < 1:
+            raise _unsupported(source, "num_attention_heads", heads, "expected a positive integer")
+        if f("head_dim", None) is not None and d["head_dim"] * heads != hidden:
             raise _unsupported(source, "head_dim", d["head_dim"],
                                f"goldbull needs head_dim = hidden_size / num_attention_heads = {hidden // heads}")
-        attn_bias, mlp_bias = bool(d.get("attention_bias", False)), bool(d.get("mlp_bias", False))
+        attn_bias, mlp_bias = f("attention_bias", False, "bool"), f("mlp_bias", False, "bool")
         if attn_bias != mlp_bias:
             raise _unsupported(source, "attention_bias", attn_bias,
                                f"goldbull has one bias flag for attention and MLP (mlp_bias={mlp_bias})")
-        kw = dict(vocab_size=d.get("vocab_size", 32000), n_layer=d.get("num_hidden_layers", 32), n_head=heads,
-                  n_kv_head=d.get("num_key_value_heads") or heads, n_embd=hidden,
-                  block_size=d.get("max_position_embeddings", 2048), bias=attn_bias,
-                  tie_embeddings=bool(d.get("tie_word_embeddings", False)), norm="rmsnorm", mlp="swiglu",
-                  position="rope", rope_theta=float(d.get("rope_theta", 10000.0)),
-                  norm_eps=float(d.get("rms_norm_eps", 1e-6)), mlp_hidden=d.get("intermediate_size", 11008),
+        kw = dict(vocab_size=f("vocab_size", 32000), n_layer=f("num_hidden_layers", 32), n_head=heads,
+                  n_kv_head=f("num_key_value_heads", None) or heads, n_embd=hidden,
+                  block_size=f("max_position_embeddings", 2048), bias=attn_bias,
+                  tie_embeddings=f("tie_word_embeddings", False, "bool"), norm="rmsnorm", mlp="swiglu",
+                  position="rope", rope_theta=f("rope_theta", 10000.0, "float"),
+                  norm_eps=f("rms_norm_eps", 1e-6, "float"), mlp_hidden=f("intermediate_size", 11008),
                   dropout=0.0)
     try:
         return ModelConfig(**kw), kind
@@ -238,9 +263,7 @@ def _gpt2_rules(c):
     rules += [("norm.weight", [("ln_f.weight", (C,))], same), ("norm.bias", [("ln_f.bias", (C,))], same)]
     if not c.tie_embeddings:
         rules.append(("lm_head.weight", [("lm_head.weight", (V, C))], same))
-    ignore = lambda k: k.endswith((".attn.bias", ".attn.masked_bias")) or (  # noqa: E731
-        c.tie_embeddings and k == "lm_head.weight")
-    return rules, ignore
+    return rules, _ignorable("gpt2", c)
 
 
 def _llama_rules(c):
@@ -269,8 +292,34 @@ def _llama_rules(c):
     rules.append(("norm.weight", [("norm.weight", (C,))], same))
     if not c.tie_embeddings:
         rules.append(("lm_head.weight", [("lm_head.weight", (V, C))], same))
-    ignore = lambda k: k.endswith("rotary_emb.inv_freq") or (c.tie_embeddings and k == "lm_head.weight")  # noqa: E731
-    return rules, ignore
+    return rules, _ignorable("llama", c)
+
+
+def _ignorable(kind, c):
+    """Which (prefix-stripped) HF names are buffers or a tied head, not weights of ours."""
+    if kind == "gpt2":
+        return lambda k: k.endswith((".attn.bias", ".attn.masked_bias")) or (c.tie_embeddings and k == "lm_head.weight")
+    return lambda k: k.endswith("rotary_emb.inv_freq") or (c.tie_embeddings and k == "lm_head.weight")
+
+
+_PREFIXES = {"gpt2": "transformer.", "llama": "model."}
+
+
+_TENSORS_PER_LAYER = {"gpt2": 12, "llama": 9}  # without biases: the fewest a layer has in the weights
+
+
+def check_hf_sizes(arrays, config, kind, source):
+    """Before any per-layer work, bound the config by what the weights hold: every layer has
+    ``_TENSORS_PER_LAYER`` tensors, so ``n_layer = 10**6`` beside small weights fails here at once
+    (naming the file and both sizes) instead of looping over a million layers' names; sizes within
+    that bound are then checked tensor by tensor (:func:`convert_hf_state_dict`)."""
+    ignore = _ignorable(kind, config)
+    stripped = _strip_prefix(arrays, _PREFIXES[kind])
+    n_weights = sum(1 for k in stripped if not ignore(k))
+    layers_held = n_weights // _TENSORS_PER_LAYER[kind]
+    if config.n_layer > layers_held:
+        raise ValueError(f"{source}: n_layer={config.n_layer}, but the weights hold {n_weights} tensors, enough for "
+                         f"at most {layers_held} {kind} layers: the config does not match the weights")
 
 
 def convert_hf_state_dict(arrays, config, kind, source="checkpoint", dtype=np.float32):
@@ -324,7 +373,9 @@ def load_hf_pretrained(cls, directory, device="cpu"):
     d = read_json(cfg_path, "no such file")
     config, kind = hf_config_to_model_config(d, source=cfg_path)
     arrays = read_hf_weights(directory)
+    check_hf_sizes(arrays, config, kind, cfg_path)
     state = convert_hf_state_dict(arrays, config, kind, source=str(directory))
+    config.check_fits(source=cfg_path)  # the shapes match the weights: this bounds only the rotary tables
     rng = _random.get_rng_state()
     try:
         model = cls(config, device=device)

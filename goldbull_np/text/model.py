@@ -67,6 +67,7 @@ class GoldbullText(PreTrainedModel):
         if not isinstance(config, ModelConfig):
             raise TypeError(f"config must be a ModelConfig, got {type(config).__name__}")
         config.validate()
+        config.check_fits(source="GoldbullText")  # before allocating: a runaway config fails at once
         self.config = config
         c = config
         self.embed_tokens = Embedding(c.vocab_size, c.n_embd)

@@ -4,6 +4,7 @@ Each builds what it needs from plain arguments or a :class:`RunConfig`, runs, re
 ``log`` (a callable taking one line, ``print`` in the CLI) and trainer ``callbacks``, and returns a
 summary dict, so the CLI, a notebook or a hyperparameter search (``goldbull tune``) call the same code.
 """
+import dataclasses
 import hashlib
 import os
 import time
@@ -183,12 +184,14 @@ def model_config(model: dict, vocab_size: int) -> ModelConfig:
     """The ModelConfig of a ``[model]`` table: its preset, overridden by its other keys."""
     model = dict(model)
     preset = model.pop("preset", "small")
-    known = set(ModelConfig.__dataclass_fields__) - {"vocab_size"}
+    known = {f.name for f in dataclasses.fields(ModelConfig)} - {"vocab_size"}  # not the ClassVars
     unknown = sorted(set(model) - known)
     if unknown:
         raise ConfigError(f"[model]: unknown field(s) {', '.join(unknown)} (known: preset, {', '.join(sorted(known))})")
     try:
-        return getattr(ModelConfig, preset)(vocab_size=vocab_size, **model)
+        cfg = getattr(ModelConfig, preset)(vocab_size=vocab_size, **model)
+        cfg.check_fits(source="[model]")  # sizes bounded before anything is allocated
+        return cfg
     except ValueError as exc:
         raise ConfigError(f"[model]: {exc}") from None
 
