@@ -94,6 +94,8 @@ AUTO_TABLE = {
     "avg_pool2d_backward": ("numpy",),
     "batch_norm_forward": ("c", "numpy"),
     "batch_norm_backward": ("c", "numpy"),
+    # int8 weights x dynamically quantised activations (inference): C's int16-widened dots
+    "int8_linear_forward": ("c", "numpy"),
 }
 _ORDER = {"c": ("c", "numba", "numpy"), "numba": ("numba", "numpy"), "numpy": ("numpy",)}
 

@@ -637,8 +637,8 @@ def attention_qkv_backward(dout, qkv, out, lse, n_head, n_kv_head, scale):
 UNREGISTERED = ("matmul", "linear_forward", "linear_backward", "cross_entropy_forward", "cross_entropy_backward")
 __all__ = list(KERNEL_NAMES)
 # The backend table read by kernels/__init__.py.
-# The convolution, pooling and batch-norm kernels have no numba version (the C ones and NumPy's cover them).
-NOT_DEFINED = _ref.CONV_KERNEL_NAMES
+# The convolution, pooling, batch-norm and int8 kernels have no numba version (the C ones and NumPy's cover them).
+NOT_DEFINED = _ref.CONV_KERNEL_NAMES + _ref.QUANT_KERNEL_NAMES
 KERNELS = {name: globals()[name] for name in KERNEL_NAMES if name not in UNREGISTERED + NOT_DEFINED}
 DTYPES = {name: (np.dtype(np.float32), np.dtype(np.float64)) for name in KERNELS}
 DTYPES["adamw_step"] = (np.dtype(np.float32),)

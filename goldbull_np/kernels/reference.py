@@ -16,6 +16,7 @@ from ._checks import (IGNORE_INDEX, check_attention, check_embedding_backward, c
 from .reference_conv import (CONV_KERNEL_NAMES, avg_pool2d_backward, avg_pool2d_forward,  # noqa: F401
                              batch_norm_backward, batch_norm_forward, conv2d_backward, conv2d_forward,
                              max_pool2d_backward, max_pool2d_forward)
+from .reference_quant import QUANT_KERNEL_NAMES, int8_linear_forward  # noqa: F401
 
 # THE list of kernels: the reference defines every one; kernels/__init__.py (KERNEL_NAMES, AUTO_TABLE)
 # and the fast backends (their KERNELS tables, subsets of it) read it from here.
@@ -26,7 +27,7 @@ KERNEL_NAMES = (
     "cross_entropy_forward", "cross_entropy_backward",
     "gelu_forward", "gelu_backward", "adamw_step", "embedding_backward", "sum_squares",
     "rotary_qkv_forward", "rotary_qkv_backward",
-) + CONV_KERNEL_NAMES
+) + CONV_KERNEL_NAMES + QUANT_KERNEL_NAMES
 __all__ = list(KERNEL_NAMES)
 
 
@@ -409,4 +410,5 @@ def sum_squares(x):
 KERNELS = {name: globals()[name] for name in KERNEL_NAMES}
 DTYPES = {name: (np.dtype(np.float32), np.dtype(np.float64)) for name in KERNEL_NAMES}
 DTYPES["adamw_step"] = (np.dtype(np.float32),)
+DTYPES["int8_linear_forward"] = (np.dtype(np.float32),)  # float32 activations x int8 weights
 DTYPES["sum_squares"] = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))  # any float grad
