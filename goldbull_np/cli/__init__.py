@@ -1,15 +1,15 @@
 """The ``goldbull`` command: it parses arguments and calls the library's recipes; each subcommand is a module.
 
-    goldbull info | train | generate | eval | finetune | export
+    goldbull info | train | generate | eval | finetune | export | train-vision | predict
 
 Exit codes: 0 success, 2 usage error, 1 failure with a one-line reason (the traceback with --debug).
 """
 import argparse
 import sys
 
-from . import eval as eval_cmd, export, finetune, info, text
+from . import eval as eval_cmd, export, finetune, info, text, vision
 
-COMMANDS = (info, text, eval_cmd, finetune, export)  # each module's register(sub) adds its subcommands
+COMMANDS = (info, text, eval_cmd, finetune, export, vision)  # each module's register(sub) adds its subcommands
 
 
 class CLIError(Exception):
