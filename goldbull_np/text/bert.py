@@ -275,7 +275,8 @@ class BertModel(PreTrainedModel):
             raise IndexError(f"token_type_ids must be in [0, {c.type_vocab_size})")
         kpm = None
         if attention_mask is not None:
-            m = _ids(attention_mask, "attention_mask")
+            m = np.asarray(attention_mask.data if isinstance(attention_mask, Tensor) else attention_mask)
+            m = m[None, :] if m.ndim == 1 else m
             if m.shape != ids.shape:
                 raise ValueError(f"attention_mask of shape {m.shape} does not match input_ids of shape {ids.shape}")
             kpm = m != 0  # (B,T) True = may attend
