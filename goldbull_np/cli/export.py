@@ -1,7 +1,7 @@
 """``goldbull export``: a checkpoint (or model directory) written in a deployment format (goldbull_np.export)."""
 from ._args import add_debug_flag
 
-FORMATS = ("safetensors", "onnx", "pytorch", "hf", "gguf")  # goldbull_np.export.FORMATS (kept here so --help imports nothing)
+FORMATS = ("safetensors", "onnx", "pytorch", "hf", "gguf", "int8", "int4")  # goldbull_np.export.FORMATS (kept here so --help imports nothing)
 
 
 def register(sub) -> None:
@@ -9,7 +9,8 @@ def register(sub) -> None:
                        description="Export a trained model. safetensors: our own directory (from_pretrained); onnx: "
                                    "one .onnx file with KV-cache inputs/outputs (onnxruntime); pytorch: model.pt for "
                                    "torch.load(weights_only=True); hf: a transformers GPT-2/Llama directory; gguf: llama.cpp's "
-                                   "format (Llama architecture). LoRA "
+                                   "format (Llama architecture); int8/int4: a quantised directory that "
+                                   "from_pretrained loads for inference. LoRA "
                                    "adapters are merged into the exported weights.")
     p.add_argument("--checkpoint", required=True, metavar="DIR",
                    help="a checkpoint or run directory (its best, else latest, checkpoint), or a model directory")
@@ -35,7 +36,7 @@ def cmd_export(args) -> int:
     kwargs = {"overwrite": args.overwrite}
     if args.format == "onnx":
         kwargs["use_cache"] = not args.no_cache
-    if args.format in ("hf", "gguf"):
+    if args.format in ("hf", "gguf", "int8", "int4"):
         try:
             kwargs["tokenizer"] = load_tokenizer(ck)
         except FileNotFoundError:

@@ -6,6 +6,7 @@
     exporter.export_pytorch(model, "out/model.pt")         # torch.load(weights_only=True) -> state_dict
     exporter.export_huggingface(model, "out/hf")           # transformers: GPT2LMHeadModel / LlamaForCausalLM
     exporter.export_gguf(model, "out/model.gguf")          # llama.cpp (Llama architecture)
+    exporter.export_quantized(model, "out/int8", 8)        # from_pretrained -> int8 inference kernel
 
 Every writer is atomic (a temporary name beside the target, fsync, rename), refuses to overwrite an
 existing target unless ``overwrite=True``, and refuses a model feature its format cannot express, naming it.
@@ -21,7 +22,7 @@ import numpy as np
 from ..io import atomic_directory
 from ..nn.model_base import PreTrainedModel
 
-FORMATS = ("safetensors", "onnx", "pytorch", "hf", "gguf")
+FORMATS = ("safetensors", "onnx", "pytorch", "hf", "gguf", "int8", "int4")
 
 
 @contextlib.contextmanager
@@ -120,10 +121,26 @@ class ModelExporter:
         with merged_lora(_text_model(model, "gguf")):
             return Path(export_gguf(model, path, tokenizer, overwrite=overwrite))
 
+    def export_quantized(self, model, path, bits: int = 8, *, group_size: int = 32, tokenizer=None,
+                         overwrite: bool = False):
+        """An int8 (per-output-channel) or int4 (group-wise) model directory that ``from_pretrained`` loads
+        for inference through the int8 kernel; LoRA merged, the model itself unchanged."""
+        from .quantize import export_quantized
+        if bits not in (4, 8):
+            raise ValueError(f"export_quantized: bits must be 4 or 8, got {bits!r}")
+        if not isinstance(model, PreTrainedModel):
+            raise TypeError(f"export_quantized needs a model on the model base, got {type(model).__name__}")
+        path = _check_target(path, overwrite)
+        with merged_lora(model):
+            return Path(export_quantized(model, path, bits, group_size=group_size, tokenizer=tokenizer,
+                                         overwrite=overwrite))
+
     def export(self, model, path, fmt: str, **kwargs):
         """``export_<fmt>(model, path, **kwargs)`` for fmt in :data:`FORMATS`."""
         method = {"safetensors": self.export_safetensors, "onnx": self.export_onnx,
                   "pytorch": self.export_pytorch, "hf": self.export_huggingface, "gguf": self.export_gguf}.get(fmt)
+        if fmt in ("int8", "int4"):
+            return self.export_quantized(model, path, int(fmt[3:]), **kwargs)
         if method is None:
             raise ValueError(f"unknown export format {fmt!r} (known: {', '.join(FORMATS)})")
         return method(model, path, **kwargs)

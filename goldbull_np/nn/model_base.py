@@ -97,7 +97,7 @@ class PretrainedConfig:
         return cls.from_dict(read_json(path, "no such config file"), source=str(path))
 
 
-def check_config_against_weights(config, weights_path, config_source) -> None:
+def check_config_against_weights(config, weights_path, config_source, quantized=False) -> None:
     """Before building a model: a config that describes far more parameters than the weights file holds
     (read from its header, no data) is a ValueError naming both files, so a hostile config.json
     (``n_layer = 10**9``, ``vocab_size = 16M`` beside small weights) fails at once instead of allocating;
@@ -116,6 +116,8 @@ def check_config_against_weights(config, weights_path, config_source) -> None:
         held += n
         held_bytes += info["data_offsets"][1] - info["data_offsets"][0]
     want = count()
+    if quantized:  # int8/int4 files hold fewer bytes (and int4 fewer values) than the float model: bound memory
+        held, held_bytes = want, config.memory_bytes()
     # A small difference (a missing or misshapen tensor) is left to load_weights, which names each tensor;
     # a config that would allocate far more than the file holds is refused before anything is built.
     if want != held and config.memory_bytes() > 4 * held_bytes + _SLACK:
@@ -223,6 +225,14 @@ class PreTrainedModel(Module):
         meta = {"format": "np", "model_type": self.config.model_type}
         if tied:
             meta["tied"] = json.dumps(tied, sort_keys=True)
+        from .quantized import QUANT_CONFIG_NAME, quantization_config
+        qconfig = quantization_config(self)
+        qpath = os.path.join(save_directory, QUANT_CONFIG_NAME)
+        if qconfig is not None:
+            meta["quantization"] = f"int{qconfig['bits']}"
+            atomic_write_json(qpath, qconfig)
+        elif os.path.exists(qpath):
+            os.remove(qpath)  # a float model written over a quantised directory
         save_safetensors(tensors, os.path.join(save_directory, WEIGHTS_NAME), metadata=meta)
 
     @classmethod
@@ -245,8 +255,13 @@ class PreTrainedModel(Module):
         config = cls.config_class.from_json_file(config_path)
         if not os.path.exists(weights):
             raise FileNotFoundError(f"{weights}: no such weights file")
-        check_config_against_weights(config, weights, config_path)
+        from .quantized import QUANT_CONFIG_NAME, prepare_quantized
+        qpath = os.path.join(directory, QUANT_CONFIG_NAME)
+        qconfig = read_json(qpath, "no such file") if os.path.exists(qpath) else None
+        check_config_against_weights(config, weights, config_path, quantized=qconfig is not None)
         model = cls.from_config_untrained(config)
+        if qconfig is not None:  # int8/int4 Linears (goldbull_np.nn.quantized) before the weights go in
+            prepare_quantized(model, qconfig, source=qpath)
         model.load_weights(weights)
         return model
 

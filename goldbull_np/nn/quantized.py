@@ -125,6 +125,18 @@ class QuantizedLinear(Module):
                 + (f", group_size={self.group_size}" if self.bits == 4 else ""))
 
 
+def quantization_config(model):
+    """The quantization_config.json dict of a model holding QuantizedLinear modules, or None."""
+    found = [(name, m) for name, m in model.named_modules() if isinstance(m, QuantizedLinear)]
+    if not found:
+        return None
+    kinds = {(m.bits, m.group_size if m.bits == 4 else None) for _, m in found}
+    if len(kinds) > 1:
+        raise ValueError(f"a model with mixed quantisation {sorted(kinds)} has no single quantization_config")
+    bits, group = kinds.pop()
+    return {"quant_method": "goldbull", "bits": bits, "group_size": group, "modules": [n for n, _ in found]}
+
+
 def quantizable_linears(model, skip_tied=True):
     """``[(path, Linear)]`` of the model's plain Linears, without one whose weight is shared (a tied head)."""
     counts = {}
@@ -149,8 +161,7 @@ def quantize_model(model, bits=8, group_size=32, modules=None):
         raise ValueError(f"quantize: {unknown} are not quantizable Linears of the model (known: {sorted(targets)})")
     for name in names:
         _replace(model, name, QuantizedLinear.from_linear(targets[name], bits, group_size))
-    return {"quant_method": "goldbull", "bits": bits, "group_size": group_size if bits == 4 else None,
-            "modules": names}
+    return quantization_config(model)
 
 
 def prepare_quantized(model, qconfig: dict, source="quantization_config.json"):
@@ -175,5 +186,5 @@ def _replace(model, path, module):
     parent._modules[leaf] = module
 
 
-__all__ = ["QuantizedLinear", "quantize_model", "prepare_quantized", "quantize_int8", "quantize_int4",
+__all__ = ["QuantizedLinear", "quantize_model", "quantization_config", "prepare_quantized", "quantize_int8", "quantize_int4",
            "dequantize_int4", "quantizable_linears", "QUANT_CONFIG_NAME"]

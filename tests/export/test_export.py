@@ -251,3 +251,27 @@ def test_gguf_carries_a_byte_level_bpe_tokenizer(tmp_path):
     assert r.fields["tokenizer.ggml.model"].contents() == "gpt2" and len(tokens) == tok.vocab_size
     assert r.fields["tokenizer.ggml.merges"].contents() and "<|endoftext|>" in tokens
     assert r.fields["tokenizer.ggml.eos_token_id"].contents() == tok.eos_token_id
+
+
+@pytest.mark.parametrize("bits", [8, 4])
+def test_quantized_directory_loads_back_with_from_pretrained(tmp_path, bits):
+    from goldbull_np.nn.quantized import QuantizedLinear
+    m = model(n_embd=64)
+    before = {k: v.copy() for k, v in m.state_dict().items()}
+    out = ModelExporter().export_quantized(m, tmp_path / f"q{bits}", bits)
+    assert all(np.array_equal(v, before[k]) for k, v in m.state_dict().items())  # the model is unchanged
+    q = GoldbullText.from_pretrained(out)
+    q.eval()
+    assert sum(isinstance(mod, QuantizedLinear) and mod.bits == bits for mod in q.modules()) == 2 * 4
+    x = ids(2, 12)
+    want, got = m(x)[0].data, q(x)[0].data
+    assert np.abs(got - want).max() / np.abs(want).max() < (0.03 if bits == 8 else 0.3)
+    fp32 = ModelExporter().export_safetensors(m, tmp_path / "fp32")
+    size = lambda d: os.path.getsize(Path(d) / "model.safetensors")  # noqa: E731
+    assert size(out) < (0.35 if bits == 8 else 0.25) * size(fp32)
+    gen = q.generate(x[:1, :3], max_new_tokens=5, temperature=0)  # the KV-cache path runs quantised too
+    assert gen.shape == (1, 8)
+    q.save_pretrained(tmp_path / "again")  # and a loaded quantised model saves as one
+    np.testing.assert_array_equal(GoldbullText.from_pretrained(tmp_path / "again")(x)[0].data, got)
+    with pytest.raises(ValueError, match="bits must be 4 or 8"):
+        ModelExporter().export_quantized(m, tmp_path / "q3", 3)

@@ -123,8 +123,8 @@ def _write(tmp_path, cfg, w):
 
 
 def test_unknown_architecture(tmp_path):
-    cfg = {"model_type": "bert", "architectures": ["BertForMaskedLM"], "hidden_size": 32}
-    with pytest.raises(ValueError, match=r"unsupported architecture \(model_type='bert'.*supported: .*gpt2.*llama"):
+    cfg = {"model_type": "mamba", "architectures": ["MambaForCausalLM"], "hidden_size": 32}
+    with pytest.raises(ValueError, match=r"unsupported architecture \(model_type='mamba'.*supported: .*gpt2.*llama"):
         GoldbullText.from_pretrained(_write(tmp_path, cfg, {"x": np.zeros(1, np.float32)}))
 
 
