@@ -46,6 +46,7 @@ def test_minilm_equals_the_bert_score_package():
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
+    pytest.importorskip("tokenizers")
     return tiny_bert_dir(tmp_path_factory.mktemp("tinybert"))
 
 

@@ -25,10 +25,12 @@ def ckpt(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def bert_dir(tmp_path_factory):
+    pytest.importorskip("tokenizers")
     return tiny_bert_dir(tmp_path_factory.mktemp("bert"))
 
 
 def test_evaluate_text_generation_scores_the_greedy_generations(ckpt, bert_dir):
+    pytest.importorskip("nltk")  # ROUGE stems by default (the eval extra)
     _, model, tok = ckpt
     ev = Evaluator(max_new_tokens=6, bertscore_model_dir=bert_dir)
     m = ev.evaluate_text_generation(model, DATA, ["bleu", "rouge", "perplexity", "bertscore", "chrf"])
@@ -58,6 +60,7 @@ def test_documents_support_only_perplexity(ckpt):
 
 
 def test_evaluate_texts_without_a_model():
+    pytest.importorskip("nltk")  # ROUGE stems by default (the eval extra)
     m = Evaluator().evaluate_texts(["the cat sat on the mat"], [["the cat sat on the mat"]], ["bleu", "rouge"])
     assert m.bleu == pytest.approx(100.0) and m.rouge1 == 1.0
     with pytest.raises(ValueError, match="need a model"):
@@ -82,6 +85,7 @@ def _goldbull(*args, cwd=None):
 
 
 def test_cli_eval_metrics_on_json_prints_a_table_and_writes_json(ckpt, bert_dir, tmp_path):
+    pytest.importorskip("nltk")  # ROUGE stems by default (the eval extra)
     d, _, _ = ckpt
     data = tmp_path / "test.json"
     data.write_text(json.dumps({"examples": [{"input": "hello ", "output": "world"},

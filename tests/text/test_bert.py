@@ -12,6 +12,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "eva
 from eval_bert_fixtures import minilm_dir, tiny_bert_config, tiny_bert_dir, write_wordpiece_tokenizer  # noqa: E402
 
 import goldbull_np as gb  # noqa: E402
+
+pytest.importorskip("tokenizers")  # WordPiece tokenizer.json (the bpe extra)
 from goldbull_np.text import BertForSequenceClassification, BertModel, SequenceClassificationTask  # noqa: E402
 
 
