@@ -69,6 +69,40 @@ static void im2col(float *col, const float *x, const conv_args *a) {
     }
 }
 
+/* colp (ceil(P/NR), K, NR) <- the windows of x (Cg, H, W) written straight into the GEMM's B panels
+ * (zero-padded past P), row by row through the L1-resident `row` (P floats) */
+static void im2col_panels(float *colp, float *row, const float *x, const conv_args *a) {
+    int64_t Cg = a->C / a->G, P = a->OH * a->OW, K = Cg * a->KH * a->KW;
+    int64_t npan = (P + NR - 1) / NR, tail = P - (npan - 1) * NR;
+    for (int64_t c = 0; c < Cg; c++)
+        for (int64_t kh = 0; kh < a->KH; kh++)
+            for (int64_t kw = 0; kw < a->KW; kw++) {
+                int64_t k = (c * a->KH + kh) * a->KW + kw;
+                const float *xc = x + c * a->H * a->W;
+                int64_t off = kw * a->dw - a->pl, ow0, ow1;
+                valid_cols(a, off, &ow0, &ow1);
+                for (int64_t oh = 0; oh < a->OH; oh++) {
+                    int64_t ih = oh * a->sh - a->pt + kh * a->dh;
+                    float *r = row + oh * a->OW;
+                    if (ih < 0 || ih >= a->H) {
+                        memset(r, 0, (size_t)a->OW * sizeof(float));
+                        continue;
+                    }
+                    const float *xr = xc + ih * a->W + off;
+                    for (int64_t ow = 0; ow < ow0; ow++) r[ow] = 0.0f;
+                    if (a->sw == 1) memcpy(r + ow0, xr + ow0, (size_t)(ow1 - ow0) * sizeof(float));
+                    else for (int64_t ow = ow0; ow < ow1; ow++) r[ow] = xr[ow * a->sw];
+                    for (int64_t ow = ow1; ow < a->OW; ow++) r[ow] = 0.0f;
+                }
+                for (int64_t jp = 0; jp < npan; jp++) {
+                    float *dst = colp + (jp * K + k) * NR;
+                    int64_t n = jp == npan - 1 ? tail : NR;
+                    memcpy(dst, row + jp * NR, (size_t)n * sizeof(float));
+                    for (int64_t j = n; j < NR; j++) dst[j] = 0.0f;
+                }
+            }
+}
+
 /* dx (Cg, H, W) += the adjoint of im2col applied to dcol (Cg*KH*KW, P) */
 static void col2im(float *dx, const float *dcol, const conv_args *a) {
     int64_t Cg = a->C / a->G, P = a->OH * a->OW, OW = a->OW;
@@ -184,24 +218,26 @@ static void conv_fwd_task(void *ctx, int t, int nt) {
         return;
     }
     int direct = pointwise(a);
-    float *col = direct ? NULL : conv_alloc((size_t)K * P);
-    float *ws = conv_alloc(gb_gemm_tile_ws(OCg, P, K));
-    if ((!direct && !col) || !ws) {
+    int64_t npan = (P + NR - 1) / NR;
+    float *colp = direct ? NULL : conv_alloc((size_t)npan * K * NR + (size_t)P);  /* panels + one row */
+    float *ws = conv_alloc(gb_gemm_small_ws(K));
+    if ((!direct && !colp) || !ws) {
         mark_error(a);
-        free(col);
+        free(colp);
         free(ws);
         return;
     }
     for (int64_t it = i0; it < i1; it++) {
         int64_t b = it / a->G, g = it % a->G;
         const float *x = a->inp + (b * a->C + g * Cg) * a->H * a->W;     /* (Cg, H, W) */
-        const float *src = x;
-        if (!direct) {
-            im2col(col, x, a);
-            src = col;                                                    /* (K, P) */
-        }
         float *o = a->out + (b * a->OC + g * OCg) * P;                    /* (OCg, P) */
-        gb_gemm_tile(o, P, a->weight + g * OCg * K, K, 0, src, P, 0, OCg, P, K, 0, ws);
+        const float *wg = a->weight + g * OCg * K;                        /* (OCg, K) */
+        if (direct) {  /* B = x (K, P) row-major */
+            gb_gemm_small(o, P, wg, K, 1, x, P, NR, OCg, P, K, 0, GB_TRI_NONE, 0, ws);
+        } else {       /* B = the packed patch panels (npan, K, NR) */
+            im2col_panels(colp, colp + npan * K * NR, x, a);
+            gb_gemm_small(o, P, wg, K, 1, colp, NR, K * NR, OCg, P, K, 0, GB_TRI_NONE, 0, ws);
+        }
         if (a->bias)
             for (int64_t oc = 0; oc < OCg; oc++) {
                 float bv = a->bias[g * OCg + oc], *orow = o + oc * P;
@@ -209,7 +245,7 @@ static void conv_fwd_task(void *ctx, int t, int nt) {
                 for (int64_t p = 0; p < P; p++) orow[p] += bv;
             }
     }
-    free(col);
+    free(colp);
     free(ws);
 }
 
@@ -249,7 +285,7 @@ static void conv_bwd_task(void *ctx, int t, int nt) {
         }
         return;
     }
-    size_t w1 = gb_gemm_tile_ws(OCg, K, P), w2 = gb_gemm_tile_ws(K, P, OCg);
+    size_t w1 = gb_gemm_tile_ws(OCg, K, P), w2 = gb_gemm_small_ws(OCg);
     float *col = (!direct && dw_t) ? conv_alloc((size_t)K * P) : NULL;
     float *dcol = (!direct && a->dinp) ? conv_alloc((size_t)K * P) : NULL;
     float *ws = conv_alloc(w1 > w2 ? w1 : w2);
@@ -283,10 +319,11 @@ static void conv_bwd_task(void *ctx, int t, int nt) {
             }
         if (a->dinp) {
             float *dx = a->dinp + (b * a->C + g * Cg) * a->H * a->W;       /* (Cg, H, W) */
+            /* A = weight[g]^T read in place: A(i, o) = wg[o*K + i]; B = dy (OCg, P) row-major */
             if (direct) {
-                gb_gemm_tile(dx, P, wg, K, 1, dy, P, 0, K, P, OCg, 0, ws);
+                gb_gemm_small(dx, P, wg, 1, K, dy, P, NR, K, P, OCg, 0, GB_TRI_NONE, 0, ws);
             } else {
-                gb_gemm_tile(dcol, P, wg, K, 1, dy, P, 0, K, P, OCg, 0, ws);
+                gb_gemm_small(dcol, P, wg, 1, K, dy, P, NR, K, P, OCg, 0, GB_TRI_NONE, 0, ws);
                 memset(dx, 0, (size_t)(Cg * a->H * a->W) * sizeof(float));
                 col2im(dx, dcol, a);
             }
