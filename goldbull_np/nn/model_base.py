@@ -235,6 +235,14 @@ class PreTrainedModel(Module):
             os.remove(qpath)  # a float model written over a quantised directory
         save_safetensors(tensors, os.path.join(save_directory, WEIGHTS_NAME), metadata=meta)
 
+    def save(self, directory, *, overwrite: bool = False):
+        """``save_pretrained`` into a new directory, atomically (the seed's ``optimized_model.save(dir)``);
+        an existing one is replaced only with ``overwrite``."""
+        from ..io import atomic_directory
+        with atomic_directory(directory, replace=overwrite) as tmp:
+            self.save_pretrained(os.fspath(tmp))
+        return directory
+
     @classmethod
     def from_pretrained(cls, pretrained_dir, device="cpu"):
         """Load a model directory: this class's (written by ``save_pretrained``) or any model type

@@ -1,0 +1,90 @@
+"""ModelOptimizer: passes run on a copy (the input untouched); exact passes keep the outputs; each pass
+reports what it changed; the optimised model saves and loads back."""
+import numpy as np
+import pytest
+
+import goldbull_np as gb
+from goldbull_np import nn
+from goldbull_np.export import FuseLinearLayers, ModelOptimizer, PruneUnusedLayers, QuantizeWeights
+from goldbull_np.nn.lora import LoRAConfig
+from goldbull_np.text import GoldbullText, ModelConfig
+
+
+def _lm(**kw):
+    gb.manual_seed(0)
+    m = GoldbullText(ModelConfig.tiny(vocab_size=50, n_layer=3, **kw))
+    m.eval()
+    return m
+
+
+def test_lora_idle_adapters_and_unreached_modules_go_and_the_outputs_stay():
+    m = _lm()
+    m.add_lora_adapters(LoRAConfig(rank=2, alpha=4, dropout=0.0, target_modules=["q_proj", "o_proj"]))
+    for name, p in m.named_parameters():
+        if "lora_B" in name and "o_proj" in name:
+            p.data[...] = np.float32(0.02)  # o_proj adapters do something; q_proj ones (B = 0) nothing
+    m.unused_head = nn.Linear(32, 3)
+    x = np.random.default_rng(1).integers(0, 50, (2, 9))
+    want = m(x)[0].data.copy()
+    state = {k: v.copy() for k, v in m.state_dict().items()}
+    opt = ModelOptimizer().add_pass(PruneUnusedLayers()).add_pass(FuseLinearLayers())
+    out = opt.optimize(m, measure=False)
+    assert all(np.array_equal(v, state[k]) for k, v in m.state_dict().items()) and hasattr(m, "unused_head")
+    prune, fuse = opt.reports
+    assert "removed 3 LoRA adapter(s) whose B is zero" in prune.changes[0] and "unused_head" in prune.changes[1]
+    assert fuse.changes == ["merged 3 LoRA-wrapped Linear(s) into their base weights"]
+    assert not any("lora" in k for k in out.state_dict()) and not hasattr(out, "unused_head")
+    assert prune.parameters_after < prune.parameters_before
+    np.testing.assert_allclose(out(x)[0].data, want, atol=1e-5)
+
+
+def test_linear_pairs_and_conv_batchnorm_in_a_sequential_fold():
+    gb.manual_seed(0)
+    seq = nn.Sequential(nn.Linear(6, 5), nn.Linear(5, 4), nn.ReLU(), nn.Linear(4, 2))
+    x = gb.randn(3, 6)
+    want = seq(x).data
+    opt = ModelOptimizer().add_pass(FuseLinearLayers())
+    out = opt.optimize(seq, sample_input=x, measure=False)
+    assert opt.reports[0].changes == ["folded .0 and .1 into one Linear"]
+    np.testing.assert_allclose(out(x).data, want, rtol=1e-5, atol=1e-6)
+    conv = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU())
+    conv[1].running_mean.data[...] = np.float32([0.1, -0.2, 0.3, 0.0])
+    conv[1].running_var.data[...] = np.float32([1.5, 0.5, 2.0, 1.0])
+    conv[1].weight.data[...] = np.float32([1.0, 2.0, 0.5, -1.0])
+    conv.eval()
+    img = gb.randn(2, 3, 5, 5)
+    want = conv(img).data
+    out = ModelOptimizer().add_pass(FuseLinearLayers()).optimize(conv, sample_input=img, measure=False)
+    assert type(out[1]).__name__ == "Identity"
+    np.testing.assert_allclose(out(img).data, want, rtol=1e-5, atol=1e-5)
+
+
+def test_quantize_and_prune_blocks_report_and_save(tmp_path):
+    m = _lm()
+    opt = ModelOptimizer().add_pass(PruneUnusedLayers(layers=[2])).add_pass(QuantizeWeights(8))
+    out = opt.optimize(m, decode_tokens=8)
+    prune, quant = opt.reports
+    assert out.config.n_layer == 2 and len(out.layers) == 2 and m.config.n_layer == 3
+    assert quant.bytes_after < 0.5 * quant.bytes_before and quant.max_rel_output_change < 0.05
+    assert all(r.tokens_per_second_before > 0 and r.tokens_per_second_after > 0 for r in opt.reports)
+    assert "int8" in str(quant) and "tok/s" in str(quant)
+    out.save(tmp_path / "deploy")
+    back = GoldbullText.from_pretrained(tmp_path / "deploy")
+    x = np.random.default_rng(2).integers(0, 50, (1, 7))
+    np.testing.assert_array_equal(back(x)[0].data, out(x)[0].data)
+    with pytest.raises(FileExistsError):
+        out.save(tmp_path / "deploy")
+    with pytest.raises(ValueError, match="do not leave at least one"):
+        ModelOptimizer().add_pass(PruneUnusedLayers(layers=[0, 1, 2])).optimize(m, measure=False)
+    with pytest.raises(TypeError, match="add_pass takes"):
+        ModelOptimizer().add_pass(object())
+
+
+def test_an_exact_pass_that_changes_the_outputs_is_an_error():
+    class Breaks(FuseLinearLayers):
+        def apply(self, model):
+            model.norm.weight.data[...] *= 2
+            return ["doubled the final norm"]
+
+    with pytest.raises(RuntimeError, match="Breaks changed the outputs"):
+        ModelOptimizer().add_pass(Breaks()).optimize(_lm(), measure=False)
