@@ -159,8 +159,11 @@ def directory_model_type(directory, default: Optional[str] = None) -> str:
     if not isinstance(d, dict):
         raise ValueError(f"{path}: expected a JSON object, got {type(d).__name__}")
     mt = d.get("model_type")
+    archs = d.get("architectures") or ()
+    if not isinstance(archs, (list, tuple)):
+        raise ValueError(f"{path}: architectures must be a list of class names, got {archs!r:.100}")
     if mt is None:  # older configs name only their architectures
-        mt = next((_ARCHITECTURES[a] for a in d.get("architectures") or () if a in _ARCHITECTURES), default)
+        mt = next((_ARCHITECTURES[a] for a in archs if isinstance(a, str) and a in _ARCHITECTURES), default)
     if not isinstance(mt, str) or not mt:
         raise ValueError(f"{path}: no model_type (and no known architectures)")
     return mt
@@ -287,8 +290,8 @@ class PreTrainedModel(Module):
         """Load a safetensors file into the model in place (tied weights may be stored once).
 
         Raises:
-            FileNotFoundError, or ValueError naming the file and each missing, unexpected or wrongly
-            shaped tensor; nothing is copied unless every tensor fits.
+            FileNotFoundError, or ValueError naming the file and each missing, unexpected, wrongly shaped
+            or (for integer tensors) wrongly typed tensor; nothing is copied unless every tensor fits.
         """
         if not os.path.exists(path):
             raise FileNotFoundError(f"{path}: no such weights file")
@@ -299,6 +302,9 @@ class PreTrainedModel(Module):
         unexpected = [k for k in arrays if k not in targets]
         bad = [f"tensor {k!r} has shape {arrays[k].shape}, expected {targets[k].shape}" for k in arrays
                if k in targets and arrays[k].shape != targets[k].shape]
+        # integer tensors (quantised weights) must come as what they are: a float cannot become int8 codes
+        bad += [f"tensor {k!r} has dtype {arrays[k].dtype}, expected {targets[k].dtype}" for k in arrays
+                if k in targets and targets[k].dtype.kind in "iub" and arrays[k].dtype != targets[k].dtype]
         if missing or unexpected or bad:
             parts = ([f"missing tensor(s) {missing}"] if missing else []) + \
                     ([f"unexpected tensor(s) {unexpected}"] if unexpected else []) + bad

@@ -275,3 +275,16 @@ def test_quantized_directory_loads_back_with_from_pretrained(tmp_path, bits):
     np.testing.assert_array_equal(GoldbullText.from_pretrained(tmp_path / "again")(x)[0].data, got)
     with pytest.raises(ValueError, match="bits must be 4 or 8"):
         ModelExporter().export_quantized(m, tmp_path / "q3", 3)
+
+
+def test_a_corrupted_int8_directory_names_the_tensor(tmp_path):
+    from goldbull_np.io import load_safetensors, save_safetensors
+    out = ModelExporter().export_quantized(model(), tmp_path / "q", 8)
+    path = out / "model.safetensors"
+    good = load_safetensors(path)
+    name = "layers.0.attn.qkv_proj"
+    for key, bad in ((f"{name}.scale", good[f"{name}.scale"][:-1]),
+                     (f"{name}.qweight", good[f"{name}.qweight"].astype(np.float32))):
+        save_safetensors({**good, key: bad}, path)
+        with pytest.raises(ValueError, match=f"tensor '{key}' has (shape|dtype)"):
+            GoldbullText.from_pretrained(out)
