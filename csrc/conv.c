@@ -131,37 +131,41 @@ static void col2im(float *dx, const float *dcol, const conv_args *a) {
 
 /* Depthwise (Cg == OCg == 1): a GEMM with K = KH*KW and M = 1 wastes the micro-kernel, so each
  * (image, channel) plane runs the taps directly, vectorised along the output row. */
-static int depthwise(const conv_args *a) { return a->C == a->G && a->OC == a->G; }
+#define DW_MAX_KW 16  /* the valid column ranges of up to this many taps are tabulated per plane */
+static int depthwise(const conv_args *a) { return a->C == a->G && a->OC == a->G && a->KW <= DW_MAX_KW; }
 
-static void dw_fwd_plane(float *o, const float *x, const float *w, float bias, const conv_args *a) {
+static inline GB_INLINE void dw_fwd_body(float *o, const float *x, const float *w, float bias, const conv_args *a) {
     /* o (OH, OW), x (H, W), w (KH, KW) */
-    int64_t OW = a->OW;
+    int64_t OW = a->OW, sw = a->sw, lo[DW_MAX_KW], hi[DW_MAX_KW];
+    for (int64_t kw = 0; kw < a->KW; kw++) valid_cols(a, kw * a->dw - a->pl, &lo[kw], &hi[kw]);
     for (int64_t oh = 0; oh < a->OH; oh++) {
         float *orow = o + oh * OW;
         for (int64_t ow = 0; ow < OW; ow++) orow[ow] = bias;
         for (int64_t kh = 0; kh < a->KH; kh++) {
             int64_t ih = oh * a->sh - a->pt + kh * a->dh;
             if (ih < 0 || ih >= a->H) continue;
-            const float *xr = x + ih * a->W;
+            const float *xr = x + ih * a->W - a->pl;
             for (int64_t kw = 0; kw < a->KW; kw++) {
-                int64_t off = kw * a->dw - a->pl, ow0, ow1;
-                valid_cols(a, off, &ow0, &ow1);
                 float wv = w[kh * a->KW + kw];
-                if (a->sw == 1) {
+                const float *xk = xr + kw * a->dw;
+                if (sw == 1) {
                     #pragma omp simd
-                    for (int64_t ow = ow0; ow < ow1; ow++) orow[ow] += wv * xr[off + ow];
+                    for (int64_t ow = lo[kw]; ow < hi[kw]; ow++) orow[ow] += wv * xk[ow];
                 } else {
-                    for (int64_t ow = ow0; ow < ow1; ow++) orow[ow] += wv * xr[off + ow * a->sw];
+                    for (int64_t ow = lo[kw]; ow < hi[kw]; ow++) orow[ow] += wv * xk[ow * sw];
                 }
             }
         }
     }
 }
+GB_MULTIVERSION(dw_fwd, (float *o, const float *x, const float *w, float bias, const conv_args *a),
+                dw_fwd_body(o, x, w, bias, a))
 
-static void dw_bwd_plane(float *dx, float *dwt, float *dbt, const float *dy, const float *x, const float *w,
-                         const conv_args *a) {
+static inline GB_INLINE void dw_bwd_body(float *dx, float *dwt, float *dbt, const float *dy, const float *x,
+                                         const float *w, const conv_args *a) {
     /* dx (H, W)|NULL (zeroed here), dwt (KH*KW,)|NULL and dbt (1,)|NULL accumulated; dy (OH, OW) */
-    int64_t OW = a->OW, sw = a->sw;
+    int64_t OW = a->OW, sw = a->sw, lo[DW_MAX_KW], hi[DW_MAX_KW];
+    for (int64_t kw = 0; kw < a->KW; kw++) valid_cols(a, kw * a->dw - a->pl, &lo[kw], &hi[kw]);
     if (dx) memset(dx, 0, (size_t)(a->H * a->W) * sizeof(float));
     for (int64_t oh = 0; oh < a->OH; oh++) {
         const float *g = dy + oh * OW;
@@ -175,9 +179,7 @@ static void dw_bwd_plane(float *dx, float *dwt, float *dbt, const float *dy, con
             int64_t ih = oh * a->sh - a->pt + kh * a->dh;
             if (ih < 0 || ih >= a->H) continue;
             for (int64_t kw = 0; kw < a->KW; kw++) {
-                int64_t off = kw * a->dw - a->pl, ow0, ow1;
-                valid_cols(a, off, &ow0, &ow1);
-                int64_t tap = kh * a->KW + kw;
+                int64_t off = kw * a->dw - a->pl, tap = kh * a->KW + kw, ow0 = lo[kw], ow1 = hi[kw];
                 if (dwt) {
                     const float *xr = x + ih * a->W + off;
                     float s = 0.0f;
@@ -202,6 +204,9 @@ static void dw_bwd_plane(float *dx, float *dwt, float *dbt, const float *dy, con
         }
     }
 }
+GB_MULTIVERSION(dw_bwd, (float *dx, float *dwt, float *dbt, const float *dy, const float *x, const float *w,
+                         const conv_args *a),
+                dw_bwd_body(dx, dwt, dbt, dy, x, w, a))
 
 static void mark_error(conv_args *a) { __atomic_store_n(&a->err, 1, __ATOMIC_RELAXED); }
 
@@ -213,8 +218,8 @@ static void conv_fwd_task(void *ctx, int t, int nt) {
     if (i0 >= i1) return;
     if (depthwise(a)) {
         for (int64_t it = i0; it < i1; it++)  /* it = b*C + c */
-            dw_fwd_plane(a->out + it * P, a->inp + it * a->H * a->W, a->weight + (it % a->G) * K,
-                         a->bias ? a->bias[it % a->G] : 0.0f, a);
+            GB_CALL(dw_fwd, (a->out + it * P, a->inp + it * a->H * a->W, a->weight + (it % a->G) * K,
+                             a->bias ? a->bias[it % a->G] : 0.0f, a));
         return;
     }
     int direct = pointwise(a);
@@ -279,9 +284,9 @@ static void conv_bwd_task(void *ctx, int t, int nt) {
     if (depthwise(a)) {
         for (int64_t it = i0; it < i1; it++) {  /* it = b*C + c */
             int64_t c = it % a->G;
-            dw_bwd_plane(a->dinp ? a->dinp + it * a->H * a->W : NULL, dw_t ? dw_t + c * K : NULL,
-                         db_t ? db_t + c : NULL, a->dout + it * P, a->inp + it * a->H * a->W,
-                         a->weight + c * K, a);
+            GB_CALL(dw_bwd, (a->dinp ? a->dinp + it * a->H * a->W : NULL, dw_t ? dw_t + c * K : NULL,
+                             db_t ? db_t + c : NULL, a->dout + it * P, a->inp + it * a->H * a->W,
+                             a->weight + c * K, a));
         }
         return;
     }
