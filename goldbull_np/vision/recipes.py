@@ -73,6 +73,13 @@ def train_classification(images, labels_csv=None, config=None, *, preset="resnet
                    checkpoint=str(trainer.last_checkpoint) if trainer.last_checkpoint else None,
                    num_train=len(trainer.train_dataset), num_val=len(trainer.val_dataset or ()),
                    class_names=list(ds.class_names), model=model, trainer=trainer)
+    if vm and cfg.output_dir and vm.get("confusion_matrix"):
+        try:
+            from .plots import save_confusion_matrix_png
+            summary["confusion_png"] = save_confusion_matrix_png(
+                vm["confusion_matrix"], ds.class_names, str(Path(cfg.output_dir) / "confusion_matrix.png"))
+        except ImportError as exc:
+            log(f"note: {exc}")
     if vm:
         log(f"validation: accuracy {vm['accuracy']:.4f}, top-5 {vm['top5_accuracy']:.4f}, loss {vm['loss']:.4f} "
             f"on {len(trainer.val_dataset)} held-out images; {state.step} steps in {summary['seconds']:.1f} s")
