@@ -107,7 +107,14 @@ class BPETokenizer(Tokenizer):
             path: the tokenizer.json file.
             special_tokens: as in the constructor (None infers them).
         """
-        return cls(_hf().Tokenizer.from_file(os.fspath(path)), special_tokens)
+        hf = _hf()
+        try:
+            tk = hf.Tokenizer.from_file(os.fspath(path))
+        except FileNotFoundError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the tokenizers library raises a bare Exception
+            raise ValueError(f"{os.fspath(path)}: not a valid tokenizer.json ({str(exc)[:200]})") from None
+        return cls(tk, special_tokens)
 
     def add_chat_tokens(self) -> list[str]:
         """Add the missing special tokens (role markers, <|end|>, pad) to the vocabulary.
@@ -176,7 +183,10 @@ class BPETokenizer(Tokenizer):
 
     @classmethod
     def _from_config(cls, directory: str, config: dict) -> "BPETokenizer":
-        path = os.path.join(directory, config.get("tokenizer_file", TOKENIZER_FILE))
+        name = config.get("tokenizer_file", TOKENIZER_FILE)
+        if not isinstance(name, str) or not name or os.path.isabs(name) or os.path.normpath(name).startswith(".."):
+            raise ValueError(f"tokenizer_file must name a file inside the tokenizer directory, got {name!r:.200}")
+        path = os.path.join(directory, name)
         return cls.from_file(path, config.get("special_tokens"))
 
 

@@ -181,6 +181,9 @@ def _check_ids(ids: Iterable[int], vocab_size: int) -> list[int]:
 
 
 def _check_special(special: dict[str, str] | None) -> dict[str, str]:
+    if special is not None and (not isinstance(special, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) and v for k, v in special.items())):
+        raise ValueError(f"special_tokens must be an object of name -> non-empty string, got {special!r:.200}")
     special = dict(SPECIAL_TOKENS if special is None else special)
     if len(set(special.values())) != len(special):
         raise ValueError(f"special-token strings must be distinct, got {special}")
@@ -336,18 +339,29 @@ def load_tokenizer(path: str | os.PathLike) -> Tokenizer:
         return BPETokenizer.from_file(path)
     config_path = os.path.join(path, CONFIG_FILE)
     if os.path.isfile(config_path):
-        with open(config_path, encoding="utf-8") as f:
-            config = json.load(f)
-        kind = config.get("kind")
-        if kind == "byte":
-            return ByteTokenizer._from_config(path, config)
-        if kind == "char":
-            return CharTokenizer._from_config(path, config)
-        if kind == "bpe":
-            from .bpe import BPETokenizer
+        from .._config_io import read_json
 
-            return BPETokenizer._from_config(path, config)
-        raise ValueError(f"{config_path}: unknown tokenizer kind {kind!r}")
+        config = read_json(config_path, "no tokenizer config")  # bad JSON / nesting / encoding: ValueError
+        if not isinstance(config, dict):
+            raise ValueError(f"{config_path}: expected a JSON object, got {type(config).__name__}")
+        kind = config.get("kind")
+        try:
+            if kind == "byte":
+                return ByteTokenizer._from_config(path, config)
+            if kind == "char":
+                chars = config.get("chars")
+                if not isinstance(chars, list) or not all(isinstance(c, str) for c in chars):
+                    raise ValueError(f"'chars' must be a list of single characters, got {chars!r:.200}")
+                return CharTokenizer._from_config(path, config)
+            if kind == "bpe":
+                from .bpe import BPETokenizer
+
+                return BPETokenizer._from_config(path, config)
+        except ValueError as exc:
+            if str(exc).startswith(str(path)):
+                raise
+            raise ValueError(f"{config_path}: {exc}") from None
+        raise ValueError(f"{config_path}: unknown tokenizer kind {kind!r:.100}")
     if os.path.isfile(os.path.join(path, "tokenizer.json")):
         from .bpe import BPETokenizer
 

@@ -51,13 +51,20 @@ def is_hf_directory(directory):
     if not isinstance(d, dict):
         return False
     mt = d.get("model_type")
+    archs = d.get("architectures") or ()
+    if not isinstance(archs, (list, tuple)):
+        archs = ()
     return (mt is not None and mt != MODEL_TYPE) or (mt is None and "architectures" in d
-                                                     and "GoldbullText" not in (d.get("architectures") or ()))
+                                                     and "GoldbullText" not in archs)
 
 
 def _architecture(d, source):
     mt = d.get("model_type")
-    archs = list(d.get("architectures") or [])
+    archs = d.get("architectures") or []
+    if not isinstance(archs, list) or not all(isinstance(a, str) for a in archs):
+        raise _unsupported(source, "architectures", archs, "expected a list of class names")
+    if mt is not None and not isinstance(mt, str):
+        raise _unsupported(source, "model_type", mt, "expected a string")
     for kind, names in _ARCHS.items():
         if mt == kind or (mt is None and any(a in names for a in archs)):
             return kind
