@@ -204,8 +204,8 @@ def _sniff(path) -> str:
     first = text.split("\n", 1)[0]
     try:
         obj = json.loads(first)
-    except json.JSONDecodeError:
-        return "json"  # an object spread over several lines
+    except (json.JSONDecodeError, RecursionError):
+        return "json"  # an object spread over several lines (or too deep: the JSON reader says so)
     if isinstance(obj, dict) and any(k in obj for k in ("input", "output", "messages", "text")):
         return "jsonl"  # the first line is a complete row
     return "json"
@@ -282,10 +282,13 @@ class ExampleReader:
                 obj = json.loads(line.text)
             except json.JSONDecodeError as e:
                 raise MalformedJSONError(f"{e.msg} (column {e.colno})", self.path, line.number) from e
+            except RecursionError:
+                raise MalformedJSONError(_TOO_DEEP, self.path, line.number) from None
             yield row_to_example(obj, self.path, line.number)
 
 
 _WS = re.compile(r"[ \t\n\r]*")
+_TOO_DEEP = "JSON nested too deeply to parse (arrays/objects inside each other thousands of levels deep)"
 
 
 class _JSONScanner:
@@ -374,6 +377,8 @@ class _JSONScanner:
                 near_end = e.pos >= len(self.buf) - 16 or e.msg.startswith("Unterminated string")
                 if self.eof or not near_end:
                     raise self._error(e.msg, e.pos, e) from e
+            except RecursionError:
+                raise self._error(_TOO_DEEP, self.pos) from None
             size = len(self.buf) - self.pos
             if self.max_value_chars is not None and size > self.max_value_chars:
                 line = self._line(self.pos)

@@ -111,3 +111,13 @@ def test_atheris_finds_nothing_in_a_few_seconds(tmp_path, target):
     rows = json.loads(out.read_text())["rows"]
     assert rows[0]["executions"], p.stdout + p.stderr
     assert rows[0]["findings"] == 0, rows[0]["detail"]
+
+
+@pytest.mark.parametrize("target", sorted(T.TARGETS))
+@pytest.mark.parametrize("opener", ["[", '{"a":', '{"text": 1}\n['])
+def test_deep_nesting_is_a_named_error_everywhere(target, opener):
+    # beyond what the short fuzz runs reach (inputs of 100 kB): the parser's recursion limit
+    data = (opener * 100_000).encode()
+    if target == "safetensors":
+        data = T.safetensors_header(data)
+    T.TARGETS[target](data)
