@@ -28,6 +28,7 @@ def linear(input, weight, bias=None):
                          "(expected input[..., in_features] and weight[out_features, in_features])")
     if bias is not None and bias.shape != weight.shape[:1]:
         raise ValueError(f"linear: bias of shape {bias.shape} does not match weight of shape {weight.shape}")
+    _same_dtype("linear", input=input, weight=weight, bias=bias)
     if bias is None:
         return _fused.Linear.apply(input, weight)
     return _fused.Linear.apply(input, weight, bias)
@@ -40,6 +41,8 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     args = [input] + [t for t in (weight, bias) if t is not None]
     if weight is None and bias is not None:
         raise ValueError("layer_norm: a bias without a weight is not supported")
+    if 0 in normalized_shape:  # nothing to normalise over: the (empty) input itself, as torch returns
+        return input * 0.0
     return _fused.LayerNorm.apply(*args, n_norm=len(normalized_shape), eps=eps)
 
 
@@ -49,7 +52,18 @@ def rms_norm(input, normalized_shape, weight=None, eps=None):
     _check_norm("rms_norm", input, normalized_shape, weight, None)
     eps = float(np.finfo(input.dtype).eps) if eps is None else eps
     args = [input] if weight is None else [input, weight]
+    if 0 in normalized_shape:  # nothing to normalise over: an empty output, as torch returns
+        return input * 0.0
     return _fused.RMSNorm.apply(*args, n_norm=len(normalized_shape), eps=eps)
+
+
+def _same_dtype(op, **tensors):
+    """torch's rule for the fused matmul ops: one floating dtype for every operand (TypeError naming them),
+    so the result's dtype never depends on which backend's kernel runs."""
+    dts = {name: t.dtype for name, t in tensors.items() if t is not None}
+    if len(set(dts.values())) > 1:
+        raise TypeError(f"{op}: operands must have the same dtype, got "
+                        + ", ".join(f"{n} {d}" for n, d in dts.items()) + "")
 
 
 def _check_norm(op, x, shape, weight, bias):

@@ -65,6 +65,13 @@ def clip_gradients_(arrays, max_norm, norm_type=2.0, error_if_nonfinite=False, *
     Returns:
         The true total norm before clipping. When it is not finite the arrays are left untouched.
     """
+    try:
+        ok = float(max_norm) >= 0 and float(norm_type) > 0  # NaN fails: a NaN max_norm would never clip
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"clip: max_norm must be a number >= 0 (inf: measure only) and norm_type > 0, got "
+                         f"max_norm={max_norm!r}, norm_type={norm_type!r}")
     total = total_norm(arrays, norm_type) * scale
     if not math.isfinite(total):
         if error_if_nonfinite:
@@ -102,6 +109,8 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
 def clip_grad_value_(parameters, clip_value) -> None:
     """Clamp every gradient element into [-clip_value, clip_value] in place (NaNs stay NaN)."""
     c = float(clip_value)
+    if not c >= 0:  # NaN fails: np.clip with NaN bounds makes every gradient NaN
+        raise ValueError(f"clip_grad_value_: clip_value must be a number >= 0, got {clip_value!r}")
     for g in parameter_gradients(parameters):
         np.clip(g, -c, c, out=g)
 

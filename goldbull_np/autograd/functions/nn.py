@@ -45,7 +45,8 @@ class LayerNorm(Function):
     def forward(self, x, weight=None, bias=None, n_norm=1, eps=1e-5):
         self.shape = x.shape
         C = int(np.prod(x.shape[x.ndim - n_norm:]))
-        x2 = _c(x).reshape(-1, C)  # (N, C)
+        N = int(np.prod(x.shape[:x.ndim - n_norm]))  # not -1: reshape cannot infer it when C == 0
+        x2 = _c(x).reshape(N, C)  # (N, C)
         w2 = None if weight is None else _c(weight).reshape(C)
         b2 = None if bias is None else _c(bias).reshape(C)
         out, self.mean, self.rstd = K.get("layer_norm_forward", x.dtype)(x2, w2, b2, eps)  # (N,C), (N,), (N,)
