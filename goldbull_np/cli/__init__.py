@@ -33,8 +33,8 @@ def main(argv=None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print("goldbull: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(f"goldbull: {exc or 'interrupted'}", file=sys.stderr)  # a TrainingInterrupted names its checkpoint
         return 130
     except Exception as exc:  # noqa: BLE001 - the CLI's job is to turn failures into one line
         if args.debug:

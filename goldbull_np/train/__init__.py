@@ -10,6 +10,7 @@ from ..optim.step import NonFiniteLossError
 from .callbacks import Callback, CallbackList, EarlyStopping, PrintLogger, ProgressBar
 from .checkpoint import CheckpointInfo, CheckpointManager, load_checkpoint, read_trainer_state, resolve_checkpoint
 from .config import CheckpointConfig, ConfigError, OptimizerConfig, TrainingConfig, read_config_file
+from .interrupt import TrainingInterrupted
 from .metrics import MetricsLogger, TrainingMetrics, ValidationMetrics
 from .task import Task, WeightedLossTask
 from .trainer import ResumeMismatchError, Trainable, Trainer, TrainerState
@@ -18,4 +19,4 @@ __all__ = ["Trainer", "Trainable", "TrainingConfig", "Task", "WeightedLossTask",
            "ProgressBar", "EarlyStopping", "PrintLogger", "ValidationMetrics", "TrainingMetrics", "MetricsLogger",
            "CheckpointManager", "CheckpointConfig", "CheckpointInfo", "OptimizerConfig", "ConfigError",
            "NonFiniteLossError", "ResumeMismatchError", "TrainerState", "load_checkpoint", "read_trainer_state",
-           "resolve_checkpoint", "read_config_file"]
+           "resolve_checkpoint", "read_config_file", "TrainingInterrupted"]

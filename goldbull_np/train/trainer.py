@@ -29,6 +29,7 @@ from .callbacks import Callback, CallbackList, EarlyStopping, ProgressBar
 from .checkpoint import CheckpointManager, load_checkpoint
 from .config import CheckpointConfig, OptimizerConfig, TrainingConfig, config_diff
 from .cursor import DataCursor
+from .interrupt import TrainingInterrupted, graceful_interrupt
 from .metrics import TrainingMetrics, ValidationMetrics
 from .task import Task
 
@@ -314,8 +315,12 @@ class Trainer:
             self._resume(resume_from, allow_mismatch)
         self._ensure_optimizer_step()
         self.should_stop = False
-        with runtime.frozen_gc():  # the model, optimizer and data are long-lived: out of the GC's scans
-            return self._loop(val_loader)
+        # Ctrl-C: the first stops after this step and saves a checkpoint (the loop's final save), a second at once
+        with runtime.frozen_gc(), graceful_interrupt() as self._interrupt:
+            state = self._loop(val_loader)
+        if self._interrupt.requested:
+            raise TrainingInterrupted(state.step, self.last_checkpoint)
+        return state
 
     def _set_dropout(self, p: float) -> None:
         drops = [m for m in self.model.modules() if isinstance(m, Dropout)]
@@ -336,7 +341,8 @@ class Trainer:
         if not self.model.training:
             self.model.train()
         self.callbacks.fire("on_train_begin", self)
-        while st.step < self.total_steps and not self.should_stop:
+        interrupt = getattr(self, "_interrupt", None)
+        while st.step < self.total_steps and not self.should_stop and not (interrupt and interrupt.requested):
             micro = []
             for _ in range(c.gradient_accumulation_steps):
                 b = cursor.next()
