@@ -41,9 +41,27 @@ def add_threads_flag(p) -> None:
 
 
 def apply_threads(args) -> None:
-    if getattr(args, "threads", None):
-        from .. import kernels
-        kernels.set_num_threads(args.threads)
+    """Set the kernels' thread count from ``--threads``, bounded by the CPUs this process may use (more
+    threads than cores only contend): a larger request is lowered, and the command says so."""
+    n = getattr(args, "threads", None)
+    if not n:
+        return
+    cpus = available_cpus()
+    if n > cpus:
+        print(f"goldbull: --threads {n} is more than the {cpus} CPU(s) available; using {cpus}", file=sys.stderr)
+        n = cpus
+        args.threads = n
+    from .. import kernels
+    kernels.set_num_threads(n)
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one, else the CPU count)."""
+    import os
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def add_debug_flag(p) -> None:

@@ -1,7 +1,7 @@
 """``goldbull finetune``: arguments to a FineTuningConfig, then ``goldbull_np.text.recipes.finetune_text``."""
 from pathlib import Path
 
-from ._args import finite_float, usage_error
+from ._args import finite_float, nonneg_int, positive_int, usage_error
 
 
 def register(subparsers) -> None:
@@ -14,20 +14,20 @@ def register(subparsers) -> None:
                    help="goldbull checkpoint/run directory or Hugging Face model directory")
     p.add_argument("--data", required=True, metavar="FILE", help="UTF-8 text file to fine-tune on")
     p.add_argument("--out", required=True, metavar="DIR", help="where the fine-tuned model is written")
-    p.add_argument("--lora-rank", type=int, default=8, metavar="R", help="LoRA rank (0: full fine-tuning)")
+    p.add_argument("--lora-rank", type=nonneg_int, default=8, metavar="R", help="LoRA rank (0: full fine-tuning)")
     p.add_argument("--lora-alpha", type=finite_float(0.0), default=16.0, metavar="A", help="LoRA alpha")
     p.add_argument("--lr", type=finite_float(0.0), default=1e-4, metavar="LR", help="peak learning rate")
-    p.add_argument("--epochs", type=int, default=1, metavar="N", help="passes over the data")
-    p.add_argument("--max-steps", type=int, default=None, metavar="N", help="stop after N optimizer steps")
-    p.add_argument("--batch-size", type=int, default=4, metavar="N")
-    p.add_argument("--block-size", type=int, default=None, metavar="T",
+    p.add_argument("--epochs", type=positive_int, default=1, metavar="N", help="passes over the data")
+    p.add_argument("--max-steps", type=positive_int, default=None, metavar="N", help="stop after N optimizer steps")
+    p.add_argument("--batch-size", type=positive_int, default=4, metavar="N")
+    p.add_argument("--block-size", type=positive_int, default=None, metavar="T",
                    help="sequence length (default: the model's block_size)")
-    p.add_argument("--freeze-layers", type=int, default=0, metavar="N",
+    p.add_argument("--freeze-layers", type=nonneg_int, default=0, metavar="N",
                    help="freeze the embeddings and the first N blocks")
     p.add_argument("--target-layers", nargs="+", default=["attention", "feedforward"], choices=("attention", "feedforward"))
     p.add_argument("--gradient-checkpointing", action="store_true", help="recompute activations in backward")
     p.add_argument("--dora", action="store_true", help="weight-decomposed LoRA")
-    p.add_argument("--seed", type=int, default=1337, metavar="N")
+    p.add_argument("--seed", type=nonneg_int, default=1337, metavar="N")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_finetune)
 

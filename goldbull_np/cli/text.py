@@ -65,7 +65,8 @@ def build_run_config(args):
     from ..text.run_config import RunConfig
     run = RunConfig.from_file(args.config) if args.config else RunConfig.from_dict({})
     if args.preset:
-        run.model = {"preset": args.preset}  # a preset flag replaces the default/file model shape
+        # the preset replaces the file's preset; the file's other [model] values still apply on top of it
+        run.model = {**run.model, "preset": args.preset}
     data_over = {}
     if args.data:
         data_over["path"] = args.data

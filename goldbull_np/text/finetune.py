@@ -193,6 +193,10 @@ class FineTuner:
             lora.restore_lora(self.model, removed, unmerge=True)
         if removed:
             self.model.save_lora(os.fspath(path))
+        else:  # a full fine-tune: adapters an earlier run left in a reused directory do not belong to it
+            from ..io import remove_tree
+            for name in (lora.ADAPTER_CONFIG_NAME, lora.ADAPTER_WEIGHTS_NAME):
+                remove_tree(path / name)
         if self.tokenizer is not None and hasattr(self.tokenizer, "save"):
             self.tokenizer.save(os.fspath(path))
         return path

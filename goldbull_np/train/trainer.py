@@ -493,7 +493,7 @@ class Trainer:
         diffs = config_diff(saved.get("training", saved.get("plan", {})), self.config.training_fields(),
                             RESUME_CRITICAL)
         fp = saved.get("fingerprint", {})
-        if fp.get("data") != _jsonify(self.data_fingerprint):
+        if not _same_data(fp.get("data"), _jsonify(self.data_fingerprint)):
             diffs.append(("data", fp.get("data"), _jsonify(self.data_fingerprint)))
         model_now = _model_config(self.model)
         if fp.get("model") is not None and model_now is not None:
@@ -569,6 +569,16 @@ def dataset_fingerprint(train, val=None) -> dict:
         return out
 
     return {"train": one(train), "val": one(val)}
+
+
+def _same_data(a, b) -> bool:
+    """Two data fingerprints describe the same data: equal, or equal content hashes whatever path named them
+    (the same file given as ./x.txt and /abs/x.txt, or moved, resumes)."""
+    if a == b:
+        return True
+    if isinstance(a, dict) and isinstance(b, dict) and a.get("sha256") and a.get("sha256") == b.get("sha256"):
+        return {k: v for k, v in a.items() if k != "source"} == {k: v for k, v in b.items() if k != "source"}
+    return False
 
 
 def _model_config(model):
