@@ -83,6 +83,20 @@ def remove_tree(path) -> None:
     _remove_path(trash)
 
 
+# ---- errors -----------------------------------------------------------------------------------------
+_DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO}
+
+
+def _named(exc, path):
+    """A disk-full (quota, read-only, I/O) error that does not say which file: the same errno, naming ``path``
+    and saying that the previous version is intact. Other errors, and ones naming a file, pass unchanged."""
+    if exc.errno not in _DISK_ERRNOS or os.fspath(path) in str(exc):
+        return exc
+    inner = f" ({exc.filename})" if exc.filename else ""
+    return OSError(exc.errno, f"{os.fspath(path)}: {os.strerror(exc.errno)} while writing it{inner}; nothing was "
+                              "replaced (the previous version, if any, is intact)", os.fspath(path))
+
+
 # ---- files ------------------------------------------------------------------------------------------
 def _exists_error(path):
     return FileExistsError(errno.EEXIST, f"{os.fspath(path)}: already exists (overwrite=False)", os.fspath(path))
@@ -120,14 +134,20 @@ def atomic_write(path, write_fn, *, overwrite=True) -> None:
     directory, name = os.path.split(os.path.abspath(path))
     tmp = os.path.join(directory, _random_name(TMP_PREFIX, name))
     try:
-        write_fn(tmp)
-        if not os.path.isfile(tmp):
-            raise FileNotFoundError(f"{path}: write_fn did not create the temporary file {tmp}")
-        fsync_file(tmp)
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            _link_no_clobber(tmp, path)
+        try:
+            write_fn(tmp)
+            if not os.path.isfile(tmp):
+                raise FileNotFoundError(f"{path}: write_fn did not create the temporary file {tmp}")
+            fsync_file(tmp)
+            if overwrite:
+                os.replace(tmp, path)
+            else:
+                _link_no_clobber(tmp, path)
+        except OSError as exc:
+            named = _named(exc, path)
+            if named is exc:
+                raise
+            raise named from exc
     finally:
         if os.path.lexists(tmp):  # failed (or hard-linked into place): the temporary goes
             _remove_path(tmp)
@@ -206,9 +226,15 @@ def atomic_directory(target, *, replace=False):
     tmp = target.parent / _random_name(TMP_PREFIX, target.name)
     tmp.mkdir()
     try:
-        yield tmp
-        fsync_tree(tmp)
-        _install_directory(tmp, target, replace)
+        try:
+            yield tmp
+            fsync_tree(tmp)
+            _install_directory(tmp, target, replace)
+        except OSError as exc:
+            named = _named(exc, target)
+            if named is not exc:
+                raise named from exc
+            raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
