@@ -5,7 +5,8 @@ FORMATS = ("safetensors", "onnx", "pytorch", "hf", "gguf", "int8", "int4")  # go
 
 
 def register(sub) -> None:
-    p = sub.add_parser("export", help="write a checkpoint as safetensors, ONNX, PyTorch .pt or a Hugging Face directory",
+    p = sub.add_parser("export", help="write a checkpoint as safetensors, ONNX, PyTorch .pt, a Hugging Face directory, "
+                                      "GGUF or int8/int4 weights",
                        description="Export a trained model. safetensors: our own directory (from_pretrained); onnx: "
                                    "one .onnx file with KV-cache inputs/outputs (onnxruntime); pytorch: model.pt for "
                                    "torch.load(weights_only=True); hf: a transformers GPT-2/Llama directory; gguf: llama.cpp's "
