@@ -216,6 +216,7 @@ def load_for_finetune(path):
         model = GoldbullText.from_pretrained(path)
         tok = getattr(model, "tokenizer", None)
         if tok is not None:
+            model.check_tokenizer(tok, os.fspath(path))
             return model, tok
         ck = Path(path)
     else:
@@ -225,4 +226,6 @@ def load_for_finetune(path):
         tok = load_tokenizer(os.fspath(ck))
     except FileNotFoundError:
         tok = None
+    if tok is not None:
+        model.check_tokenizer(tok, os.fspath(ck))
     return model, tok

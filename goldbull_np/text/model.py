@@ -233,6 +233,14 @@ class GoldbullText(PreTrainedModel):
         out = seq[:, :n]
         return Tensor(out[0] if flat else out)
 
+    def check_tokenizer(self, tokenizer, source="the tokenizer") -> None:
+        """ValueError naming ``source`` if ``tokenizer`` can produce ids this model has no embedding for
+        (a tokenizer from another model or run), instead of an embedding-id error at the first batch."""
+        n = getattr(tokenizer, "vocab_size", None)
+        if n is not None and n > self.config.vocab_size:
+            raise ValueError(f"{source}: the tokenizer has {n} tokens but the model's vocab_size is "
+                             f"{self.config.vocab_size}: they belong to different models")
+
     # ---- training -----------------------------------------------------------------------------
     def default_task(self):
         """Language modelling (:class:`goldbull_np.text.LanguageModelingTask`): what a Trainer trains

@@ -213,7 +213,9 @@ def load_for_inference(path):
     ck = resolve_checkpoint(path)
     model = GoldbullText.from_pretrained(os.fspath(ck))
     model.eval()
-    return model, load_tokenizer(ck), ck
+    tokenizer = load_tokenizer(ck)
+    model.check_tokenizer(tokenizer, str(ck))
+    return model, tokenizer, ck
 
 
 __all__ = ["train_text", "generate_from_checkpoint", "evaluate_checkpoint", "finetune_text", "read_text",

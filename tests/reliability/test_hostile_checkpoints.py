@@ -104,3 +104,13 @@ def test_impossible_data_position_is_refused(tmp_path, position):
     (ck / "trainer_state.json").write_text(json.dumps(st))
     with pytest.raises(ValueError, match=r"data\.position"):
         _resume(tmp_path)
+
+
+def test_tokenizer_from_another_model_is_named_not_an_embedding_error(tmp_path):
+    from goldbull_np.data import CharTokenizer
+    from goldbull_np.text.recipes import generate_from_checkpoint
+    tok = CharTokenizer.from_text("abcdefghijklmnopqrstuvwxyz0123456789", special_tokens={})
+    tiny_model(10).save_pretrained(tmp_path)
+    tok.save(str(tmp_path))
+    with pytest.raises(ValueError, match=rf"{tmp_path}: the tokenizer has 36 tokens but the model's vocab_size is 10"):
+        generate_from_checkpoint(tmp_path, "abc", max_new_tokens=2)
