@@ -1,13 +1,17 @@
-/* conv2d over NCHW as im2col + GEMM, one (image, group) pair at a time.
+/* conv2d over NCHW as implicit GEMMs, one (image, group) pair at a time.
  *
  * The team splits the B*G (image, group) pairs statically (a deterministic sum order for dweight at a
- * given thread count). Each thread unrolls its pair's windows into a private (Cg*KH*KW, P) column
- * block, small enough to stay in L2/L3 (a 3x3 over 64 channels at 16x16 is 590 KB), and runs the
- * single-threaded register-blocked GEMM (gb_gemm_tile, the SGEMM's packing and micro-kernel) on it:
- * the whole-batch im2col matrix is never materialised. A 1x1, stride-1, unpadded convolution reads the
- * input directly (no column block). Backward recomputes the columns (nothing saved but x):
- *   dweight[g] += dout[b,g] (OCg,P) . col^T (P,K)   per-thread partials, summed after the team joins
- *   dcol = weight[g]^T (K,OCg) . dout[b,g] (OCg,P)  then col2im (scatter-add) into dinp[b,g]. */
+ * given thread count). Each thread writes its pair's patches straight into the micro-kernel's B panels
+ * (NR columns wide, zero-padded; a 3x3 over 64 channels at 16x16 is 590 KB, L2-resident) and runs the
+ * unpacked register-blocked GEMM (gb_gemm_small) with the other operand read in place: the
+ * whole-batch im2col matrix is never materialised and no operand is packed twice.
+ *   forward  out[b,g] (OCg,P) = weight[g] (OCg,K) . col (K,P)          B = col panels
+ *   dweight  dweight[g] += dout[b,g] (OCg,P) . col^T (P,K)             B = col^T panels; per-thread
+ *                                                                      partials summed after the join
+ *   dinp     dcol = weight[g]^T (K,OCg) . dout[b,g] (OCg,P)             then col2im (scatter-add)
+ * A 1x1, stride-1, unpadded convolution reads the input as B directly (forward) and writes dinp
+ * directly; depthwise convolutions (Cg = OCg = 1) run the taps directly. Backward recomputes the
+ * patches (nothing is saved but x). */
 #include <stdlib.h>
 #include "internal/gb_common.h"
 #include "internal/gb_gemm.h"
@@ -42,35 +46,28 @@ static void valid_cols(const conv_args *a, int64_t off, int64_t *ow0, int64_t *o
     *ow1 = hi;
 }
 
-/* col (Cg*KH*KW, P) <- windows of x (Cg, H, W) */
-static void im2col(float *col, const float *x, const conv_args *a) {
-    int64_t Cg = a->C / a->G, P = a->OH * a->OW, OW = a->OW;
-    for (int64_t c = 0; c < Cg; c++) {
-        const float *xc = x + c * a->H * a->W;
-        for (int64_t kh = 0; kh < a->KH; kh++)
-            for (int64_t kw = 0; kw < a->KW; kw++) {
-                float *row = col + ((c * a->KH + kh) * a->KW + kw) * P;
-                int64_t off = kw * a->dw - a->pl, ow0, ow1;
-                valid_cols(a, off, &ow0, &ow1);
-                for (int64_t oh = 0; oh < a->OH; oh++) {
-                    int64_t ih = oh * a->sh - a->pt + kh * a->dh;
-                    float *r = row + oh * OW;
-                    if (ih < 0 || ih >= a->H) {
-                        memset(r, 0, (size_t)OW * sizeof(float));
-                        continue;
-                    }
-                    const float *xr = xc + ih * a->W + off;
-                    for (int64_t ow = 0; ow < ow0; ow++) r[ow] = 0.0f;
-                    if (a->sw == 1) memcpy(r + ow0, xr + ow0, (size_t)(ow1 - ow0) * sizeof(float));
-                    else for (int64_t ow = ow0; ow < ow1; ow++) r[ow] = xr[ow * a->sw];
-                    for (int64_t ow = ow1; ow < OW; ow++) r[ow] = 0.0f;
-                }
-            }
+/* row (P,) <- tap (kh, kw) of channel c of x (Cg, H, W): row[oh*OW + ow] = x[c, ih, iw] or 0 outside */
+static void tap_row(float *row, const float *x, const conv_args *a, int64_t c, int64_t kh, int64_t kw) {
+    const float *xc = x + c * a->H * a->W;
+    int64_t off = kw * a->dw - a->pl, ow0, ow1;
+    valid_cols(a, off, &ow0, &ow1);
+    for (int64_t oh = 0; oh < a->OH; oh++) {
+        int64_t ih = oh * a->sh - a->pt + kh * a->dh;
+        float *r = row + oh * a->OW;
+        if (ih < 0 || ih >= a->H) {
+            memset(r, 0, (size_t)a->OW * sizeof(float));
+            continue;
+        }
+        const float *xr = xc + ih * a->W + off;
+        for (int64_t ow = 0; ow < ow0; ow++) r[ow] = 0.0f;
+        if (a->sw == 1) memcpy(r + ow0, xr + ow0, (size_t)(ow1 - ow0) * sizeof(float));
+        else for (int64_t ow = ow0; ow < ow1; ow++) r[ow] = xr[ow * a->sw];
+        for (int64_t ow = ow1; ow < a->OW; ow++) r[ow] = 0.0f;
     }
 }
 
 /* colp (ceil(P/NR), K, NR) <- the windows of x (Cg, H, W) written straight into the GEMM's B panels
- * (zero-padded past P), row by row through the L1-resident `row` (P floats) */
+ * (zero-padded past P), row by row through the L1-resident `row` (P floats): forward's B = col */
 static void im2col_panels(float *colp, float *row, const float *x, const conv_args *a) {
     int64_t Cg = a->C / a->G, P = a->OH * a->OW, K = Cg * a->KH * a->KW;
     int64_t npan = (P + NR - 1) / NR, tail = P - (npan - 1) * NR;
@@ -78,28 +75,28 @@ static void im2col_panels(float *colp, float *row, const float *x, const conv_ar
         for (int64_t kh = 0; kh < a->KH; kh++)
             for (int64_t kw = 0; kw < a->KW; kw++) {
                 int64_t k = (c * a->KH + kh) * a->KW + kw;
-                const float *xc = x + c * a->H * a->W;
-                int64_t off = kw * a->dw - a->pl, ow0, ow1;
-                valid_cols(a, off, &ow0, &ow1);
-                for (int64_t oh = 0; oh < a->OH; oh++) {
-                    int64_t ih = oh * a->sh - a->pt + kh * a->dh;
-                    float *r = row + oh * a->OW;
-                    if (ih < 0 || ih >= a->H) {
-                        memset(r, 0, (size_t)a->OW * sizeof(float));
-                        continue;
-                    }
-                    const float *xr = xc + ih * a->W + off;
-                    for (int64_t ow = 0; ow < ow0; ow++) r[ow] = 0.0f;
-                    if (a->sw == 1) memcpy(r + ow0, xr + ow0, (size_t)(ow1 - ow0) * sizeof(float));
-                    else for (int64_t ow = ow0; ow < ow1; ow++) r[ow] = xr[ow * a->sw];
-                    for (int64_t ow = ow1; ow < a->OW; ow++) r[ow] = 0.0f;
-                }
+                tap_row(row, x, a, c, kh, kw);
                 for (int64_t jp = 0; jp < npan; jp++) {
                     float *dst = colp + (jp * K + k) * NR;
                     int64_t n = jp == npan - 1 ? tail : NR;
                     memcpy(dst, row + jp * NR, (size_t)n * sizeof(float));
                     for (int64_t j = n; j < NR; j++) dst[j] = 0.0f;
                 }
+            }
+}
+
+/* colT (ceil(K/NR), P, NR) <- col^T in B panels for dweight = dout . col^T: lane k % NR of panel k / NR
+ * holds patch row k. The lanes past K are zeroed once by the caller (rows never write them); a panel
+ * (P*NR floats, 16 KB at P = 256) stays in L1 while its NR rows are written. */
+static void im2col_tpanels(float *colT, float *row, const float *x, const conv_args *a) {
+    int64_t Cg = a->C / a->G, P = a->OH * a->OW;
+    for (int64_t c = 0; c < Cg; c++)
+        for (int64_t kh = 0; kh < a->KH; kh++)
+            for (int64_t kw = 0; kw < a->KW; kw++) {
+                int64_t k = (c * a->KH + kh) * a->KW + kw;
+                tap_row(row, x, a, c, kh, kw);
+                float *dst = colT + (k / NR) * P * NR + k % NR;
+                for (int64_t p = 0; p < P; p++) dst[p * NR] = row[p];
             }
 }
 
@@ -290,29 +287,29 @@ static void conv_bwd_task(void *ctx, int t, int nt) {
         }
         return;
     }
-    size_t w1 = gb_gemm_tile_ws(OCg, K, P), w2 = gb_gemm_small_ws(OCg);
-    float *col = (!direct && dw_t) ? conv_alloc((size_t)K * P) : NULL;
+    size_t w1 = gb_gemm_small_ws(P), w2 = gb_gemm_small_ws(OCg);
+    int64_t kpan = (K + NR - 1) / NR;
+    float *col = dw_t ? conv_alloc((size_t)kpan * P * NR + (size_t)P) : NULL;  /* colT panels + one row */
     float *dcol = (!direct && a->dinp) ? conv_alloc((size_t)K * P) : NULL;
     float *ws = conv_alloc(w1 > w2 ? w1 : w2);
-    if ((!direct && dw_t && !col) || (!direct && a->dinp && !dcol) || !ws) {
+    if ((dw_t && !col) || (!direct && a->dinp && !dcol) || !ws) {
         mark_error(a);
         free(col);
         free(dcol);
         free(ws);
         return;
     }
+    if (col && K % NR)  /* the lanes past K of the last colT panel: zero, never written by a row */
+        for (int64_t p = 0; p < P; p++)
+            memset(col + (kpan - 1) * P * NR + p * NR + K % NR, 0, (size_t)(NR - K % NR) * sizeof(float));
     for (int64_t it = i0; it < i1; it++) {
         int64_t b = it / a->G, g = it % a->G;
         const float *x = a->inp + (b * a->C + g * Cg) * a->H * a->W;     /* (Cg, H, W) */
         const float *dy = a->dout + (b * a->OC + g * OCg) * P;            /* (OCg, P) */
         const float *wg = a->weight + g * OCg * K;                        /* (OCg, K) */
-        if (dw_t) {
-            const float *src = x;
-            if (!direct) {
-                im2col(col, x, a);
-                src = col;
-            }
-            gb_gemm_tile(dw_t + g * OCg * K, K, dy, P, 0, src, P, 1, OCg, K, P, 1, ws);
+        if (dw_t) {  /* dweight[g] (OCg, K) += dy (OCg, P) . col^T (P, K), B = the colT panels */
+            im2col_tpanels(col, col + kpan * P * NR, x, a);
+            gb_gemm_small(dw_t + g * OCg * K, K, dy, P, 1, col, NR, P * NR, OCg, K, P, 1, GB_TRI_NONE, 0, ws);
         }
         if (db_t)
             for (int64_t oc = 0; oc < OCg; oc++) {
