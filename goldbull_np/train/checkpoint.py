@@ -228,9 +228,10 @@ class CheckpointManager:
         out.sort(key=lambda c: (c.step, c.saved_at))
         return out
 
-    def latest(self, run_id: Optional[str] = "any") -> Optional[Path]:
-        """The most recently saved complete checkpoint (of ``run_id``, default any run), or None."""
-        cks = self.checkpoints(run_id)
+    def latest(self, run_id: Optional[str] = "any", *, finite: bool = False) -> Optional[Path]:
+        """The most recently saved complete checkpoint (of ``run_id``, default any run), or None;
+        with ``finite=True`` only checkpoints whose weights were finite when saved count."""
+        cks = [c for c in self.checkpoints(run_id) if c.finite or not finite]
         return max(cks, key=lambda c: (c.saved_at, c.step)).path if cks else None
 
     def best(self, run_id: Optional[str] = None) -> Optional[Path]:
@@ -369,9 +370,13 @@ def load_checkpoint(path, *, model=None, optimizer=None) -> dict:
         if optimizer is not None:
             bad = nonfinite_weights(model)
             if bad:
+                mgr = CheckpointManager.__new__(CheckpointManager)  # read-only look at the siblings
+                mgr.directory, mgr.config, mgr.run_id = path.parent, CheckpointConfig(), None
+                good = mgr.latest(finite=True)
                 raise ValueError(f"{path / MODEL_FILE}: cannot resume training from weights that are not finite "
                                  f"({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''} hold NaN/inf); resume "
-                                 "from an earlier checkpoint")
+                                 + (f"from {good}, the latest finite checkpoint" if good else
+                                    "from an earlier checkpoint"))
     if optimizer is not None:
         opt_path = path / OPTIMIZER_FILE
         if "optimizer" not in state or not opt_path.is_file():
@@ -403,7 +408,7 @@ def resolve_checkpoint(path) -> Path:
         raise FileNotFoundError(f"checkpoint not found: {path}")
     mgr = CheckpointManager.__new__(CheckpointManager)  # read-only: no temp cleanup, no mkdir
     mgr.directory, mgr.config, mgr.run_id = path, CheckpointConfig(), None
-    latest = mgr.latest()
+    latest = mgr.latest(finite=True) or mgr.latest()  # a NaN checkpoint is never picked over a finite one
     if latest is None:
         raise FileNotFoundError(f"no complete checkpoint in {path}")
     best = mgr.best(run_id=read_trainer_state(latest).get("run_id"))

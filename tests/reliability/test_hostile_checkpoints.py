@@ -114,3 +114,16 @@ def test_tokenizer_from_another_model_is_named_not_an_embedding_error(tmp_path):
     tok.save(str(tmp_path))
     with pytest.raises(ValueError, match=rf"{tmp_path}: the tokenizer has 36 tokens but the model's vocab_size is 10"):
         generate_from_checkpoint(tmp_path, "abc", max_new_tokens=2)
+
+
+def test_generate_from_a_run_directory_skips_a_nan_latest_checkpoint(tmp_path):
+    from goldbull_np.train.checkpoint import resolve_checkpoint
+    tok, _, _ = datasets()
+    m = tiny_model(tok.vocab_size)
+    mgr = CheckpointManager(tmp_path, CheckpointConfig(max_checkpoints=3))
+    mgr.save(1, model=m, trainer_state={})
+    m.lm_head.weight.data[...] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mgr.save(2, model=m, trainer_state={})
+    assert resolve_checkpoint(tmp_path).name == "checkpoint-00000001"
