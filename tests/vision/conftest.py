@@ -1,8 +1,7 @@
-"""Shared fixtures: a small digits folder (scikit-learn's 8x8 digits as PNGs) and image writers."""
+"""Shared fixtures: a small digits folder (scikit-learn's 8x8 digits as PNGs)."""
 import os
 import sys
 
-import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -17,23 +16,3 @@ def digits_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("digits")
     make_digits_folder(str(out))
     return out
-
-
-def write_png(path, array, mode=None):
-    from PIL import Image
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    Image.fromarray(array, mode).save(path) if mode else Image.fromarray(array).save(path)
-
-
-def write_folder(root, images, rows=None, header="filename,label"):
-    """images: {relpath: array}; rows: list of (relpath, label) lines (default one per image, label 'a'/'b')."""
-    for rel, a in images.items():
-        write_png(os.path.join(root, rel), a)
-    if rows is None:
-        rows = [(rel, "ab"[i % 2]) for i, rel in enumerate(images)]
-    with open(os.path.join(root, "labels.csv"), "w") as f:
-        if header:
-            f.write(header + "\n")
-        for r in rows:
-            f.write(",".join(str(v) for v in r) + "\n")
-    return root

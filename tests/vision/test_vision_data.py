@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import write_folder, write_png
+from vision_helpers import write_folder, write_png
 
 pytest.importorskip("PIL")
 from goldbull_np.vision import ImageDataError, ImageFolderDataset  # noqa: E402
