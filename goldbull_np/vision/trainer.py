@@ -10,7 +10,6 @@ from typing import Any, ClassVar, List, Optional
 
 import numpy as np
 
-from .. import random as gb_random
 from ..train.config import Bool, ConfigError, Number, Str, TrainingConfig, config, option
 from ..train.trainer import Trainer
 from .data import ImageDataError, ImageFolderDataset, check_image_size
