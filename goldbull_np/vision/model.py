@@ -16,7 +16,7 @@ from ..autograd.tensor import Tensor
 from ..nn import functional as F
 from ..nn import init
 from ..nn.model_base import PreTrainedModel, register_model
-from ..nn.transformer import MLP, CausalSelfAttention, make_norm
+from ..nn.transformer import CausalSelfAttention, TransformerBlock
 from .config import VisionConfig
 
 
@@ -85,19 +85,14 @@ class SelfAttention(CausalSelfAttention):
         return self.o_proj(y.transpose(1, 2).reshape(B, T, H * D))
 
 
-class EncoderBlock(nn.Module):
-    """Pre-norm ViT block: x + attn(ln(x)), then x + mlp(ln(x))."""
-
-    def __init__(self, n_embd, n_head, mlp_ratio):
-        super().__init__()
-        self.attn_norm = make_norm("layernorm", n_embd, True, 1e-6)
-        self.attn = SelfAttention(n_embd, n_head)
-        self.mlp_norm = make_norm("layernorm", n_embd, True, 1e-6)
-        self.mlp = MLP(n_embd, mlp_ratio * n_embd, kind="gelu")
-
-    def forward(self, x):
-        x = x + self.attn(self.attn_norm(x))
-        return x + self.mlp(self.mlp_norm(x))
+def encoder_block(n_embd, n_head, mlp_ratio):
+    """The shared pre-norm TransformerBlock (x + attn(ln(x)), x + mlp(ln(x)); LayerNorm fused into the
+    projections, GELU into down_proj) with its causal attention swapped for the bidirectional one (same
+    parameter names: attn.qkv_proj, attn.o_proj)."""
+    blk = TransformerBlock(n_embd, n_head, mlp="gelu", mlp_hidden=mlp_ratio * n_embd, norm="layernorm", bias=True,
+                           norm_eps=1e-6)
+    blk.attn = SelfAttention(n_embd, n_head)
+    return blk
 
 
 class ViT(nn.Module):
@@ -113,7 +108,7 @@ class ViT(nn.Module):
             self.cls_token = nn.Parameter(np.zeros((1, 1, E), np.float32))
         else:
             self.register_parameter("cls_token", None)
-        self.blocks = nn.ModuleList([EncoderBlock(E, c.n_head, c.mlp_ratio) for _ in range(c.n_layer)])
+        self.blocks = nn.ModuleList([encoder_block(E, c.n_head, c.mlp_ratio) for _ in range(c.n_layer)])
         self.norm = nn.LayerNorm(E, eps=1e-6)
         self.dropout = nn.Dropout(c.dropout) if c.dropout > 0 else None
         self.head = nn.Linear(E, c.num_classes)
@@ -200,4 +195,4 @@ class GoldbullVision(PreTrainedModel):
         return f"arch={self.config.arch}, num_classes={self.config.num_classes}"
 
 
-__all__ = ["GoldbullVision", "VisionConfig", "ResNet", "ViT", "BasicBlock", "EncoderBlock", "SelfAttention"]
+__all__ = ["GoldbullVision", "VisionConfig", "ResNet", "ViT", "BasicBlock", "SelfAttention", "encoder_block"]
