@@ -21,7 +21,6 @@ DirectoryLockedError naming the holder's pid); the Trainer holds it for a whole 
 Which checkpoint is the latest or the best is derived from the directories themselves (their
 ``trainer_state.json``), not from pointer files that could disagree with them.
 """
-import json
 import math
 import os
 import re
@@ -34,6 +33,7 @@ from typing import Optional
 
 import numpy as np
 
+from .._config_io import read_json
 from ..io import TMP_PREFIX, TRASH_PREFIX, atomic_directory, atomic_write_json, fsync_dir, load_safetensors, remove_tree
 from ..io import DirectoryLock, DirectoryLockedError, save_safetensors
 from ..nn.model_base import PreTrainedModel
@@ -150,8 +150,10 @@ def read_trainer_state(path) -> dict:
     p = Path(path) / STATE_FILE
     if not p.is_file():
         raise FileNotFoundError(f"{path} is not a goldbull checkpoint (no {STATE_FILE})")
-    with open(p, encoding="utf-8") as f:
-        return json.load(f)
+    st = read_json(p, "no trainer state")  # malformed, too deep, not UTF-8: a ValueError naming the file
+    if not isinstance(st, dict):
+        raise ValueError(f"{p}: expected a JSON object, got {type(st).__name__}")
+    return st
 
 
 class CheckpointManager:

@@ -47,6 +47,8 @@ def read_config_file(path) -> dict:
         if isinstance(exc, ConfigError):
             raise
         raise ConfigError(f"{path}: cannot parse: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: cannot parse: nested too deeply") from None
     raise ConfigError(f"{path}: unknown config format {ext!r} (use .toml or .json)")
 
 

@@ -13,8 +13,6 @@ import os
 import struct
 import tempfile
 
-import numpy as np
-
 from goldbull_np.data.errors import DataError
 from goldbull_np.io import load_safetensors
 
@@ -149,6 +147,7 @@ TARGETS = {"safetensors": safetensors_target, "config": config_target, "data": d
 def seeds(name):
     """Valid inputs of each target, to start mutation from."""
     import numpy as np
+
     from goldbull_np.io import save_safetensors
     if name == "safetensors":
         p = os.path.join(_TMP, "seed.safetensors")

@@ -6,7 +6,6 @@ import os
 import sys
 import time
 
-import numpy as np
 import pytest
 
 from goldbull_np.nn.model_base import check_memory

@@ -5,14 +5,12 @@ given by another path (content, not spelling)."""
 import argparse
 import os
 
-import numpy as np
 import pytest
 
 from goldbull_np.cli import build_parser, main
 from goldbull_np.cli._args import apply_threads, available_cpus
 from goldbull_np.cli.text import build_run_config
-from goldbull_np.text import TextTrainer
-from rel_helpers import CORPUS, cfg, datasets, tiny_model
+from rel_helpers import CORPUS, tiny_model
 
 
 def test_preset_flag_keeps_the_files_model_values(tmp_path):

@@ -2,10 +2,9 @@
 the previous version is intact; the previous checkpoint survives."""
 import errno
 
-import numpy as np
 import pytest
 
-from goldbull_np.io import atomic_directory, atomic_write, load_safetensors, save_safetensors
+from goldbull_np.io import atomic_write, load_safetensors
 from goldbull_np.train import CheckpointManager
 from rel_helpers import datasets, tiny_model
 

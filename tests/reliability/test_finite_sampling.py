@@ -57,7 +57,7 @@ def test_cli_generate_from_nan_checkpoint_fails(tmp_path, capsys):
     m = _model()
     m.lm_head.weight.data[...] = np.nan
     m.save_pretrained(tmp_path)
-    CharTokenizer.from_text("abcdefghijklmnop").save(str(tmp_path))
+    CharTokenizer.from_text("abcdefghijklmnop", special_tokens={}).save(str(tmp_path))  # 16 <= vocab 20
     code = main(["generate", "--checkpoint", str(tmp_path), "--prompt", "ab", "--max-new-tokens", "3"])
     assert code == 1
     assert "NaN" in capsys.readouterr().err
