@@ -205,6 +205,75 @@ GB_MULTIVERSION(dw_bwd, (float *dx, float *dwt, float *dbt, const float *dy, con
                          const conv_args *a),
                 dw_bwd_body(dx, dwt, dbt, dy, x, w, a))
 
+/* Stride-1 depthwise on zero-padded planes: with the output held at the padded row stride Wp, every
+ * tap is one flat loop of (OH-1)*Wp + OW multiply-adds over shifted views (no per-row edge tests);
+ * the Wp - OW columns past each output row are scratch (discarded, or zero in the gradient plane). */
+static int dw_flat(const conv_args *a) { return a->sh == 1 && a->sw == 1; }
+
+static void dw_pad_plane(float *xp, const float *x, const conv_args *a, int64_t Hp, int64_t Wp) {
+    memset(xp, 0, (size_t)(Hp * Wp) * sizeof(float));
+    for (int64_t ih = 0; ih < a->H; ih++) memcpy(xp + (ih + a->pt) * Wp + a->pl, x + ih * a->W, (size_t)a->W * sizeof(float));
+}
+
+static inline GB_INLINE void dw1_fwd_body(float *o, const float *x, const float *w, float bias, float *xp, float *t,
+                                          const conv_args *a) {
+    /* o (OH, OW), x (H, W), w (KH, KW); scratch xp (Hp, Wp), t (OH, Wp) */
+    int64_t Wp = a->OW + a->dw * (a->KW - 1), Hp = a->OH + a->dh * (a->KH - 1), n = (a->OH - 1) * Wp + a->OW;
+    dw_pad_plane(xp, x, a, Hp, Wp);
+    for (int64_t p = 0; p < n; p++) t[p] = bias;
+    for (int64_t kh = 0; kh < a->KH; kh++)
+        for (int64_t kw = 0; kw < a->KW; kw++) {
+            const float *xs = xp + kh * a->dh * Wp + kw * a->dw;
+            float wv = w[kh * a->KW + kw];
+            #pragma omp simd
+            for (int64_t p = 0; p < n; p++) t[p] += wv * xs[p];
+        }
+    for (int64_t oh = 0; oh < a->OH; oh++) memcpy(o + oh * a->OW, t + oh * Wp, (size_t)a->OW * sizeof(float));
+}
+GB_MULTIVERSION(dw1_fwd, (float *o, const float *x, const float *w, float bias, float *xp, float *t,
+                          const conv_args *a), dw1_fwd_body(o, x, w, bias, xp, t, a))
+
+static inline GB_INLINE void dw1_bwd_body(float *dx, float *dwt, float *dbt, const float *dy, const float *x,
+                                          const float *w, float *xp, float *dxp, float *gp, const conv_args *a) {
+    /* dx (H, W)|NULL, dwt (KH*KW,)|NULL and dbt (1,)|NULL accumulated; dy (OH, OW); scratch xp, dxp (Hp, Wp),
+     * gp (OH, Wp) = dy at the padded stride with zero columns */
+    int64_t Wp = a->OW + a->dw * (a->KW - 1), Hp = a->OH + a->dh * (a->KH - 1), n = (a->OH - 1) * Wp + a->OW;
+    for (int64_t oh = 0; oh < a->OH; oh++) {
+        memcpy(gp + oh * Wp, dy + oh * a->OW, (size_t)a->OW * sizeof(float));
+        if (oh + 1 < a->OH) memset(gp + oh * Wp + a->OW, 0, (size_t)(Wp - a->OW) * sizeof(float));
+    }
+    if (dbt) {
+        float sacc = 0.0f;
+        #pragma omp simd reduction(+:sacc)
+        for (int64_t p = 0; p < n; p++) sacc += gp[p];
+        dbt[0] += sacc;
+    }
+    if (dwt) dw_pad_plane(xp, x, a, Hp, Wp);
+    if (dx) memset(dxp, 0, (size_t)(Hp * Wp) * sizeof(float));
+    for (int64_t kh = 0; kh < a->KH; kh++)
+        for (int64_t kw = 0; kw < a->KW; kw++) {
+            int64_t shift = kh * a->dh * Wp + kw * a->dw, tap = kh * a->KW + kw;
+            if (dwt) {
+                const float *xs = xp + shift;
+                float sacc = 0.0f;
+                #pragma omp simd reduction(+:sacc)
+                for (int64_t p = 0; p < n; p++) sacc += gp[p] * xs[p];
+                dwt[tap] += sacc;
+            }
+            if (dx) {
+                float *ds = dxp + shift, wv = w[tap];
+                #pragma omp simd
+                for (int64_t p = 0; p < n; p++) ds[p] += wv * gp[p];
+            }
+        }
+    if (dx)
+        for (int64_t ih = 0; ih < a->H; ih++)
+            memcpy(dx + ih * a->W, dxp + (ih + a->pt) * Wp + a->pl, (size_t)a->W * sizeof(float));
+}
+GB_MULTIVERSION(dw1_bwd, (float *dx, float *dwt, float *dbt, const float *dy, const float *x, const float *w,
+                          float *xp, float *dxp, float *gp, const conv_args *a),
+                dw1_bwd_body(dx, dwt, dbt, dy, x, w, xp, dxp, gp, a))
+
 static void mark_error(conv_args *a) { __atomic_store_n(&a->err, 1, __ATOMIC_RELAXED); }
 
 static void conv_fwd_task(void *ctx, int t, int nt) {
@@ -213,6 +282,20 @@ static void conv_fwd_task(void *ctx, int t, int nt) {
     int64_t i0, i1;
     gb_split(a->B * a->G, t, nt, &i0, &i1);
     if (i0 >= i1) return;
+    if (depthwise(a) && dw_flat(a)) {
+        int64_t Wp = a->OW + a->dw * (a->KW - 1), Hp = a->OH + a->dh * (a->KH - 1);
+        float *xp = conv_alloc((size_t)(Hp * Wp)), *t = conv_alloc((size_t)(a->OH * Wp));
+        if (!xp || !t) {
+            mark_error(a);
+        } else {
+            for (int64_t it = i0; it < i1; it++)
+                GB_CALL(dw1_fwd, (a->out + it * P, a->inp + it * a->H * a->W, a->weight + (it % a->G) * K,
+                                  a->bias ? a->bias[it % a->G] : 0.0f, xp, t, a));
+        }
+        free(xp);
+        free(t);
+        return;
+    }
     if (depthwise(a)) {
         for (int64_t it = i0; it < i1; it++)  /* it = b*C + c */
             GB_CALL(dw_fwd, (a->out + it * P, a->inp + it * a->H * a->W, a->weight + (it % a->G) * K,
@@ -278,6 +361,25 @@ static void conv_bwd_task(void *ctx, int t, int nt) {
     int direct = pointwise(a);
     float *dw_t = a->dw_part ? a->dw_part + (int64_t)t * a->OC * K : NULL;   /* (OC, K), zeroed */
     float *db_t = a->db_part ? a->db_part + (int64_t)t * a->OC : NULL;       /* (OC,), zeroed */
+    if (depthwise(a) && dw_flat(a)) {
+        int64_t Wp = a->OW + a->dw * (a->KW - 1), Hp = a->OH + a->dh * (a->KH - 1);
+        float *xp = conv_alloc((size_t)(Hp * Wp)), *dxp = conv_alloc((size_t)(Hp * Wp));
+        float *gp = conv_alloc((size_t)(a->OH * Wp));
+        if (!xp || !dxp || !gp) {
+            mark_error(a);
+        } else {
+            for (int64_t it = i0; it < i1; it++) {  /* it = b*C + c */
+                int64_t c = it % a->G;
+                GB_CALL(dw1_bwd, (a->dinp ? a->dinp + it * a->H * a->W : NULL, dw_t ? dw_t + c * K : NULL,
+                                  db_t ? db_t + c : NULL, a->dout + it * P, a->inp + it * a->H * a->W,
+                                  a->weight + c * K, xp, dxp, gp, a));
+            }
+        }
+        free(xp);
+        free(dxp);
+        free(gp);
+        return;
+    }
     if (depthwise(a)) {
         for (int64_t it = i0; it < i1; it++) {  /* it = b*C + c */
             int64_t c = it % a->G;
