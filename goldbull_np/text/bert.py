@@ -484,8 +484,10 @@ def to_hf_state_dict(model, prefix=""):
 
 
 def _save_hf(model, save_directory, tensors):
-    if getattr(model, "lora_config", None) is not None:
-        raise ValueError("save_pretrained: the model has LoRA adapters; merge_lora() (or save_lora) first")
+    from ..nn.lora import lora_modules
+    if lora_modules(model):
+        raise ValueError("save_pretrained: the model has LoRA adapters; goldbull_np.nn.lora.remove_lora(model) "
+                         "merges them into plain Linears first (or lora.save_lora(model, dir) saves only them)")
     os.makedirs(save_directory, exist_ok=True)
     model.config.to_json_file(os.path.join(save_directory, CONFIG_NAME))
     save_safetensors(tensors, os.path.join(save_directory, WEIGHTS_NAME), metadata={"format": "pt"})

@@ -171,3 +171,27 @@ def test_a_config_built_model_needs_no_checkpoint(tmp_path):
     assert h.shape == (1, 4, 16) and m.pooler is None
     with pytest.raises(ValueError, match="divisible"):
         tiny_bert_config(V, num_attention_heads=3)
+
+
+def test_lora_adapters_save_load_and_merge_into_an_hf_directory(tiny, tmp_path):
+    from goldbull_np.nn import lora
+    from goldbull_np.nn.lora import LoRAConfig
+    gb.manual_seed(2)
+    m = BertForSequenceClassification.from_pretrained(tiny, num_labels=2)
+    m.add_lora_adapters(LoRAConfig(rank=2, dropout=0.0))
+    for p in m.get_lora_parameters():
+        p.data[...] = np.random.default_rng(p.data.size).normal(0, 0.2, p.shape)
+    enc = m.tokenizer(["the cat sat", "a dog"])
+    m.eval()
+    with gb.no_grad():
+        want = m(enc["input_ids"], enc["attention_mask"])[0].data
+    with pytest.raises(ValueError, match="remove_lora"):
+        m.save_pretrained(tmp_path / "x")
+    lora.save_lora(m, tmp_path / "adapters")
+    lora.remove_lora(m)  # merged into plain Linears
+    m.save_pretrained(tmp_path / "merged")
+    again = BertForSequenceClassification.from_pretrained(tmp_path / "merged")
+    again.eval()
+    with gb.no_grad():
+        got = again(enc["input_ids"], enc["attention_mask"])[0].data
+    assert np.abs(got - want).max() < 1e-5
