@@ -207,6 +207,8 @@ def load_eval_data(dataset):
         raise ValueError("dataset must be a file path or a non-empty list of examples")
     if all(isinstance(x, str) for x in dataset):
         return None, None, check_predictions(list(dataset), "documents")
+    if all(hasattr(x, "text") and not hasattr(x, "output") for x in dataset):  # data.TextExample
+        return None, None, check_predictions([x.text for x in dataset], "documents")
     inputs, refs = [], []
     for i, x in enumerate(dataset):
         if isinstance(x, dict):
@@ -215,6 +217,8 @@ def load_eval_data(dataset):
             inp, out = x["input"], x["output"]
         elif isinstance(x, (list, tuple)) and len(x) == 2:
             inp, out = x
+        elif hasattr(x, "input") and hasattr(x, "output"):  # goldbull_np.data.PromptExample
+            inp, out = x.input, x.output
         else:
             raise TypeError(f"dataset[{i}]: expected an {{'input', 'output'}} dict or an (input, output) pair, "
                             f"got {type(x).__name__}")

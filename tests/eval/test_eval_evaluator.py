@@ -128,3 +128,18 @@ def test_cli_eval_usage_errors(ckpt, tmp_path):
 def test_default_bertscore_encoder_is_minilm(ckpt):
     m = Evaluator().evaluate_texts(["The cat sat on the mat."], ["A cat was sitting on the mat."], ["bertscore"])
     assert m.bert_score == pytest.approx(0.9071274995803833, abs=1e-4)
+
+
+def test_data_layer_examples_and_jsonl_files(ckpt, tmp_path):
+    from goldbull_np.data import PromptExample, TextExample
+    _, model, tok = ckpt
+    ev = Evaluator(max_new_tokens=3)
+    a = ev.evaluate_text_generation(model, [PromptExample("hello ", "world")], ["bleu", "perplexity"])
+    f = tmp_path / "t.jsonl"
+    f.write_text(json.dumps({"input": "hello ", "output": "world"}) + "\n")
+    b = ev.evaluate_text_generation(model, str(f), ["bleu", "perplexity"])
+    assert (a.bleu, a.perplexity, a.generations) == (b.bleu, b.perplexity, b.generations)
+    c = ev.evaluate_text_generation(model, [TextExample("some text")], ["perplexity"])
+    assert c.perplexity_tokens == len("some text") - 1
+    with pytest.raises(ValueError, match="tokenizer"):
+        ev.evaluate_text_generation(object(), ["text"], ["perplexity"])
