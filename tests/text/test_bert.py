@@ -29,7 +29,8 @@ def _hf_model(d):
 
 
 def _compare_with_transformers(d, texts, tol):
-    import torch
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("transformers")
     ours = BertModel.from_pretrained(d)
     ours.eval()
     enc = ours.tokenizer(texts)
