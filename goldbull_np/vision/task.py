@@ -158,7 +158,9 @@ class ImageClassificationTask(WeightedLossTask):
         if not n:
             return {"loss": float("nan"), "accuracy": float("nan"), "top5_accuracy": float("nan"), "examples": 0}
         conf = np.asarray(totals.get("confusion", np.zeros((0, 0))))
-        per_class = (np.diag(conf) / np.maximum(conf.sum(axis=1), 1)).tolist() if conf.size else []
+        rows = conf.sum(axis=1) if conf.size else np.zeros(0)
+        with np.errstate(invalid="ignore", divide="ignore"):  # NaN for a class with no validation example
+            per_class = (np.diag(conf) / rows).tolist() if conf.size else []
         return {"loss": totals["loss_sum"] / n, "accuracy": totals.get("correct", 0) / n,
                 "top5_accuracy": totals.get("top5_correct", 0) / n, "examples": int(n),
                 "per_class_accuracy": per_class, "confusion_matrix": conf.tolist()}

@@ -115,6 +115,10 @@ class VisionTrainer(Trainer):
             log.info("images have %d channel(s), the model %d: converted per batch", ds.channels, mc.in_channels)
         vf = getattr(self.config, "val_fraction", 0.2) if val_fraction is None else val_fraction
         train, val = ds.split(vf, seed=self.config.seed)
+        if len(train) < self.config.batch_size:
+            raise ImageDataError(f"{ds.labels_csv}: {len(train)} training images (after holding out {len(val or ())} for "
+                                 f"validation) is fewer than batch_size={self.config.batch_size}; training drops the "
+                                 "last partial batch, so nothing would be learned: lower batch_size")
         if isinstance(self.task, ImageClassificationTask):
             self.task.set_class_counts(train.class_counts())
             resolve_class_weights(self.task.class_weights_spec, train.class_counts(), mc.num_classes)  # fail early

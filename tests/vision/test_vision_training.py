@@ -78,6 +78,8 @@ def test_class_count_mismatch_and_bad_config(digits_dir):
     model = GoldbullVision(VisionConfig.resnet_tiny(num_classes=3))
     with pytest.raises(ValueError, match="10 classes but the model has num_classes=3"):
         VisionTrainer(model, _cfg()).train_classification(digits_dir)
+    with pytest.raises(ValueError, match="fewer than batch_size=4096"):
+        VisionTrainer(GoldbullVision(VisionConfig.resnet_tiny(num_classes=10)), _cfg(batch_size=4096)).train_classification(digits_dir)
     from goldbull_np.train.config import ConfigError
     with pytest.raises(ConfigError, match="image_size"):
         VisionTrainingConfig(image_size=(0, 8))
