@@ -188,25 +188,53 @@ def _chrf_f(stats, order, beta):
     return 0.0
 
 
-def chrf(predictions, references, *, char_order=6, beta=2, lowercase=False) -> CHRFScore:
+_PUNCTS = set('!"#$%&\'()*+,-./:;<=>?@[\\]^_`{|}~')
+
+
+def _chrf_words(sent):
+    """chrF++'s words: a leading or trailing punctuation mark split off (sacrebleu's _remove_punctuation)."""
+    out = []
+    for w in sent.split():
+        if len(w) == 1:
+            out.append(w)
+        elif w[-1] in _PUNCTS:
+            out += [w[:-1], w[-1]]
+        elif w[0] in _PUNCTS:
+            out += [w[0], w[1:]]
+        else:
+            out.append(w)
+    return out
+
+
+def _chrf_ngrams(s, char_order, word_order):
+    grams = _char_ngrams(s, char_order)
+    if word_order:
+        w = _chrf_words(s)
+        grams += [Counter(" ".join(w[i:i + n]) for i in range(len(w) - n + 1)) for n in range(1, word_order + 1)]
+    return grams
+
+
+def chrf(predictions, references, *, char_order=6, word_order=0, beta=2, lowercase=False) -> CHRFScore:
     """Corpus chrF (sacrebleu's ``corpus_chrf`` defaults: char order 6, beta 2, whitespace ignored),
-    0-100; references as for :func:`bleu` (per segment, the reference with the best chrF counts)."""
+    0-100; ``word_order=2`` is chrF++. References as for :func:`bleu` (per segment, the reference with
+    the best chrF counts)."""
     preds, refs = check_pairs(predictions, references)
-    totals = [0] * (3 * char_order)
+    order = char_order + word_order
+    totals = [0] * (3 * order)
     for hyp, rs in zip(preds, refs):
-        hyp_ngrams = _char_ngrams(hyp.lower() if lowercase else hyp, char_order)
+        hyp_ngrams = _chrf_ngrams(hyp.lower() if lowercase else hyp, char_order, word_order)
         best, best_f = None, -1.0
         for r in rs:
-            ref_ngrams = _char_ngrams(r.lower() if lowercase else r, char_order)
+            ref_ngrams = _chrf_ngrams(r.lower() if lowercase else r, char_order, word_order)
             stats = []
             for h, rr in zip(hyp_ngrams, ref_ngrams):
                 match = sum(min(c, rr[g]) for g, c in h.items() if g in rr)
                 stats += [sum(h.values()) if rr else 0, sum(rr.values()), match]
-            f = _chrf_f(stats, char_order, beta)
+            f = _chrf_f(stats, order, beta)
             if f > best_f:
                 best, best_f = stats, f
         totals = [a + b for a, b in zip(totals, best)]
-    return CHRFScore(_chrf_f(totals, char_order, beta), char_order, beta, totals)
+    return CHRFScore(_chrf_f(totals, order, beta), char_order, beta, totals)
 
 
 __all__ = ["bleu", "chrf", "compute_bleu", "tokenize_13a", "BLEUScore", "CHRFScore"]

@@ -62,7 +62,9 @@ def test_bleu_and_chrf_equal_sacrebleu_on_random_corpora():
                     ref = sacrebleu.corpus_bleu(hyps, [r1, r2], tokenize=tok, smooth_method=smooth, lowercase=lc)
                     worst_bleu = max(worst_bleu, abs(ours.score - ref.score))
                     assert ours.counts == ref.counts and ours.totals == ref.totals
-        worst_chrf = max(worst_chrf, abs(chrf(hyps, per).score - sacrebleu.corpus_chrf(hyps, [r1, r2]).score))
+        worst_chrf = max(worst_chrf, abs(chrf(hyps, per).score - sacrebleu.corpus_chrf(hyps, [r1, r2]).score),
+                         abs(chrf(hyps, per, word_order=2, lowercase=True).score
+                             - sacrebleu.CHRF(word_order=2, lowercase=True).corpus_score(hyps, [r1, r2]).score))
         # a single reference per prediction, given as strings
         assert bleu(hyps, r1).score == pytest.approx(sacrebleu.corpus_bleu(hyps, [r1]).score, abs=1e-9)
     assert worst_bleu <= 1e-9 and worst_chrf <= 1e-9
