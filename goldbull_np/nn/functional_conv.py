@@ -146,8 +146,11 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     if bias is None and weight is not None:
         bias = Tensor._make(np.zeros(C, input.dtype), False, None)
     args = (input,) if weight is None else (input, weight, bias)
+    if momentum is None and running_mean is not None:
+        raise NotImplementedError("batch_norm: momentum=None (a cumulative moving average) is not supported; "
+                                  "pass a momentum in (0, 1]")
     return _conv.BatchNorm.apply(*args, eps=eps, running_mean=_arr(running_mean), running_var=_arr(running_var),
-                                 momentum=momentum if momentum is not None else 0.1)
+                                 momentum=0.1 if momentum is None else float(momentum))
 
 
 def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
