@@ -339,7 +339,7 @@ def load_tokenizer(path: str | os.PathLike) -> Tokenizer:
         return BPETokenizer.from_file(path)
     config_path = os.path.join(path, CONFIG_FILE)
     if os.path.isfile(config_path):
-        from .._config_io import read_json
+        from ..io import read_json
 
         config = read_json(config_path, "no tokenizer config")  # bad JSON / nesting / encoding: ValueError
         if not isinstance(config, dict):

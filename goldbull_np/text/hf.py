@@ -106,7 +106,8 @@ def hf_config_to_model_config(d, source="config.json"):
     f = lambda name, default, t="int": _field(d, source, name, default, t)  # noqa: E731
     if kind == "gpt2":
         act = d.get("activation_function", "gelu_new")
-        approx = {"gelu_new": "tanh", "gelu_pytorch_tanh": "tanh", "gelu": "none"}.get(act)
+        approx = {"gelu_new": "tanh", "gelu_pytorch_tanh": "tanh", "gelu": "none"}.get(act) \
+            if isinstance(act, str) else None
         if approx is None:
             raise _unsupported(source, "activation_function", act, "only gelu_new, gelu_pytorch_tanh and gelu")
         for name, ok in (("scale_attn_weights", True), ("scale_attn_by_inverse_layer_idx", False),

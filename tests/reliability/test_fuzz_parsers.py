@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 import fuzz_targets as T
 
-FUZZ = settings(max_examples=60, deadline=None)
+FUZZ = settings(max_examples=int(os.environ.get("GOLDBULL_FUZZ_EXAMPLES", 60)), deadline=None)  # more: a long run
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 json_scalar = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(allow_nan=False),
