@@ -39,5 +39,9 @@ def main(argv=None) -> int:
     except Exception as exc:  # noqa: BLE001 - the CLI's job is to turn failures into one line
         if args.debug:
             raise
-        print(f"goldbull {args.command}: error: {exc}", file=sys.stderr)
+        # never an empty line: a bare MemoryError / AssertionError has no message, its type says what happened
+        msg = str(exc) or type(exc).__name__
+        if isinstance(exc, MemoryError):
+            msg = f"out of memory ({msg}): the model or data is larger than this machine can hold"
+        print(f"goldbull {args.command}: error: {msg}", file=sys.stderr)
         return 1

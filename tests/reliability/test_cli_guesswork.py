@@ -71,3 +71,14 @@ def test_resume_accepts_the_same_data_by_another_path(tmp_path, monkeypatch):
     run.data = run.data.replace(path=os.path.join(".", "d.txt"))  # same file, another spelling
     run.training = run.training.replace(max_steps=3)
     assert train_text(run, resume=True, sample_tokens=0, log=lambda *_: None)["steps"] == 3
+
+
+def test_a_failure_without_a_message_is_never_an_empty_line(monkeypatch, capsys):
+    import goldbull_np.text.recipes as recipes
+
+    def oom(*a, **kw):
+        raise MemoryError()
+
+    monkeypatch.setattr(recipes, "generate_from_checkpoint", oom)
+    assert main(["generate", "--checkpoint", "x"]) == 1
+    assert "error: out of memory (MemoryError)" in capsys.readouterr().err
