@@ -59,6 +59,9 @@ class LRScheduler:
     def _apply(self):
         if self.optimizer is not None:
             for g, lr in zip(self.optimizer.param_groups, self._group_lrs()):
+                if not 0.0 <= lr < math.inf:  # NaN fails too: one such step makes every parameter NaN
+                    raise ValueError(f"{type(self).__name__}: learning rate {lr!r} at step {self.last_step} is not "
+                                     f"a finite number >= 0 (its state: {self.state_dict()})")
                 g["lr"] = lr
 
     def step(self):

@@ -463,7 +463,10 @@ class Trainer:
         gb_random.set_rng_state(st["rng"])
         sched = st.get("scheduler")
         if self.scheduler is not None and sched:
-            self.scheduler.load_state_dict(sched)
+            try:
+                self.scheduler.load_state_dict(sched)
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ValueError(f"trainer_state.json: cannot restore the LR scheduler: {exc}") from None
         self.callbacks.load_state_dict(st.get("callbacks") or {})
 
     def _resume(self, path, allow_mismatch: bool) -> None:

@@ -127,3 +127,15 @@ def test_generate_from_a_run_directory_skips_a_nan_latest_checkpoint(tmp_path):
         warnings.simplefilter("ignore")
         mgr.save(2, model=m, trainer_state={})
     assert resolve_checkpoint(tmp_path).name == "checkpoint-00000001"
+
+
+def test_a_nan_learning_rate_in_the_saved_scheduler_is_refused(tmp_path):
+    _run(tmp_path, save_steps=2)
+    ck = CheckpointManager(tmp_path).latest()
+    st = json.loads((ck / "trainer_state.json").read_text())
+    for k, v in list(st["scheduler"].items()):
+        if isinstance(v, float):
+            st["scheduler"][k] = float("nan")
+    (ck / "trainer_state.json").write_text(json.dumps(st))
+    with pytest.raises(ValueError, match=r"trainer_state.json: cannot restore the LR scheduler: .*learning rate nan"):
+        _resume(tmp_path)
