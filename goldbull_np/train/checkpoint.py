@@ -38,6 +38,7 @@ from ..io import TMP_PREFIX, TRASH_PREFIX, atomic_directory, atomic_write_json, 
 from ..io import DirectoryLock, DirectoryLockedError, save_safetensors
 from ..nn.model_base import PreTrainedModel
 from .config import CheckpointConfig
+from .state_schema import check_trainer_state
 
 CHECKPOINT_PREFIX = "checkpoint-"
 STATE_FILE = "trainer_state.json"
@@ -151,9 +152,7 @@ def read_trainer_state(path) -> dict:
     if not p.is_file():
         raise FileNotFoundError(f"{path} is not a goldbull checkpoint (no {STATE_FILE})")
     st = read_json(p, "no trainer state")  # malformed, too deep, not UTF-8: a ValueError naming the file
-    if not isinstance(st, dict):
-        raise ValueError(f"{p}: expected a JSON object, got {type(st).__name__}")
-    return st
+    return check_trainer_state(st, p)  # every field the loaders read, by name
 
 
 class CheckpointManager:
@@ -217,8 +216,12 @@ class CheckpointManager:
                 continue
             try:
                 st = read_trainer_state(p)
-            except (OSError, ValueError):
-                continue  # not complete, not ours to interpret
+            except FileNotFoundError:
+                continue  # not complete
+            except (OSError, ValueError) as exc:
+                import warnings
+                warnings.warn(f"ignoring {p.name}: {exc}", RuntimeWarning, stacklevel=2)
+                continue  # not ours to interpret
             if st.get("format") != FORMAT:
                 continue
             metric = st.get("metric") or {}

@@ -58,7 +58,11 @@ class DataCursor:
         if self.num_epochs is not None and self.epoch >= self.num_epochs:
             return
         if "loader" in st and hasattr(self.loader, "load_state_dict"):
-            self.loader.load_state_dict(st["loader"])
+            try:
+                self.loader.load_state_dict(st["loader"])
+            except (KeyError, TypeError, ValueError, OverflowError) as exc:
+                raise ValueError(f"trainer_state.json: data.loader cannot be restored ({type(exc).__name__}: "
+                                 f"{exc})") from None
             if hasattr(self.loader, "set_epoch"):
                 self.loader.set_epoch(self.epoch)  # saved right at an epoch's end: go to the next one's start
             self._it = iter(self.loader)

@@ -460,7 +460,11 @@ class Trainer:
         self.state = TrainerState.from_dict(st["trainer"])
         if self.optimizer_step is not None:
             self.optimizer_step.counters = self.state
-        gb_random.set_rng_state(st["rng"])
+        try:
+            gb_random.set_rng_state(st["rng"])
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
+            raise ValueError(f"trainer_state.json: field rng is not a generator state this NumPy can restore "
+                             f"({type(exc).__name__}: {exc})") from None
         sched = st.get("scheduler")
         if self.scheduler is not None and sched:
             try:

@@ -139,3 +139,40 @@ def test_a_nan_learning_rate_in_the_saved_scheduler_is_refused(tmp_path):
     (ck / "trainer_state.json").write_text(json.dumps(st))
     with pytest.raises(ValueError, match=r"trainer_state.json: cannot restore the LR scheduler: .*learning rate nan"):
         _resume(tmp_path)
+
+
+# fields of trainer_state.json a sweep over every field (None, "x", -1, [], {}, 1e300, 10**30) found
+# escaping as AttributeError/TypeError/KeyError/OverflowError: now each a ValueError naming the file
+HOSTILE_STATE = [(("trainer",), None), (("trainer", "step"), None), (("trainer", "counts"), None),
+                 (("trainer", "elapsed"), None), (("rng",), None), (("rng", "state"), {}),
+                 (("rng", "state", "state"), -1), (("rng", "uinteger"), -1), (("data", "loader"), None),
+                 (("data", "loader"), {}), (("data", "loader", "seed"), None), (("scheduler",), "x"),
+                 (("training",), None), (("fingerprint",), None), (("fingerprint", "model"), -1),
+                 (("metric",), "x"), (("optimizer",), None), (("optimizer", "state"), None),
+                 (("optimizer", "state", "0"), None), (("optimizer", "state", "0", "step"), 1e300),
+                 (("optimizer", "state", "0", "step"), 10**30), (("step",), None), (("saved_at",), None)]
+
+
+@pytest.fixture(scope="module")
+def saved_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    _run(out, save_steps=2)
+    return out
+
+
+@pytest.mark.parametrize("field, value", HOSTILE_STATE, ids=lambda x: ".".join(x) if isinstance(x, tuple) else repr(x))
+def test_malformed_trainer_state_is_a_named_error(tmp_path, saved_run, field, value):
+    import shutil
+    run = tmp_path / "run"
+    shutil.copytree(saved_run, run)
+    ck = CheckpointManager(run).latest()
+    st = json.loads((ck / "trainer_state.json").read_text())
+    d = st
+    for k in field[:-1]:
+        d = d[k]
+    d[field[-1]] = value
+    (ck / "trainer_state.json").write_text(json.dumps(st))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises((ValueError, FileNotFoundError), match=r"trainer_state.json|no checkpoint"):
+            _resume(run)
