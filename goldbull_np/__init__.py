@@ -39,7 +39,8 @@ bool = _np.dtype(_np.bool_)  # noqa: A001 - torch's name
 concat = cat
 
 # Subpackages load on first use, so `import goldbull_np` stays fast (no numba, no JIT).
-_SUBMODULES = ("nn", "optim", "data", "train", "text", "kernels", "autograd", "cli", "io", "runtime")
+_SUBMODULES = ("nn", "optim", "data", "train", "text", "vision", "eval", "export", "kernels", "autograd", "cli", "io",
+               "runtime")
 
 
 def __getattr__(name):
