@@ -79,13 +79,17 @@ class LoRAConfig:
         if isinstance(self.rank, bool) or not isinstance(self.rank, (int, np.integer)) or self.rank < 1:
             raise ValueError(f"LoRAConfig.rank must be a positive integer, got {self.rank!r}")
         self.rank = int(self.rank)
-        if not isinstance(self.alpha, (int, float)) or not self.alpha > 0:
-            raise ValueError(f"LoRAConfig.alpha must be a positive number, got {self.alpha!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"LoRAConfig.dropout must be in [0, 1), got {self.dropout!r}")
+        if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or \
+                not 0 < self.alpha < math.inf:
+            raise ValueError(f"LoRAConfig.alpha must be a finite positive number, got {self.alpha!r}")
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or \
+                not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"LoRAConfig.dropout must be a number in [0, 1), got {self.dropout!r}")
         if isinstance(self.target_modules, str):
             self.target_modules = [self.target_modules]
         self.target_modules = list(self.target_modules)
+        if not all(isinstance(t, str) for t in self.target_modules):
+            raise ValueError(f"LoRAConfig.target_modules must be Linear names (strings), got {self.target_modules!r}")
         if not self.target_modules:
             raise ValueError("LoRAConfig.target_modules is empty: name at least one Linear (e.g. 'q_proj')")
         if self.bias not in _BIAS_CHOICES:

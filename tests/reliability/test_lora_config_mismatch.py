@@ -67,3 +67,19 @@ def test_scaling_of_the_modules_is_checked_even_without_lora_config(tmp_path):
     m.__dict__.pop("lora_config")
     with pytest.raises(ValueError, match="scaling"):
         load_lora(m, d)
+
+
+@pytest.mark.parametrize("field, value", [("target_modules", ["q_proj", 3]), ("alpha", float("nan")),
+                                          ("rank", "2"), ("dropout", "x"), ("bias", None)])
+def test_hostile_adapter_config_fields_are_named(tmp_path, field, value):
+    import json
+    d, _ = _saved(tmp_path, cfg())
+    c = json.loads((d / "adapter_config.json").read_text())
+    c[field] = value
+    (d / "adapter_config.json").write_text(json.dumps(c))
+    for existing in (False, True):
+        m = Toy()
+        if existing:
+            add_lora_adapters(m, cfg())
+        with pytest.raises(ValueError, match=rf"adapter_config.json: .*{field}"):
+            load_lora(m, d)
