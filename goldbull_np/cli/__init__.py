@@ -6,6 +6,7 @@ Exit codes: 0 success, 2 usage error, 1 failure with a one-line reason (the trac
 """
 import argparse
 import sys
+import warnings
 
 from . import eval as eval_cmd, export, finetune, info, text, vision
 
@@ -31,6 +32,12 @@ def main(argv=None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    def one_line(message, category, filename, lineno, file=None, line=None):
+        # the library's warnings (replaced characters, a non-finite checkpoint, ...) as the command's own lines
+        print(f"goldbull {args.command}: warning: {message}", file=sys.stderr)
+
+    previous = warnings.showwarning
+    warnings.showwarning = one_line
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt as exc:
@@ -45,3 +52,5 @@ def main(argv=None) -> int:
             msg = f"out of memory ({msg}): the model or data is larger than this machine can hold"
         print(f"goldbull {args.command}: error: {msg}", file=sys.stderr)
         return 1
+    finally:
+        warnings.showwarning = previous

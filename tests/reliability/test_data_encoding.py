@@ -79,3 +79,12 @@ def _base(tmp_path):
     tiny_model(tok.vocab_size).save_pretrained(d)
     tok.save(str(d))
     return d
+
+
+def test_cli_reports_replaced_characters_as_one_line(tmp_path, capsys):
+    p = tmp_path / "c.txt"
+    p.write_bytes(CORPUS.encode() + b"\xff")
+    assert main(["train", "--data", str(p), "--out", str(tmp_path / "o"), "--max-steps", "1", "--preset", "tiny",
+                 "--no-progress", "--sample-tokens", "0"]) == 0
+    err = capsys.readouterr().err
+    assert "goldbull train: warning: " in err and "1 of" in err and "replaced by U+FFFD" in err
