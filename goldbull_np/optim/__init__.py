@@ -10,7 +10,8 @@ from .clip import clip_grad_norm_, clip_grad_value_, clip_gradients_
 from .groups import param_groups
 from .optimizer import Optimizer
 from .sgd import SGD
-from .step import NonFiniteLossError, OptimizerStep, StepCounters, StepResult
+from .step import NonFiniteLossError, NonFiniteParametersError, OptimizerStep, StepCounters, StepResult
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "param_groups", "clip_grad_norm_", "clip_grad_value_",
-           "clip_gradients_", "OptimizerStep", "StepResult", "StepCounters", "NonFiniteLossError", "lr_scheduler"]
+           "clip_gradients_", "OptimizerStep", "StepResult", "StepCounters", "NonFiniteLossError", "NonFiniteParametersError",
+           "lr_scheduler"]

@@ -10,7 +10,8 @@ times its mean and the sum is divided by ``W`` once, folded into the clipping pa
 
 A step whose loss or gradient norm is not finite is skipped: gradients are dropped, the parameters and
 the optimizer's moments stay as they were, the schedule still advances (it follows the step count) and
-the counters say so; too many in a row raise :class:`NonFiniteLossError`.
+the counters say so; too many in a row raise :class:`NonFiniteLossError`. A skipped step also checks the
+parameters once: if they are NaN/inf already, :class:`NonFiniteParametersError` stops at once.
 """
 import math
 from dataclasses import dataclass, field
@@ -23,6 +24,11 @@ from .clip import clip_gradients_
 
 class NonFiniteLossError(RuntimeError):
     """Training stopped because too many consecutive steps had a non-finite loss or gradient norm."""
+
+
+class NonFiniteParametersError(NonFiniteLossError):
+    """The parameters themselves are NaN/inf (an earlier update, or loaded that way): skipping more steps
+    cannot help, so training stops at the first non-finite loss that finds them so."""
 
 
 @dataclass
@@ -142,6 +148,14 @@ class OptimizerStep:
         return loss_sum, total, metrics
 
     def _skip(self, grad_norm, total, lr, metrics) -> StepResult:
+        # Only here, on a skipped step (rare), one pass over the parameters: a bad batch is skipped, but
+        # parameters that are already NaN would make every later step fail too.
+        bad = self._nonfinite_parameters()
+        if bad:
+            raise NonFiniteParametersError(
+                f"the parameters are not finite at step {self.counters.step + 1} ({bad} of them hold NaN/inf): "
+                "the previous update produced them (learning rate too high?) or they were loaded that way; "
+                "stopping instead of skipping steps. Resume from the last finite checkpoint")
         self.optimizer.zero_grad(set_to_none=True)
         if not self._set_to_none:
             self.optimizer.zero_grad(set_to_none=False)
@@ -158,6 +172,11 @@ class OptimizerStep:
                 f"steps since step {first}; {c.nonfinite_steps} skipped in total); lower the learning "
                 f"rate or check the data")
         return StepResult(float("nan"), total, grad_norm, True, lr, metrics)
+
+    def _nonfinite_parameters(self) -> int:
+        """How many of the optimizer's parameters hold a NaN or inf."""
+        return sum(1 for g in self.optimizer.param_groups for p in g["params"]
+                   if p.data.dtype.kind in "fc" and not np.isfinite(p.data).all())
 
     # ------------------------------------------------------------------ gradients
     def gradient_arrays(self) -> list:
@@ -182,4 +201,4 @@ class OptimizerStep:
                       "rebuild the optimizer to train it", RuntimeWarning, stacklevel=3)
 
 
-__all__ = ["OptimizerStep", "StepResult", "StepCounters", "NonFiniteLossError"]
+__all__ = ["OptimizerStep", "StepResult", "StepCounters", "NonFiniteLossError", "NonFiniteParametersError"]

@@ -176,3 +176,21 @@ def test_malformed_trainer_state_is_a_named_error(tmp_path, saved_run, field, va
         warnings.simplefilter("ignore")
         with pytest.raises((ValueError, FileNotFoundError), match=r"trainer_state.json|no checkpoint"):
             _resume(run)
+
+
+def test_parameters_turned_nan_stop_training_at_once(tmp_path):
+    from goldbull_np.optim.step import NonFiniteParametersError
+    from goldbull_np.train import Callback
+
+    class Poison(Callback):
+        def on_step_begin(self, trainer):
+            if trainer.state.step == 2:  # after checkpoint-2 was saved
+                trainer.model.lm_head.weight.data[0, 0] = np.nan  # as a bad update would leave it
+
+    tok, train, _ = datasets()
+    t = TextTrainer(tiny_model(tok.vocab_size), cfg(output_dir=str(tmp_path), max_steps=8, save_steps=2,
+                                                      max_consecutive_nonfinite=5),
+                    tokenizer=tok, callbacks=[Poison()])
+    with pytest.raises(NonFiniteParametersError, match=r"parameters are not finite at step 3"):
+        t.train(train)
+    assert [(c.step, c.finite) for c in CheckpointManager(tmp_path).checkpoints()] == [(2, True)]
