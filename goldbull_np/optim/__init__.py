@@ -13,5 +13,5 @@ from .sgd import SGD
 from .step import NonFiniteLossError, NonFiniteParametersError, OptimizerStep, StepCounters, StepResult
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "param_groups", "clip_grad_norm_", "clip_grad_value_",
-           "clip_gradients_", "OptimizerStep", "StepResult", "StepCounters", "NonFiniteLossError", "NonFiniteParametersError",
-           "lr_scheduler"]
+           "clip_gradients_", "OptimizerStep", "StepResult", "StepCounters", "NonFiniteLossError",
+           "NonFiniteParametersError", "lr_scheduler"]
