@@ -17,5 +17,5 @@ from .safetensors import (DTYPES, MAX_HEADER_SIZE, load_safetensors, read_safete
 
 __all__ = ["atomic_write", "atomic_write_text", "atomic_write_json", "atomic_directory", "fsync_file", "fsync_dir",
            "fsync_tree", "remove_tree", "TMP_PREFIX", "TRASH_PREFIX", "save_safetensors", "load_safetensors",
-           "read_safetensors_header", "DTYPES", "MAX_HEADER_SIZE", "DirectoryLock", "DirectoryLockedError", "LOCK_NAME", "read_json",
-           "MAX_JSON_BYTES"]
+           "read_safetensors_header", "DTYPES", "MAX_HEADER_SIZE", "DirectoryLock", "DirectoryLockedError", "LOCK_NAME",
+           "read_json", "MAX_JSON_BYTES"]

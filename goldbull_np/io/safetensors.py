@@ -6,7 +6,8 @@ The format: an 8-byte little-endian header length N, N bytes of UTF-8 JSON, then
      "layers.0.w": {"dtype": "F32", "shape": [4, 3], "data_offsets": [0, 48]}, ...}
 
 The reader trusts nothing in a file. A Git LFS pointer, a pickle / torch zip, gzip or GGUF file is
-named as such (not reported as a bad header) once it fails to parse. It enforces: a header length within the file and at most
+named as such (not reported as a bad header) once it fails to parse.
+It enforces: a header length within the file and at most
 ``MAX_HEADER_SIZE``; the header a JSON object with no duplicate keys (at any level) and not nested
 deep enough to overflow the parser; every entry an object whose ``dtype`` is one of :data:`DTYPES`,
 whose ``shape`` is a list of non-negative ints and whose ``data_offsets`` is a pair of ints with
