@@ -43,6 +43,7 @@ from ..nn.layers import Dropout, Embedding, LayerNorm, Linear
 from ..nn.model_base import CONFIG_NAME, WEIGHTS_NAME, PretrainedConfig, PreTrainedModel, register_model_type
 from ..nn.module import Module
 from ..nn.transformer import MLP
+from .model import token_ids
 
 MODEL_TYPE = "bert"
 _GELU = {"gelu": "none", "gelu_new": "tanh", "gelu_pytorch_tanh": "tanh"}
@@ -134,15 +135,6 @@ class BertConfig(PretrainedConfig):
         return super().from_dict(d, source)
 
 
-def _ids(x, name):
-    arr = x.data if isinstance(x, Tensor) else np.asarray(x)
-    if arr.dtype.kind not in "iub":
-        raise TypeError(f"{name} must hold integers, got dtype {arr.dtype}")
-    if arr.ndim == 1:
-        arr = arr[None, :]
-    if arr.ndim != 2:
-        raise ValueError(f"{name} must have shape (B, T), got {arr.shape}")
-    return arr.astype(np.int64, copy=False)
 
 
 class BertEmbeddings(Module):
@@ -260,7 +252,7 @@ class BertModel(PreTrainedModel):
             where ``hidden_states`` is a tuple of num_hidden_layers + 1 (B, T, C) Tensors, the
             embeddings' output first (as transformers' ``hidden_states``; bert-score's layer k is [k]).
         """
-        ids = _ids(input_ids, "input_ids")
+        ids = token_ids(input_ids, "input_ids")
         B, T = ids.shape
         c = self.config
         if T > c.max_position_embeddings:
@@ -268,7 +260,7 @@ class BertModel(PreTrainedModel):
                              "positions (max_position_embeddings); truncate it (the tokenizer does)")
         if ids.size and (ids.min() < 0 or ids.max() >= c.vocab_size):
             raise IndexError(f"input_ids must be in [0, {c.vocab_size}), got values in [{ids.min()}, {ids.max()}]")
-        tt = np.zeros_like(ids) if token_type_ids is None else _ids(token_type_ids, "token_type_ids")
+        tt = np.zeros_like(ids) if token_type_ids is None else token_ids(token_type_ids, "token_type_ids")
         if tt.shape != ids.shape:
             raise ValueError(f"token_type_ids of shape {tt.shape} do not match input_ids of shape {ids.shape}")
         if tt.size and (tt.min() < 0 or tt.max() >= c.type_vocab_size):
@@ -444,21 +436,8 @@ def convert_hf_bert(arrays, config, source="checkpoint", prefix="", extra_rules=
     if prefix and not any(k.startswith(prefix) for k in arrays):  # a bare encoder checkpoint
         rules = _layer_rules(config)
     rules += list(extra_rules)
-    used, missing, bad, out = set(), [], [], {}
-    for ours, srcs, combine in rules:
-        parts = []
-        for name, shape in srcs:
-            if name not in arrays:
-                missing.append(name)
-                continue
-            used.add(name)
-            a = arrays[name]
-            if tuple(a.shape) != shape:
-                bad.append(f"tensor {name!r} has shape {tuple(a.shape)}, expected {shape}")
-                continue
-            parts.append(a)
-        if len(parts) == len(srcs):
-            out[ours] = np.ascontiguousarray(combine(parts), dtype=np.float32)
+    from .hf import apply_rules
+    out, used, missing, bad = apply_rules(arrays, rules)
     skip = ignore or (lambda k: False)
     unexpected = sorted(k for k in arrays if k not in used and not k.endswith("position_ids") and not skip(k))
     errors = ([f"missing tensor(s) {missing}"] if missing else []) + bad + \

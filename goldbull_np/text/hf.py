@@ -330,6 +330,31 @@ def check_hf_sizes(arrays, config, kind, source):
                          f"at most {layers_held} {kind} layers: the config does not match the weights")
 
 
+def apply_rules(arrays, rules, dtype=np.float32):
+    """Run ``[(our_name, [(hf_name, hf_shape)], combine)]`` over HF ``arrays``.
+
+    Returns:
+        ``(ours, used HF names, missing HF names, shape errors)``: a tensor is made only when all of its
+        sources are present with their shapes.
+    """
+    used, missing, bad, out = set(), [], [], {}
+    for ours, srcs, combine in rules:
+        parts = []
+        for name, shape in srcs:
+            if name not in arrays:
+                missing.append(name)
+                continue
+            used.add(name)
+            a = arrays[name]
+            if tuple(a.shape) != shape:
+                bad.append(f"tensor {name!r} has shape {tuple(a.shape)}, expected {shape}")
+                continue
+            parts.append(a)
+        if len(parts) == len(srcs):
+            out[ours] = np.ascontiguousarray(combine(parts), dtype=dtype)
+    return out, used, missing, bad
+
+
 def convert_hf_state_dict(arrays, config, kind, source="checkpoint", dtype=np.float32):
     """Map HF tensors onto GoldbullText names (transposing / stacking as needed).
 
@@ -351,21 +376,7 @@ def convert_hf_state_dict(arrays, config, kind, source="checkpoint", dtype=np.fl
         rules, ignore = _llama_rules(config)
     else:
         raise ValueError(f"{source}: unsupported architecture {kind!r}")
-    used, missing, bad, out = set(), [], [], {}
-    for ours, srcs, combine in rules:
-        parts = []
-        for name, shape in srcs:
-            if name not in arrays:
-                missing.append(name)
-                continue
-            used.add(name)
-            a = arrays[name]
-            if tuple(a.shape) != shape:
-                bad.append(f"tensor {name!r} has shape {tuple(a.shape)}, expected {shape}")
-                continue
-            parts.append(a)
-        if len(parts) == len(srcs):
-            out[ours] = np.ascontiguousarray(combine(parts), dtype=dtype)
+    out, used, missing, bad = apply_rules(arrays, rules, dtype)
     unexpected = sorted(k for k in arrays if k not in used and not ignore(k))
     errors = ([f"missing tensor(s) {missing}"] if missing else []) + bad + \
              ([f"unexpected tensor(s) {unexpected}"] if unexpected else [])

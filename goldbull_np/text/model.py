@@ -31,8 +31,8 @@ from .config import ModelConfig
 from .generation import check_sampling_args, sample_next_token
 
 
-def _ids(x, name):
-    """input_ids / labels as a 2-D int64 array (a 1-D input becomes one row)."""
+def token_ids(x, name):
+    """input_ids / labels as a 2-D int64 array (a 1-D input becomes one row); TypeError for non-integers."""
     arr = x.data if isinstance(x, Tensor) else np.asarray(x)
     if arr.dtype.kind not in "iu":
         raise TypeError(f"{name} must hold integers, got dtype {arr.dtype}")
@@ -111,7 +111,7 @@ class GoldbullText(PreTrainedModel):
     # ---- forward ----------------------------------------------------------------------------
     def hidden_states(self, input_ids, kv_cache=None):
         """The final-norm hidden states (B, T, C); with ``kv_cache`` the tokens continue its positions."""
-        ids = _ids(input_ids, "input_ids")
+        ids = token_ids(input_ids, "input_ids")
         B, T = ids.shape
         start = 0 if kv_cache is None else kv_cache.pos
         if start + T > self.config.block_size:
@@ -152,7 +152,7 @@ class GoldbullText(PreTrainedModel):
         logits = self.lm_head(x)  # (B,T,V)
         loss = None
         if labels is not None:
-            y = _ids(labels, "labels")
+            y = token_ids(labels, "labels")
             if y.shape != logits.shape[:2]:
                 raise ValueError(f"labels of shape {y.shape} do not match input_ids of shape {logits.shape[:2]}")
             V = logits.shape[-1]
@@ -194,7 +194,7 @@ class GoldbullText(PreTrainedModel):
         """
         check_sampling_args(max_new_tokens, temperature, top_k, top_p)
         flat = (input_ids.ndim if isinstance(input_ids, Tensor) else np.ndim(input_ids)) == 1
-        ids = _ids(input_ids, "input_ids")
+        ids = token_ids(input_ids, "input_ids")
         B, T = ids.shape
         if T == 0:
             raise ValueError("generate needs at least one prompt token")
