@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..text.generation import start_token
 from ._inputs import check_predictions
 
 
@@ -128,20 +129,11 @@ def perplexity(model, texts, tokenizer=None, *, prompts=None, max_length=None, s
     for p, t in zip(prompts, texts):
         pi = list(tok.encode(p)) if p else []
         if not pi:
-            pi = [_start_token(tok)]
+            pi = [start_token(tok)]
         docs.append(pi + list(tok.encode(t)))
         starts.append(len(pi))
     return perplexity_of_ids(model, docs, max_length=max_length, stride=stride, score_from=starts,
                              batch_size=batch_size)
-
-
-def _start_token(tokenizer):
-    for attr in ("bos_token_id", "eos_token_id"):
-        v = getattr(tokenizer, attr, None)
-        if v is not None:
-            return int(v)
-    enc = tokenizer.encode("\n")
-    return int(enc[0]) if len(enc) else 0
 
 
 def _decode(tokenizer, ids):
@@ -163,7 +155,7 @@ def generate(model, tokenizer, prompts, *, max_new_tokens=64, temperature=0.0, t
     enc = []
     for p in prompts:
         ids = list(tokenizer.encode(p)) if p else []
-        enc.append(ids or [_start_token(tokenizer)])
+        enc.append(ids or [start_token(tokenizer)])
     order = sorted(range(len(enc)), key=lambda i: len(enc[i]))
     out = [None] * len(enc)
     i = 0

@@ -74,3 +74,13 @@ def sample_next_token(logits, temperature=1.0, top_k=None, top_p=None, rng=None,
     cdf = np.cumsum(p, axis=-1)  # (B, V)
     u = rng.random(B)[:, None] * cdf[:, -1:]
     return np.minimum((cdf <= u).sum(axis=-1), V - 1).astype(np.int64)
+
+
+def start_token(tokenizer) -> int:
+    """The token a generation with an empty prompt starts from: BOS, else EOS, else the newline's first id."""
+    for attr in ("bos_token_id", "eos_token_id"):
+        v = getattr(tokenizer, attr, None)
+        if v is not None:
+            return int(v)
+    enc = tokenizer.encode("\n")
+    return int(enc[0]) if len(enc) else 0

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..train.config import TrainingConfig, config
 from ..train.trainer import Trainer
+from .generation import start_token
 from .task import LanguageModelingTask
 
 
@@ -67,7 +68,7 @@ def generate_text(model, tokenizer, prompt: str = "", max_new_tokens: int = 200,
     """Continue ``prompt`` with ``model.generate`` and decode the new tokens."""
     ids = list(tokenizer.encode(prompt)) if prompt else []
     if not ids:
-        ids = [_start_token(tokenizer)]
+        ids = [start_token(tokenizer)]
     idx = np.asarray([ids], dtype=np.int64)
     was_training = getattr(model, "training", False)
     model.eval()
@@ -78,12 +79,3 @@ def generate_text(model, tokenizer, prompt: str = "", max_new_tokens: int = 200,
     out = np.asarray(getattr(out, "data", out))
     new = out[0, len(ids):].tolist()
     return (prompt or "") + tokenizer.decode(new)
-
-
-def _start_token(tokenizer) -> int:
-    for attr in ("bos_token_id", "eos_token_id"):
-        v = getattr(tokenizer, attr, None)
-        if v is not None:
-            return int(v)
-    enc = tokenizer.encode("\n")
-    return int(enc[0]) if len(enc) else 0
