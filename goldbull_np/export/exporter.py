@@ -2,7 +2,7 @@
 
     exporter = ModelExporter()
     exporter.export_safetensors(model, "out/model")        # our own directory: config.json + model.safetensors
-    exporter.export_onnx(model, "out/model.onnx")          # onnxruntime; KV cache inputs/outputs
+    exporter.export_onnx(model, "out/model.onnx")          # onnxruntime; KV cache (text), pixel_values (vision)
     exporter.export_pytorch(model, "out/model.pt")         # torch.load(weights_only=True) -> state_dict
     exporter.export_huggingface(model, "out/hf")           # transformers: GPT2LMHeadModel / LlamaForCausalLM
     exporter.export_gguf(model, "out/model.gguf")          # llama.cpp (Llama architecture)
@@ -91,9 +91,13 @@ class ModelExporter:
         return path
 
     def export_onnx(self, model, path, *, use_cache: bool = True, overwrite: bool = False):
-        """An ONNX file (opset 17) with dynamic batch/sequence axes and, with ``use_cache``, past/present K/V."""
+        """An ONNX file (opset 17): a GoldbullText with dynamic batch/sequence axes and, with ``use_cache``,
+        past/present K/V; a GoldbullVision (ResNet, ViT) from ``pixel_values`` to ``logits``."""
+        from ..vision import GoldbullVision
         from .onnx import export_onnx
         path = _check_target(path, overwrite)
+        if isinstance(model, GoldbullVision):
+            return Path(export_onnx(model, path, overwrite=overwrite))
         with merged_lora(_text_model(model, "onnx")):
             return Path(export_onnx(model, path, use_cache=use_cache, overwrite=overwrite))
 

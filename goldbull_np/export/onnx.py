@@ -186,9 +186,15 @@ def build_onnx_model(model, *, use_cache: bool = True, opset: int = OPSET):
 
 
 def export_onnx(model, path, *, use_cache: bool = True, overwrite: bool = False, check: bool = True):
-    """Write ``model`` (a GoldbullText) as an ONNX file, atomically; ``onnx.checker`` with full checking first."""
+    """Write ``model`` (a GoldbullText, or a GoldbullVision: onnx_vision.py) as an ONNX file, atomically;
+    ``onnx.checker`` with full checking first."""
     onnx, _, _ = _onnx()
-    m = build_onnx_model(model, use_cache=use_cache)
+    from ..vision import GoldbullVision
+    if isinstance(model, GoldbullVision):
+        from .onnx_vision import build_vision_onnx_model
+        m = build_vision_onnx_model(model)
+    else:
+        m = build_onnx_model(model, use_cache=use_cache)
     if check:
         onnx.checker.check_model(m, full_check=True)
     data = m.SerializeToString()

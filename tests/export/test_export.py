@@ -288,3 +288,36 @@ def test_a_corrupted_int8_directory_names_the_tensor(tmp_path):
         save_safetensors({**good, key: bad}, path)
         with pytest.raises(ValueError, match=f"tensor '{key}' has (shape|dtype)"):
             GoldbullText.from_pretrained(out)
+
+
+@pytest.mark.parametrize("arch", ["resnet", "vit"])
+def test_vision_models_export_to_onnx_with_our_logits(tmp_path, arch):
+    onnx = pytest.importorskip("onnx", reason="the export extra (onnx) is not installed")
+    ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
+    from goldbull_np.vision import GoldbullVision, VisionConfig
+    cfg = VisionConfig.resnet_small(num_classes=10) if arch == "resnet" else VisionConfig.vit_tiny(num_classes=7)
+    gb.manual_seed(0)
+    m = GoldbullVision(cfg)
+    rng = np.random.default_rng(0)
+    for mod in m.modules():  # eval-mode batch norm with statistics that matter
+        if type(mod).__name__ == "BatchNorm2d":
+            mod.running_mean.data[...] = rng.standard_normal(mod.num_features).astype(np.float32) * 0.1
+            mod.running_var.data[...] = 1 + rng.random(mod.num_features).astype(np.float32)
+    m.eval()
+    path = ModelExporter().export_onnx(m, tmp_path / "v.onnx")
+    onnx.checker.check_model(onnx.load(os.fspath(path)), full_check=True)
+    s = ort.InferenceSession(os.fspath(path), providers=["CPUExecutionProvider"])
+    assert [i.name for i in s.get_inputs()] == ["pixel_values"] and [o.name for o in s.get_outputs()] == ["logits"]
+    sizes = [tuple(cfg.image_size)] + ([(40, 24)] if arch == "resnet" else [])  # ResNet: any image size
+    for B, (H, W) in zip((1, 3), sizes * 2):
+        x = rng.standard_normal((B, cfg.in_channels, H, W)).astype(np.float32)
+        np.testing.assert_allclose(s.run(None, {"pixel_values": x})[0], m(x)[0].data, atol=1e-4)
+
+
+def test_group_norm_has_no_onnx_form_and_is_named(tmp_path):
+    pytest.importorskip("onnx", reason="the export extra (onnx) is not installed")
+    from goldbull_np.vision import GoldbullVision, VisionConfig
+    m = GoldbullVision(VisionConfig.resnet_tiny(num_classes=3, norm="group"))
+    with pytest.raises(ValueError, match="net.stem.1 is a GroupNorm"):
+        ModelExporter().export_onnx(m, tmp_path / "g.onnx")
+    assert not (tmp_path / "g.onnx").exists()
