@@ -26,13 +26,14 @@ def register(sub) -> None:
 def cmd_export(args) -> int:
     import os
 
+    from .. import text, vision  # noqa: F401 - each family registers its model types
     from ..export import ModelExporter
+    from ..nn.model_base import load_pretrained
     from ..text.recipes import load_tokenizer
-    from ..text import GoldbullText
     from ..train.checkpoint import resolve_checkpoint
 
     ck = resolve_checkpoint(args.checkpoint)
-    model = GoldbullText.from_pretrained(os.fspath(ck))
+    model = load_pretrained(os.fspath(ck))  # whichever family the directory's config.json names
     model.eval()
     kwargs = {"overwrite": args.overwrite}
     if args.format == "onnx":
