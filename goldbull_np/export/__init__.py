@@ -8,7 +8,8 @@ entry point (and ``goldbull export --checkpoint DIR --format F --out PATH`` on t
 ``ModelOptimizer`` runs deployment passes (optimize.py) over a copy of a model.
 """
 from .exporter import FORMATS, ModelExporter, merged_lora
-from .optimize import FuseLinearLayers, ModelOptimizer, Pass, PassReport, PruneUnusedLayers, QuantizeWeights
+from .optimize import (FuseLinearLayers, ModelOptimizer, OptimizeAttention, Pass, PassReport, PruneUnusedLayers,
+                       QuantizeWeights)
 
 __all__ = ["ModelExporter", "FORMATS", "merged_lora", "ModelOptimizer", "Pass", "PassReport", "FuseLinearLayers",
-           "QuantizeWeights", "PruneUnusedLayers"]
+           "OptimizeAttention", "QuantizeWeights", "PruneUnusedLayers"]

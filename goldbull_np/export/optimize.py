@@ -1,6 +1,7 @@
 """``ModelOptimizer``: deployment passes over a copy of a model; the input is never changed.
 
-    optimizer = ModelOptimizer().add_pass(FuseLinearLayers()).add_pass(PruneUnusedLayers()).add_pass(QuantizeWeights(8))
+    optimizer = (ModelOptimizer().add_pass(FuseLinearLayers()).add_pass(OptimizeAttention())
+                 .add_pass(PruneUnusedLayers()).add_pass(QuantizeWeights(8)))
     optimized = optimizer.optimize(model)        # a new model; optimizer.reports says what each pass did
     optimized.save("out/deploy")                 # save_pretrained (int8 layers included); from_pretrained reads it
 
@@ -13,6 +14,8 @@ measures decode tokens/s before and after each pass for language models (``measu
 - :class:`FuseLinearLayers`: LoRA adapters merged into their base Linear (the wrappers removed); two
   Linears in a row in a Sequential with nothing between folded into one; a BatchNorm2d right after a
   Conv2d in a Sequential folded into the convolution. (GoldbullText's q/k/v already are one projection.)
+- :class:`OptimizeAttention`: every attention on the fused kernel (grouped K/V heads kept grouped) and a
+  preallocated KV cache reused by every ``generate`` call.
 - :class:`QuantizeWeights`: int8 (per output channel) or int4 (group-wise) Linears (goldbull_np.nn.quantized).
 - :class:`PruneUnusedLayers`: modules that no forward pass reaches (found by running the sample input),
   LoRA adapters and bottleneck adapters with zero effect, and the transformer blocks named by the user.
@@ -167,6 +170,36 @@ class QuantizeWeights(Pass):
         from ..nn.quantized import quantize_model
         cfg = quantize_model(model, bits=self.bits, group_size=self.group_size)
         return [f"{len(cfg['modules'])} Linear(s) to int{self.bits}"] if cfg else []
+
+
+class OptimizeAttention(Pass):
+    """Every attention on the fused kernel, with a preallocated KV cache for generation; grouped K/V heads
+    stay grouped (the kernel reads each K/V head once for its group of query heads).
+
+    Args:
+        batch_sizes: the batch sizes to keep a KV cache for (reused by every generate call).
+    """
+
+    def __init__(self, batch_sizes=(1,)):
+        self.batch_sizes = tuple(int(b) for b in batch_sizes)
+
+    def apply(self, model):
+        from ..nn.transformer import CausalSelfAttention
+        attn = [(p, m) for p, m in model.named_modules() if isinstance(m, CausalSelfAttention)]
+        other = sorted({type(m).__name__ for _, m in model.named_modules()
+                        if "attention" in type(m).__name__.lower() and not isinstance(m, CausalSelfAttention)})
+        if other:
+            raise ValueError(f"OptimizeAttention: attention module(s) {other} do not run on the fused kernel")
+        changes = []
+        if attn:
+            m0 = attn[0][1]
+            changes.append(f"{len(attn)} attention module(s) on the fused kernel, {m0.n_head} query heads over "
+                           f"{m0.n_kv_head} K/V heads" + (" (grouped, kept grouped)" if m0.n_kv_head < m0.n_head else ""))
+        if callable(getattr(model, "preallocate_kv_cache", None)):
+            held = model.preallocate_kv_cache(self.batch_sizes)
+            changes.append(f"preallocated KV caches for batch size(s) {list(self.batch_sizes)} ({held / 2**20:.2f} MiB), "
+                           "reused by every generate call")
+        return changes
 
 
 class PruneUnusedLayers(Pass):
@@ -361,5 +394,6 @@ def _decode_tps(model, n):
     return n / (time.perf_counter() - t)
 
 
-__all__ = ["ModelOptimizer", "Pass", "PassReport", "FuseLinearLayers", "QuantizeWeights", "PruneUnusedLayers",
+__all__ = ["ModelOptimizer", "Pass", "PassReport", "FuseLinearLayers", "OptimizeAttention", "QuantizeWeights",
+           "PruneUnusedLayers",
            "model_size"]

@@ -161,10 +161,27 @@ class GoldbullText(PreTrainedModel):
 
     # ---- generation -------------------------------------------------------------------------
     def new_kv_cache(self, batch_size):
-        """An empty KVCache of block_size positions for ``batch_size`` sequences."""
+        """An empty KVCache of block_size positions for ``batch_size`` sequences (a preallocated one, reset,
+        when :meth:`preallocate_kv_cache` made one for that batch size)."""
+        pool = self.__dict__.get("_kv_cache_pool")
+        if pool is not None and batch_size in pool:
+            cache = pool[batch_size]
+            cache.reset()
+            return cache
         c = self.config
         return KVCache(c.n_layer, batch_size, c.n_kv_head, c.block_size, c.head_dim,
                        dtype=self.embed_tokens.weight.dtype)
+
+    def preallocate_kv_cache(self, batch_sizes=(1,)):
+        """Keep one KV cache per batch size and reuse it in every ``generate`` call instead of allocating
+        (and page-faulting) block_size positions per call. Not for concurrent generate calls on one model.
+        Returns the bytes held."""
+        pool = {}
+        object.__setattr__(self, "_kv_cache_pool", None)
+        for b in batch_sizes:
+            pool[int(b)] = self.new_kv_cache(int(b))
+        object.__setattr__(self, "_kv_cache_pool", pool)
+        return sum(layer.k.nbytes + layer.v.nbytes for cache in pool.values() for layer in cache.layers)
 
     def _last_logits(self, ids, kv_cache):
         h = self.hidden_states(ids, kv_cache)  # (B,T,C)

@@ -88,3 +88,21 @@ def test_an_exact_pass_that_changes_the_outputs_is_an_error():
 
     with pytest.raises(RuntimeError, match="Breaks changed the outputs"):
         ModelOptimizer().add_pass(Breaks()).optimize(_lm(), measure=False)
+
+
+def test_optimize_attention_reuses_one_kv_cache_and_keeps_grouped_heads():
+    from goldbull_np.export import OptimizeAttention
+    m = _lm(n_head=2, n_kv_head=1)
+    opt = ModelOptimizer().add_pass(OptimizeAttention(batch_sizes=(1, 2)))
+    out = opt.optimize(m, decode_tokens=8)
+    changes = opt.reports[0].changes
+    assert "3 attention module(s) on the fused kernel, 2 query heads over 1 K/V heads (grouped, kept grouped)" in changes
+    assert any("preallocated KV caches for batch size(s) [1, 2]" in c for c in changes)
+    first = out.new_kv_cache(1)
+    assert out.new_kv_cache(1) is first and first.pos == 0 and out.new_kv_cache(3) is not first
+    x = np.random.default_rng(3).integers(0, 50, (2, 5))
+    a = out.generate(x, max_new_tokens=6, temperature=0).data
+    b = out.generate(x, max_new_tokens=6, temperature=0).data  # the reused cache starts empty each call
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(a, m.generate(x, max_new_tokens=6, temperature=0).data)
+    assert m.new_kv_cache(1) is not m.new_kv_cache(1)  # the original model is unchanged
