@@ -92,12 +92,15 @@ class ModelExporter:
 
     def export_onnx(self, model, path, *, use_cache: bool = True, overwrite: bool = False):
         """An ONNX file (opset 17): a GoldbullText with dynamic batch/sequence axes and, with ``use_cache``,
-        past/present K/V; a GoldbullVision (ResNet, ViT) from ``pixel_values`` to ``logits``."""
+        past/present K/V; a GoldbullVision (ResNet, ViT) from ``pixel_values`` to ``logits``; a BertModel
+        from input_ids/attention_mask/token_type_ids to ``last_hidden_state``."""
+        from ..text.bert import BertModel
         from ..vision import GoldbullVision
         from .onnx import export_onnx
         path = _check_target(path, overwrite)
-        if isinstance(model, GoldbullVision):
-            return Path(export_onnx(model, path, overwrite=overwrite))
+        if isinstance(model, (GoldbullVision, BertModel)):
+            with merged_lora(model):
+                return Path(export_onnx(model, path, overwrite=overwrite))
         with merged_lora(_text_model(model, "onnx")):
             return Path(export_onnx(model, path, use_cache=use_cache, overwrite=overwrite))
 

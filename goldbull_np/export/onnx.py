@@ -186,13 +186,18 @@ def build_onnx_model(model, *, use_cache: bool = True, opset: int = OPSET):
 
 
 def export_onnx(model, path, *, use_cache: bool = True, overwrite: bool = False, check: bool = True):
-    """Write ``model`` (a GoldbullText, or a GoldbullVision: onnx_vision.py) as an ONNX file, atomically;
+    """Write ``model`` (a GoldbullText; a GoldbullVision: onnx_vision.py; a BertModel: onnx_encoder.py) as an
+    ONNX file, atomically;
     ``onnx.checker`` with full checking first."""
     onnx, _, _ = _onnx()
+    from ..text.bert import BertModel
     from ..vision import GoldbullVision
     if isinstance(model, GoldbullVision):
         from .onnx_vision import build_vision_onnx_model
         m = build_vision_onnx_model(model)
+    elif isinstance(model, BertModel):
+        from .onnx_encoder import build_encoder_onnx_model
+        m = build_encoder_onnx_model(model)
     else:
         m = build_onnx_model(model, use_cache=use_cache)
     if check:

@@ -321,3 +321,23 @@ def test_group_norm_has_no_onnx_form_and_is_named(tmp_path):
     with pytest.raises(ValueError, match="net.stem.1 is a GroupNorm"):
         ModelExporter().export_onnx(m, tmp_path / "g.onnx")
     assert not (tmp_path / "g.onnx").exists()
+
+
+def test_the_bert_encoder_exports_to_onnx_with_padding_masked(tmp_path):
+    pytest.importorskip("onnx", reason="the export extra (onnx) is not installed")
+    ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
+    from goldbull_np.text.bert import BertConfig, BertModel
+    gb.manual_seed(0)
+    m = BertModel(BertConfig(vocab_size=60, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                             intermediate_size=64, max_position_embeddings=40, hidden_dropout_prob=0.0))
+    m.eval()
+    s = ort.InferenceSession(os.fspath(ModelExporter().export_onnx(m, tmp_path / "b.onnx")),
+                             providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    for B, T in ((1, 5), (3, 9)):
+        x, tt = rng.integers(0, 60, (B, T)), rng.integers(0, 2, (B, T))
+        mask = np.ones((B, T), np.int64)
+        mask[-1, T - 3:] = 0  # right padding in the last row
+        got = s.run(None, {"input_ids": x, "attention_mask": mask, "token_type_ids": tt})[0]
+        want = m(x, attention_mask=mask, token_type_ids=tt).data
+        np.testing.assert_allclose(got[mask.astype(bool)], want[mask.astype(bool)], atol=1e-4)
