@@ -13,7 +13,8 @@ measures decode tokens/s before and after each pass for language models (``measu
 
 - :class:`FuseLinearLayers`: LoRA adapters merged into their base Linear (the wrappers removed); two
   Linears in a row in a Sequential with nothing between folded into one; a BatchNorm2d right after a
-  Conv2d in a Sequential folded into the convolution. (GoldbullText's q/k/v already are one projection.)
+  Conv2d (in a Sequential, or a ResNet basic block's conv/bn pairs) folded into the convolution.
+  (GoldbullText's and BERT's q/k/v already are one projection.)
 - :class:`OptimizeAttention`: every attention on the fused kernel (grouped K/V heads kept grouped) and a
   preallocated KV cache reused by every ``generate`` call.
 - :class:`QuantizeWeights`: int8 (per output channel) or int4 (group-wise) Linears (goldbull_np.nn.quantized).
@@ -111,7 +112,20 @@ class FuseLinearLayers(Pass):
                     seq._modules[names[i + 1]] = Identity()
                     changes.append(f"folded BatchNorm2d {path}.{names[i + 1]} into Conv2d {path}.{names[i]}")
                 i += 1
+        for path, blk in list(model.named_modules()):  # convolutions followed by a norm inside a block
+            for conv_name, bn_name in _conv_norm_pairs(blk):
+                conv, bn = blk._modules[conv_name], blk._modules[bn_name]
+                if _is_conv_bn(conv, bn):
+                    blk._modules[conv_name] = _fold_conv_bn(conv, bn)
+                    blk._modules[bn_name] = Identity()
+                    changes.append(f"folded BatchNorm2d {path}.{bn_name} into Conv2d {path}.{conv_name}")
         return changes
+
+
+def _conv_norm_pairs(module):
+    """(conv, norm) child names of a block whose forward applies the norm right after the conv."""
+    from ..vision.model import BasicBlock
+    return [("conv1", "bn1"), ("conv2", "bn2")] if type(module) is BasicBlock else []
 
 
 def _fold_linears(a, b):

@@ -106,3 +106,22 @@ def test_optimize_attention_reuses_one_kv_cache_and_keeps_grouped_heads():
     np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(a, m.generate(x, max_new_tokens=6, temperature=0).data)
     assert m.new_kv_cache(1) is not m.new_kv_cache(1)  # the original model is unchanged
+
+
+def test_a_resnets_batch_norms_fold_into_its_convolutions():
+    from goldbull_np.vision import GoldbullVision, VisionConfig
+    gb.manual_seed(0)
+    m = GoldbullVision(VisionConfig.resnet_tiny(num_classes=4))
+    rng = np.random.default_rng(0)
+    for mod in m.modules():
+        if type(mod).__name__ == "BatchNorm2d":
+            mod.running_mean.data[...] = rng.standard_normal(mod.num_features).astype(np.float32) * 0.1
+            mod.running_var.data[...] = 1 + rng.random(mod.num_features).astype(np.float32)
+    m.eval()
+    x = gb.randn(2, m.config.in_channels, *m.config.image_size)
+    opt = ModelOptimizer().add_pass(FuseLinearLayers())
+    out = opt.optimize(m, sample_input=x, measure=False)
+    n_bn = sum(type(mod).__name__ == "BatchNorm2d" for mod in m.modules())
+    assert n_bn > 2 and sum(type(mod).__name__ == "BatchNorm2d" for mod in out.modules()) == 0
+    assert len(opt.reports[0].changes) == n_bn
+    np.testing.assert_allclose(out(x)[0].data, m(x)[0].data, rtol=1e-4, atol=1e-5)
