@@ -118,6 +118,9 @@ def export_gguf(model, path, tokenizer=None, *, overwrite: bool = False):
         w.add_head_count(c.n_head)
         w.add_head_count_kv(c.n_kv_head)
         w.add_rope_dimension_count(c.head_dim)
+        if c.head_dim * c.n_head != c.n_embd:  # llama.cpp's head size is n_embd / n_head unless told
+            w.add_key_length(c.head_dim)
+            w.add_value_length(c.head_dim)
         w.add_rope_freq_base(c.rope_theta)
         w.add_layer_norm_rms_eps(c.norm_eps)
         w.add_vocab_size(c.vocab_size)

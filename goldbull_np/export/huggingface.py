@@ -24,6 +24,9 @@ def architecture_of(config) -> str:
         if c.n_kv_head != c.n_head:
             raise ValueError(f"export_huggingface: GPT-2 has no grouped-query attention (n_kv_head={c.n_kv_head}, "
                              f"n_head={c.n_head})")
+        if c.head_dim * c.n_head != c.n_embd:
+            raise ValueError(f"export_huggingface: GPT-2 needs head_dim * n_head = n_embd, got head_dim={c.head_dim}, "
+                             f"n_head={c.n_head}, n_embd={c.n_embd}")
         return "gpt2"
     if all(getattr(c, k) == v for k, v in llama.items()):
         return "llama"

@@ -135,8 +135,9 @@ def build_onnx_model(model, *, use_cache: bool = True, opset: int = OPSET):
     allowed = g.op("And", g.op("Unsqueeze", causal, g.const([0, 1])), keep)  # (B,1,T,S)
     neg = g.op("Where", allowed, g.const(0.0, np.float32), g.const(-1e30, np.float32))
 
-    flat_c = g.op("Concat", g.op("Mul", g.op("Unsqueeze", B, g.const([0])), g.op("Unsqueeze", T, g.const([0]))),
-                  g.const([C]), axis=0)  # [B*T, C]
+    bt_flat = g.op("Mul", g.op("Unsqueeze", B, g.const([0])), g.op("Unsqueeze", T, g.const([0])))  # [B*T]
+    flat_c = g.op("Concat", bt_flat, g.const([C]), axis=0)  # [B*T, C]
+    flat_hd = g.op("Concat", bt_flat, g.const([H * D]), axis=0)  # [B*T, H*D] (H*D may differ from C)
     bt = g.op("Concat", g.op("Unsqueeze", B, g.const([0])), g.op("Unsqueeze", T, g.const([0])), axis=0)  # [B, T]
     heads_shape = lambda n: g.op("Concat", bt, g.const([n, D]), axis=0)  # noqa: E731 - [B, T, n, D]
     b_ = lambda name: w.get(name)  # noqa: E731 - a bias initializer or None
@@ -164,7 +165,7 @@ def build_onnx_model(model, *, use_cache: bool = True, opset: int = OPSET):
         scores = g.op("Add", g.op("Mul", g.op("MatMul", q, g.op("Transpose", k, perm=[0, 1, 3, 2])),
                                   g.const(1.0 / math.sqrt(D), np.float32)), neg)  # (B,H,T,S)
         y = g.op("MatMul", g.op("Softmax", scores, axis=-1), v)  # (B,H,T,D)
-        y = g.op("Reshape", g.op("Transpose", y, perm=[0, 2, 1, 3]), flat_c)  # (B*T, C)
+        y = g.op("Reshape", g.op("Transpose", y, perm=[0, 2, 1, 3]), flat_hd)  # (B*T, H*D)
         x2 = g.op("Add", x2, _linear(g, y, w[p + "attn.o_proj.weight"], b_(p + "attn.o_proj.bias")))
         hn = _norm(g, x2, c.norm, w[p + "mlp_norm.weight"], b_(p + "mlp_norm.bias"), c.norm_eps)
         up = _linear(g, hn, w[p + "mlp.up_proj.weight"], b_(p + "mlp.up_proj.bias"))

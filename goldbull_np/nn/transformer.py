@@ -133,17 +133,18 @@ class CausalSelfAttention(Module):
         n_kv_head: Hkv (default H).
         bias: biases on both projections.
         rotary: a RotaryEmbedding applied to q and k (None: no rotary).
+        head_dim: D (default C / H); H * D need not be C (o_proj maps H * D back to C).
     """
 
-    def __init__(self, n_embd, n_head, n_kv_head=None, bias=True, rotary=None):
+    def __init__(self, n_embd, n_head, n_kv_head=None, bias=True, rotary=None, head_dim=None):
         super().__init__()
         n_kv_head = n_head if n_kv_head is None else n_kv_head
-        if n_embd % n_head:
-            raise ValueError(f"n_embd ({n_embd}) must be divisible by n_head ({n_head})")
+        if head_dim is None and n_embd % n_head:
+            raise ValueError(f"n_embd ({n_embd}) must be divisible by n_head ({n_head}) unless head_dim is given")
         if n_head % n_kv_head:
             raise ValueError(f"n_head ({n_head}) must be a multiple of n_kv_head ({n_kv_head})")
         self.n_embd, self.n_head, self.n_kv_head = n_embd, n_head, n_kv_head
-        self.head_dim = n_embd // n_head
+        self.head_dim = n_embd // n_head if head_dim is None else int(head_dim)
         self.scale = 1.0 / math.sqrt(self.head_dim)
         self.qkv_proj = Linear(n_embd, (n_head + 2 * n_kv_head) * self.head_dim, bias=bias)
         self.o_proj = Linear(n_head * self.head_dim, n_embd, bias=bias)
@@ -197,13 +198,14 @@ class TransformerBlock(Module):
         dropout: residual dropout probability.
         rotary: a RotaryEmbedding (shared between blocks) or None.
         gelu_approximate: "none" or "tanh".
+        head_dim: the attention's per-head width (default n_embd // n_head).
     """
 
     def __init__(self, n_embd, n_head, n_kv_head=None, mlp="gelu", mlp_hidden=None, norm="layernorm",
-                 bias=True, dropout=0.0, norm_eps=1e-5, rotary=None, gelu_approximate="none"):
+                 bias=True, dropout=0.0, norm_eps=1e-5, rotary=None, gelu_approximate="none", head_dim=None):
         super().__init__()
         self.attn_norm = make_norm(norm, n_embd, bias, norm_eps)
-        self.attn = CausalSelfAttention(n_embd, n_head, n_kv_head, bias=bias, rotary=rotary)
+        self.attn = CausalSelfAttention(n_embd, n_head, n_kv_head, bias=bias, rotary=rotary, head_dim=head_dim)
         self.mlp_norm = make_norm(norm, n_embd, bias, norm_eps)
         self.mlp = MLP(n_embd, mlp_hidden, kind=mlp, bias=bias, gelu_approximate=gelu_approximate)
         self.dropout = Dropout(dropout) if dropout > 0 else None

@@ -29,7 +29,7 @@ class ModelConfig(PretrainedConfig):
     n_layer: int = 6                # transformer blocks
     n_head: int = 6                 # query heads
     n_kv_head: Optional[int] = None  # key/value heads (grouped-query); None = n_head
-    n_embd: int = 384               # C, the residual width; head dim = n_embd // n_head
+    n_embd: int = 384               # C, the residual width; head dim = n_embd // n_head unless head_dim
     block_size: int = 256           # longest sequence (positions tabulated / KV cache length)
     dropout: float = 0.0            # residual and embedding dropout (0 for pretraining)
     bias: bool = True               # biases in Linears and LayerNorms (GPT-2: True, Llama: False)
@@ -42,11 +42,19 @@ class ModelConfig(PretrainedConfig):
     mlp_hidden: Optional[int] = None  # MLP inner size; None = 4 * n_embd (GPT-2 "n_inner")
     gelu_approximate: str = "none"  # "none" (exact erf) | "tanh" (GPT-2's "gelu_new")
     init_std: float = field(default=0.02)  # GPT-2 init std
+    head_dim: Optional[int] = None  # D, each head's width; None = n_embd // n_head (Llama's head_dim)
 
     def __post_init__(self):
         if self.n_kv_head is None:
             self.n_kv_head = self.n_head
+        if self.head_dim is None and isinstance(self.n_head, int) and isinstance(self.n_embd, int) \
+                and self.n_head > 0:
+            if self.n_embd % self.n_head:
+                raise ValueError(f"ModelConfig: n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head}) "
+                                 "unless head_dim is given")
+            self.head_dim = self.n_embd // self.n_head
         self.validate()
+
 
     # ---- presets --------------------------------------------------------------------------
     @classmethod
@@ -69,10 +77,6 @@ class ModelConfig(PretrainedConfig):
         return cls(vocab_size=vocab_size, **kw)
 
     # ---- size, before anything is built ------------------------------------------------------
-    @property
-    def head_dim(self):
-        return self.n_embd // self.n_head
-
     def num_parameters(self) -> int:
         """The exact number of parameter values GoldbullText(self) holds (a tied lm_head counted once),
         computed from the fields alone: what a weights file for this config must hold."""
@@ -116,12 +120,10 @@ class ModelConfig(PretrainedConfig):
 
     def validate(self):
         """Raise ValueError with a clear message if the hyperparameters are inconsistent."""
-        for name in ("vocab_size", "n_layer", "n_head", "n_kv_head", "n_embd", "block_size"):
+        for name in ("vocab_size", "n_layer", "n_head", "n_kv_head", "n_embd", "block_size", "head_dim"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"ModelConfig.{name} must be a positive integer, got {v!r}")
-        if self.n_embd % self.n_head:
-            raise ValueError(f"ModelConfig: n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
         if self.n_head % self.n_kv_head:
             raise ValueError(f"ModelConfig: n_head ({self.n_head}) must be a multiple of n_kv_head "
                              f"({self.n_kv_head})")
@@ -129,8 +131,7 @@ class ModelConfig(PretrainedConfig):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"ModelConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if self.position == "rope" and self.head_dim % 2:
-            raise ValueError(f"ModelConfig: rotary positions need an even head dim, got n_embd / n_head = "
-                             f"{self.head_dim}")
+            raise ValueError(f"ModelConfig: rotary positions need an even head dim, got {self.head_dim}")
         for name, low, high, what in (("dropout", 0.0, 1.0, "in [0, 1)"), ("rope_theta", 0.0, None, "> 0"),
                                       ("norm_eps", 0.0, None, "> 0"), ("init_std", 0.0, None, ">= 0")):
             v = getattr(self, name)

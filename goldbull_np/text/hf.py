@@ -19,8 +19,8 @@ Name and layout mapping (HF -> goldbull)::
 
 GPT-2's ``attn.bias`` / ``attn.masked_bias`` (causal-mask buffers) and Llama's
 ``rotary_emb.inv_freq`` are ignored. Llama's rotary convention (rotate_half) is ours, so q/k load
-without permutation. Config fields that our model cannot express (rope_scaling, a head_dim other
-than hidden_size / heads, biases on attention but not on the MLP, another activation, ...) raise
+without permutation (a Llama head_dim other than hidden_size / heads is kept). Config fields that our
+model cannot express (rope_scaling, biases on attention but not on the MLP, another activation, ...) raise
 a ValueError naming the field instead of loading something that computes different logits.
 BF16 / F16 tensors are converted to float32.
 """
@@ -131,9 +131,7 @@ def hf_config_to_model_config(d, source="config.json"):
         hidden, heads = f("hidden_size", 4096), f("num_attention_heads", 32)
         if heads < 1:
             raise _unsupported(source, "num_attention_heads", heads, "expected a positive integer")
-        if f("head_dim", None) is not None and d["head_dim"] * heads != hidden:
-            raise _unsupported(source, "head_dim", d["head_dim"],
-                               f"goldbull needs head_dim = hidden_size / num_attention_heads = {hidden // heads}")
+        head_dim = f("head_dim", None)  # None: hidden_size / num_attention_heads
         attn_bias, mlp_bias = f("attention_bias", False, "bool"), f("mlp_bias", False, "bool")
         if attn_bias != mlp_bias:
             raise _unsupported(source, "attention_bias", attn_bias,
@@ -144,7 +142,7 @@ def hf_config_to_model_config(d, source="config.json"):
                   tie_embeddings=f("tie_word_embeddings", False, "bool"), norm="rmsnorm", mlp="swiglu",
                   position="rope", rope_theta=f("rope_theta", 10000.0, "float"),
                   norm_eps=f("rms_norm_eps", 1e-6, "float"), mlp_hidden=f("intermediate_size", 11008),
-                  dropout=0.0)
+                  dropout=0.0, head_dim=head_dim)
     try:
         return ModelConfig(**kw), kind
     except (TypeError, ValueError) as exc:

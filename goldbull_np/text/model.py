@@ -81,7 +81,7 @@ class GoldbullText(PreTrainedModel):
         self.layers = ModuleList(
             TransformerBlock(c.n_embd, c.n_head, c.n_kv_head, mlp=c.mlp, mlp_hidden=c.mlp_hidden, norm=c.norm,
                              bias=c.bias, dropout=c.dropout, norm_eps=c.norm_eps, rotary=rotary,
-                             gelu_approximate=c.gelu_approximate)
+                             gelu_approximate=c.gelu_approximate, head_dim=c.head_dim)
             for _ in range(c.n_layer))
         self.norm = make_norm(c.norm, c.n_embd, c.bias, c.norm_eps)
         self.lm_head = Linear(c.n_embd, c.vocab_size, bias=False)

@@ -504,7 +504,8 @@ class Trainer:
             diffs.append(("data", fp.get("data"), _jsonify(self.data_fingerprint)))
         model_now = _model_config(self.model)
         if fp.get("model") is not None and model_now is not None:
-            diffs += [(f"model.{k}", a, b) for k, a, b in config_diff(fp["model"], model_now)]
+            saved_model = _with_new_defaults(self.model, fp["model"])
+            diffs += [(f"model.{k}", a, b) for k, a, b in config_diff(saved_model, model_now)]
         if diffs and not allow_mismatch:
             lines = "\n".join(f"  {k}: checkpoint={a!r}  now={b!r}" for k, a, b in diffs)
             raise ResumeMismatchError("cannot resume: the run differs from the checkpoint in\n" + lines +
@@ -586,6 +587,15 @@ def _same_data(a, b) -> bool:
     if isinstance(a, dict) and isinstance(b, dict) and a.get("sha256") and a.get("sha256") == b.get("sha256"):
         return {k: v for k, v in a.items() if k != "source"} == {k: v for k, v in b.items() if k != "source"}
     return False
+
+
+def _with_new_defaults(model, saved: dict) -> dict:
+    """A checkpoint's model config as the current config class reads it: a field added since the checkpoint
+    was written takes its default (derived) value instead of counting as a difference."""
+    try:
+        return _jsonify(type(model.config).from_dict(dict(saved)).to_dict())
+    except (ValueError, TypeError):
+        return saved
 
 
 def _model_config(model):

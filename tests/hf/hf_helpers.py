@@ -56,7 +56,7 @@ def llama_weights(cfg, seed=0, prefix="model."):
     rng = np.random.default_rng(seed)
     C, V, I = cfg["hidden_size"], cfg["vocab_size"], cfg["intermediate_size"]
     H, Hkv = cfg["num_attention_heads"], cfg["num_key_value_heads"]
-    D = C // H
+    D = cfg.get("head_dim") or C // H
     n = lambda *s: rng.normal(0, 0.1, s).astype(np.float32)  # noqa: E731
     w = {"embed_tokens.weight": n(V, C) * 5, "norm.weight": 1 + n(C)}
     for i in range(cfg["num_hidden_layers"]):

@@ -152,7 +152,6 @@ def test_untied_llama_without_lm_head_is_an_error(tmp_path):
 
 @pytest.mark.parametrize("over, field", [
     ({"rope_scaling": {"rope_type": "linear", "factor": 2.0}}, "rope_scaling"),
-    ({"head_dim": 16}, "head_dim"),
     ({"attention_bias": True}, "attention_bias"),
     ({"hidden_act": "gelu"}, "hidden_act"),
 ])
@@ -160,6 +159,27 @@ def test_llama_fields_that_do_not_fit_are_errors(tmp_path, over, field):
     cfg = H.llama_config(**over)
     with pytest.raises(ValueError, match=f"config field {field}=.* is not supported"):
         GoldbullText.from_pretrained(_write(tmp_path, cfg, H.llama_weights(H.llama_config())))
+
+
+def test_a_llama_head_dim_other_than_hidden_over_heads_loads(tmp_path):
+    """head_dim 16 with 4 heads on hidden 32: q/k/v project to 64, o_proj back to 32 (H * D != C)."""
+    cfg = H.llama_config(head_dim=16)
+    m = GoldbullText.from_pretrained(_write(tmp_path, cfg, H.llama_weights(cfg)))
+    assert m.config.head_dim == 16 and m.layers[0].attn.qkv_proj.weight.shape == ((4 + 2 * 2) * 16, 32)
+    m.eval()
+    ids = np.random.default_rng(0).integers(0, 101, (2, 9))
+    full = m(ids)[0].data
+    step = m.generate(ids[:, :5], max_new_tokens=4, temperature=0).data  # the KV-cache path agrees
+    assert step.shape == (2, 9) and np.isfinite(full).all()
+    try:
+        import torch
+        import transformers
+    except ImportError:
+        return
+    hf = transformers.LlamaForCausalLM.from_pretrained(tmp_path)
+    hf.eval()
+    with torch.no_grad():
+        np.testing.assert_allclose(hf(torch.from_numpy(ids)).logits.numpy(), full, atol=1e-4)
 
 
 def test_gpt2_activation_and_attention_scaling_fields(tmp_path):
