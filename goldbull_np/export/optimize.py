@@ -18,8 +18,9 @@ measures decode tokens/s before and after each pass for language models (``measu
 - :class:`OptimizeAttention`: every attention on the fused kernel (grouped K/V heads kept grouped) and a
   preallocated KV cache reused by every ``generate`` call.
 - :class:`QuantizeWeights`: int8 (per output channel) or int4 (group-wise) Linears (goldbull_np.nn.quantized).
-- :class:`PruneUnusedLayers`: modules that no forward pass reaches (found by running the sample input),
-  LoRA adapters and bottleneck adapters with zero effect, and the transformer blocks named by the user.
+- :class:`PruneUnusedLayers`: modules that no forward pass reaches (found from the sample input's graph),
+  LoRA adapters and bottleneck adapters with zero effect, and the transformer blocks and attention heads
+  named by the user.
 """
 import copy
 import time
@@ -221,10 +222,13 @@ class PruneUnusedLayers(Pass):
 
     Args:
         layers: indices of transformer blocks to remove (``model.layers``; the config's n_layer follows).
+        heads: ``{block index: [head indices]}`` attention heads to remove (multi-head attention, the same
+            number from every block, since the config has one n_head; head_dim is kept).
     """
 
-    def __init__(self, layers=()):
+    def __init__(self, layers=(), heads=None):
         self.layers = sorted(set(int(i) for i in layers))
+        self.heads = {int(k): sorted(set(int(h) for h in v)) for k, v in (heads or {}).items()}
         self.sample = None  # set by ModelOptimizer: the input that finds unreached modules
 
     def apply(self, model):
@@ -243,6 +247,8 @@ class PruneUnusedLayers(Pass):
                     for a in (blk.attn_adapter, blk.mlp_adapter) if a is not None):
                 model.layers._modules[str(i)] = _plain_block(blk)
                 changes.append(f"removed the zero-effect bottleneck adapters of layers.{i}")
+        if self.heads:
+            changes.append(self._drop_heads(model))
         if self.layers:
             changes.append(self._drop_blocks(model))
         if self.sample is not None:
@@ -263,6 +269,42 @@ class PruneUnusedLayers(Pass):
         if hasattr(model, "config") and dataclasses.is_dataclass(model.config):
             object.__setattr__(model, "config", dataclasses.replace(model.config, n_layer=len(kept)))
         return f"removed transformer block(s) {self.layers} (n_layer {n} -> {len(kept)})"
+
+    def _drop_heads(self, model):
+        """Remove the named heads: their q, k and v rows of qkv_proj and their columns of o_proj."""
+        import dataclasses
+
+        from ..nn import Linear
+        blocks = model.layers
+        counts = {len(v) for v in self.heads.values()}
+        if set(self.heads) != set(range(len(blocks))) or len(counts) != 1:
+            raise ValueError(f"PruneUnusedLayers: heads must name the same number of heads in every one of the "
+                             f"{len(blocks)} blocks (the config has one n_head), got {self.heads}")
+        for i, drop in self.heads.items():
+            attn = blocks._modules[str(i)].attn
+            H, Hkv, D = attn.n_head, attn.n_kv_head, attn.head_dim
+            if Hkv != H:
+                raise ValueError(f"PruneUnusedLayers: layers.{i} has grouped K/V heads ({H} query over {Hkv}); "
+                                 "head pruning is for multi-head attention")
+            if type(attn.qkv_proj) is not Linear or type(attn.o_proj) is not Linear:
+                raise ValueError(f"PruneUnusedLayers: layers.{i}'s projections are wrapped (LoRA?): run "
+                                 "FuseLinearLayers first")
+            bad = [h for h in drop if not 0 <= h < H]
+            if bad or len(drop) >= H:
+                raise ValueError(f"PruneUnusedLayers: heads {drop} of layers.{i} do not leave one of its {H} heads")
+            keep = [h for h in range(H) if h not in drop]
+            rows = np.concatenate([np.arange(part * H * D + h * D, part * H * D + (h + 1) * D)
+                                   for part in range(3) for h in keep])  # q | k | v of the kept heads
+            cols = np.concatenate([np.arange(h * D, (h + 1) * D) for h in keep])
+            q, o = attn.qkv_proj, attn.o_proj
+            attn.qkv_proj = _sliced_linear(q, rows=rows)
+            attn.o_proj = _sliced_linear(o, cols=cols)
+            attn.n_head = attn.n_kv_head = len(keep)
+        k = counts.pop()
+        c = model.config
+        object.__setattr__(model, "config", dataclasses.replace(c, n_head=c.n_head - k, n_kv_head=c.n_kv_head - k,
+                                                                head_dim=c.head_dim))
+        return f"removed {k} attention head(s) from each of {len(blocks)} blocks (n_head {c.n_head} -> {c.n_head - k})"
 
     def _drop_unreached(self, model):
         """Remove the outermost modules whose parameters the forward's autograd graph never reaches (read
@@ -326,6 +368,19 @@ def _graph_leaves(out):
     return leaves
 
 
+def _sliced_linear(lin, rows=None, cols=None):
+    """A Linear holding the given output rows / input columns of ``lin``."""
+    from ..nn import Linear
+    w = lin.weight.data
+    w = w[rows] if rows is not None else w
+    w = w[:, cols] if cols is not None else w
+    out = Linear(w.shape[1], w.shape[0], bias=lin.bias is not None)
+    out.weight.data = np.ascontiguousarray(w)
+    if lin.bias is not None:
+        out.bias.data = np.ascontiguousarray(lin.bias.data[rows] if rows is not None else lin.bias.data)
+    return out
+
+
 def _plain_block(blk):
     from ..nn.transformer import TransformerBlock
     plain = TransformerBlock.__new__(TransformerBlock)
@@ -374,7 +429,7 @@ class ModelOptimizer:
             rel = float(np.abs(out - reference).max() / (np.abs(reference).max() + 1e-12)) \
                 if out.shape == reference.shape else float("inf")
             reference = out
-            pruned_blocks = isinstance(p, PruneUnusedLayers) and p.layers
+            pruned_blocks = isinstance(p, PruneUnusedLayers) and (p.layers or p.heads)
             if p.exact and not pruned_blocks and rel > tolerance:
                 raise RuntimeError(f"{p.name} changed the outputs by {rel:.2e} (relative), above {tolerance}: "
                                    f"its changes were {changes}")

@@ -125,3 +125,26 @@ def test_a_resnets_batch_norms_fold_into_its_convolutions():
     assert n_bn > 2 and sum(type(mod).__name__ == "BatchNorm2d" for mod in out.modules()) == 0
     assert len(opt.reports[0].changes) == n_bn
     np.testing.assert_allclose(out(x)[0].data, m(x)[0].data, rtol=1e-4, atol=1e-5)
+
+
+def test_named_attention_heads_are_removed_and_a_zeroed_head_changes_nothing(tmp_path):
+    m = _lm(n_head=4, n_embd=32)  # head_dim 8
+    for i in range(3):  # head 2 of every block contributes nothing: its o_proj columns are zero
+        m.layers[i].attn.o_proj.weight.data[:, 16:24] = 0
+    x = np.random.default_rng(5).integers(0, 50, (2, 10))
+    want = m(x)[0].data
+    opt = ModelOptimizer().add_pass(PruneUnusedLayers(heads={0: [2], 1: [2], 2: [2]}))
+    out = opt.optimize(m, measure=False)
+    assert out.config.n_head == 3 and out.config.head_dim == 8 and m.config.n_head == 4
+    assert out.layers[0].attn.qkv_proj.weight.shape == (3 * 3 * 8, 32) and out.layers[0].attn.o_proj.weight.shape == (32, 24)
+    np.testing.assert_allclose(out(x)[0].data, want, atol=1e-5)
+    np.testing.assert_allclose(out.generate(x[:1, :4], max_new_tokens=4, temperature=0).data,
+                               m.generate(x[:1, :4], max_new_tokens=4, temperature=0).data)
+    out.save(tmp_path / "pruned")
+    np.testing.assert_allclose(GoldbullText.from_pretrained(tmp_path / "pruned")(x)[0].data, want, atol=1e-5)
+    assert "removed 1 attention head(s) from each of 3 blocks (n_head 4 -> 3)" in opt.reports[0].changes
+    with pytest.raises(ValueError, match="same number of heads in every one of the 3 blocks"):
+        ModelOptimizer().add_pass(PruneUnusedLayers(heads={0: [1]})).optimize(m, measure=False)
+    with pytest.raises(ValueError, match="grouped K/V heads"):
+        ModelOptimizer().add_pass(PruneUnusedLayers(heads={0: [1], 1: [1], 2: [1]})).optimize(
+            _lm(n_head=4, n_kv_head=2), measure=False)
