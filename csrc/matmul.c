@@ -145,10 +145,62 @@ void sgemm_naive(float *c, const float *a, const float *b, const float *bias, in
 
 /* ---- linear ------------------------------------------------------------------------------ */
 
+/* ---- few rows (batch-1 decoding): one dot per output, weights streamed once -------------------- */
+
+/* out[n, o] for o in [o0, o1): dots of the few input rows with weight rows, four weight rows per pass so each
+ * input load serves four accumulators (the SGEMM's packing costs far more than the arithmetic at N = 1). */
+static inline GB_INLINE void gemv_rows(float *out, const float *x, const float *w, const float *bias,
+                                       int64_t N, int64_t C, int64_t OC, int64_t o0, int64_t o1) {
+    for (int64_t n = 0; n < N; n++) {
+        const float *xr = x + n * C;
+        int64_t o = o0;
+        for (; o + 4 <= o1; o += 4) {
+            const float *w0 = w + o * C, *w1 = w0 + C, *w2 = w1 + C, *w3 = w2 + C;
+            float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
+            #pragma omp simd reduction(+:a0, a1, a2, a3)
+            for (int64_t k = 0; k < C; k++) {
+                float v = xr[k];
+                a0 += v * w0[k]; a1 += v * w1[k]; a2 += v * w2[k]; a3 += v * w3[k];
+            }
+            float *r = out + n * OC + o;
+            r[0] = bias ? a0 + bias[o] : a0;
+            r[1] = bias ? a1 + bias[o + 1] : a1;
+            r[2] = bias ? a2 + bias[o + 2] : a2;
+            r[3] = bias ? a3 + bias[o + 3] : a3;
+        }
+        for (; o < o1; o++) {
+            const float *wr = w + o * C;
+            float a = 0.0f;
+            #pragma omp simd reduction(+:a)
+            for (int64_t k = 0; k < C; k++) a += xr[k] * wr[k];
+            out[n * OC + o] = bias ? a + bias[o] : a;
+        }
+    }
+}
+
+GB_MULTIVERSION(gemv_f, (float *out, const float *x, const float *w, const float *bias, int64_t N, int64_t C,
+                         int64_t OC, int64_t o0, int64_t o1), gemv_rows(out, x, w, bias, N, C, OC, o0, o1))
+
+typedef struct { float *out; const float *x, *w, *bias; int64_t N, C, OC; } gemv_args;
+
+static void gemv_task(void *ctx, int t, int nt) {
+    gemv_args *g = ctx;
+    int64_t o0, o1;
+    gb_split(g->OC, t, nt, &o0, &o1);
+    GB_CALL(gemv_f, (g->out, g->x, g->w, g->bias, g->N, g->C, g->OC, o0, o1));
+}
+
+#define GEMV_MAX_ROWS 4  /* below this many input rows the dot-per-output path beats packing for SGEMM */
+
 int linear_forward(float *out, const float *inp, const float *weight, const float *bias,
                    int64_t N, int64_t C, int64_t OC) {
-    /* out (N,OC) = inp (N,C) @ weight (OC,C)^T + bias (OC,): NT sgemm with the bias epilogue */
-    return sgemm(out, inp, weight, bias, 0, 1, N, OC, C, 1, 0, 0, 0);
+    /* out (N,OC) = inp (N,C) @ weight (OC,C)^T + bias (OC,) */
+    if (N < GEMV_MAX_ROWS) {
+        gemv_args g = {out, inp, weight, bias, N, C, OC};
+        gb_parallel(gemv_task, &g, N * C * OC >= GB_PAR_MIN_MACS && OC >= 16 ? gb_threads() : 1);
+        return 0;
+    }
+    return sgemm(out, inp, weight, bias, 0, 1, N, OC, C, 1, 0, 0, 0);  /* NT sgemm with the bias epilogue */
 }
 
 typedef struct { float *dbias; const float *dout; int64_t N, OC; } dbias_args;
