@@ -101,6 +101,18 @@ def report_peak(baseline):
 '''
 
 
+def peak_rss():
+    """This process's peak resident set size in bytes (VmHWM), or None off Linux."""
+    try:
+        with open("/proc/self/status") as f:
+            for ln in f:
+                if ln.startswith("VmHWM:"):
+                    return int(ln.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
 def peak_rss_subprocess(code, env=None, timeout=600):
     """Peak RSS growth (bytes) of a measured region, in a fresh interpreter.
 

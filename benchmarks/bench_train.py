@@ -37,7 +37,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from _common import ROOT, print_table, write_json  # noqa: E402
+from _common import ROOT, peak_rss, print_table, write_json  # noqa: E402
 
 CONFIGS = {  # nanoGPT shakespeare-char: "small" is its CPU (MacBook) override, "mid" its default model
     "small": dict(n_layer=4, n_head=4, n_embd=128, block_size=64, batch_size=12, vocab_size=65),
@@ -102,14 +102,6 @@ def run_side(side, spec_path, threads, timeout):
 
 
 # ---- the workers --------------------------------------------------------------------------------------
-def _peak_rss():
-    with open("/proc/self/status") as f:
-        for ln in f:
-            if ln.startswith("VmHWM:"):
-                return int(ln.split()[1]) * 1024
-    return None
-
-
 def _sgemm(mm, a, b, repeat=10):
     """Best-of-median GFLOP/s of mm(a, b) (warm)."""
     mm(a, b)
@@ -176,7 +168,7 @@ def worker_goldbull(spec, threads):
         opt.step()
         return float(loss.data)
     times, losses, first_done = _timed_steps(step, xs, ys)
-    peak = _peak_rss()
+    peak = peak_rss()
     m, k, n = _mlp_gemm_shape(cfg)
     rng = np.random.default_rng(0)
     a = rng.standard_normal((m, k), dtype=np.float32)
@@ -215,7 +207,7 @@ def worker_torch(spec, threads):
         opt.step()
         return float(loss.item())
     times, losses, first_done = _timed_steps(step, xs, ys)
-    peak = _peak_rss()
+    peak = peak_rss()
     m, k, n = _mlp_gemm_shape(cfg)
     a, b = torch.randn(m, k), torch.randn(k, n)
     with torch.no_grad():

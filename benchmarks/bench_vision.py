@@ -30,7 +30,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from _common import ROOT, print_table, write_json  # noqa: E402
+from _common import ROOT, peak_rss, print_table, write_json  # noqa: E402
 
 # (name, B, C, H, W, OC, k, stride, groups)
 CONV_SHAPES = [
@@ -130,14 +130,6 @@ def run_side(side, spec, threads, steps, warmup, timeout=1200):
 
 
 # ---- 2. training steps: the workers --------------------------------------------------------------------
-def _peak_rss():
-    with open("/proc/self/status") as f:
-        for ln in f:
-            if ln.startswith("VmHWM:"):
-                return int(ln.split()[1]) * 1024
-    return None
-
-
 def _time_steps(step, steps, warmup):
     first = step()
     for _ in range(warmup - 1):
@@ -317,7 +309,7 @@ def main(argv=None):
             spec = json.load(f)
         fn = worker_ours if args._worker == "goldbull_np" else worker_torch
         first, ms = fn(spec, args.threads, args.steps, args.warmup)
-        print("__RESULT__" + json.dumps(dict(first_loss=first, ms_per_step=ms, peak_rss=_peak_rss())))
+        print("__RESULT__" + json.dumps(dict(first_loss=first, ms_per_step=ms, peak_rss=peak_rss())))
         return 0
     try:
         import torch  # noqa: F401

@@ -183,7 +183,18 @@ def _unlisted(images_dir, listed):
 # ----------------------------------------------------------------------------------------------
 # the dataset
 
-class ImageFolderDataset:
+class _LabelledImages:
+    """What an image dataset and a view of it share: the class count and the per-class counts."""
+
+    @property
+    def num_classes(self):
+        return len(self.class_names)
+
+    def class_counts(self):
+        return np.bincount(self.labels, minlength=self.num_classes)
+
+
+class ImageFolderDataset(_LabelledImages):
     """Images listed in labels.csv, decoded once into a memory-mapped uint8 cache.
 
     Args:
@@ -296,13 +307,6 @@ class ImageFolderDataset:
     def __getitem__(self, i):
         return np.asarray(self.images[i]), int(self.labels[i])
 
-    @property
-    def num_classes(self):
-        return len(self.class_names)
-
-    def class_counts(self):
-        return np.bincount(self.labels, minlength=self.num_classes)
-
     def fingerprint(self):
         return {"type": "ImageFolderDataset", "len": len(self), "cache": os.path.basename(self.cache_path)}
 
@@ -311,7 +315,7 @@ class ImageFolderDataset:
         return split_indices(self, val_fraction, seed, stratified)
 
 
-class ImageSubset:
+class ImageSubset(_LabelledImages):
     """A view of some items of an ImageFolderDataset (``images``/``labels`` index lazily)."""
 
     def __init__(self, base, indices, name="subset"):
@@ -325,13 +329,6 @@ class ImageSubset:
     def __getitem__(self, i):
         j = int(self.indices[i])
         return np.asarray(self.base.images[j]), int(self.base.labels[j])
-
-    @property
-    def num_classes(self):
-        return len(self.class_names)
-
-    def class_counts(self):
-        return np.bincount(self.labels, minlength=self.num_classes)
 
     def fingerprint(self):
         h = hashlib.sha256(self.indices.tobytes()).hexdigest()[:16]
