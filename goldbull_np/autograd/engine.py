@@ -196,8 +196,22 @@ def _add_leaf_grad(leaf_grads, leaf, g):
 
 
 def _accumulate_leaf(leaf, g, handed):
-    """``leaf.grad += g``; the stored array is always exclusively the leaf's own."""
+    """``leaf.grad += g``; the stored array is always exclusively the leaf's own.
+
+    A leaf whose ``.grad`` is None may carry ``_grad_into``: an array nobody else holds that an
+    optimizer lent for its next gradient (fused AdamW's view of its flat gradient buffer, after
+    ``zero_grad(set_to_none=True)``). The first gradient is written there and it becomes ``.grad``,
+    so the step finds the gradient in place instead of copying it in.
+    """
     if leaf.grad is None:
+        into = getattr(leaf, "_grad_into", None)
+        if into is not None:
+            leaf._grad_into = None
+            if into.shape == g.shape and into.dtype == leaf.data.dtype:
+                np.copyto(into, g)
+                handed.add(id(into))
+                leaf.grad = into
+                return
         if g.base is not None or not g.flags.writeable or id(g) in handed or not g.flags.c_contiguous:
             g = np.array(g, dtype=leaf.data.dtype, order="C")
         handed.add(id(g))

@@ -15,6 +15,7 @@ If ``p.data`` is rebound later (e.g. ``module.to(...)``), the next step copies i
 buffer and re-binds the view (same dtype and shape required).
 """
 import math
+import sys
 
 import numpy as np
 
@@ -140,19 +141,18 @@ class AdamW(Adam):
         if not entries:
             return
         flat = np.empty(off, dtype=_F32)
-        self._flat_grad = np.zeros(off, dtype=_F32)
         self._flat_m = np.zeros(off, dtype=_F32)
         self._flat_v = np.zeros(off, dtype=_F32)
         self._flat = flat
         self._entries = entries
         self._index = {id(p): i for i, (p, _, _, _) in enumerate(entries)}
-        self._pviews, self._gviews = [], []
+        self._pviews = []
         for p, _, o, n in entries:
             flat[o:o + n] = p.data.reshape(-1)
             view = flat[o:o + n].reshape(p.shape)
             p.data = view
             self._pviews.append(view)
-            self._gviews.append(self._flat_grad[o:o + n].reshape(p.shape))
+        self._new_gradient_buffer()
 
     def add_param_group(self, param_group):
         if getattr(self, "_flat", None) is not None:
@@ -183,13 +183,50 @@ class AdamW(Adam):
 
     def zero_grad(self, set_to_none=True):
         """``set_to_none=False`` zeroes the flat gradient buffer and points each float32 ``p.grad``
-        at its view, so backward accumulates straight into the buffer and step() copies nothing."""
-        if set_to_none or self._flat is None:
+        at its view, so backward accumulates straight into the buffer and step() copies nothing.
+
+        ``set_to_none=True`` (torch's default) sets every ``p.grad`` to None, as torch does, and lends
+        each float32 parameter its view for the next backward (see :meth:`_lend_gradient_views`), so
+        the nanoGPT-style loop is as fast as the one above."""
+        if self._flat is None:
             return super().zero_grad(set_to_none)
+        for p, _, _, _ in self._entries:  # offers from an earlier zero_grad that no backward took
+            if getattr(p, "_grad_into", None) is not None:
+                p._grad_into = None
+        if set_to_none:
+            super().zero_grad(set_to_none=True)
+            self._lend_gradient_views()
+            return
         self._flat_grad[...] = 0
         for i, (p, _, _, _) in enumerate(self._entries):
             p.grad = self._gviews[i]
         super().zero_grad(set_to_none=False)
+
+    def _lend_gradient_views(self):
+        """Offer each float32 parameter (``p._grad_into``) its view of the flat gradient buffer: the
+        engine writes the parameter's next gradient there and makes it ``p.grad`` (autograd/engine.py).
+
+        If a caller still holds a gradient from an earlier step (``g = p.grad``, or a view of it),
+        that array lives in the buffer, and torch's set_to_none promises it never changes: the
+        buffer is then left to the caller and a new one is allocated (once per such step).
+        Maximizing groups and plain Tensors (no attribute room) are not lent to.
+        """
+        held = sys.getrefcount(self._flat_grad) != self._flat_grad_refs or any(
+            sys.getrefcount(v) != 3 for v in self._gviews)  # self._gviews, v, getrefcount's argument
+        if held:
+            self._new_gradient_buffer()
+        groups = self.param_groups
+        for i, (p, gi, _, _) in enumerate(self._entries):
+            if not groups[gi]["maximize"] and hasattr(p, "__dict__"):
+                p._grad_into = self._gviews[i]
+
+    def _new_gradient_buffer(self):
+        """A fresh flat gradient buffer and views of it (the old one stays with whoever holds it)."""
+        self._flat_grad = np.zeros(self._flat.size, dtype=_F32)
+        self._gviews = [self._flat_grad[o:o + n].reshape(p.shape) for p, _, o, n in self._entries]
+        # references to the buffer when no one outside holds a view of it: the attribute, each
+        # view's base and getrefcount's argument (_lend_gradient_views compares)
+        self._flat_grad_refs = sys.getrefcount(self._flat_grad)
 
     @property
     def flat_gradient(self):

@@ -134,6 +134,58 @@ def test_adamw_flat_buffer_views_and_fused_equals_unfused():
     assert ps[1].data.base is opt._flat and np.all(ps[1].data < 0)
 
 
+def _user_loop(set_to_none, keep=None, steps=3, maximize=False, fused=True):
+    """zero_grad -> backward -> step over GRADS (the second parameter unused on step 1); ``keep``
+    holds what the caller keeps of p.grad between steps ("array" or "view")."""
+    ps = make_params(np.float32)
+    opt = gb.optim.AdamW([{"params": ps[:1]}, {"params": ps[1:], "lr": 0.01, "maximize": maximize}], lr=0.1,
+                           fused=fused)
+    kept = []
+    for k, gs in enumerate(GRADS[:steps]):
+        opt.zero_grad(set_to_none=set_to_none)
+        if set_to_none:
+            assert all(p.grad is None for p in ps)  # torch's semantics, whatever is lent
+        for i, (p, g) in enumerate(zip(ps, gs)):
+            if k == 0 and i == 1:
+                continue  # no gradient: not updated, grad stays None
+            x = gb.tensor(g.astype(np.float32))
+            (p * x).sum().backward()
+        if k == 0 and set_to_none:
+            assert ps[1].grad is None
+        if keep is not None:
+            g = ps[0].grad if keep == "array" else ps[0].grad[1:]
+            kept.append((g, g.copy()))
+        opt.step()
+    return ps, opt, kept
+
+
+@pytest.mark.parametrize("maximize", [False, True])
+def test_adamw_set_to_none_writes_into_the_flat_buffer_and_equals_the_zeroing_loop(maximize):
+    ps, opt, _ = _user_loop(True, maximize=maximize)
+    ref, _, _ = _user_loop(True, maximize=maximize, fused=False)  # per-parameter NumPy formulas
+    for p, q in zip(ps, ref):
+        np.testing.assert_allclose(p.data, q.data, rtol=1e-6, atol=1e-7)
+    # the lent views: backward wrote straight into the buffer, step() had nothing to copy
+    assert ps[0].grad.base is opt.flat_gradient
+    assert (ps[1].grad.base is opt.flat_gradient) is (not maximize)  # maximizing groups are not lent to
+    # accumulating two backward passes after zero_grad(set_to_none=True) sums them
+    opt.zero_grad()
+    x = gb.tensor(np.ones((3, 4), np.float32))
+    (ps[0] * x).sum().backward()
+    (ps[0] * x).sum().backward()
+    np.testing.assert_array_equal(ps[0].grad, np.full((3, 4), 2, np.float32))
+
+
+@pytest.mark.parametrize("keep", ["array", "view"])
+def test_adamw_never_lends_a_gradient_the_caller_still_holds(keep):
+    ps, opt, kept = _user_loop(True, keep=keep)
+    for g, snapshot in kept:  # a later backward did not write into what the caller kept
+        np.testing.assert_array_equal(g, snapshot)
+    ref, _, _ = _user_loop(True, fused=False)
+    for p, q in zip(ps, ref):
+        np.testing.assert_allclose(p.data, q.data, rtol=1e-6, atol=1e-7)
+
+
 def _save_load_roundtrip(sd, tmp_path):
     """The trainer's format: arrays in safetensors, everything else in JSON."""
     from safetensors.numpy import load_file, save_file
