@@ -7,9 +7,20 @@ Both sides build the same architecture (goldbull_np.text.GoldbullText and benchm
 whose parameter names match), start from the same weights (the parent writes them once to a
 safetensors file), see the same batches (drawn by the parent from one NumPy generator and written to
 an .npz file) and run the same step: forward with loss, zero_grad, backward, clip_grad_norm 1.0,
-AdamW (lr 1e-3, betas (0.9, 0.99), weight decay 0.1 on matrices, nanoGPT's ndim >= 2 rule). Each side
-uses its own fastest idiom: goldbull_np zero_grad(set_to_none=False), so gradients accumulate in the
-fused AdamW's flat buffer; torch its default AdamW (foreach=None) and set_to_none=True.
+AdamW (lr 1e-3, betas (0.9, 0.99), weight decay 0.1 on matrices, nanoGPT's ndim >= 2 rule). The sides:
+
+  goldbull_np         the trainer's own loop: ``Trainer.train_step`` with the language-modelling task
+                      (OptimizerStep: accumulate, clip 1.0 over the optimizer's gradient arrays, step, zero)
+  goldbull_np (user)  nanoGPT's hand-written loop: ``zero_grad(set_to_none=True)``,
+                      ``clip_grad_norm_(model.parameters(), 1.0)``, ``opt.step()`` (--user-loop)
+  torch               eager, its default AdamW (foreach=None) and set_to_none=True
+  torch.compile       the same step with ``torch.compile(model)`` (inductor; --torch-compile); its
+                      first step, the compilation, is reported as "compile s" and left out of the median
+
+--isa avx2 caps both libraries to the AVX2 tier on an AVX-512 machine (GOLDBULL_C_ISA=avx2 for the C
+kernels; ATEN_CPU_CAPABILITY=avx2, MKL_ENABLE_INSTRUCTIONS=AVX2, ONEDNN_MAX_CPU_ISA=AVX2 for torch), so
+an AVX2 machine's ratios can be measured here. --rounds N runs every side N times, alternating, and
+reports the median of the per-round medians (machine noise then hits every side alike).
 
 Each side runs in its own fresh process, so peak RSS (VmHWM, the whole process) and "process start to
 first finished step" (wall time from the parent's launch to the end of step 1, interpreter start-up,
@@ -20,6 +31,7 @@ embeddings excluded from params) and its ratio to the best sgemm GFLOP/s measure
 the model's MLP shape, the import time, peak RSS, start-to-first-step and the loss after N steps.
 
     python3 benchmarks/bench_train.py --config small --steps 50 --data ../shared/data/tinyshakespeare.txt
+    python3 benchmarks/bench_train.py --config small --rounds 3 --user-loop --torch-compile --isa avx2
     python3 benchmarks/bench_train.py --config mid --steps 15 --threads 2 [--torch-threads 2,1]
 
 Without --data (or when the file is missing) the batches are synthetic uniform tokens.
@@ -86,9 +98,21 @@ def import_time(module, repeat=3):
     return float(np.median(ts)) if ts else None
 
 
-def run_side(side, spec_path, threads, timeout):
+SIDES = {  # worker name -> (label, library)
+    "goldbull_np": ("goldbull_np", "goldbull_np"), "goldbull_user": ("goldbull_np (user)", "goldbull_np"),
+    "torch": ("torch", "torch"), "torch_compile": ("torch.compile", "torch"),
+}
+ISA_ENV = {  # --isa avx2: each library capped to its AVX2 code paths
+    "goldbull_np": {"GOLDBULL_C_ISA": "avx2"},
+    "torch": {"ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"},
+}
+
+
+def run_side(side, spec_path, threads, timeout, isa=None):
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
                OMP_NUM_THREADS=str(threads))
+    if isa == "avx2":
+        env.update(ISA_ENV[SIDES[side][1]])
     t_launch = time.time()
     r = subprocess.run([sys.executable, os.path.abspath(__file__), "--_worker", side, "--_spec", spec_path,
                         "--threads", str(threads)], capture_output=True, text=True, env=env, timeout=timeout)
@@ -137,11 +161,12 @@ def _timed_steps(step, xs, ys):
     return times, losses, first_done
 
 
-def worker_goldbull(spec, threads):
+def worker_goldbull(spec, threads, user_loop=False):
     t0 = time.perf_counter()
     import goldbull_np as gb
     t_import = time.perf_counter() - t0
     from goldbull_np import kernels
+    from goldbull_np.kernels import c_backend
     from goldbull_np.nn.utils import clip_grad_norm_
     kernels.set_num_threads(threads)
     cfg = spec["cfg"]
@@ -157,16 +182,22 @@ def worker_goldbull(spec, threads):
     import gc
     gc.freeze()  # as the Trainer does: the model and optimizer are long-lived
 
-    def step(x, y):
-        _, loss = model(x, y)
-        # set_to_none=False: each p.grad is a view of AdamW's flat gradient buffer, so backward
-        # accumulates into it and step() copies nothing (goldbull_np's fused path; torch keeps its
-        # default, set_to_none=True, its fastest)
-        opt.zero_grad(set_to_none=False)
-        loss.backward()
-        clip_grad_norm_(params, CLIP)
-        opt.step()
-        return float(loss.data)
+    if user_loop:  # nanoGPT's train.py, written against goldbull_np
+        def step(x, y):
+            _, loss = model(x, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            clip_grad_norm_(model.parameters(), CLIP)
+            opt.step()
+            return float(loss.data)
+    else:  # the trainer's own step: OptimizerStep through the task seam
+        from goldbull_np.text import LanguageModelingTask
+        from goldbull_np.train import Trainer, TrainingConfig
+        config = TrainingConfig(learning_rate=LR, max_grad_norm=CLIP, progress_bar=False)
+        trainer = Trainer(model, config, task=LanguageModelingTask(), optimizer=opt)
+
+        def step(x, y):
+            return trainer.train_step({"input_ids": x, "labels": y})
     times, losses, first_done = _timed_steps(step, xs, ys)
     peak = peak_rss()
     m, k, n = _mlp_gemm_shape(cfg)
@@ -176,10 +207,10 @@ def worker_goldbull(spec, threads):
     cmm = kernels.get("matmul", np.float32)
     sgemm = {"goldbull_c": _sgemm(cmm, a, b), "numpy_openblas": _sgemm(np.matmul, a, b)}
     return dict(import_s=t_import, times=times, losses=losses, peak_rss_bytes=peak, first_step_done_at=first_done,
-                sgemm_gflops=sgemm, sgemm_shape=[m, k, n])
+                sgemm_gflops=sgemm, sgemm_shape=[m, k, n], isa=c_backend.isa())
 
 
-def worker_torch(spec, threads):
+def worker_torch(spec, threads, compiled=False):
     t0 = time.perf_counter()
     import torch
     t_import = time.perf_counter() - t0
@@ -198,9 +229,10 @@ def worker_torch(spec, threads):
     model.train()
     params = list(model.parameters())
     opt = torch.optim.AdamW(_decay_groups(params, [p.dim() for p in params]), lr=LR, betas=BETAS, eps=EPS)
+    forward = torch.compile(model) if compiled else model
 
     def step(x, y):
-        _, loss = model(x, y)
+        _, loss = forward(x, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, CLIP)
@@ -213,7 +245,12 @@ def worker_torch(spec, threads):
     with torch.no_grad():
         sgemm = {"torch": _sgemm(torch.mm, a, b)}
     return dict(import_s=t_import, times=times, losses=losses, peak_rss_bytes=peak, first_step_done_at=first_done,
-                sgemm_gflops=sgemm, sgemm_shape=[m, k, n], torch_version=torch.__version__)
+                sgemm_gflops=sgemm, sgemm_shape=[m, k, n], torch_version=torch.__version__,
+                isa=torch.backends.cpu.get_cpu_capability(), compile_s=times[0] if compiled else None)
+
+
+WORKERS = {"goldbull_np": worker_goldbull, "goldbull_user": lambda spec, t: worker_goldbull(spec, t, user_loop=True),
+           "torch": worker_torch, "torch_compile": lambda spec, t: worker_torch(spec, t, compiled=True)}
 
 
 # ---- main ---------------------------------------------------------------------------------------------
@@ -227,17 +264,21 @@ def main():
     ap.add_argument("--torch-threads", default=None,
                     help="comma list of thread counts for extra torch runs (default: --threads only)")
     ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--user-loop", action="store_true", help="also time the nanoGPT-style hand-written loop")
+    ap.add_argument("--torch-compile", action="store_true", help="also time torch.compile(model)")
+    ap.add_argument("--isa", choices=("native", "avx2"), default="native",
+                    help="avx2: cap both libraries to their AVX2 code paths")
+    ap.add_argument("--rounds", type=int, default=1, help="run every side this many times, alternating")
     ap.add_argument("--seed", type=int, default=1337)
     ap.add_argument("--timeout", type=float, default=3600)
-    ap.add_argument("--_worker", choices=("goldbull_np", "torch"), help=argparse.SUPPRESS)
+    ap.add_argument("--_worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     ap.add_argument("--_spec", help=argparse.SUPPRESS)
     args = ap.parse_args()
 
     if args._worker:
         with open(args._spec) as f:
             spec = json.load(f)
-        fn = worker_goldbull if args._worker == "goldbull_np" else worker_torch
-        print("__RESULT__" + json.dumps(fn(spec, args.threads)), flush=True)
+        print("__RESULT__" + json.dumps(WORKERS[args._worker](spec, args.threads)), flush=True)
         return
 
     if args.steps <= args.warmup:
@@ -266,21 +307,33 @@ def main():
         with open(spec_path, "w") as f:
             json.dump(spec, f)
 
-        runs = [("goldbull_np", args.threads)]
+        runs = [("goldbull_np", args.threads)] + ([("goldbull_user", args.threads)] if args.user_loop else [])
         if have_torch:
             tt = [args.threads] if args.torch_threads is None else [int(s) for s in args.torch_threads.split(",")]
             runs += [("torch", t) for t in tt]
-        results = []
+            if args.torch_compile:
+                runs.append(("torch_compile", args.threads))
+        per_round = {run: [] for run in runs}
+        for k in range(args.rounds):
+            for side, threads in (runs if k % 2 == 0 else runs[::-1]):  # alternate the order round by round
+                r = run_side(side, spec_path, threads, args.timeout, args.isa)
+                if r is not None:
+                    per_round[(side, threads)].append(r)
         imports = {}
-        for side, threads in runs:
-            r = run_side(side, spec_path, threads, args.timeout)
-            if r is not None:
-                if side not in imports:
-                    imports[side] = import_time("goldbull_np" if side == "goldbull_np" else "torch")
-                r["side"], r["threads"] = side, threads
-                r["import_in_worker_s"] = r.pop("import_s")  # numpy already imported there
-                r["import_s"] = imports[side]
-                results.append(r)
+        results = []
+        for (side, threads), rs in per_round.items():
+            if not rs:
+                continue
+            lib = SIDES[side][1]
+            if lib not in imports:
+                imports[lib] = import_time(lib)
+            meds = [float(np.median(r["times"][args.warmup:])) for r in rs]
+            r = rs[int(np.argsort(meds)[len(meds) // 2])]  # the median round stands for the side
+            r["round_ms_iter"] = [m * 1e3 for m in meds]
+            r["side"], r["threads"] = side, threads
+            r["import_in_worker_s"] = r.pop("import_s")  # numpy already imported there
+            r["import_s"] = imports[lib]
+            results.append(r)
 
     fpi = flops_per_iter(cfg, n_no_pos)
     tokens = cfg["batch_size"] * cfg["block_size"]
@@ -289,24 +342,28 @@ def main():
     rows = []
     for r in results:
         med = float(np.median(r["times"][args.warmup:]))
-        row = dict(side=f"{r['side']} ({r['threads']}t)", ms_iter=med * 1e3, tokens_s=tokens / med,
+        row = dict(side=f"{SIDES[r['side']][0]} ({r['threads']}t)", isa=r.get("isa"), ms_iter=med * 1e3,
+                   ms_iter_rounds=r["round_ms_iter"], compile_s=r.get("compile_s"), tokens_s=tokens / med,
                    gflops=fpi / med / 1e9, import_s=r["import_s"], peak_rss_mb=r["peak_rss_bytes"] / 2**20,
                    start_first_step_s=r["start_to_first_step_s"], final_loss=r["losses"][-1],
                    last10_loss=float(np.mean(r["losses"][-10:])))
         row["gflops_vs_sgemm"] = row["gflops"] / sgemm_best if sgemm_best else None
+        row["rounds_txt"] = "/".join(f"{m:.1f}" for m in row["ms_iter_rounds"])
         r["summary"] = row
         rows.append(row)
     ratios = {}
     if gb_res is not None:
         g = gb_res["summary"]
         for r in results:
-            if r["side"] == "torch":
-                t = r["summary"]
-                ratios[f"torch_{r['threads']}t"] = dict(
-                    ms_iter=g["ms_iter"] / t["ms_iter"], peak_rss=g["peak_rss_mb"] / t["peak_rss_mb"],
-                    start_first_step=g["start_first_step_s"] / t["start_first_step_s"],
-                    max_abs_loss_diff=float(np.max(np.abs(np.subtract(gb_res["losses"], r["losses"])))))
-    cols = [("side", "side", "{}"), ("ms_iter", "ms/iter", "{:.1f}"), ("tokens_s", "tok/s", "{:.0f}"),
+            if r is gb_res:
+                continue
+            t = r["summary"]
+            ratios[f"{r['side']}_{r['threads']}t"] = dict(
+                ms_iter=g["ms_iter"] / t["ms_iter"], peak_rss=g["peak_rss_mb"] / t["peak_rss_mb"],
+                start_first_step=g["start_first_step_s"] / t["start_first_step_s"],
+                max_abs_loss_diff=float(np.max(np.abs(np.subtract(gb_res["losses"], r["losses"])))))
+    cols = [("side", "side", "{}"), ("isa", "ISA", "{}"), ("ms_iter", "ms/iter", "{:.1f}"),
+            ("rounds_txt", "rounds", "{}"), ("compile_s", "compile s", "{:.1f}"), ("tokens_s", "tok/s", "{:.0f}"),
             ("gflops", "GFLOP/s", "{:.1f}"), ("gflops_vs_sgemm", "/sgemm", "{:.2f}"), ("import_s", "import s", "{:.2f}"),
             ("peak_rss_mb", "peak RSS MiB", "{:.0f}"), ("start_first_step_s", "start->1st step s", "{:.2f}"),
             ("final_loss", f"loss@{args.steps}", "{:.4f}"), ("last10_loss", "mean last10", "{:.4f}")]
@@ -319,10 +376,10 @@ def main():
               + "".join(f", torch {r['sgemm_gflops']['torch']:.1f} ({r['threads']}t)" for r in results
                         if r["side"] == "torch"))
     for k, v in ratios.items():
-        print(f"goldbull_np / {k}: ms/iter {v['ms_iter']:.2f}x, peak RSS {v['peak_rss']:.2f}x, "
+        print(f"goldbull_np (trainer) / {k}: ms/iter {v['ms_iter']:.2f}x, peak RSS {v['peak_rss']:.2f}x, "
               f"start->1st step {v['start_first_step']:.2f}x, max |loss diff| over steps {v['max_abs_loss_diff']:.4f}")
     path = write_json(f"bench_train_{args.config}", dict(
-        args=vars(args), config=cfg, n_params=n_params, n_params_no_pos=n_no_pos, flops_per_iter=fpi,
+        args=vars(args), isa=args.isa, threads=args.threads, config=cfg, n_params=n_params, n_params_no_pos=n_no_pos, flops_per_iter=fpi,
         data_source=source, optimizer=dict(lr=LR, betas=BETAS, weight_decay=WD, eps=EPS, clip=CLIP),
         rows=rows, ratios=ratios, raw=[{k: v for k, v in r.items() if k != "summary"} for r in results]))
     print(f"wrote {path}")
