@@ -25,16 +25,81 @@ float *gb_workspace(int which, size_t nfloats) {
 
 /* ---- packing ----------------------------------------------------------------------------- */
 
+#if GB_X86
+/* The rows a0..a7 (8 floats each) transposed in registers: on return a[q] holds column q. */
+GB_TARGET_AVX2 static inline GB_INLINE void transpose8x8(__m256 a[8]) {
+    __m256 t0 = _mm256_unpacklo_ps(a[0], a[1]), t1 = _mm256_unpackhi_ps(a[0], a[1]);
+    __m256 t2 = _mm256_unpacklo_ps(a[2], a[3]), t3 = _mm256_unpackhi_ps(a[2], a[3]);
+    __m256 t4 = _mm256_unpacklo_ps(a[4], a[5]), t5 = _mm256_unpackhi_ps(a[4], a[5]);
+    __m256 t6 = _mm256_unpacklo_ps(a[6], a[7]), t7 = _mm256_unpackhi_ps(a[6], a[7]);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    a[0] = _mm256_permute2f128_ps(u0, u4, 0x20); a[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+    a[2] = _mm256_permute2f128_ps(u2, u6, 0x20); a[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+    a[4] = _mm256_permute2f128_ps(u0, u4, 0x31); a[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+    a[6] = _mm256_permute2f128_ps(u2, u6, 0x31); a[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+/* dst (kc, 6) <- six rows r (row stride lda) interleaved: dst[p*6 + i] = r[i*lda + p]. Eight columns
+ * at a time through an 8x8 register transpose (rows 6 and 7 zero); each column's 6 floats are stored
+ * with one 8-wide store that the next column's store overlaps, the last one as 4 + 2. */
+GB_TARGET_AVX2 static void pack_a_rows_avx2(float *dst, const float *r, int64_t lda, int64_t kc) {
+    int64_t p = 0;
+    for (; p + 8 <= kc; p += 8, dst += 8 * MR) {
+        __m256 a[8];
+        for (int i = 0; i < MR; i++) a[i] = _mm256_loadu_ps(r + i * lda + p);
+        a[6] = a[7] = _mm256_setzero_ps();
+        transpose8x8(a);
+        for (int q = 0; q < 7; q++) _mm256_storeu_ps(dst + q * MR, a[q]);
+        _mm_storeu_ps(dst + 7 * MR, _mm256_castps256_ps128(a[7]));
+        _mm_storel_pi((__m64 *)(dst + 7 * MR + 4), _mm256_extractf128_ps(a[7], 1));
+    }
+    for (; p < kc; p++, dst += MR)
+        for (int i = 0; i < MR; i++) dst[i] = r[i * lda + p];
+}
+
+/* dst (kc, NR) <- the transpose of NR rows of b (row stride ldb, contiguous along p):
+ * dst[p*NR + j] = b[j*ldb + p], as two 8-row groups of 8x8 register transposes. */
+GB_TARGET_AVX2 static void pack_b_trans_avx2(float *dst, const float *b, int64_t ldb, int64_t kc) {
+    int64_t p = 0;
+    for (; p + 8 <= kc; p += 8) {
+        for (int half = 0; half < NR / 8; half++) {
+            __m256 a[8];
+            const float *rows = b + half * 8 * ldb + p;
+            for (int j = 0; j < 8; j++) a[j] = _mm256_loadu_ps(rows + j * ldb);
+            transpose8x8(a);
+            for (int q = 0; q < 8; q++) _mm256_storeu_ps(dst + (p + q) * NR + half * 8, a[q]);
+        }
+    }
+    for (; p < kc; p++)
+        for (int j = 0; j < NR; j++) dst[p * NR + j] = b[j * ldb + p];
+}
+#endif
+
 /* Ap (ceil(mc/MR), kc, MR) <- op(A)[i0:i0+mc, p0:p0+kc], zero padded. lda = row stride as stored.
- * Packing is a few percent of a large GEMM, so the full-panel paths walk plain pointers. */
+ * Full panels of a row-major A go through the AVX2 register transpose where the CPU has it (packing
+ * was ~8% of a small transformer linear's time as scalar copies). */
 void gb_pack_a(float *Ap, const float *a, int trans_a, int64_t lda, int64_t i0, int64_t p0,
                int64_t mc, int64_t kc) {
+#if GB_X86
+    int vec = gb_cpu_has_avx2_fma();
+#else
+    int vec = 0;
+#endif
     for (int64_t ir = 0; ir < mc; ir += MR) {
         int64_t mr = mc - ir < MR ? mc - ir : MR;
         float *dst = Ap + ir * kc;
         if (!trans_a && mr == MR) {  /* op(A)[i,p] = a[i*lda + p]: interleave 6 rows */
-            const float *r0 = a + (i0 + ir) * lda + p0, *r1 = r0 + lda, *r2 = r1 + lda, *r3 = r2 + lda,
-                        *r4 = r3 + lda, *r5 = r4 + lda;
+            const float *r0 = a + (i0 + ir) * lda + p0;
+#if GB_X86
+            if (vec) {
+                pack_a_rows_avx2(dst, r0, lda, kc);
+                continue;
+            }
+#endif
+            const float *r1 = r0 + lda, *r2 = r1 + lda, *r3 = r2 + lda, *r4 = r3 + lda, *r5 = r4 + lda;
             for (int64_t p = 0; p < kc; p++, dst += MR) {
                 dst[0] = r0[p]; dst[1] = r1[p]; dst[2] = r2[p];
                 dst[3] = r3[p]; dst[4] = r4[p]; dst[5] = r5[p];
@@ -52,11 +117,17 @@ void gb_pack_a(float *Ap, const float *a, int trans_a, int64_t lda, int64_t i0, 
             }
         }
     }
+    (void)vec;
 }
 
 /* panels [jr0, jr1) of Bp (ceil(nc/NR), kc, NR) <- op(B)[p0:p0+kc, j0:j0+nc], zero padded. */
 void gb_pack_b(float *Bp, const float *b, int trans_b, int64_t ldb, int64_t j0, int64_t p0,
                int64_t nc, int64_t kc, int64_t jr0, int64_t jr1) {
+#if GB_X86
+    int vec = gb_cpu_has_avx2_fma();
+#else
+    int vec = 0;
+#endif
     for (int64_t jp = jr0; jp < jr1; jp++) {
         int64_t jr = jp * NR, nr = nc - jr < NR ? nc - jr : NR;
         float *dst = Bp + jr * kc;
@@ -71,6 +142,12 @@ void gb_pack_b(float *Bp, const float *b, int trans_b, int64_t ldb, int64_t j0, 
                 }
             }
         } else {         /* op(B)[p,j] = b[j*ldb + p]: read NR rows of b, KC-contiguous each */
+#if GB_X86
+            if (vec && nr == NR) {
+                pack_b_trans_avx2(dst, b + (j0 + jr) * ldb + p0, ldb, kc);
+                continue;
+            }
+#endif
             for (int64_t j = 0; j < nr; j++) {
                 const float *src = b + (j0 + jr + j) * ldb + p0;
                 float *d = dst + j;
@@ -80,6 +157,7 @@ void gb_pack_b(float *Bp, const float *b, int trans_b, int64_t ldb, int64_t j0, 
                 for (int64_t p = 0; p < kc; p++) dst[p * NR + j] = 0.0f;
         }
     }
+    (void)vec;
 }
 
 /* ---- micro-kernels: C[0:mr, 0:nr] (=|+=) Ap (kc,MR) . Bp (kc,NR) [+ bias] ------------------ */
@@ -113,6 +191,19 @@ GB_TARGET_AVX2 static inline GB_INLINE void store_acc_avx2(__m256 acc[MR][2], fl
         _mm256_storeu_ps(tile[i] + 8, acc[i][1]);
     }
     store_tile(tile, c, ldc, mr, nr, accumulate);
+}
+#endif
+
+#if GB_X86
+/* acc[i] += bias[0:nr] (zero beyond nr) for every row of the 6x16 accumulators */
+GB_TARGET_AVX2 static inline GB_INLINE void add_bias_avx2(__m256 acc[MR][2], const float *bias, int64_t nr) {
+    float bb[NR] = {0};
+    for (int64_t j = 0; j < nr; j++) bb[j] = bias[j];
+    __m256 bv0 = _mm256_loadu_ps(bb), bv1 = _mm256_loadu_ps(bb + 8);
+    for (int i = 0; i < MR; i++) {
+        acc[i][0] = _mm256_add_ps(acc[i][0], bv0);
+        acc[i][1] = _mm256_add_ps(acc[i][1], bv1);
+    }
 }
 #endif
 
@@ -154,15 +245,7 @@ GB_TARGET_AVX2 static void ukernel_avx2(int64_t kc, const float *Ap, const float
         Bp += NR;
     }
     __m256 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
-    if (bias) {
-        float bb[NR] = {0};
-        for (int64_t j = 0; j < nr; j++) bb[j] = bias[j];
-        __m256 bv0 = _mm256_loadu_ps(bb), bv1 = _mm256_loadu_ps(bb + 8);
-        for (int i = 0; i < MR; i++) {
-            acc[i][0] = _mm256_add_ps(acc[i][0], bv0);
-            acc[i][1] = _mm256_add_ps(acc[i][1], bv1);
-        }
-    }
+    if (bias) add_bias_avx2(acc, bias, nr);
     store_acc_avx2(acc, c, ldc, mr, nr, accumulate);
 }
 #endif
@@ -206,23 +289,27 @@ void gb_gemm_tile(float *c, int64_t ldc, const float *a, int64_t lda, int trans_
 
 /* ---- unpacked small products (gb_gemm_small) ------------------------------------------------ */
 
-/* C[0:mr, 0:nr] (=|+=) A (mr,kc) . B (kc,NR): A(i,p) = a[i*ars + p*acs], B(p,j) = b[p*ldb + j].
+/* C[0:mr, 0:nr] (=|+=) A (mr,kc) . B (kc,NR) [+ bias (nr,)]: A(i,p) = a[i*ars + p*acs], B(p,j) = b[p*ldb + j].
  * Rows i >= mr read row mr-1 (in bounds, results dropped); B must hold NR readable columns. */
 static void ukernel_direct_base(int64_t kc, const float *a, int64_t ars, int64_t acs, const float *b,
-                                int64_t ldb, float *c, int64_t ldc, int64_t mr, int64_t nr, int accumulate) {
+                                int64_t ldb, float *c, int64_t ldc, int64_t mr, int64_t nr, int accumulate,
+                                const float *bias) {
     float acc[MR][NR] = {{0}};
     for (int64_t p = 0; p < kc; p++)
         for (int i = 0; i < MR; i++) {
             float ai = a[(i < mr ? i : mr - 1) * ars + p * acs];
             for (int j = 0; j < NR; j++) acc[i][j] += ai * b[p * ldb + j];
         }
+    if (bias)
+        for (int i = 0; i < MR; i++)
+            for (int64_t j = 0; j < nr; j++) acc[i][j] += bias[j];
     store_tile(acc, c, ldc, mr, nr, accumulate);
 }
 
 #if GB_X86
 GB_TARGET_AVX2 static void ukernel_direct_avx2(int64_t kc, const float *a, int64_t ars, int64_t acs,
                                                const float *b, int64_t ldb, float *c, int64_t ldc, int64_t mr,
-                                               int64_t nr, int accumulate) {
+                                               int64_t nr, int accumulate, const float *bias) {
     const float *a0 = a, *a1 = a + (mr > 1) * ars, *a2 = a + (mr > 2 ? 2 : mr - 1) * ars,
                 *a3 = a + (mr > 3 ? 3 : mr - 1) * ars, *a4 = a + (mr > 4 ? 4 : mr - 1) * ars,
                 *a5 = a + (mr > 5 ? 5 : mr - 1) * ars;
@@ -239,20 +326,24 @@ GB_TARGET_AVX2 static void ukernel_direct_avx2(int64_t kc, const float *a, int64
         x = _mm256_broadcast_ss(a5 + o); c50 = _mm256_fmadd_ps(x, b0, c50); c51 = _mm256_fmadd_ps(x, b1, c51);
     }
     __m256 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+    if (bias) add_bias_avx2(acc, bias, nr);
     store_acc_avx2(acc, c, ldc, mr, nr, accumulate);
 }
 #endif
+
+gb_ukernel_direct_fn gb_ukernel_direct(void) {
+#if GB_X86
+    if (gb_cpu_has_avx2_fma()) return ukernel_direct_avx2;
+#endif
+    return ukernel_direct_base;
+}
 
 size_t gb_gemm_small_ws(int64_t K) { return (size_t)K * NR; }
 
 void gb_gemm_small(float *c, int64_t ldc, const float *a, int64_t ars, int64_t acs, const float *b, int64_t ldb,
                    int64_t bps, int64_t M, int64_t N, int64_t K, int accumulate, int tri, int64_t off, float *ws) {
     if (M <= 0 || N <= 0) return;
-    void (*uk)(int64_t, const float *, int64_t, int64_t, const float *, int64_t, float *, int64_t, int64_t,
-               int64_t, int) = ukernel_direct_base;
-#if GB_X86
-    if (gb_cpu_has_avx2_fma()) uk = ukernel_direct_avx2;
-#endif
+    gb_ukernel_direct_fn uk = gb_ukernel_direct();
     for (int64_t jr = 0; jr < N; jr += NR) {
         int64_t nr = N - jr < NR ? N - jr : NR;
         const float *bp = b + jr / NR * bps;
@@ -276,7 +367,7 @@ void gb_gemm_small(float *c, int64_t ldc, const float *a, int64_t ars, int64_t a
                 if (!accumulate) for (int64_t i = 0; i < mr; i++) memset(cb + i * ldc, 0, sizeof(float) * nr);
                 continue;
             }
-            uk(k1 - k0, a + ir * ars + k0 * acs, ars, acs, bp + k0 * ldbp, ldbp, cb, ldc, mr, nr, accumulate);
+            uk(k1 - k0, a + ir * ars + k0 * acs, ars, acs, bp + k0 * ldbp, ldbp, cb, ldc, mr, nr, accumulate, NULL);
         }
     }
 }

@@ -13,6 +13,12 @@
 typedef void (*gb_ukernel_fn)(int64_t kc, const float *Ap, const float *Bp, float *c, int64_t ldc,
                               int64_t mr, int64_t nr, int accumulate, const float *bias);
 gb_ukernel_fn gb_ukernel(void);
+/* C[0:mr, 0:nr] (= or +=) A (mr,kc) . B (kc,NR) [+ bias (nr,)] with A read in place: A(i,p) = a[i*ars + p*acs],
+ * B(p,j) = b[p*ldb + j] (NR readable columns); rows i >= mr re-read row mr-1 (in bounds, dropped) */
+typedef void (*gb_ukernel_direct_fn)(int64_t kc, const float *a, int64_t ars, int64_t acs, const float *b,
+                                     int64_t ldb, float *c, int64_t ldc, int64_t mr, int64_t nr, int accumulate,
+                                     const float *bias);
+gb_ukernel_direct_fn gb_ukernel_direct(void);
 /* grown-on-demand thread-local buffer number `which` (0 or 1) of at least nfloats, 64-byte aligned */
 float *gb_workspace(int which, size_t nfloats);
 /* Ap (ceil(mc/MR), kc, MR) <- op(A)[i0:i0+mc, p0:p0+kc]; lda = row stride of A as stored */
