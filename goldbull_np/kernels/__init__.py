@@ -85,13 +85,13 @@ AUTO_TABLE = {
     "rotary_qkv_forward": ("c", "numba", "numpy"),
     "rotary_qkv_backward": ("c", "numba", "numpy"),
     # convolution / pooling / batch norm (NCHW): C where it exists (conv2d: per-image im2col blocks on
-    # the SGEMM's tile GEMM); average pooling is NumPy's only (whole-array window sums)
+    # the SGEMM's tile GEMM)
     "conv2d_forward": ("c", "numpy"),
     "conv2d_backward": ("c", "numpy"),
     "max_pool2d_forward": ("c", "numpy"),
     "max_pool2d_backward": ("c", "numpy"),
-    "avg_pool2d_forward": ("numpy",),
-    "avg_pool2d_backward": ("numpy",),
+    "avg_pool2d_forward": ("c", "numpy"),
+    "avg_pool2d_backward": ("c", "numpy"),
     "batch_norm_forward": ("c", "numpy"),
     "batch_norm_backward": ("c", "numpy"),
     # int8 weights x dynamically quantised activations (inference): C's int16-widened dots

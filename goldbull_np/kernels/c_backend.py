@@ -494,6 +494,7 @@ def sum_squares(x):
 from .c_conv import (batch_norm_backward, batch_norm_forward, conv2d_backward, conv2d_forward,  # noqa: E402
                      max_pool2d_backward, max_pool2d_forward)
 from .c_quant import int8_linear_forward  # noqa: E402 - the int8 linear (csrc/quant.c)
+from .c_pool import avg_pool2d_backward, avg_pool2d_forward  # noqa: E402 - average pooling (csrc/avg_pool.c)
 
 __all__ = [n for n in KERNEL_NAMES if n in globals()]
 # Every wrapper raises EmptyInputError (from _arr) for a zero-size array argument before calling C, so
