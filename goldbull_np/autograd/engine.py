@@ -11,6 +11,7 @@ found itself (summed, hooks run once, then accumulated or captured or dropped by
 """
 import contextlib
 import gc
+import sys
 import threading
 
 import numpy as np
@@ -212,7 +213,8 @@ def _accumulate_leaf(leaf, g, handed):
                 handed.add(id(into))
                 leaf.grad = into
                 return
-        if g.base is not None or not g.flags.writeable or id(g) in handed or not g.flags.c_contiguous:
+        if (not g.flags.writeable or id(g) in handed or not g.flags.c_contiguous
+                or (g.base is not None and not _sole_view(g))):
             g = np.array(g, dtype=leaf.data.dtype, order="C")
         handed.add(id(g))
         leaf.grad = g
@@ -220,6 +222,14 @@ def _accumulate_leaf(leaf, g, handed):
         if leaf.grad.shape != g.shape:
             raise RuntimeError(f"existing .grad has shape {leaf.grad.shape}, new gradient {g.shape}")
         leaf.grad += g
+
+
+def _sole_view(g):
+    """True if ``g`` is a whole-array view (a reshape) of an array that nothing else references: then
+    it can become ``.grad`` as it is (a fused op's gradient reshaped back to its input's shape).
+    References to the base when nothing else holds it: g's own, the local ``base`` and getrefcount's argument."""
+    base = g.base
+    return isinstance(base, np.ndarray) and base.base is None and base.size == g.size and sys.getrefcount(base) == 3
 
 
 def _run_hooks(hooks, g):

@@ -43,6 +43,19 @@ def test_grad_is_an_ndarray_owned_by_the_leaf():
     np.testing.assert_array_equal(w.grad, [1.0, 1.0])
 
 
+def test_a_reshaped_gradient_nobody_else_holds_becomes_grad_without_a_copy():
+    x = gb.tensor(np.arange(24, dtype=np.float32).reshape(2, 3, 4), requires_grad=True)
+    (x.reshape(6, 4) * 2).sum().backward()  # reshape's backward hands back a view of a fresh array
+    np.testing.assert_array_equal(x.grad, np.full((2, 3, 4), 2, np.float32))
+    assert x.grad.base is not None and x.grad.base.shape == (6, 4)  # taken over, not copied
+    # views of one array reaching two leaves (cat's backward slices it) are copied: each leaf owns its .grad
+    a, c = leaf(1.0, 2.0), leaf(3.0, 4.0)
+    (gb.cat([a, c]) * 3).sum().backward()
+    assert not np.shares_memory(a.grad, c.grad)
+    a.grad += 1
+    np.testing.assert_array_equal(c.grad, [3.0, 3.0])
+
+
 def test_deep_chain_100k_ops_has_no_recursion_error():
     x = gb.tensor([1.0], requires_grad=True)
     y = x
