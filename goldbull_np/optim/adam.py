@@ -16,6 +16,7 @@ buffer and re-binds the view (same dtype and shape required).
 """
 import math
 import sys
+import weakref
 
 import numpy as np
 
@@ -23,6 +24,8 @@ from .. import kernels
 from .optimizer import Optimizer, check_range
 
 _F32 = np.dtype(np.float32)
+# id(flat gradient buffer) -> the fused AdamW that owns it (coalesce_flat_gradients looks gradients up here)
+_FLAT_OWNERS = weakref.WeakValueDictionary()
 
 
 _INF = float("inf")
@@ -222,8 +225,13 @@ class AdamW(Adam):
 
     def _new_gradient_buffer(self):
         """A fresh flat gradient buffer and views of it (the old one stays with whoever holds it)."""
+        old = getattr(self, "_flat_grad", None)
+        if old is not None:
+            _FLAT_OWNERS.pop(id(old), None)
         self._flat_grad = np.zeros(self._flat.size, dtype=_F32)
         self._gviews = [self._flat_grad[o:o + n].reshape(p.shape) for p, _, o, n in self._entries]
+        self._gview_entry = {id(v): i for i, v in enumerate(self._gviews)}
+        _FLAT_OWNERS[id(self._flat_grad)] = self
         # references to the buffer when no one outside holds a view of it: the attribute, each
         # view's base and getrefcount's argument (_lend_gradient_views compares)
         self._flat_grad_refs = sys.getrefcount(self._flat_grad)
@@ -257,6 +265,20 @@ class AdamW(Adam):
         if start is not None:
             out.append(self._flat_grad[start:end])
         return out
+
+    def _flat_runs(self, grads):
+        """The slices of the flat gradient buffer that hold exactly ``grads``, if each is one parameter's
+        view of it (identity, not addresses); None otherwise."""
+        idx = sorted(self._gview_entry.get(id(g), -1) for g in grads)
+        if not idx or idx[0] < 0 or any(a == b for a, b in zip(idx, idx[1:])):
+            return None
+        runs, start = [], idx[0]
+        for prev, i in zip(idx, idx[1:] + [None]):
+            if i is None or i != prev + 1:  # entries start..prev are consecutive: one slice
+                (_, _, o0, _), (_, _, o1, n1) = self._entries[start], self._entries[prev]
+                runs.append(self._flat_grad[o0:o1 + n1])
+                start = i
+        return runs
 
     def step(self, closure=None):
         """One AdamW step over every parameter that has a gradient. Returns the closure's loss."""
@@ -335,3 +357,17 @@ class AdamW(Adam):
                 self.state[p] = st
             else:
                 self.state[p] = entry
+
+
+def coalesce_flat_gradients(grads: list) -> list:
+    """``grads`` as few arrays as possible: when every one is its parameter's view of one fused AdamW's flat
+    gradient buffer (after ``zero_grad``, either way), the slices of the buffer that hold exactly them (usually
+    one), so ``clip_grad_norm_(model.parameters(), ...)`` is one kernel call as the trainer's clip is; otherwise
+    ``grads`` unchanged."""
+    base = grads[0].base if grads else None
+    if base is None or any(g.base is not base for g in grads):
+        return grads
+    owner = _FLAT_OWNERS.get(id(base))
+    if owner is None or owner.flat_gradient is not base:
+        return grads
+    return owner._flat_runs(grads) or grads

@@ -2,7 +2,8 @@
 ``clip_gradients_``, the same on raw gradient arrays (what :meth:`Optimizer.gradient_arrays` returns).
 
 The 2-norm is accumulated in float64 by the ``sum_squares`` kernel, one call per array: a fused AdamW
-hands its float32 gradients over as one flat buffer, so the norm of the whole model is one call.
+hands its float32 gradients over as one flat buffer, so the norm of the whole model is one call, also
+when the caller passes ``model.parameters()`` (their gradients are recognised as the buffer's views).
 """
 import math
 
@@ -10,6 +11,7 @@ import numpy as np
 
 from .. import kernels
 from ..autograd.tensor import Tensor
+from .adam import coalesce_flat_gradients
 
 
 def parameter_gradients(parameters) -> list:
@@ -103,7 +105,7 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     grads = parameter_gradients(parameters)
     if not grads:
         return 0.0
-    return clip_gradients_(grads, max_norm, norm_type, error_if_nonfinite)
+    return clip_gradients_(coalesce_flat_gradients(grads), max_norm, norm_type, error_if_nonfinite)
 
 
 def clip_grad_value_(parameters, clip_value) -> None:

@@ -103,6 +103,43 @@ def test_gradients_in_a_fused_adamw_buffer_are_one_array_and_clip_like_separate_
     assert gb.optim.SGD(ps, lr=0.1).flat_gradient is None
 
 
+@pytest.mark.parametrize("set_to_none", [True, False])
+def test_clip_grad_norm_of_model_parameters_is_one_call_over_the_flat_buffer(set_to_none, monkeypatch):
+    """clip_grad_norm_(model.parameters()) recognises the gradients as the fused AdamW buffer's views (by
+    identity) and clips the buffer's slices that hold exactly them; a subset of the parameters clips only
+    theirs; the norm and the clipped gradients equal those of separate copies."""
+    from goldbull_np.optim import clip as clip_mod
+    gb.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 5), nn.Linear(5, 3))
+    ps = list(model.parameters())
+    opt = gb.optim.AdamW(ps, lr=1e-3)
+    x = gb.tensor(np.random.default_rng(2).standard_normal((4, 6)).astype(np.float32) * 10)
+    for subset in (range(len(ps)), [0, 1, 3]):
+        opt.zero_grad(set_to_none=set_to_none)
+        (model(x) ** 2).sum().backward()
+        chosen = [ps[i] for i in subset]
+        assert all(p.grad.base is opt.flat_gradient for p in ps)
+        copies = params_with_grads(*[p.grad.copy() for p in chosen])
+        chosen_ids = {id(p) for p in chosen}
+        untouched = {id(p): p.grad.copy() for p in ps if id(p) not in chosen_ids}
+        calls = []
+        real = clip_mod.sum_squares_f64
+        monkeypatch.setattr(clip_mod, "sum_squares_f64", lambda arrays: calls.append(len(arrays)) or real(arrays))
+        norm = nn.utils.clip_grad_norm_(iter(chosen), 1.0)
+        monkeypatch.setattr(clip_mod, "sum_squares_f64", real)
+        assert calls == [1 if len(chosen) == len(ps) else 2]  # one slice per run of consecutive parameters
+        assert norm == pytest.approx(nn.utils.clip_grad_norm_(copies, 1.0), rel=1e-12) and norm > 1
+        for p, c in zip(chosen, copies):
+            np.testing.assert_allclose(p.grad, c.grad, rtol=1e-6)
+        for p in ps:
+            if id(p) in untouched:
+                np.testing.assert_array_equal(p.grad, untouched[id(p)])
+    # a gradient outside the buffer: every array on its own, as before
+    ps[0].grad = ps[0].grad.copy()
+    from goldbull_np.optim.adam import coalesce_flat_gradients
+    assert len(coalesce_flat_gradients([p.grad for p in ps])) == len(ps)
+
+
 def test_float16_grads_give_the_float64_norm_and_stay_float16():
     """No kernel backend has a float16 path but the NumPy reference's sum_squares: the norm is still
     accumulated in float64, and clipping scales the float16 gradient in place."""
