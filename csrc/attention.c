@@ -58,14 +58,23 @@ static inline GB_INLINE int scores_tile(float *s, const mask_t *mk, int64_t b, i
     return any;
 }
 
+/* Keys [0, row_end) of tile row i can be allowed: all bc, or up to the causal diagonal (off = the tile's
+ * causal offset i0 + causal_offset - j0, as in tri()); the rest are masked, so the softmax loops stop there. */
+static inline GB_INLINE int64_t row_end(int causal, int64_t off, int64_t i, int64_t bc) {
+    if (!causal) return bc;
+    int64_t e = off + i + 1;
+    return e < 0 ? 0 : (e < bc ? e : bc);
+}
+
 /* online softmax update for one tile: s -> p in place; rescales the rows of o (br,D) */
 static inline GB_INLINE void softmax_tile(float *s, float *o, float *m, float *l, int64_t br, int64_t bc,
-                                          int64_t D) {
+                                          int64_t D, int causal, int64_t off) {
     for (int64_t i = 0; i < br; i++) {
         float *si = s + i * bc;
+        int64_t jend = row_end(causal, off, i, bc);
         float mx = m[i];
         #pragma omp simd reduction(max:mx)
-        for (int64_t j = 0; j < bc; j++) mx = si[j] > mx ? si[j] : mx;
+        for (int64_t j = 0; j < jend; j++) mx = si[j] > mx ? si[j] : mx;
         if (mx == -INFINITY) {  /* nothing allowed yet in this row */
             for (int64_t j = 0; j < bc; j++) si[j] = 0.0f;
             continue;
@@ -73,11 +82,12 @@ static inline GB_INLINE void softmax_tile(float *s, float *o, float *m, float *l
         float alpha = m[i] == -INFINITY ? 0.0f : gb_expf(m[i] - mx);
         float sum = 0.0f;
         #pragma omp simd reduction(+:sum)
-        for (int64_t j = 0; j < bc; j++) {
+        for (int64_t j = 0; j < jend; j++) {
             float p = si[j] == -INFINITY ? 0.0f : gb_expf(si[j] - mx);
             si[j] = p;
             sum += p;
         }
+        for (int64_t j = jend; j < bc; j++) si[j] = 0.0f;
         l[i] = l[i] * alpha + sum;
         m[i] = mx;
         if (alpha != 1.0f) {
@@ -87,8 +97,9 @@ static inline GB_INLINE void softmax_tile(float *s, float *o, float *m, float *l
         }
     }
 }
-GB_MULTIVERSION(attn_softmax_tile, (float *s, float *o, float *m, float *l, int64_t br, int64_t bc, int64_t D),
-                softmax_tile(s, o, m, l, br, bc, D))
+GB_MULTIVERSION(attn_softmax_tile, (float *s, float *o, float *m, float *l, int64_t br, int64_t bc, int64_t D,
+                                    int causal, int64_t off),
+                softmax_tile(s, o, m, l, br, bc, D, causal, off))
 GB_MULTIVERSION(attn_scores_tile_v, (int *any, float *s, const mask_t *mk, int64_t b, int64_t h, int64_t i0,
                                      int64_t br, int64_t j0, int64_t bc),
                 *any = scores_tile(s, mk, b, h, i0, br, j0, bc))
@@ -134,24 +145,11 @@ static int masked_scores(float *s, const float *qt, int64_t ldq, const float *kp
 }
 
 /* xp (ceil(n/NR), D, NR) <- the first n rows of x (row stride ldx) transposed into panels of NR rows,
- * zero padded: the B operand of q k^T (or dout v^T) as gb_gemm_small reads a packed B */
-static inline GB_INLINE void pack_rows_t(float *xp, const float *x, int64_t ldx, int64_t n, int64_t D) {
-    for (int64_t j0 = 0; j0 < n; j0 += NR) {
-        float *panel = xp + j0 * D;
-        int64_t nr = n - j0 < NR ? n - j0 : NR;
-        for (int64_t d0 = 0; d0 < D; d0 += 16) {
-            int64_t d1 = d0 + 16 < D ? d0 + 16 : D;
-            for (int64_t j = 0; j < nr; j++) {
-                const float *src = x + (j0 + j) * ldx;
-                for (int64_t d = d0; d < d1; d++) panel[d * NR + j] = src[d];
-            }
-        }
-        for (int64_t j = nr; j < NR; j++)
-            for (int64_t d = 0; d < D; d++) panel[d * NR + j] = 0.0f;
-    }
+ * zero padded: the B operand of q k^T (or dout v^T) as gb_gemm_small reads a packed B. That is the
+ * SGEMM's packing of a transposed B (gemm_core.c: 8x8 register transposes for full panels). */
+static void pack_keys(float *xp, const float *x, int64_t ldx, int64_t n, int64_t D) {
+    if (n > 0) gb_pack_b(xp, x, 1, ldx, 0, 0, n, D, 0, (n + NR - 1) / NR);
 }
-GB_MULTIVERSION(pack_keys, (float *xp, const float *x, int64_t ldx, int64_t n, int64_t D),
-                pack_rows_t(xp, x, ldx, n, D))
 
 /* floats of one packed head of S keys */
 static size_t packed_head(int64_t S, int64_t D) { return (size_t)((S + NR - 1) / NR * NR) * D; }
@@ -202,7 +200,7 @@ static void attention_forward_task(void *ctx, int t, int nt) {
         int64_t first = (it % runs) * a->tiles_per_item * BR;
         int64_t last = first + a->tiles_per_item * BR < T ? first + a->tiles_per_item * BR : T;
         const float *kh = a->k + row_at(&a->lk, b, h / group, 0), *vh = a->v + row_at(&a->lv, b, h / group, 0);
-        GB_CALL(pack_keys, (kp, kh, ldk, key_end(mk, first, last - first, S), D));  /* the keys these rows see */
+        pack_keys(kp, kh, ldk, key_end(mk, first, last - first, S), D);  /* the keys these rows see */
         for (int64_t i0 = first; i0 < last; i0 += BR) {
             int64_t br = last - i0 < BR ? last - i0 : BR;
             const float *qt = a->q + row_at(&a->lq, b, h, i0);
@@ -213,7 +211,7 @@ static void attention_forward_task(void *ctx, int t, int nt) {
                 int64_t bc = jmax - j0 < BC ? jmax - j0 : BC;
                 int64_t off = i0 + mk->off - j0;
                 if (!masked_scores(s, qt, ldq, kp, mk, b, h, i0, br, j0, bc, D, off, ws)) continue;
-                GB_CALL(attn_softmax_tile, (s, o, m, l, br, bc, D));
+                GB_CALL(attn_softmax_tile, (s, o, m, l, br, bc, D, mk->causal, off));
                 gb_gemm_small(o, D, s, bc, 1, vh + j0 * ldv, ldv, NR, br, D, bc, 1, tri(mk, off, bc, GB_TRI_HEAD), off,
                               ws);  /* o += p v */
             }
@@ -273,27 +271,33 @@ int attention_qkv_forward(float *out, float *lse, const float *qkv, float scale,
 }
 
 /* p (br,bc) <- exp(s - lse) (0 where masked or lse = -inf); ds (br,bc) <- p * (dp - di) * scale */
-static inline GB_INLINE void probs_tile(float *s, const float *lse, int64_t br, int64_t bc) {
+static inline GB_INLINE void probs_tile(float *s, const float *lse, int64_t br, int64_t bc, int causal,
+                                        int64_t off) {
     for (int64_t i = 0; i < br; i++) {
         float *si = s + i * bc, li = lse[i];
-        if (li == -INFINITY) { for (int64_t j = 0; j < bc; j++) si[j] = 0.0f; continue; }
+        int64_t jend = li == -INFINITY ? 0 : row_end(causal, off, i, bc);
         #pragma omp simd
-        for (int64_t j = 0; j < bc; j++) si[j] = si[j] == -INFINITY ? 0.0f : gb_expf(si[j] - li);
+        for (int64_t j = 0; j < jend; j++) si[j] = si[j] == -INFINITY ? 0.0f : gb_expf(si[j] - li);
+        for (int64_t j = jend; j < bc; j++) si[j] = 0.0f;
     }
 }
 static inline GB_INLINE void dscores_tile(float *dp, const float *p, const float *di, float scale,
-                                          int64_t br, int64_t bc) {
+                                          int64_t br, int64_t bc, int causal, int64_t off) {
     for (int64_t i = 0; i < br; i++) {
         float *dpi = dp + i * bc;
         const float *pi = p + i * bc;
         float d = di[i];
+        int64_t jend = row_end(causal, off, i, bc);
         #pragma omp simd
-        for (int64_t j = 0; j < bc; j++) dpi[j] = pi[j] * (dpi[j] - d) * scale;
+        for (int64_t j = 0; j < jend; j++) dpi[j] = pi[j] * (dpi[j] - d) * scale;
+        for (int64_t j = jend; j < bc; j++) dpi[j] = 0.0f;
     }
 }
-GB_MULTIVERSION(attn_probs_tile, (float *s, const float *lse, int64_t br, int64_t bc), probs_tile(s, lse, br, bc))
-GB_MULTIVERSION(attn_dscores_tile, (float *dp, const float *p, const float *di, float scale, int64_t br, int64_t bc),
-                dscores_tile(dp, p, di, scale, br, bc))
+GB_MULTIVERSION(attn_probs_tile, (float *s, const float *lse, int64_t br, int64_t bc, int causal, int64_t off),
+                probs_tile(s, lse, br, bc, causal, off))
+GB_MULTIVERSION(attn_dscores_tile, (float *dp, const float *p, const float *di, float scale, int64_t br, int64_t bc,
+                                    int causal, int64_t off),
+                dscores_tile(dp, p, di, scale, br, bc, causal, off))
 
 /* items = (b, kv head): each owns dk/dv of its kv head and dq of its query heads */
 static void attention_backward_task(void *ctx, int t, int nt) {
@@ -313,8 +317,8 @@ static void attention_backward_task(void *ctx, int t, int nt) {
         float *dkh = a->dk + row_at(&a->lk, b, hk, 0), *dvh = a->dv + row_at(&a->lv, b, hk, 0);
         zero_rows(dkh, S, ldk, D);
         zero_rows(dvh, S, ldv, D);
-        GB_CALL(pack_keys, (kp, kh, ldk, S, D));
-        GB_CALL(pack_keys, (vp, vh, ldv, S, D));
+        pack_keys(kp, kh, ldk, S, D);
+        pack_keys(vp, vh, ldv, S, D);
         for (int64_t h = hk * group; h < (hk + 1) * group; h++) {
             int64_t bh = b * H + h;
             for (int64_t i0 = 0; i0 < T; i0 += BR) {
@@ -336,10 +340,10 @@ static void attention_backward_task(void *ctx, int t, int nt) {
                     if (!masked_scores(p, qt, ldq, kp, mk, b, h, i0, br, j0, bc, D, off, w)) continue;
                     int n = tri(mk, off, bc, GB_TRI_N), head = tri(mk, off, bc, GB_TRI_HEAD),
                         tail = tri(mk, off, bc, GB_TRI_TAIL);
-                    GB_CALL(attn_probs_tile, (p, lt, br, bc));                                           /* p */
+                    GB_CALL(attn_probs_tile, (p, lt, br, bc, mk->causal, off));                          /* p */
                     gb_gemm_small(dvh + j0 * ldv, ldv, p, 1, bc, got, ldo, NR, bc, D, br, 1, tail, off, w);  /* dv += p^T do */
                     gb_gemm_small(dp, bc, got, ldo, 1, vp + j0 * D, NR, D * NR, br, bc, D, 0, n, off, w);  /* dp = do v^T */
-                    GB_CALL(attn_dscores_tile, (dp, p, di, scale, br, bc));                               /* ds */
+                    GB_CALL(attn_dscores_tile, (dp, p, di, scale, br, bc, mk->causal, off));              /* ds */
                     gb_gemm_small(dqt, ldq, dp, bc, 1, kh + j0 * ldk, ldk, NR, br, D, bc, 1, head, off, w);  /* dq += ds k */
                     gb_gemm_small(dkh + j0 * ldk, ldk, dp, 1, bc, qt, ldq, NR, bc, D, br, 1, tail, off, w);  /* dk += ds^T q */
                 }
