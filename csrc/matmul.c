@@ -24,37 +24,34 @@ static void mark_error(gemm_args *g) { __atomic_store_n(&g->err, 1, __ATOMIC_REL
 
 /* C[ic.., jc + panels jp0..jp1) for rows [m0, m1) of one packed (kc, nc) block of op(B).
  * A row-major A is read in place by the direct micro-kernel (six row streams, no packing pass: 5-10%
- * faster on a small transformer's linears, K = 128, and even at K = 384); a transposed A is packed. */
+ * faster on a small transformer's linears, K = 128, and even at K = 384); a transposed A is packed.
+ * On the AVX-512 tier pairs of B panels go through the 6x32 kernel (gb_ukernel_wide). */
 static void gemm_block(gemm_args *g, gb_ukernel_fn uk, float *Ap, const float *Bp, int64_t m0, int64_t m1,
                        int64_t jc, int64_t nc, int64_t jp0, int64_t jp1, int64_t pc, int64_t kc) {
     int64_t lda = g->trans_a ? g->M : g->K, N = g->N;
     int first = pc == 0;
     const float *bias_k = first ? g->bias : NULL;  /* the bias epilogue on the first k-block */
-    if (!g->trans_a) {
-        gb_ukernel_direct_fn ukd = gb_ukernel_direct();
-        for (int64_t ic = m0; ic < m1; ic += MC) {
-            int64_t mc = m1 - ic < MC ? m1 - ic : MC;
-            for (int64_t jp = jp0; jp < jp1; jp++) {
-                int64_t jr = jp * NR, nr = nc - jr < NR ? nc - jr : NR;
-                for (int64_t ir = 0; ir < mc; ir += MR) {
-                    int64_t mr = mc - ir < MR ? mc - ir : MR;
-                    ukd(kc, g->a + (ic + ir) * lda + pc, lda, 1, Bp + jr * kc, NR, g->c + (ic + ir) * N + jc + jr,
-                        N, mr, nr, !first, bias_k ? bias_k + jc + jr : NULL);
-                }
-            }
-        }
-        return;
-    }
+    gb_ukernel_wide_fn ukw = gb_ukernel_wide();  /* AVX-512: two B panels (6x32) per call */
+    gb_ukernel_direct_fn ukd = gb_ukernel_direct();
     for (int64_t ic = m0; ic < m1; ic += MC) {
         int64_t mc = m1 - ic < MC ? m1 - ic : MC;
-        gb_pack_a(Ap, g->a, g->trans_a, lda, ic, pc, mc, kc);
-        for (int64_t jp = jp0; jp < jp1; jp++) {
-            int64_t jr = jp * NR, nr = nc - jr < NR ? nc - jr : NR;
+        if (g->trans_a) gb_pack_a(Ap, g->a, g->trans_a, lda, ic, pc, mc, kc);
+        /* A rows ic+ir..: in place (row stride lda) or the packed panel ir (acs = MR) */
+        const float *a_blk = g->trans_a ? Ap : g->a + ic * lda + pc;
+        int64_t ars = g->trans_a ? 1 : lda, acs = g->trans_a ? MR : 1;
+        for (int64_t jp = jp0; jp < jp1;) {
+            int64_t jr = jp * NR, wide = ukw && jp + 1 < jp1;
+            int64_t nr = nc - jr < (wide ? 2 : 1) * NR ? nc - jr : (wide ? 2 : 1) * NR;
+            const float *bias_j = bias_k ? bias_k + jc + jr : NULL;
             for (int64_t ir = 0; ir < mc; ir += MR) {
                 int64_t mr = mc - ir < MR ? mc - ir : MR;
-                uk(kc, Ap + ir * kc, Bp + jr * kc, g->c + (ic + ir) * N + jc + jr, N, mr, nr, !first,
-                   bias_k ? bias_k + jc + jr : NULL);
+                const float *a_ir = g->trans_a ? a_blk + ir * kc : a_blk + ir * lda;
+                float *c_ij = g->c + (ic + ir) * N + jc + jr;
+                if (wide) ukw(kc, a_ir, ars, acs, Bp + jr * kc, NR * kc, c_ij, N, mr, nr, !first, bias_j);
+                else if (g->trans_a) uk(kc, a_ir, Bp + jr * kc, c_ij, N, mr, nr, !first, bias_j);
+                else ukd(kc, a_ir, lda, 1, Bp + jr * kc, NR, c_ij, N, mr, nr, !first, bias_j);
             }
+            jp += wide ? 2 : 1;
         }
     }
 }
