@@ -337,16 +337,18 @@ GB_TARGET_AVX2 static void ukernel_direct_avx2(int64_t kc, const float *a, int64
  * the gain is front-end room, not peak). A(i,p) = a[i*ars + p*acs]: packed (ars 1, acs MR, zero rows
  * past mr) or in place (rows past mr re-read row mr-1). B panel q at b + q*bps, (kc, NR) each. */
 GB_TARGET_AVX512 static void ukernel_wide_avx512(int64_t kc, const float *a, int64_t ars, int64_t acs,
-                                                 const float *b, int64_t bps, float *c, int64_t ldc, int64_t mr,
-                                                 int64_t nr, int accumulate, const float *bias) {
+                                                 const float *b, int64_t ldb, int64_t bps, float *c, int64_t ldc,
+                                                 int64_t mr, int64_t nr, int accumulate, const float *bias) {
     const float *a0 = a, *a1 = a + (mr > 1 ? 1 : 0) * ars, *a2 = a + (mr > 2 ? 2 : mr - 1) * ars,
                 *a3 = a + (mr > 3 ? 3 : mr - 1) * ars, *a4 = a + (mr > 4 ? 4 : mr - 1) * ars,
                 *a5 = a + (mr > 5 ? 5 : mr - 1) * ars;
     const float *b0p = b, *b1p = b + bps;
+    /* a narrow second panel is read with a mask: an in-place B may end right after its nr columns */
+    __mmask16 mb1 = nr >= 32 ? (__mmask16)0xFFFF : (__mmask16)((1u << (nr - 16)) - 1);
     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
            c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-    for (int64_t p = 0, o = 0; p < kc; p++, o += acs, b0p += NR, b1p += NR) {
-        __m512 b0 = _mm512_loadu_ps(b0p), b1 = _mm512_loadu_ps(b1p), x;
+    for (int64_t p = 0, o = 0; p < kc; p++, o += acs, b0p += ldb, b1p += ldb) {
+        __m512 b0 = _mm512_loadu_ps(b0p), b1 = _mm512_maskz_loadu_ps(mb1, b1p), x;
         x = _mm512_set1_ps(a0[o]); c00 = _mm512_fmadd_ps(x, b0, c00); c01 = _mm512_fmadd_ps(x, b1, c01);
         x = _mm512_set1_ps(a1[o]); c10 = _mm512_fmadd_ps(x, b0, c10); c11 = _mm512_fmadd_ps(x, b1, c11);
         x = _mm512_set1_ps(a2[o]); c20 = _mm512_fmadd_ps(x, b0, c20); c21 = _mm512_fmadd_ps(x, b1, c21);
@@ -395,7 +397,27 @@ void gb_gemm_small(float *c, int64_t ldc, const float *a, int64_t ars, int64_t a
                    int64_t bps, int64_t M, int64_t N, int64_t K, int accumulate, int tri, int64_t off, float *ws) {
     if (M <= 0 || N <= 0) return;
     gb_ukernel_direct_fn uk = gb_ukernel_direct();
-    for (int64_t jr = 0; jr < N; jr += NR) {
+    gb_ukernel_wide_fn ukw = gb_ukernel_wide();
+    for (int64_t jr = 0; jr < N;) {
+        if (ukw && jr + NR < N) {  /* AVX-512: two panels (up to 2*NR columns) per call */
+            int64_t nr = N - jr < 2 * NR ? N - jr : 2 * NR;
+            const float *bp = b + jr / NR * bps;
+            for (int64_t ir = 0; ir < M; ir += MR) {
+                int64_t mr = M - ir < MR ? M - ir : MR, k0 = 0, k1 = K;
+                if (tri == GB_TRI_N && jr > ir + mr - 1 + off) k1 = 0;
+                if (tri == GB_TRI_HEAD && ir + mr + off < k1) k1 = ir + mr + off;
+                if (tri == GB_TRI_TAIL && ir - off > 0) k0 = ir - off;
+                float *cb = c + ir * ldc + jr;
+                if (k1 <= k0) {
+                    if (!accumulate) for (int64_t i = 0; i < mr; i++) memset(cb + i * ldc, 0, sizeof(float) * nr);
+                    continue;
+                }
+                ukw(k1 - k0, a + ir * ars + k0 * acs, ars, acs, bp + k0 * ldb, ldb, bps, cb, ldc, mr, nr, accumulate,
+                    NULL);
+            }
+            jr += 2 * NR;
+            continue;
+        }
         int64_t nr = N - jr < NR ? N - jr : NR;
         const float *bp = b + jr / NR * bps;
         int64_t ldbp = ldb;
@@ -420,5 +442,6 @@ void gb_gemm_small(float *c, int64_t ldc, const float *a, int64_t ars, int64_t a
             }
             uk(k1 - k0, a + ir * ars + k0 * acs, ars, acs, bp + k0 * ldbp, ldbp, cb, ldc, mr, nr, accumulate, NULL);
         }
+        jr += NR;
     }
 }

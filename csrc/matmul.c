@@ -47,7 +47,7 @@ static void gemm_block(gemm_args *g, gb_ukernel_fn uk, float *Ap, const float *B
                 int64_t mr = mc - ir < MR ? mc - ir : MR;
                 const float *a_ir = g->trans_a ? a_blk + ir * kc : a_blk + ir * lda;
                 float *c_ij = g->c + (ic + ir) * N + jc + jr;
-                if (wide) ukw(kc, a_ir, ars, acs, Bp + jr * kc, NR * kc, c_ij, N, mr, nr, !first, bias_j);
+                if (wide) ukw(kc, a_ir, ars, acs, Bp + jr * kc, NR, NR * kc, c_ij, N, mr, nr, !first, bias_j);
                 else if (g->trans_a) uk(kc, a_ir, Bp + jr * kc, c_ij, N, mr, nr, !first, bias_j);
                 else ukd(kc, a_ir, lda, 1, Bp + jr * kc, NR, c_ij, N, mr, nr, !first, bias_j);
             }

@@ -20,10 +20,12 @@ typedef void (*gb_ukernel_direct_fn)(int64_t kc, const float *a, int64_t ars, in
                                      const float *bias);
 gb_ukernel_direct_fn gb_ukernel_direct(void);
 /* C[0:mr, 0:nr] (= or +=) A (mr,kc) . [B panel 0 | B panel 1] [+ bias (nr,)], 16 < nr <= 2*NR: two NR-wide
- * packed B panels ((kc, NR) each, the second at b + bps) per call; A(i,p) = a[i*ars + p*acs] (a packed A
- * panel: ars = 1, acs = MR). The AVX-512 tier's kernel; NULL below it (use the NR-wide kernels). */
-typedef void (*gb_ukernel_wide_fn)(int64_t kc, const float *a, int64_t ars, int64_t acs, const float *b, int64_t bps,
-                                   float *c, int64_t ldc, int64_t mr, int64_t nr, int accumulate, const float *bias);
+ * B panels per call, B(p, j) = b[(j/NR)*bps + p*ldb + j%NR] (packed: ldb = NR, bps = kc*NR; row-major in
+ * place: ldb = its row stride, bps = NR; columns past nr are not read); A(i,p) = a[i*ars + p*acs] (a packed
+ * A panel: ars = 1, acs = MR). The AVX-512 tier's kernel; NULL below it (use the NR-wide kernels). */
+typedef void (*gb_ukernel_wide_fn)(int64_t kc, const float *a, int64_t ars, int64_t acs, const float *b, int64_t ldb,
+                                   int64_t bps, float *c, int64_t ldc, int64_t mr, int64_t nr, int accumulate,
+                                   const float *bias);
 gb_ukernel_wide_fn gb_ukernel_wide(void);
 /* grown-on-demand thread-local buffer number `which` (0 or 1) of at least nfloats, 64-byte aligned */
 float *gb_workspace(int which, size_t nfloats);
