@@ -16,14 +16,10 @@
 #include "internal/gb_common.h"
 #include "internal/gb_gemm.h"
 #include "internal/gb_pool.h"
+#include "internal/conv_args.h"
 #include "conv.h"
 
-typedef struct {
-    float *out, *dinp, *dw_part, *db_part;       /* dw_part (nt, OC, K), db_part (nt, OC) */
-    const float *inp, *weight, *bias, *dout;
-    int64_t B, C, H, W, OC, KH, KW, OH, OW, sh, sw, pt, pl, dh, dw, G;
-    int err;
-} conv_args;
+
 
 static float *conv_alloc(size_t nfloats) {
     void *p = NULL;
@@ -416,6 +412,8 @@ int conv2d_forward(float *out, const float *inp, const float *weight, const floa
     /* out (B,OC,OH,OW), inp (B,C,H,W), weight (OC,C/G,KH,KW), bias (OC,)|NULL */
     conv_args a = {out, NULL, NULL, NULL, inp, weight, bias, NULL,
                    B, C, H, W, OC, KH, KW, OH, OW, sh, sw, pt, pl, dh, dw, G, 0};
+    int fast = conv_fast_forward(&a);
+    if (fast) return fast < 0 ? -1 : 0;
     gb_parallel(conv_fwd_task, &a, conv_threads(&a));
     return a.err ? -1 : 0;
 }
@@ -514,6 +512,8 @@ int conv2d_backward(float *dinp, float *dweight, float *dbias,
     /* dinp (B,C,H,W)|NULL, dweight (OC,C/G,KH,KW)|NULL, dbias (OC,)|NULL; dout (B,OC,OH,OW) */
     conv_args a = {NULL, dinp, NULL, NULL, inp, weight, NULL, dout,
                    B, C, H, W, OC, KH, KW, OH, OW, sh, sw, pt, pl, dh, dw, G, 0};
+    int fast = conv_fast_backward(dinp, dweight, dbias, &a);
+    if (fast) return fast < 0 ? -1 : 0;
     int nt = conv_threads(&a);
     int64_t K = (C / G) * KH * KW;
     if (dweight) {

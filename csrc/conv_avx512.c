@@ -1,0 +1,529 @@
+/* conv2d on AVX-512 as implicit GEMMs with an 8x32 register tile (16 zmm accumulators; per
+ * reduction step 2 B loads + 8 broadcasts feed 16 FMAs), every operand packed once per chunk of
+ * images so the micro-kernel reads both contiguously. The team splits the batch; a chunk is as
+ * many images as keep its B panels (<= CHUNK_BYTES) L2-resident, so an 8x8 or 4x4 output still
+ * fills 32-wide panels (P = 16 puts two images in one panel).
+ *   forward  out[b,g] (OCg, P) = W[g] (OCg, K) . col (K, nb*P)                  A = W packed once
+ *   dinp, stride 1: the transposed convolution, itself a forward convolution of dout with the
+ *            flipped, transposed weights W'[c, (oc, kh', kw')] = W[oc, c, KH-1-kh', KW-1-kw'] and
+ *            pads dh*(KH-1)-pt, dw*(KW-1)-pl (no col2im, no scatter)
+ *   dinp, stride > 1: dcol (K, nb*P) = W[g]^T . dout panels, then col2im per image
+ *   dweight  dW'[g] (OCg, K') += dout (OCg, nb*P) . colT (nb*P, K') with the taps reordered
+ *            k' = (kh*KW + kw)*Cg + c, so a 32-lane B row is 32 channels of one tap, copied from a
+ *            channels-last copy of the image; per-thread partials, summed (and put back in
+ *            (c, kh, kw) order) after the join in thread order: deterministic for a thread count.
+ * Scratch lives in thread-local buffers that grow on demand and are kept (no page faults per call).
+ * The portable paths (AVX2 / base, depthwise) are conv.c's. */
+#include <stdlib.h>
+#include "internal/gb_common.h"
+#include "internal/gb_pool.h"
+#include "internal/conv_args.h"
+
+#if GB_X86
+#include <immintrin.h>
+
+#define FMR 8                   /* rows of the register tile */
+#define FNR 32                  /* columns: two zmm */
+#define FKC 640                 /* reduction block: an 8 x FKC A panel is 20 KB (L1) */
+#define CHUNK_BYTES (512 * 1024)
+
+static float *tl_buf(int which, size_t nfloats) {
+    static __thread float *buf[4];
+    static __thread size_t cap[4];
+    if (cap[which] < nfloats) {
+        free(buf[which]);
+        buf[which] = aligned_alloc(64, ((nfloats * sizeof(float) + 63) / 64) * 64);
+        cap[which] = buf[which] ? nfloats : 0;
+    }
+    return buf[which];
+}
+
+static inline int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
+static inline __mmask16 lanes(int64_t n) { return n <= 0 ? 0 : n >= 16 ? 0xFFFF : (__mmask16)((1u << n) - 1u); }
+
+/* C rows 0..mr-1, columns [0,16) at c0 and [16,32) at c1 (each masked) (=|+=) A panel (kc, 8) .
+ * B panel (kc, 32) [+ bias (mr,)] */
+GB_TARGET_AVX512 static void fk_kernel(int64_t kc, const float *a, const float *b, float *c0, float *c1, int64_t ldc,
+                                       int64_t mr, __mmask16 m0, __mmask16 m1, int acc, const float *bias) {
+    __m512 x0 = _mm512_setzero_ps(), x1 = x0, x2 = x0, x3 = x0, x4 = x0, x5 = x0, x6 = x0, x7 = x0;
+    __m512 y0 = x0, y1 = x0, y2 = x0, y3 = x0, y4 = x0, y5 = x0, y6 = x0, y7 = x0;
+    for (int64_t p = 0; p < kc; p++, a += FMR, b += FNR) {
+        __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16), t;
+#define FK_ROW(i)                             \
+        t = _mm512_set1_ps(a[i]);             \
+        x##i = _mm512_fmadd_ps(t, b0, x##i);  \
+        y##i = _mm512_fmadd_ps(t, b1, y##i);
+        FK_ROW(0) FK_ROW(1) FK_ROW(2) FK_ROW(3) FK_ROW(4) FK_ROW(5) FK_ROW(6) FK_ROW(7)
+#undef FK_ROW
+    }
+    __m512 X[FMR] = {x0, x1, x2, x3, x4, x5, x6, x7}, Y[FMR] = {y0, y1, y2, y3, y4, y5, y6, y7};
+    for (int64_t i = 0; i < mr; i++) {
+        __m512 u = X[i], v = Y[i];
+        if (bias) {
+            __m512 bb = _mm512_set1_ps(bias[i]);
+            u = _mm512_add_ps(u, bb);
+            v = _mm512_add_ps(v, bb);
+        }
+        float *r0 = c0 + i * ldc;
+        if (acc) u = _mm512_add_ps(u, _mm512_maskz_loadu_ps(m0, r0));
+        _mm512_mask_storeu_ps(r0, m0, u);
+        if (m1) {
+            float *r1 = c1 + i * ldc;
+            if (acc) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m1, r1));
+            _mm512_mask_storeu_ps(r1, m1, v);
+        }
+    }
+}
+
+/* Where C(i, j) lives: c + i*ldc + (j/seg)*sstride + j%seg (columns in segments of seg, one per image) */
+typedef struct {
+    float *c;
+    int64_t ldc, seg, sstride;
+} cmap;
+static inline float *cm_at(const cmap *m, int64_t i, int64_t j) {
+    return m->c + i * m->ldc + (j / m->seg) * m->sstride + j % m->seg;
+}
+
+/* C (M, N) (=|+=) A (M, K) . B (K, N) [+ bias (M,) per row]; Ap (ceil(M/8), K, 8) and Bp (ceil(N/32), K, 32)
+ * zero-padded. A 16-column vector that crosses a segment goes through a tile (any P works). */
+GB_TARGET_AVX512 static void fk_gemm(const cmap *cm, const float *Ap, const float *Bp, int64_t M, int64_t N,
+                                     int64_t K, int accumulate, const float *bias) {
+    int64_t nkb = (K + FKC - 1) / FKC, kcs = (K + nkb - 1) / nkb;
+    float tile[FMR * FNR] __attribute__((aligned(64)));
+    for (int64_t k0 = 0; k0 < K; k0 += kcs) {
+        int64_t kc = imin(kcs, K - k0);
+        int acc = accumulate || k0 > 0;
+        const float *bs = k0 + kc == K ? bias : NULL;
+        for (int64_t ir = 0; ir < M; ir += FMR) {
+            int64_t mr = imin(FMR, M - ir);
+            const float *ap = Ap + ir * K + k0 * FMR, *bsr = bs ? bs + ir : NULL;
+            for (int64_t jr = 0; jr < N; jr += FNR) {
+                int64_t nr = imin(FNR, N - jr), n0 = imin(nr, 16), n1 = nr - n0;
+                const float *bp = Bp + jr * K + k0 * FNR;
+                if (jr % cm->seg + n0 <= cm->seg && (n1 <= 0 || (jr + 16) % cm->seg + n1 <= cm->seg)) {
+                    fk_kernel(kc, ap, bp, cm_at(cm, ir, jr), n1 > 0 ? cm_at(cm, ir, jr + 16) : NULL, cm->ldc, mr,
+                              lanes(n0), lanes(n1), acc, bsr);
+                } else {
+                    fk_kernel(kc, ap, bp, tile, tile + 16, FNR, mr, 0xFFFF, 0xFFFF, 0, bsr);
+                    for (int64_t i = 0; i < mr; i++)
+                        for (int64_t j = 0; j < nr; j++) {
+                            float *d = cm_at(cm, ir + i, jr + j);
+                            *d = (acc ? *d : 0.0f) + tile[i * FNR + j];
+                        }
+                }
+            }
+        }
+    }
+}
+
+/* Ap (ceil(M/8), R, 8) <- A (M, R), A(i, r) = base[i*rs + (r/seg)*ss + (r%seg)*cs], rows past M zero */
+static void pack_a(float *Ap, const float *base, int64_t rs, int64_t cs, int64_t seg, int64_t ss, int64_t M,
+                   int64_t R) {
+    for (int64_t i0 = 0; i0 < M; i0 += FMR) {
+        float *dst = Ap + i0 * R;
+        int64_t mr = imin(FMR, M - i0);
+        for (int64_t r = 0; r < R; r++) {
+            const float *src = base + i0 * rs + (r / seg) * ss + (r % seg) * cs;
+            int64_t i = 0;
+            for (; i < mr; i++) dst[r * FMR + i] = src[i * rs];
+            for (; i < FMR; i++) dst[r * FMR + i] = 0.0f;
+        }
+    }
+}
+
+/* [ow0, ow1): the output columns whose tap reads inside the row (iw = ow*sw + off in [0, W)) */
+static void valid_cols(const conv_args *a, int64_t off, int64_t *ow0, int64_t *ow1) {
+    int64_t lo = off >= 0 ? 0 : (-off + a->sw - 1) / a->sw;
+    int64_t hi = a->W - off <= 0 ? 0 : (a->W - off + a->sw - 1) / a->sw;
+    if (hi > a->OW) hi = a->OW;
+    if (lo > hi) lo = hi;
+    *ow0 = lo;
+    *ow1 = hi;
+}
+
+/* The padded extent an output grid reads: Hp = (OH-1)*sh + (KH-1)*dh + 1 rows from ih = -pt, and as
+ * many columns from iw = -pl; inside it every tap of every output pixel is in bounds. */
+static void padded_dims(const conv_args *a, int64_t *Hp, int64_t *Wp) {
+    *Hp = (a->OH - 1) * a->sh + (a->KH - 1) * a->dh + 1;
+    *Wp = (a->OW - 1) * a->sw + (a->KW - 1) * a->dw + 1;
+}
+
+/* xp (nb, Cg, Hp, Wp) <- x (nb images of C*H*W, group offset applied) with zeros outside */
+static void pad_planes(float *xp, const float *x, int64_t nb, const conv_args *a, int64_t Hp, int64_t Wp) {
+    int64_t Cg = a->C / a->G, HW = a->H * a->W;
+    int64_t c0 = a->pl > 0 ? a->pl : 0, w0 = a->pl > 0 ? 0 : -a->pl;   /* first column written, first read */
+    int64_t n = a->W - w0 < Wp - c0 ? a->W - w0 : Wp - c0;
+    for (int64_t jb = 0; jb < nb; jb++)
+        for (int64_t c = 0; c < Cg; c++) {
+            const float *xc = x + jb * a->C * HW + c * HW;
+            float *pc = xp + (jb * Cg + c) * Hp * Wp;
+            for (int64_t r = 0; r < Hp; r++) {
+                int64_t ih = r - a->pt;
+                float *pr = pc + r * Wp;
+                if (ih < 0 || ih >= a->H || n <= 0) {
+                    memset(pr, 0, (size_t)Wp * sizeof(float));
+                    continue;
+                }
+                memset(pr, 0, (size_t)c0 * sizeof(float));
+                memcpy(pr + c0, xc + ih * a->W + w0, (size_t)n * sizeof(float));
+                memset(pr + c0 + n, 0, (size_t)(Wp - c0 - n) * sizeof(float));
+            }
+        }
+}
+
+/* Bp (ceil(N/32), K, 32) <- col (K, N), N = nb*P: column jb*P + oh*OW + ow of row k = (c, kh, kw) is
+ * x[jb][c, oh*sh - pt + kh*dh, ow*sw - pl + kw*dw] (0 outside), read from the padded planes xp
+ * (nb, Cg, Hp, Wp); lanes past N zero. Stride-1 rows of 16k outputs are plain vector copies; other
+ * grids gather 16 lanes at a time with one index vector per lane group (the same for every tap). */
+GB_TARGET_AVX512 static void im2col32(float *Bp, const float *xp, int32_t *idx, int64_t nb, const conv_args *a,
+                                      int64_t Hp, int64_t Wp) {
+    int64_t Cg = a->C / a->G, P = a->OH * a->OW, K = Cg * a->KH * a->KW, N = nb * P, OW = a->OW;
+    int64_t plane = Hp * Wp, ng = (N + 15) / 16;
+    int rows = a->sw == 1 && OW % 16 == 0;
+    if (N % FNR) {
+        float *last = Bp + (N / FNR) * K * FNR;
+        for (int64_t k = 0; k < K; k++) memset(last + k * FNR + N % FNR, 0, (size_t)(FNR - N % FNR) * sizeof(float));
+    }
+    if (!rows)
+        for (int64_t j = 0; j < ng * 16; j++) {
+            int64_t jj = j < N ? j : N - 1, jb = jj / P, p = jj % P;
+            idx[j] = (int32_t)(jb * Cg * plane + (p / OW) * a->sh * Wp + (p % OW) * a->sw);
+        }
+    for (int64_t c = 0; c < Cg; c++)
+        for (int64_t kh = 0; kh < a->KH; kh++)
+            for (int64_t kw = 0; kw < a->KW; kw++) {
+                int64_t k = (c * a->KH + kh) * a->KW + kw, tap = kh * a->dh * Wp + kw * a->dw;
+                float *dk = Bp + k * FNR;
+                if (rows) {
+                    for (int64_t jb = 0; jb < nb; jb++)
+                        for (int64_t oh = 0; oh < a->OH; oh++) {
+                            const float *src = xp + (jb * Cg + c) * plane + oh * a->sh * Wp + tap;
+                            int64_t j = jb * P + oh * OW;
+                            for (int64_t ow = 0; ow < OW; ow += 16, j += 16)
+                                _mm512_storeu_ps(dk + (j / FNR) * K * FNR + j % FNR, _mm512_loadu_ps(src + ow));
+                        }
+                } else {
+                    const float *base = xp + c * plane + tap;
+                    for (int64_t q = 0; q < ng; q++) {
+                        int64_t j = q * 16;
+                        __m512i iv = _mm512_loadu_si512(idx + j);
+                        __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), lanes(N - j), iv, base, 4);
+                        _mm512_storeu_ps(dk + (j / FNR) * K * FNR + j % FNR, v);
+                    }
+                }
+            }
+}
+
+/* Bp (ceil(N/32), R, 32) <- B (R, N), B(r, j) = base[(j/P)*ss + r*rs + j%P] (lanes past N zero) */
+GB_TARGET_AVX512 static void rows32(float *Bp, const float *base, int64_t rs, int64_t ss, int64_t R, int64_t P,
+                                    int64_t N) {
+    for (int64_t r = 0; r < R; r++)
+        for (int64_t j0 = 0; j0 < N; j0 += 16) {
+            float *d = Bp + (j0 / FNR) * R * FNR + r * FNR + j0 % FNR;
+            int64_t n = imin(16, N - j0);
+            if (P % 16 == 0) {
+                _mm512_storeu_ps(d, _mm512_maskz_loadu_ps(lanes(n), base + (j0 / P) * ss + r * rs + j0 % P));
+            } else {
+                for (int64_t j = 0; j < 16; j++)
+                    d[j] = j < n ? base[((j0 + j) / P) * ss + r * rs + (j0 + j) % P] : 0.0f;
+            }
+        }
+    if (N % FNR && N % FNR <= 16)  /* the upper half of the last panel */
+        for (int64_t r = 0; r < R; r++) _mm512_storeu_ps(Bp + (N / FNR) * R * FNR + r * FNR + 16, _mm512_setzero_ps());
+}
+
+/* Bp (ceil(K'/32), R, 32) <- colT (R, K'), R = nb*P, k' = (kh*KW + kw)*Cg + c: row jb*P + p holds the
+ * patch of output pixel p of image jb, read from xt (H*W, Cg), a channels-last copy of the image.
+ * Lanes past K' zero. */
+GB_TARGET_AVX512 static void im2colT32(float *Bp, float *xt, float *tmp, const float *x, int64_t nb,
+                                       const conv_args *a) {
+    int64_t Cg = a->C / a->G, P = a->OH * a->OW, T = a->KH * a->KW, K = Cg * T, R = nb * P, HW = a->H * a->W;
+    int64_t img = a->C * HW, npan = (K + FNR - 1) / FNR;
+    for (int64_t jb = 0; jb < nb; jb++) {
+        const float *xb = x + jb * img;
+        for (int64_t c = 0; c < Cg; c++)      /* xt (HW, Cg) <- x (Cg, HW) */
+            for (int64_t p = 0; p < HW; p++) xt[p * Cg + c] = xb[c * HW + p];
+        for (int64_t oh = 0; oh < a->OH; oh++)
+            for (int64_t ow = 0; ow < a->OW; ow++) {
+                int64_t r = jb * P + oh * a->OW + ow;
+                float *row = Bp + r * FNR;   /* panel q at row + q*R*FNR */
+                if (Cg % 16 == 0) {
+                    for (int64_t kh = 0; kh < a->KH; kh++) {
+                        int64_t ih = oh * a->sh - a->pt + kh * a->dh;
+                        for (int64_t kw = 0; kw < a->KW; kw++) {
+                            int64_t iw = ow * a->sw - a->pl + kw * a->dw, kk = (kh * a->KW + kw) * Cg;
+                            int inside = ih >= 0 && ih < a->H && iw >= 0 && iw < a->W;
+                            const float *src = xt + (ih * a->W + iw) * Cg;
+                            for (int64_t c = 0; c < Cg; c += 16, kk += 16) {
+                                float *d = row + (kk / FNR) * R * FNR + kk % FNR;
+                                _mm512_storeu_ps(d, inside ? _mm512_loadu_ps(src + c) : _mm512_setzero_ps());
+                            }
+                        }
+                    }
+                    if (K % FNR)
+                        _mm512_storeu_ps(row + (npan - 1) * R * FNR + 16, _mm512_setzero_ps());
+                } else {  /* few channels (the stem): the K' values in tmp, then one 32-lane copy per panel */
+                    for (int64_t kh = 0; kh < a->KH; kh++) {
+                        int64_t ih = oh * a->sh - a->pt + kh * a->dh;
+                        for (int64_t kw = 0; kw < a->KW; kw++) {
+                            int64_t iw = ow * a->sw - a->pl + kw * a->dw, kk = (kh * a->KW + kw) * Cg;
+                            if (ih >= 0 && ih < a->H && iw >= 0 && iw < a->W) {
+                                const float *src = xt + (ih * a->W + iw) * Cg;
+                                for (int64_t c = 0; c < Cg; c++) tmp[kk + c] = src[c];
+                            } else {
+                                for (int64_t c = 0; c < Cg; c++) tmp[kk + c] = 0.0f;
+                            }
+                        }
+                    }
+                    for (int64_t q = 0; q < npan; q++) {
+                        int64_t n = imin(FNR, K - q * FNR);
+                        float *d = row + q * R * FNR;
+                        _mm512_storeu_ps(d, _mm512_maskz_loadu_ps(lanes(n), tmp + q * FNR));
+                        _mm512_storeu_ps(d + 16, _mm512_maskz_loadu_ps(lanes(n - 16), tmp + q * FNR + 16));
+                    }
+                }
+            }
+    }
+}
+
+/* dx (Cg, H, W) = the adjoint of im2col applied to dcol (K, P) with row stride ld (dx zeroed here) */
+GB_TARGET_AVX512 static void col2im_ld(float *dx, const float *dcol, int64_t ld, const conv_args *a) {
+    int64_t Cg = a->C / a->G, OW = a->OW;
+    memset(dx, 0, (size_t)(Cg * a->H * a->W) * sizeof(float));
+    for (int64_t c = 0; c < Cg; c++) {
+        float *dc = dx + c * a->H * a->W;
+        for (int64_t kh = 0; kh < a->KH; kh++)
+            for (int64_t kw = 0; kw < a->KW; kw++) {
+                const float *row = dcol + ((c * a->KH + kh) * a->KW + kw) * ld;
+                int64_t off = kw * a->dw - a->pl, ow0, ow1;
+                valid_cols(a, off, &ow0, &ow1);
+                for (int64_t oh = 0; oh < a->OH; oh++) {
+                    int64_t ih = oh * a->sh - a->pt + kh * a->dh;
+                    if (ih < 0 || ih >= a->H) continue;
+                    float *dr = dc + ih * a->W + off;
+                    const float *r = row + oh * OW;
+                    if (a->sw == 1) {
+                        #pragma omp simd
+                        for (int64_t ow = ow0; ow < ow1; ow++) dr[ow] += r[ow];
+                    } else {
+                        for (int64_t ow = ow0; ow < ow1; ow++) dr[ow * a->sw] += r[ow];
+                    }
+                }
+            }
+    }
+}
+
+/* images per chunk: B panels of about CHUNK_BYTES (at least one image) */
+static int64_t chunk_images(int64_t per_image_floats, int64_t nimg) {
+    int64_t n = CHUNK_BYTES / (per_image_floats * (int64_t)sizeof(float) + 1);
+    return n < 1 ? 1 : n > nimg ? nimg : n;
+}
+
+static int fast_threads(const conv_args *a) {
+    int64_t macs = a->B * a->OC * (a->C / a->G) * a->KH * a->KW * a->OH * a->OW;
+    int nt = macs >= GB_PAR_MIN_MACS ? gb_threads() : 1;
+    if (nt > a->B) nt = (int)a->B;
+    return nt < 1 ? 1 : nt;
+}
+
+/* ---- forward (also the stride-1 input gradient) ------------------------------------------- */
+typedef struct {
+    const conv_args *a;
+    const float *Ap;       /* (G, ceil(OCg/8)*8, K) packed weights */
+    float *dw_part;        /* backward: (nt, OC, K') */
+    const float *At;       /* backward, stride > 1: (G, ceil(K/8)*8, OCg) packed W^T */
+    int err;
+} fast_ctx;
+
+static void fail(fast_ctx *f) { __atomic_store_n(&f->err, 1, __ATOMIC_RELAXED); }
+
+static void fwd_task(void *ctx, int t, int nt) {
+    fast_ctx *f = ctx;
+    const conv_args *a = f->a;
+    int64_t Cg = a->C / a->G, OCg = a->OC / a->G, K = Cg * a->KH * a->KW, P = a->OH * a->OW;
+    int64_t Mp = (OCg + FMR - 1) / FMR * FMR, b0, b1;
+    gb_split(a->B, t, nt, &b0, &b1);
+    if (b0 >= b1) return;
+    int64_t nb = chunk_images(P * K, b1 - b0), N = nb * P, Hp, Wp;
+    padded_dims(a, &Hp, &Wp);
+    float *Bp = tl_buf(0, (size_t)((N + FNR - 1) / FNR * FNR * K));
+    float *xp = tl_buf(2, (size_t)(nb * Cg * Hp * Wp));
+    int32_t *idx = (int32_t *)tl_buf(3, (size_t)((N + 15) / 16 * 16));
+    if (!Bp || !xp || !idx) {
+        fail(f);
+        return;
+    }
+    for (int64_t bs = b0; bs < b1; bs += nb) {
+        int64_t n = imin(nb, b1 - bs);
+        for (int64_t g = 0; g < a->G; g++) {
+            pad_planes(xp, a->inp + (bs * a->C + g * Cg) * a->H * a->W, n, a, Hp, Wp);
+            im2col32(Bp, xp, idx, n, a, Hp, Wp);
+            cmap cm = {a->out + (bs * a->OC + g * OCg) * P, P, P, a->OC * P};
+            fk_gemm(&cm, f->Ap + g * Mp * K, Bp, OCg, n * P, K, 0, a->bias ? a->bias + g * OCg : NULL);
+        }
+    }
+}
+
+static int run_forward(const conv_args *a, const float *wrows) {
+    /* wrows (G, OCg, K): the weights as A rows (the caller's layout or the flipped copy) */
+    int64_t Cg = a->C / a->G, OCg = a->OC / a->G, K = Cg * a->KH * a->KW, Mp = (OCg + FMR - 1) / FMR * FMR;
+    float *Ap = aligned_alloc(64, ((size_t)(a->G * Mp * K) * sizeof(float) + 63) / 64 * 64);
+    if (!Ap) return -1;
+    for (int64_t g = 0; g < a->G; g++) pack_a(Ap + g * Mp * K, wrows + g * OCg * K, K, 1, K, 0, OCg, K);
+    fast_ctx f = {a, Ap, NULL, NULL, 0};
+    gb_parallel(fwd_task, &f, fast_threads(a));
+    free(Ap);
+    return f.err ? -1 : 1;
+}
+
+static int fast_ok(const conv_args *a) {
+    if (gb_isa() < GB_ISA_AVX512) return 0;
+    if (a->C == a->G && a->OC == a->G) return 0;  /* depthwise: conv.c's direct taps */
+    return a->B * a->C * a->H * a->W < (INT64_C(1) << 31);  /* gather indices and masks in int32 */
+}
+
+int conv_fast_forward(const conv_args *a) {
+    if (!fast_ok(a)) return 0;
+    return run_forward(a, a->weight);
+}
+
+/* ---- backward -------------------------------------------------------------------------------- */
+static void dw_task(void *ctx, int t, int nt) {
+    fast_ctx *f = ctx;
+    const conv_args *a = f->a;
+    int64_t Cg = a->C / a->G, OCg = a->OC / a->G, K = Cg * a->KH * a->KW, P = a->OH * a->OW, b0, b1;
+    int64_t Kp = (K + FNR - 1) / FNR * FNR, Mp = (OCg + FMR - 1) / FMR * FMR;
+    gb_split(a->B, t, nt, &b0, &b1);
+    if (b0 >= b1) return;
+    int64_t nb = chunk_images(P * Kp, b1 - b0), R = nb * P;
+    float *Bp = tl_buf(0, (size_t)(Kp * R)), *Ap = tl_buf(1, (size_t)(Mp * R));
+    float *xt = tl_buf(2, (size_t)(a->H * a->W * Cg)), *tmp = tl_buf(3, (size_t)Kp);
+    if (!Bp || !Ap || !xt || !tmp) {
+        fail(f);
+        return;
+    }
+    float *part = f->dw_part + (int64_t)t * a->OC * K;
+    for (int64_t bs = b0; bs < b1; bs += nb) {
+        int64_t n = imin(nb, b1 - bs);
+        for (int64_t g = 0; g < a->G; g++) {
+            im2colT32(Bp, xt, tmp, a->inp + (bs * a->C + g * Cg) * a->H * a->W, n, a);
+            pack_a(Ap, a->dout + (bs * a->OC + g * OCg) * P, P, 1, P, a->OC * P, OCg, n * P);
+            cmap cm = {part + g * OCg * K, K, INT64_MAX / 4, 0};
+            fk_gemm(&cm, Ap, Bp, OCg, K, n * P, 1, NULL);
+        }
+    }
+}
+
+static void dx_strided_task(void *ctx, int t, int nt) {
+    fast_ctx *f = ctx;
+    const conv_args *a = f->a;
+    int64_t Cg = a->C / a->G, OCg = a->OC / a->G, K = Cg * a->KH * a->KW, P = a->OH * a->OW, b0, b1;
+    int64_t Kr = (K + FMR - 1) / FMR * FMR;
+    gb_split(a->B, t, nt, &b0, &b1);
+    if (b0 >= b1) return;
+    int64_t nb = chunk_images(P * (K > OCg ? K : OCg), b1 - b0), N = nb * P;
+    float *Bp = tl_buf(0, (size_t)((N + FNR - 1) / FNR * FNR * OCg)), *dcol = tl_buf(1, (size_t)(K * N));
+    if (!Bp || !dcol) {
+        fail(f);
+        return;
+    }
+    for (int64_t bs = b0; bs < b1; bs += nb) {
+        int64_t n = imin(nb, b1 - bs);
+        for (int64_t g = 0; g < a->G; g++) {
+            rows32(Bp, a->dout + (bs * a->OC + g * OCg) * P, P, a->OC * P, OCg, P, n * P);
+            cmap cm = {dcol, n * P, n * P, 0};
+            fk_gemm(&cm, f->At + g * Kr * OCg, Bp, K, n * P, OCg, 0, NULL);
+            for (int64_t jb = 0; jb < n; jb++)
+                col2im_ld(a->dinp + ((bs + jb) * a->C + g * Cg) * a->H * a->W, dcol + jb * P, n * P, a);
+        }
+    }
+}
+
+static void db_task(void *ctx, int t, int nt) {
+    fast_ctx *f = ctx;
+    const conv_args *a = f->a;
+    int64_t P = a->OH * a->OW, o0, o1;
+    gb_split(a->OC, t, nt, &o0, &o1);
+    for (int64_t oc = o0; oc < o1; oc++) {
+        double s = 0.0;
+        for (int64_t b = 0; b < a->B; b++) {
+            const float *r = a->dout + (b * a->OC + oc) * P;
+            float sb = 0.0f;
+            #pragma omp simd reduction(+:sb)
+            for (int64_t p = 0; p < P; p++) sb += r[p];
+            s += sb;
+        }
+        a->db_part[oc] = (float)s;
+    }
+}
+
+int conv_fast_backward(float *dinp, float *dweight, float *dbias, const conv_args *a) {
+    if (!fast_ok(a)) return 0;
+    int64_t Cg = a->C / a->G, OCg = a->OC / a->G, T = a->KH * a->KW, K = Cg * T;
+    int nt = fast_threads(a);
+    if (dbias) {
+        conv_args b = *a;
+        b.db_part = dbias;
+        fast_ctx f = {&b, NULL, NULL, NULL, 0};
+        gb_parallel(db_task, &f, a->OC >= 64 && a->B * a->OC * a->OH * a->OW >= GB_PAR_MIN_ELEMS ? gb_threads() : 1);
+    }
+    if (dweight) {
+        float *part = calloc((size_t)nt * a->OC * K, sizeof(float));
+        if (!part) return -1;
+        fast_ctx f = {a, NULL, part, NULL, 0};
+        gb_parallel(dw_task, &f, nt);
+        if (f.err) {
+            free(part);
+            return -1;
+        }
+        /* dweight[oc, c, tap] = sum over threads of part[t, oc, tap*Cg + c] */
+        for (int64_t oc = 0; oc < a->OC; oc++)
+            for (int64_t c = 0; c < Cg; c++)
+                for (int64_t tap = 0; tap < T; tap++) {
+                    float s = part[oc * K + tap * Cg + c];
+                    for (int t = 1; t < nt; t++) s += part[((int64_t)t * a->OC + oc) * K + tap * Cg + c];
+                    dweight[(oc * Cg + c) * T + tap] = s;
+                }
+        free(part);
+    }
+    if (dinp) {
+        if (a->sh == 1 && a->sw == 1) {
+            /* W' (G, Cg, OCg*T): W'[g, c, (oc, kh', kw')] = W[g*OCg + oc, c, KH-1-kh', KW-1-kw'] */
+            float *wt = malloc((size_t)(a->C * OCg * T) * sizeof(float));
+            if (!wt) return -1;
+            for (int64_t g = 0; g < a->G; g++)
+                for (int64_t c = 0; c < Cg; c++)
+                    for (int64_t oc = 0; oc < OCg; oc++)
+                        for (int64_t tap = 0; tap < T; tap++)
+                            wt[((g * Cg + c) * OCg + oc) * T + tap] = a->weight[((g * OCg + oc) * Cg + c) * T + T - 1 - tap];
+            conv_args d = *a;
+            d.out = dinp; d.inp = a->dout; d.weight = wt; d.bias = NULL;
+            d.C = a->OC; d.H = a->OH; d.W = a->OW; d.OC = a->C; d.OH = a->H; d.OW = a->W;
+            d.pt = a->dh * (a->KH - 1) - a->pt; d.pl = a->dw * (a->KW - 1) - a->pl;
+            int r = run_forward(&d, wt);
+            free(wt);
+            if (r < 0) return -1;
+        } else {
+            int64_t Kr = (K + FMR - 1) / FMR * FMR;
+            float *At = aligned_alloc(64, ((size_t)(a->G * Kr * OCg) * sizeof(float) + 63) / 64 * 64);
+            if (!At) return -1;
+            for (int64_t g = 0; g < a->G; g++)  /* A(k, oc) = W[g*OCg + oc, k] */
+                pack_a(At + g * Kr * OCg, a->weight + g * OCg * K, 1, K, OCg, 0, K, OCg);
+            conv_args d = *a;
+            d.dinp = dinp;
+            fast_ctx f = {&d, NULL, NULL, At, 0};
+            gb_parallel(dx_strided_task, &f, nt);
+            free(At);
+            if (f.err) return -1;
+        }
+    }
+    return 1;
+}
+
+#else
+int conv_fast_forward(const conv_args *a) { (void)a; return 0; }
+int conv_fast_backward(float *dinp, float *dweight, float *dbias, const conv_args *a) {
+    (void)dinp; (void)dweight; (void)dbias; (void)a;
+    return 0;
+}
+#endif
