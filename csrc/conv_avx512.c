@@ -116,6 +116,56 @@ GB_TARGET_AVX512 static void fk_gemm(const cmap *cm, const float *Ap, const floa
     }
 }
 
+/* dst[j*ldd + i] = src[i*lds + j] for i, j < 8 (an 8x8 block transposed in registers) */
+GB_TARGET_AVX512 static inline void tr8x8(float *dst, int64_t ldd, const float *src, int64_t lds) {
+    __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + lds), r2 = _mm256_loadu_ps(src + 2 * lds);
+    __m256 r3 = _mm256_loadu_ps(src + 3 * lds), r4 = _mm256_loadu_ps(src + 4 * lds), r5 = _mm256_loadu_ps(src + 5 * lds);
+    __m256 r6 = _mm256_loadu_ps(src + 6 * lds), r7 = _mm256_loadu_ps(src + 7 * lds);
+    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3);
+    __m256 t3 = _mm256_unpackhi_ps(r2, r3), t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+    __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    _mm256_storeu_ps(dst, _mm256_permute2f128_ps(u0, u4, 0x20));
+    _mm256_storeu_ps(dst + ldd, _mm256_permute2f128_ps(u1, u5, 0x20));
+    _mm256_storeu_ps(dst + 2 * ldd, _mm256_permute2f128_ps(u2, u6, 0x20));
+    _mm256_storeu_ps(dst + 3 * ldd, _mm256_permute2f128_ps(u3, u7, 0x20));
+    _mm256_storeu_ps(dst + 4 * ldd, _mm256_permute2f128_ps(u0, u4, 0x31));
+    _mm256_storeu_ps(dst + 5 * ldd, _mm256_permute2f128_ps(u1, u5, 0x31));
+    _mm256_storeu_ps(dst + 6 * ldd, _mm256_permute2f128_ps(u2, u6, 0x31));
+    _mm256_storeu_ps(dst + 7 * ldd, _mm256_permute2f128_ps(u3, u7, 0x31));
+}
+
+/* dst (n, m) with row stride ldd <- the transpose of src (m, n) with row stride lds */
+GB_TARGET_AVX512 static void transpose(float *dst, int64_t ldd, const float *src, int64_t lds, int64_t m, int64_t n) {
+    int64_t m8 = m / 8 * 8, n8 = n / 8 * 8;
+    for (int64_t i = 0; i < m8; i += 8)
+        for (int64_t j = 0; j < n8; j += 8) tr8x8(dst + j * ldd + i, ldd, src + i * lds + j, lds);
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = i < m8 ? n8 : 0; j < n; j++) dst[j * ldd + i] = src[i * lds + j];
+}
+
+/* Ap (ceil(M/8), R, 8) <- A (M, R), A(i, r) = base[i*rs + (r/seg)*ss + r%seg]: row-contiguous segments
+ * (a batch of images' dout rows), 8x8 blocks transposed in registers */
+GB_TARGET_AVX512 static void pack_a_rows(float *Ap, const float *base, int64_t rs, int64_t seg, int64_t ss,
+                                         int64_t M, int64_t R) {
+    for (int64_t i0 = 0; i0 < M; i0 += FMR) {
+        float *dst = Ap + i0 * R;
+        int64_t mr = imin(FMR, M - i0);
+        for (int64_t r0 = 0; r0 < R; r0 += seg) {
+            const float *src = base + i0 * rs + (r0 / seg) * ss;
+            if (mr == FMR) {
+                transpose(dst + r0 * FMR, FMR, src, rs, FMR, imin(seg, R - r0));
+            } else {
+                for (int64_t r = 0; r < imin(seg, R - r0); r++)
+                    for (int64_t i = 0; i < FMR; i++) dst[(r0 + r) * FMR + i] = i < mr ? src[i * rs + r] : 0.0f;
+            }
+        }
+    }
+}
+
 /* Ap (ceil(M/8), R, 8) <- A (M, R), A(i, r) = base[i*rs + (r/seg)*ss + (r%seg)*cs], rows past M zero */
 static void pack_a(float *Ap, const float *base, int64_t rs, int64_t cs, int64_t seg, int64_t ss, int64_t M,
                    int64_t R) {
@@ -176,9 +226,10 @@ static void pad_planes(float *xp, const float *x, int64_t nb, const conv_args *a
  * (nb, Cg, Hp, Wp); lanes past N zero. Stride-1 rows of 16k outputs are plain vector copies; other
  * grids gather 16 lanes at a time with one index vector per lane group (the same for every tap). */
 GB_TARGET_AVX512 static void im2col32(float *Bp, const float *xp, int32_t *idx, int64_t nb, const conv_args *a,
-                                      int64_t Hp, int64_t Wp) {
+                                      int64_t xs, int64_t plane, int64_t Wp) {
+    /* xp: image j, channel c, row r at xp + j*xs + c*plane + r*Wp (padded planes, or x itself) */
     int64_t Cg = a->C / a->G, P = a->OH * a->OW, K = Cg * a->KH * a->KW, N = nb * P, OW = a->OW;
-    int64_t plane = Hp * Wp, ng = (N + 15) / 16;
+    int64_t ng = (N + 15) / 16;
     int rows = a->sw == 1 && OW % 16 == 0;
     if (N % FNR) {
         float *last = Bp + (N / FNR) * K * FNR;
@@ -187,7 +238,7 @@ GB_TARGET_AVX512 static void im2col32(float *Bp, const float *xp, int32_t *idx, 
     if (!rows)
         for (int64_t j = 0; j < ng * 16; j++) {
             int64_t jj = j < N ? j : N - 1, jb = jj / P, p = jj % P;
-            idx[j] = (int32_t)(jb * Cg * plane + (p / OW) * a->sh * Wp + (p % OW) * a->sw);
+            idx[j] = (int32_t)(jb * xs + (p / OW) * a->sh * Wp + (p % OW) * a->sw);
         }
     for (int64_t c = 0; c < Cg; c++)
         for (int64_t kh = 0; kh < a->KH; kh++)
@@ -197,7 +248,7 @@ GB_TARGET_AVX512 static void im2col32(float *Bp, const float *xp, int32_t *idx, 
                 if (rows) {
                     for (int64_t jb = 0; jb < nb; jb++)
                         for (int64_t oh = 0; oh < a->OH; oh++) {
-                            const float *src = xp + (jb * Cg + c) * plane + oh * a->sh * Wp + tap;
+                            const float *src = xp + jb * xs + c * plane + oh * a->sh * Wp + tap;
                             int64_t j = jb * P + oh * OW;
                             for (int64_t ow = 0; ow < OW; ow += 16, j += 16)
                                 _mm512_storeu_ps(dk + (j / FNR) * K * FNR + j % FNR, _mm512_loadu_ps(src + ow));
@@ -241,8 +292,7 @@ GB_TARGET_AVX512 static void im2colT32(float *Bp, float *xt, float *tmp, const f
     int64_t img = a->C * HW, npan = (K + FNR - 1) / FNR;
     for (int64_t jb = 0; jb < nb; jb++) {
         const float *xb = x + jb * img;
-        for (int64_t c = 0; c < Cg; c++)      /* xt (HW, Cg) <- x (Cg, HW) */
-            for (int64_t p = 0; p < HW; p++) xt[p * Cg + c] = xb[c * HW + p];
+        transpose(xt, Cg, xb, HW, Cg, HW);  /* xt (HW, Cg) <- x (Cg, HW) */
         for (int64_t oh = 0; oh < a->OH; oh++)
             for (int64_t ow = 0; ow < a->OW; ow++) {
                 int64_t r = jb * P + oh * a->OW + ow;
@@ -347,7 +397,9 @@ static void fwd_task(void *ctx, int t, int nt) {
     int64_t nb = chunk_images(P * K, b1 - b0), N = nb * P, Hp, Wp;
     padded_dims(a, &Hp, &Wp);
     float *Bp = tl_buf(0, (size_t)((N + FNR - 1) / FNR * FNR * K));
-    float *xp = tl_buf(2, (size_t)(nb * Cg * Hp * Wp));
+    /* an unpadded grid inside the image (1x1 convolutions) reads x in place */
+    int direct = a->pt == 0 && a->pl == 0 && Hp <= a->H && Wp <= a->W;
+    float *xp = direct ? (float *)a->inp : tl_buf(2, (size_t)(nb * Cg * Hp * Wp));
     int32_t *idx = (int32_t *)tl_buf(3, (size_t)((N + 15) / 16 * 16));
     if (!Bp || !xp || !idx) {
         fail(f);
@@ -356,8 +408,13 @@ static void fwd_task(void *ctx, int t, int nt) {
     for (int64_t bs = b0; bs < b1; bs += nb) {
         int64_t n = imin(nb, b1 - bs);
         for (int64_t g = 0; g < a->G; g++) {
-            pad_planes(xp, a->inp + (bs * a->C + g * Cg) * a->H * a->W, n, a, Hp, Wp);
-            im2col32(Bp, xp, idx, n, a, Hp, Wp);
+            const float *xg = a->inp + (bs * a->C + g * Cg) * a->H * a->W;
+            if (direct) {
+                im2col32(Bp, xg, idx, n, a, a->C * a->H * a->W, a->H * a->W, a->W);
+            } else {
+                pad_planes(xp, xg, n, a, Hp, Wp);
+                im2col32(Bp, xp, idx, n, a, Cg * Hp * Wp, Hp * Wp, Wp);
+            }
             cmap cm = {a->out + (bs * a->OC + g * OCg) * P, P, P, a->OC * P};
             fk_gemm(&cm, f->Ap + g * Mp * K, Bp, OCg, n * P, K, 0, a->bias ? a->bias + g * OCg : NULL);
         }
@@ -407,7 +464,7 @@ static void dw_task(void *ctx, int t, int nt) {
         int64_t n = imin(nb, b1 - bs);
         for (int64_t g = 0; g < a->G; g++) {
             im2colT32(Bp, xt, tmp, a->inp + (bs * a->C + g * Cg) * a->H * a->W, n, a);
-            pack_a(Ap, a->dout + (bs * a->OC + g * OCg) * P, P, 1, P, a->OC * P, OCg, n * P);
+            pack_a_rows(Ap, a->dout + (bs * a->OC + g * OCg) * P, P, P, a->OC * P, OCg, n * P);
             cmap cm = {part + g * OCg * K, K, INT64_MAX / 4, 0};
             fk_gemm(&cm, Ap, Bp, OCg, K, n * P, 1, NULL);
         }
@@ -487,7 +544,7 @@ int conv_fast_backward(float *dinp, float *dweight, float *dbias, const conv_arg
         free(part);
     }
     if (dinp) {
-        if (a->sh == 1 && a->sw == 1) {
+        if (a->sh == 1 && a->sw == 1 && Cg >= 8) {  /* (fewer input channels would waste the tile's rows) */
             /* W' (G, Cg, OCg*T): W'[g, c, (oc, kh', kw')] = W[g*OCg + oc, c, KH-1-kh', KW-1-kw'] */
             float *wt = malloc((size_t)(a->C * OCg * T) * sizeof(float));
             if (!wt) return -1;

@@ -1,0 +1,66 @@
+"""conv2d's AVX-512 implicit-GEMM path (csrc/conv_avx512.c) on shapes that reach each of its branches,
+against the NumPy reference, at every C ISA tier (the lower tiers run conv.c's portable paths on the
+same shapes): batches split into chunks of several images, output grids whose pixel count is or is
+not a multiple of 16 (a 16-lane vector inside one image, or across two), 16-wide stride-1 rows
+(vector copies) and other grids (gathers), reductions longer than one 640-step block, output
+channels that do not fill the 8-row tile, dinp as the transposed convolution (stride 1, at least 8
+input channels, with groups, with pads larger than the dilated kernel) and as GEMM + col2im
+(stride > 1, few input channels), dweight from 16-channel-multiple and few-channel patches."""
+import numpy as np
+import pytest
+
+from goldbull_np.kernels import reference as ref
+from kernels_helpers import FAST, assert_all_close, backend_module, rand
+
+CONV_C = [b for b, _ in FAST if b.startswith("c")]
+
+# (B, C, H, W, OC, KH, KW, stride, padding, dilation, groups)
+FAST_CASES = [
+    (5, 16, 16, 16, 24, 3, 3, 1, 1, 1, 1),     # 16-wide rows, OC not a multiple of 8
+    (6, 32, 8, 8, 16, 3, 3, 1, 1, 1, 1),       # 8x8 grids gathered, several images per chunk
+    (7, 16, 8, 8, 32, 3, 3, 2, 1, 1, 1),       # stride 2: P = 16, dinp by GEMM + col2im
+    (3, 80, 7, 7, 12, 3, 3, 1, 1, 1, 1),       # K = 720 > 640 (two reduction blocks), P = 49
+    (4, 3, 32, 32, 16, 3, 3, 1, 1, 1, 1),      # the stem: 3 input channels
+    (3, 24, 9, 11, 20, 3, 3, 1, 2, 2, 2),      # dilation 2, groups, odd sizes
+    (4, 16, 10, 10, 16, 1, 1, 1, 1, 1, 1),     # 1x1 with pad 1 > dilated kernel - 1: negative transposed pads
+    (3, 32, 12, 12, 48, 1, 1, 1, 0, 1, 1),     # 1x1 reading x in place
+    (3, 16, 13, 13, 8, 1, 1, 2, 0, 1, 1),      # strided 1x1 in place (the grid ends inside the image)
+    (2, 8, 9, 7, 9, 2, 3, (1, 2), (0, 1, 1, 0), 1, 1),  # asymmetric pads, stride (1, 2)
+    (2, 12, 6, 6, 24, 3, 3, 1, 1, 1, 3),       # groups with 4 input channels each: dinp by col2im
+]
+
+
+@pytest.mark.parametrize("backend", CONV_C)
+@pytest.mark.parametrize("case", FAST_CASES)
+def test_conv2d_fast_paths(backend, case):
+    mod = backend_module(backend)
+    B, C, H, W, OC, KH, KW, stride, padding, dilation, groups = case
+    rng = np.random.default_rng(3)
+    x, w = rand(rng, (B, C, H, W), np.float32), rand(rng, (OC, C // groups, KH, KW), np.float32)
+    b = rand(rng, (OC,), np.float32)
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    y = ref.conv2d_forward(x, w, b, **kw)
+    assert_all_close(mod.conv2d_forward(x, w, b, **kw), y, np.float32, "forward", scale=30)
+    g = rand(rng, y.shape, np.float32)
+    for need in ((True, True, True), (True, False, False), (False, True, False)):
+        nk = dict(need_dx=need[0], need_dweight=need[1], need_dbias=need[2])
+        assert_all_close(mod.conv2d_backward(g, x, w, **kw, **nk), ref.conv2d_backward(g, x, w, **kw, **nk),
+                         np.float32, f"backward {need}", scale=100)
+
+
+@pytest.mark.parametrize("backend", CONV_C)
+def test_conv2d_thread_counts_agree(backend):
+    """The batch split (1 or 2 threads, chunk boundaries moving) changes no result beyond rounding."""
+    mod = backend_module(backend)
+    rng = np.random.default_rng(4)
+    x, w = rand(rng, (9, 16, 8, 8), np.float32), rand(rng, (32, 16, 3, 3), np.float32)
+    g = rand(rng, (9, 32, 8, 8), np.float32)
+    outs = []
+    try:
+        for nt in (1, 2):
+            mod.set_num_threads(nt)
+            outs.append((mod.conv2d_forward(x, w, None, padding=1),) + mod.conv2d_backward(g, x, w, padding=1))
+    finally:
+        mod.set_num_threads(mod.runtime_info()["omp_max_threads"])
+    for a, b in zip(*outs):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
