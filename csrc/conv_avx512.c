@@ -230,7 +230,8 @@ GB_TARGET_AVX512 static void im2col32(float *Bp, const float *xp, int32_t *idx, 
     /* xp: image j, channel c, row r at xp + j*xs + c*plane + r*Wp (padded planes, or x itself) */
     int64_t Cg = a->C / a->G, P = a->OH * a->OW, K = Cg * a->KH * a->KW, N = nb * P, OW = a->OW;
     int64_t ng = (N + 15) / 16;
-    int rows = a->sw == 1 && OW % 16 == 0;
+    /* stride-1 rows of 16k outputs, or 2 (4) rows of 8 (4) per 16-lane vector: plain loads */
+    int rows = a->sw == 1 && (OW % 16 == 0 || ((OW == 8 || OW == 4) && P % 16 == 0));
     if (N % FNR) {
         float *last = Bp + (N / FNR) * K * FNR;
         for (int64_t k = 0; k < K; k++) memset(last + k * FNR + N % FNR, 0, (size_t)(FNR - N % FNR) * sizeof(float));
@@ -245,13 +246,30 @@ GB_TARGET_AVX512 static void im2col32(float *Bp, const float *xp, int32_t *idx, 
             for (int64_t kw = 0; kw < a->KW; kw++) {
                 int64_t k = (c * a->KH + kh) * a->KW + kw, tap = kh * a->dh * Wp + kw * a->dw;
                 float *dk = Bp + k * FNR;
-                if (rows) {
+                if (rows && OW >= 16) {
                     for (int64_t jb = 0; jb < nb; jb++)
                         for (int64_t oh = 0; oh < a->OH; oh++) {
                             const float *src = xp + jb * xs + c * plane + oh * a->sh * Wp + tap;
                             int64_t j = jb * P + oh * OW;
                             for (int64_t ow = 0; ow < OW; ow += 16, j += 16)
                                 _mm512_storeu_ps(dk + (j / FNR) * K * FNR + j % FNR, _mm512_loadu_ps(src + ow));
+                        }
+                } else if (rows) {
+                    int64_t rs = a->sh * Wp;  /* between consecutive output rows */
+                    for (int64_t jb = 0; jb < nb; jb++)
+                        for (int64_t oh = 0; oh < a->OH; oh += 16 / OW) {
+                            const float *src = xp + jb * xs + c * plane + oh * rs + tap;
+                            int64_t j = jb * P + oh * OW;
+                            __m512 v;
+                            if (OW == 8) {
+                                v = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(src)), _mm256_loadu_ps(src + rs), 1);
+                            } else {
+                                __m256 lo = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(src)), _mm_loadu_ps(src + rs), 1);
+                                __m256 hi = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(src + 2 * rs)),
+                                                                 _mm_loadu_ps(src + 3 * rs), 1);
+                                v = _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1);
+                            }
+                            _mm512_storeu_ps(dk + (j / FNR) * K * FNR + j % FNR, v);
                         }
                 } else {
                     const float *base = xp + c * plane + tap;
@@ -283,57 +301,59 @@ GB_TARGET_AVX512 static void rows32(float *Bp, const float *base, int64_t rs, in
         for (int64_t r = 0; r < R; r++) _mm512_storeu_ps(Bp + (N / FNR) * R * FNR + r * FNR + 16, _mm512_setzero_ps());
 }
 
-/* Bp (ceil(K'/32), R, 32) <- colT (R, K'), R = nb*P, k' = (kh*KW + kw)*Cg + c: row jb*P + p holds the
- * patch of output pixel p of image jb, read from xt (H*W, Cg), a channels-last copy of the image.
- * Lanes past K' zero. */
-GB_TARGET_AVX512 static void im2colT32(float *Bp, float *xt, float *tmp, const float *x, int64_t nb,
-                                       const conv_args *a) {
+/* Bp (ceil(K'/32), R, 32) <- colT (R, K'), R = nb*P, Cg a multiple of 16, k' = (kh*KW + kw)*Cg + c: row
+ * jb*P + p holds the patch of output pixel p of image jb, 16 channels of one tap per vector, read from
+ * xt (H*W, Cg), a channels-last copy of the image. Lanes past K' zero. */
+GB_TARGET_AVX512 static void im2colT32(float *Bp, float *xt, const float *x, int64_t nb, const conv_args *a) {
     int64_t Cg = a->C / a->G, P = a->OH * a->OW, T = a->KH * a->KW, K = Cg * T, R = nb * P, HW = a->H * a->W;
     int64_t img = a->C * HW, npan = (K + FNR - 1) / FNR;
     for (int64_t jb = 0; jb < nb; jb++) {
-        const float *xb = x + jb * img;
-        transpose(xt, Cg, xb, HW, Cg, HW);  /* xt (HW, Cg) <- x (Cg, HW) */
+        transpose(xt, Cg, x + jb * img, HW, Cg, HW);  /* xt (HW, Cg) <- x (Cg, HW) */
         for (int64_t oh = 0; oh < a->OH; oh++)
             for (int64_t ow = 0; ow < a->OW; ow++) {
-                int64_t r = jb * P + oh * a->OW + ow;
-                float *row = Bp + r * FNR;   /* panel q at row + q*R*FNR */
-                if (Cg % 16 == 0) {
-                    for (int64_t kh = 0; kh < a->KH; kh++) {
-                        int64_t ih = oh * a->sh - a->pt + kh * a->dh;
-                        for (int64_t kw = 0; kw < a->KW; kw++) {
-                            int64_t iw = ow * a->sw - a->pl + kw * a->dw, kk = (kh * a->KW + kw) * Cg;
-                            int inside = ih >= 0 && ih < a->H && iw >= 0 && iw < a->W;
-                            const float *src = xt + (ih * a->W + iw) * Cg;
-                            for (int64_t c = 0; c < Cg; c += 16, kk += 16) {
-                                float *d = row + (kk / FNR) * R * FNR + kk % FNR;
-                                _mm512_storeu_ps(d, inside ? _mm512_loadu_ps(src + c) : _mm512_setzero_ps());
-                            }
+                float *row = Bp + (jb * P + oh * a->OW + ow) * FNR;   /* panel q at row + q*R*FNR */
+                for (int64_t kh = 0; kh < a->KH; kh++) {
+                    int64_t ih = oh * a->sh - a->pt + kh * a->dh;
+                    for (int64_t kw = 0; kw < a->KW; kw++) {
+                        int64_t iw = ow * a->sw - a->pl + kw * a->dw, kk = (kh * a->KW + kw) * Cg;
+                        int inside = ih >= 0 && ih < a->H && iw >= 0 && iw < a->W;
+                        const float *src = xt + (ih * a->W + iw) * Cg;
+                        for (int64_t c = 0; c < Cg; c += 16, kk += 16) {
+                            float *d = row + (kk / FNR) * R * FNR + kk % FNR;
+                            _mm512_storeu_ps(d, inside ? _mm512_loadu_ps(src + c) : _mm512_setzero_ps());
                         }
-                    }
-                    if (K % FNR)
-                        _mm512_storeu_ps(row + (npan - 1) * R * FNR + 16, _mm512_setzero_ps());
-                } else {  /* few channels (the stem): the K' values in tmp, then one 32-lane copy per panel */
-                    for (int64_t kh = 0; kh < a->KH; kh++) {
-                        int64_t ih = oh * a->sh - a->pt + kh * a->dh;
-                        for (int64_t kw = 0; kw < a->KW; kw++) {
-                            int64_t iw = ow * a->sw - a->pl + kw * a->dw, kk = (kh * a->KW + kw) * Cg;
-                            if (ih >= 0 && ih < a->H && iw >= 0 && iw < a->W) {
-                                const float *src = xt + (ih * a->W + iw) * Cg;
-                                for (int64_t c = 0; c < Cg; c++) tmp[kk + c] = src[c];
-                            } else {
-                                for (int64_t c = 0; c < Cg; c++) tmp[kk + c] = 0.0f;
-                            }
-                        }
-                    }
-                    for (int64_t q = 0; q < npan; q++) {
-                        int64_t n = imin(FNR, K - q * FNR);
-                        float *d = row + q * R * FNR;
-                        _mm512_storeu_ps(d, _mm512_maskz_loadu_ps(lanes(n), tmp + q * FNR));
-                        _mm512_storeu_ps(d + 16, _mm512_maskz_loadu_ps(lanes(n - 16), tmp + q * FNR + 16));
                     }
                 }
+                if (K % FNR) _mm512_storeu_ps(row + (npan - 1) * R * FNR + 16, _mm512_setzero_ps());
             }
     }
+}
+
+/* The same panels for few channels (the stem), k in conv order (c, kh, kw): col (K8, R) row-major from
+ * the padded planes xp (nb, Cg, Hp, Wp), then 8x8 transposes into the panels (rows K..K8 zero). */
+GB_TARGET_AVX512 static void im2colT_small(float *Bp, float *col, float *xp, const float *x, int64_t nb,
+                                           const conv_args *a, int64_t Hp, int64_t Wp) {
+    int64_t Cg = a->C / a->G, P = a->OH * a->OW, OW = a->OW, K = Cg * a->KH * a->KW, R = nb * P;
+    int64_t K8 = (K + 7) / 8 * 8, Kp = (K + FNR - 1) / FNR * FNR;
+    pad_planes(xp, x, nb, a, Hp, Wp);
+    for (int64_t c = 0; c < Cg; c++)
+        for (int64_t kh = 0; kh < a->KH; kh++)
+            for (int64_t kw = 0; kw < a->KW; kw++) {
+                float *dk = col + ((c * a->KH + kh) * a->KW + kw) * R;
+                for (int64_t jb = 0; jb < nb; jb++)
+                    for (int64_t oh = 0; oh < a->OH; oh++) {
+                        const float *src = xp + ((jb * Cg + c) * Hp + oh * a->sh + kh * a->dh) * Wp + kw * a->dw;
+                        float *d = dk + jb * P + oh * OW;
+                        if (a->sw == 1) memcpy(d, src, (size_t)OW * sizeof(float));
+                        else for (int64_t ow = 0; ow < OW; ow++) d[ow] = src[ow * a->sw];
+                    }
+            }
+    memset(col + K * R, 0, (size_t)((K8 - K) * R) * sizeof(float));
+    for (int64_t k0 = 0; k0 < K8; k0 += 8)
+        transpose(Bp + (k0 / FNR) * R * FNR + k0 % FNR, FNR, col + k0 * R, R, 8, R);
+    if (Kp > K8)
+        for (int64_t r = 0; r < R; r++)
+            memset(Bp + (Kp / FNR - 1) * R * FNR + r * FNR + K8 % FNR, 0, (size_t)(Kp - K8) * sizeof(float));
 }
 
 /* dx (Cg, H, W) = the adjoint of im2col applied to dcol (K, P) with row stride ld (dx zeroed here) */
@@ -369,6 +389,13 @@ static int64_t chunk_images(int64_t per_image_floats, int64_t nimg) {
     return n < 1 ? 1 : n > nimg ? nimg : n;
 }
 
+/* images per chunk of a dynamic schedule over nt threads: as chunk_images, and at least 2 chunks per thread
+ * where the batch allows (a thread that starts late, or shares its core, then does less of the work) */
+static int64_t chunk_dynamic(int64_t per_image_floats, int64_t B, int nt) {
+    int64_t n = chunk_images(per_image_floats, B), m = B / (2 * (int64_t)nt);
+    return nt > 1 && m >= 1 && m < n ? m : n;
+}
+
 static int fast_threads(const conv_args *a) {
     int64_t macs = a->B * a->OC * (a->C / a->G) * a->KH * a->KW * a->OH * a->OW;
     int nt = macs >= GB_PAR_MIN_MACS ? gb_threads() : 1;
@@ -382,6 +409,7 @@ typedef struct {
     const float *Ap;       /* (G, ceil(OCg/8)*8, K) packed weights */
     float *dw_part;        /* backward: (nt, OC, K') */
     const float *At;       /* backward, stride > 1: (G, ceil(K/8)*8, OCg) packed W^T */
+    int64_t next;          /* the dynamic schedule's next chunk */
     int err;
 } fast_ctx;
 
@@ -391,10 +419,9 @@ static void fwd_task(void *ctx, int t, int nt) {
     fast_ctx *f = ctx;
     const conv_args *a = f->a;
     int64_t Cg = a->C / a->G, OCg = a->OC / a->G, K = Cg * a->KH * a->KW, P = a->OH * a->OW;
-    int64_t Mp = (OCg + FMR - 1) / FMR * FMR, b0, b1;
-    gb_split(a->B, t, nt, &b0, &b1);
-    if (b0 >= b1) return;
-    int64_t nb = chunk_images(P * K, b1 - b0), N = nb * P, Hp, Wp;
+    int64_t Mp = (OCg + FMR - 1) / FMR * FMR;
+    (void)t;
+    int64_t nb = chunk_dynamic(P * K, a->B, nt), N = nb * P, Hp, Wp, nitems = (a->B + nb - 1) / nb;
     padded_dims(a, &Hp, &Wp);
     float *Bp = tl_buf(0, (size_t)((N + FNR - 1) / FNR * FNR * K));
     /* an unpadded grid inside the image (1x1 convolutions) reads x in place */
@@ -405,8 +432,8 @@ static void fwd_task(void *ctx, int t, int nt) {
         fail(f);
         return;
     }
-    for (int64_t bs = b0; bs < b1; bs += nb) {
-        int64_t n = imin(nb, b1 - bs);
+    for (int64_t it = gb_next_item(&f->next); it < nitems; it = gb_next_item(&f->next)) {
+        int64_t bs = it * nb, n = imin(nb, a->B - bs);
         for (int64_t g = 0; g < a->G; g++) {
             const float *xg = a->inp + (bs * a->C + g * Cg) * a->H * a->W;
             if (direct) {
@@ -427,7 +454,7 @@ static int run_forward(const conv_args *a, const float *wrows) {
     float *Ap = aligned_alloc(64, ((size_t)(a->G * Mp * K) * sizeof(float) + 63) / 64 * 64);
     if (!Ap) return -1;
     for (int64_t g = 0; g < a->G; g++) pack_a(Ap + g * Mp * K, wrows + g * OCg * K, K, 1, K, 0, OCg, K);
-    fast_ctx f = {a, Ap, NULL, NULL, 0};
+    fast_ctx f = {a, Ap, NULL, NULL, 0, 0};
     gb_parallel(fwd_task, &f, fast_threads(a));
     free(Ap);
     return f.err ? -1 : 1;
@@ -452,10 +479,14 @@ static void dw_task(void *ctx, int t, int nt) {
     int64_t Kp = (K + FNR - 1) / FNR * FNR, Mp = (OCg + FMR - 1) / FMR * FMR;
     gb_split(a->B, t, nt, &b0, &b1);
     if (b0 >= b1) return;
-    int64_t nb = chunk_images(P * Kp, b1 - b0), R = nb * P;
+    int64_t nb = chunk_images(P * Kp, b1 - b0), R = nb * P, Hp, Wp;
+    int tapmajor = Cg % 16 == 0;
+    padded_dims(a, &Hp, &Wp);
     float *Bp = tl_buf(0, (size_t)(Kp * R)), *Ap = tl_buf(1, (size_t)(Mp * R));
-    float *xt = tl_buf(2, (size_t)(a->H * a->W * Cg)), *tmp = tl_buf(3, (size_t)Kp);
-    if (!Bp || !Ap || !xt || !tmp) {
+    /* tap-major: xt (H*W, Cg); else the padded planes and col (K8, R) */
+    float *xt = tl_buf(2, (size_t)(tapmajor ? a->H * a->W * Cg : nb * Cg * Hp * Wp));
+    float *col = tapmajor ? xt : tl_buf(3, (size_t)((K + 7) / 8 * 8 * R));
+    if (!Bp || !Ap || !xt || !col) {
         fail(f);
         return;
     }
@@ -463,7 +494,9 @@ static void dw_task(void *ctx, int t, int nt) {
     for (int64_t bs = b0; bs < b1; bs += nb) {
         int64_t n = imin(nb, b1 - bs);
         for (int64_t g = 0; g < a->G; g++) {
-            im2colT32(Bp, xt, tmp, a->inp + (bs * a->C + g * Cg) * a->H * a->W, n, a);
+            const float *xg = a->inp + (bs * a->C + g * Cg) * a->H * a->W;
+            if (tapmajor) im2colT32(Bp, xt, xg, n, a);
+            else im2colT_small(Bp, col, xt, xg, n, a, Hp, Wp);
             pack_a_rows(Ap, a->dout + (bs * a->OC + g * OCg) * P, P, P, a->OC * P, OCg, n * P);
             cmap cm = {part + g * OCg * K, K, INT64_MAX / 4, 0};
             fk_gemm(&cm, Ap, Bp, OCg, K, n * P, 1, NULL);
@@ -474,18 +507,17 @@ static void dw_task(void *ctx, int t, int nt) {
 static void dx_strided_task(void *ctx, int t, int nt) {
     fast_ctx *f = ctx;
     const conv_args *a = f->a;
-    int64_t Cg = a->C / a->G, OCg = a->OC / a->G, K = Cg * a->KH * a->KW, P = a->OH * a->OW, b0, b1;
+    int64_t Cg = a->C / a->G, OCg = a->OC / a->G, K = Cg * a->KH * a->KW, P = a->OH * a->OW;
     int64_t Kr = (K + FMR - 1) / FMR * FMR;
-    gb_split(a->B, t, nt, &b0, &b1);
-    if (b0 >= b1) return;
-    int64_t nb = chunk_images(P * (K > OCg ? K : OCg), b1 - b0), N = nb * P;
+    (void)t;
+    int64_t nb = chunk_dynamic(P * (K > OCg ? K : OCg), a->B, nt), N = nb * P, nitems = (a->B + nb - 1) / nb;
     float *Bp = tl_buf(0, (size_t)((N + FNR - 1) / FNR * FNR * OCg)), *dcol = tl_buf(1, (size_t)(K * N));
     if (!Bp || !dcol) {
         fail(f);
         return;
     }
-    for (int64_t bs = b0; bs < b1; bs += nb) {
-        int64_t n = imin(nb, b1 - bs);
+    for (int64_t it = gb_next_item(&f->next); it < nitems; it = gb_next_item(&f->next)) {
+        int64_t bs = it * nb, n = imin(nb, a->B - bs);
         for (int64_t g = 0; g < a->G; g++) {
             rows32(Bp, a->dout + (bs * a->OC + g * OCg) * P, P, a->OC * P, OCg, P, n * P);
             cmap cm = {dcol, n * P, n * P, 0};
@@ -521,24 +553,26 @@ int conv_fast_backward(float *dinp, float *dweight, float *dbias, const conv_arg
     if (dbias) {
         conv_args b = *a;
         b.db_part = dbias;
-        fast_ctx f = {&b, NULL, NULL, NULL, 0};
+        fast_ctx f = {&b, NULL, NULL, NULL, 0, 0};
         gb_parallel(db_task, &f, a->OC >= 64 && a->B * a->OC * a->OH * a->OW >= GB_PAR_MIN_ELEMS ? gb_threads() : 1);
     }
     if (dweight) {
         float *part = calloc((size_t)nt * a->OC * K, sizeof(float));
         if (!part) return -1;
-        fast_ctx f = {a, NULL, part, NULL, 0};
+        fast_ctx f = {a, NULL, part, NULL, 0, 0};
         gb_parallel(dw_task, &f, nt);
         if (f.err) {
             free(part);
             return -1;
         }
-        /* dweight[oc, c, tap] = sum over threads of part[t, oc, tap*Cg + c] */
+        /* dweight[oc, c, tap] = sum over threads of part[t, oc, k'] (k' = tap*Cg + c when tap-major) */
+        int tapmajor = Cg % 16 == 0;
         for (int64_t oc = 0; oc < a->OC; oc++)
             for (int64_t c = 0; c < Cg; c++)
                 for (int64_t tap = 0; tap < T; tap++) {
-                    float s = part[oc * K + tap * Cg + c];
-                    for (int t = 1; t < nt; t++) s += part[((int64_t)t * a->OC + oc) * K + tap * Cg + c];
+                    int64_t k = tapmajor ? tap * Cg + c : c * T + tap;
+                    float s = part[oc * K + k];
+                    for (int t = 1; t < nt; t++) s += part[((int64_t)t * a->OC + oc) * K + k];
                     dweight[(oc * Cg + c) * T + tap] = s;
                 }
         free(part);
@@ -568,7 +602,7 @@ int conv_fast_backward(float *dinp, float *dweight, float *dbias, const conv_arg
                 pack_a(At + g * Kr * OCg, a->weight + g * OCg * K, 1, K, OCg, 0, K, OCg);
             conv_args d = *a;
             d.dinp = dinp;
-            fast_ctx f = {&d, NULL, NULL, At, 0};
+            fast_ctx f = {&d, NULL, NULL, At, 0, 0};
             gb_parallel(dx_strided_task, &f, nt);
             free(At);
             if (f.err) return -1;

@@ -1,8 +1,8 @@
 """conv2d's AVX-512 implicit-GEMM path (csrc/conv_avx512.c) on shapes that reach each of its branches,
 against the NumPy reference, at every C ISA tier (the lower tiers run conv.c's portable paths on the
 same shapes): batches split into chunks of several images, output grids whose pixel count is or is
-not a multiple of 16 (a 16-lane vector inside one image, or across two), 16-wide stride-1 rows
-(vector copies) and other grids (gathers), reductions longer than one 640-step block, output
+not a multiple of 16 (a 16-lane vector inside one image, or across two), stride-1 rows of 16, 8 or 4
+outputs (vector copies) and other grids (gathers), reductions longer than one 640-step block, output
 channels that do not fill the 8-row tile, dinp as the transposed convolution (stride 1, at least 8
 input channels, with groups, with pads larger than the dilated kernel) and as GEMM + col2im
 (stride > 1, few input channels), dweight from 16-channel-multiple and few-channel patches."""
@@ -19,6 +19,7 @@ FAST_CASES = [
     (5, 16, 16, 16, 24, 3, 3, 1, 1, 1, 1),     # 16-wide rows, OC not a multiple of 8
     (6, 32, 8, 8, 16, 3, 3, 1, 1, 1, 1),       # 8x8 grids gathered, several images per chunk
     (7, 16, 8, 8, 32, 3, 3, 2, 1, 1, 1),       # stride 2: P = 16, dinp by GEMM + col2im
+    (5, 16, 4, 4, 16, 3, 3, 1, 1, 1, 1),       # 4x4 grids: four rows per 16-lane vector
     (3, 80, 7, 7, 12, 3, 3, 1, 1, 1, 1),       # K = 720 > 640 (two reduction blocks), P = 49
     (4, 3, 32, 32, 16, 3, 3, 1, 1, 1, 1),      # the stem: 3 input channels
     (3, 24, 9, 11, 20, 3, 3, 1, 2, 2, 2),      # dilation 2, groups, odd sizes
