@@ -75,6 +75,42 @@ GB_TARGET_AVX512 static void fk_kernel(int64_t kc, const float *a, const float *
     }
 }
 
+/* fk_kernel with B read in place: step p's two 16-lane B vectors at b0 + koff[p] and b1 + koff[p] (the
+ * same tap of two 16-pixel runs of the padded input planes: no im2col) */
+GB_TARGET_AVX512 static void fk_kernel_ind(int64_t kc, const float *a, const int32_t *koff, const float *b0p,
+                                           const float *b1p, float *c0, float *c1, int64_t ldc, int64_t mr,
+                                           __mmask16 m1, int acc, const float *bias) {
+    __m512 x0 = _mm512_setzero_ps(), x1 = x0, x2 = x0, x3 = x0, x4 = x0, x5 = x0, x6 = x0, x7 = x0;
+    __m512 y0 = x0, y1 = x0, y2 = x0, y3 = x0, y4 = x0, y5 = x0, y6 = x0, y7 = x0;
+    for (int64_t p = 0; p < kc; p++, a += FMR) {
+        int64_t o = koff[p];
+        __m512 b0 = _mm512_loadu_ps(b0p + o), b1 = _mm512_loadu_ps(b1p + o), t;
+#define FK_ROW(i)                             \
+        t = _mm512_set1_ps(a[i]);             \
+        x##i = _mm512_fmadd_ps(t, b0, x##i);  \
+        y##i = _mm512_fmadd_ps(t, b1, y##i);
+        FK_ROW(0) FK_ROW(1) FK_ROW(2) FK_ROW(3) FK_ROW(4) FK_ROW(5) FK_ROW(6) FK_ROW(7)
+#undef FK_ROW
+    }
+    __m512 X[FMR] = {x0, x1, x2, x3, x4, x5, x6, x7}, Y[FMR] = {y0, y1, y2, y3, y4, y5, y6, y7};
+    for (int64_t i = 0; i < mr; i++) {
+        __m512 u = X[i], v = Y[i];
+        if (bias) {
+            __m512 bb = _mm512_set1_ps(bias[i]);
+            u = _mm512_add_ps(u, bb);
+            v = _mm512_add_ps(v, bb);
+        }
+        float *r0 = c0 + i * ldc;
+        if (acc) u = _mm512_add_ps(u, _mm512_loadu_ps(r0));
+        _mm512_storeu_ps(r0, u);
+        if (m1) {
+            float *r1 = c1 + i * ldc;
+            if (acc) v = _mm512_add_ps(v, _mm512_loadu_ps(r1));
+            _mm512_storeu_ps(r1, v);
+        }
+    }
+}
+
 /* Where C(i, j) lives: c + i*ldc + (j/seg)*sstride + j%seg (columns in segments of seg, one per image) */
 typedef struct {
     float *c;
@@ -415,6 +451,29 @@ typedef struct {
 
 static void fail(fast_ctx *f) { __atomic_store_n(&f->err, 1, __ATOMIC_RELAXED); }
 
+/* out (OCg, P) (+ bias) = W (packed Ap) . col of one image's group with B read in place from the planes
+ * xp (channel c, row r at xp + c*plane + r*Wp): stride-1 grids whose rows are 16k outputs wide, so
+ * each 16-pixel run is one row's contiguous slice. koff (K,) = the taps' offsets. */
+GB_TARGET_AVX512 static void fwd_inplace(float *out, const float *Ap, const int32_t *koff, const float *xp,
+                                         int64_t Wp, const conv_args *a, int64_t OCg, int64_t K,
+                                         const float *bias) {
+    int64_t P = a->OH * a->OW, nv = P / 16, nkb = (K + FKC - 1) / FKC, kcs = (K + nkb - 1) / nkb;
+    for (int64_t k0 = 0; k0 < K; k0 += kcs) {
+        int64_t kc = imin(kcs, K - k0);
+        const float *bs = k0 + kc == K ? bias : NULL;
+        for (int64_t ir = 0; ir < OCg; ir += FMR) {
+            int64_t mr = imin(FMR, OCg - ir);
+            for (int64_t v = 0; v < nv; v += 2) {
+                int64_t p0 = v * 16, p1 = v + 1 < nv ? p0 + 16 : p0;
+                const float *b0 = xp + (p0 / a->OW) * a->sh * Wp + p0 % a->OW;
+                const float *b1 = xp + (p1 / a->OW) * a->sh * Wp + p1 % a->OW;
+                fk_kernel_ind(kc, Ap + ir * K + k0 * FMR, koff + k0, b0, b1, out + ir * P + p0, out + ir * P + p1,
+                              P, mr, v + 1 < nv ? 0xFFFF : 0, k0 > 0, bs ? bs + ir : NULL);
+            }
+        }
+    }
+}
+
 static void fwd_task(void *ctx, int t, int nt) {
     fast_ctx *f = ctx;
     const conv_args *a = f->a;
@@ -427,9 +486,25 @@ static void fwd_task(void *ctx, int t, int nt) {
     /* an unpadded grid inside the image (1x1 convolutions) reads x in place */
     int direct = a->pt == 0 && a->pl == 0 && Hp <= a->H && Wp <= a->W;
     float *xp = direct ? (float *)a->inp : tl_buf(2, (size_t)(nb * Cg * Hp * Wp));
-    int32_t *idx = (int32_t *)tl_buf(3, (size_t)((N + 15) / 16 * 16));
+    int32_t *idx = (int32_t *)tl_buf(3, (size_t)((N > K ? N : K) + 15) / 16 * 16);  /* gather indices | koff */
     if (!Bp || !xp || !idx) {
         fail(f);
+        return;
+    }
+    if (a->sw == 1 && a->OW % 16 == 0) {  /* B in place: one image at a time, no im2col */
+        int32_t *koff = idx;
+        int64_t xs = direct ? a->W : Wp, plane = direct ? a->H * a->W : Hp * Wp;
+        for (int64_t c = 0; c < Cg; c++)
+            for (int64_t kh = 0; kh < a->KH; kh++)
+                for (int64_t kw = 0; kw < a->KW; kw++)
+                    koff[(c * a->KH + kh) * a->KW + kw] = (int32_t)(c * plane + kh * a->dh * xs + kw * a->dw);
+        for (int64_t b = gb_next_item(&f->next); b < a->B; b = gb_next_item(&f->next))
+            for (int64_t g = 0; g < a->G; g++) {
+                const float *xg = a->inp + (b * a->C + g * Cg) * a->H * a->W;
+                if (!direct) pad_planes(xp, xg, 1, a, Hp, Wp);
+                fwd_inplace(a->out + (b * a->OC + g * OCg) * P, f->Ap + g * Mp * K, koff, direct ? xg : xp, xs, a,
+                            OCg, K, a->bias ? a->bias + g * OCg : NULL);
+            }
         return;
     }
     for (int64_t it = gb_next_item(&f->next); it < nitems; it = gb_next_item(&f->next)) {
