@@ -27,9 +27,11 @@
 #define FKC 640                 /* reduction block: an 8 x FKC A panel is 20 KB (L1) */
 #define CHUNK_BYTES (512 * 1024)
 
+/* Thread-local scratch, grown on demand and kept: slots 0-3 are the tasks' (each thread's own), slots 4-7
+ * the calling thread's outside the parallel regions (packed weights, partial sums, phase outputs). */
 static float *tl_buf(int which, size_t nfloats) {
-    static __thread float *buf[4];
-    static __thread size_t cap[4];
+    static __thread float *buf[8];
+    static __thread size_t cap[8];
     if (cap[which] < nfloats) {
         free(buf[which]);
         buf[which] = aligned_alloc(64, ((nfloats * sizeof(float) + 63) / 64) * 64);
@@ -445,6 +447,7 @@ typedef struct {
     const float *Ap;       /* (G, ceil(OCg/8)*8, K) packed weights */
     float *dw_part;        /* backward: (nt, OC, K') */
     const float *At;       /* backward, stride > 1: (G, ceil(K/8)*8, OCg) packed W^T */
+    float *dweight;        /* backward: (OC, Cg, KH, KW) */
     int64_t next;          /* the dynamic schedule's next chunk */
     int err;
 } fast_ctx;
@@ -526,12 +529,11 @@ static void fwd_task(void *ctx, int t, int nt) {
 static int run_forward(const conv_args *a, const float *wrows) {
     /* wrows (G, OCg, K): the weights as A rows (the caller's layout or the flipped copy) */
     int64_t Cg = a->C / a->G, OCg = a->OC / a->G, K = Cg * a->KH * a->KW, Mp = (OCg + FMR - 1) / FMR * FMR;
-    float *Ap = aligned_alloc(64, ((size_t)(a->G * Mp * K) * sizeof(float) + 63) / 64 * 64);
+    float *Ap = tl_buf(5, (size_t)(a->G * Mp * K));
     if (!Ap) return -1;
     for (int64_t g = 0; g < a->G; g++) pack_a(Ap + g * Mp * K, wrows + g * OCg * K, K, 1, K, 0, OCg, K);
-    fast_ctx f = {a, Ap, NULL, NULL, 0, 0};
+    fast_ctx f = {a, Ap, NULL, NULL, NULL, 0, 0};
     gb_parallel(fwd_task, &f, fast_threads(a));
-    free(Ap);
     return f.err ? -1 : 1;
 }
 
@@ -550,33 +552,47 @@ int conv_fast_forward(const conv_args *a) {
 static void dw_task(void *ctx, int t, int nt) {
     fast_ctx *f = ctx;
     const conv_args *a = f->a;
-    int64_t Cg = a->C / a->G, OCg = a->OC / a->G, K = Cg * a->KH * a->KW, P = a->OH * a->OW, b0, b1;
+    int64_t Cg = a->C / a->G, OCg = a->OC / a->G, T = a->KH * a->KW, K = Cg * T, P = a->OH * a->OW, b0, b1;
     int64_t Kp = (K + FNR - 1) / FNR * FNR, Mp = (OCg + FMR - 1) / FMR * FMR;
     gb_split(a->B, t, nt, &b0, &b1);
-    if (b0 >= b1) return;
-    int64_t nb = chunk_images(P * Kp, b1 - b0), R = nb * P, Hp, Wp;
+    int64_t nb = chunk_images(P * Kp, b1 - b0 > 0 ? b1 - b0 : 1), R = nb * P, Hp, Wp;
     int tapmajor = Cg % 16 == 0;
     padded_dims(a, &Hp, &Wp);
     float *Bp = tl_buf(0, (size_t)(Kp * R)), *Ap = tl_buf(1, (size_t)(Mp * R));
     /* tap-major: xt (H*W, Cg); else the padded planes and col (K8, R) */
     float *xt = tl_buf(2, (size_t)(tapmajor ? a->H * a->W * Cg : nb * Cg * Hp * Wp));
     float *col = tapmajor ? xt : tl_buf(3, (size_t)((K + 7) / 8 * 8 * R));
+    float *part = f->dw_part + (int64_t)t * a->OC * K;
     if (!Bp || !Ap || !xt || !col) {
         fail(f);
-        return;
-    }
-    float *part = f->dw_part + (int64_t)t * a->OC * K;
-    for (int64_t bs = b0; bs < b1; bs += nb) {
-        int64_t n = imin(nb, b1 - bs);
-        for (int64_t g = 0; g < a->G; g++) {
-            const float *xg = a->inp + (bs * a->C + g * Cg) * a->H * a->W;
-            if (tapmajor) im2colT32(Bp, xt, xg, n, a);
-            else im2colT_small(Bp, col, xt, xg, n, a, Hp, Wp);
-            pack_a_rows(Ap, a->dout + (bs * a->OC + g * OCg) * P, P, P, a->OC * P, OCg, n * P);
-            cmap cm = {part + g * OCg * K, K, INT64_MAX / 4, 0};
-            fk_gemm(&cm, Ap, Bp, OCg, K, n * P, 1, NULL);
+    } else {
+        memset(part, 0, (size_t)(a->OC * K) * sizeof(float));
+        for (int64_t bs = b0; bs < b1; bs += nb) {
+            int64_t n = imin(nb, b1 - bs);
+            for (int64_t g = 0; g < a->G; g++) {
+                const float *xg = a->inp + (bs * a->C + g * Cg) * a->H * a->W;
+                if (tapmajor) im2colT32(Bp, xt, xg, n, a);
+                else im2colT_small(Bp, col, xt, xg, n, a, Hp, Wp);
+                pack_a_rows(Ap, a->dout + (bs * a->OC + g * OCg) * P, P, P, a->OC * P, OCg, n * P);
+                cmap cm = {part + g * OCg * K, K, INT64_MAX / 4, 0};
+                fk_gemm(&cm, Ap, Bp, OCg, K, n * P, 1, NULL);
+            }
         }
     }
+    gb_barrier();  /* every thread reaches it, failed or not */
+    if (__atomic_load_n(&f->err, __ATOMIC_RELAXED)) return;
+    /* dweight[oc, c, tap] = the threads' part[t, oc, k'] summed in thread order (k' = tap*Cg + c when
+     * tap-major), each thread its own rows */
+    int64_t o0, o1;
+    gb_split(a->OC, t, nt, &o0, &o1);
+    for (int64_t oc = o0; oc < o1; oc++)
+        for (int64_t c = 0; c < Cg; c++)
+            for (int64_t tap = 0; tap < T; tap++) {
+                int64_t k = tapmajor ? tap * Cg + c : c * T + tap;
+                float sum = f->dw_part[oc * K + k];
+                for (int u = 1; u < nt; u++) sum += f->dw_part[((int64_t)u * a->OC + oc) * K + k];
+                f->dweight[(oc * Cg + c) * T + tap] = sum;
+            }
 }
 
 static void dx_strided_task(void *ctx, int t, int nt) {
@@ -621,6 +637,52 @@ static void db_task(void *ctx, int t, int nt) {
     }
 }
 
+/* dinp of a strided, undilated convolution by phases: the rows ih = sh*i + py (columns likewise) receive
+ * only the taps kh = rh + m*sh, rh = (py + pt) % sh, from dout rows oh = i + qh - m, qh = (py + pt - rh)/sh:
+ * a stride-1 forward convolution of dout with Mh x Mw taps (flipped) and pads Mh-1-qh, Mw-1-qw. Each
+ * phase is written to scratch, then interleaved into dx (no col2im, no scatter-add). */
+static int dx_phases(float *dinp, const conv_args *a) {
+    int64_t Cg = a->C / a->G, OCg = a->OC / a->G, T = a->KH * a->KW, sh = a->sh, sw = a->sw;
+    int64_t Hq = (a->H + sh - 1) / sh, Wq = (a->W + sw - 1) / sw;
+    float *out = tl_buf(7, (size_t)(a->B * a->C * Hq * Wq)), *wph = tl_buf(4, (size_t)(a->C * OCg * T));
+    if (!out || !wph) return -1;
+    for (int64_t py = 0; py < sh; py++)
+        for (int64_t px = 0; px < sw; px++) {
+            int64_t Hph = (a->H - py + sh - 1) / sh, Wph = (a->W - px + sw - 1) / sw;
+            if (Hph <= 0 || Wph <= 0) continue;
+            int64_t rh = (py + a->pt) % sh, rw = (px + a->pl) % sw;
+            int64_t Mh = rh < a->KH ? (a->KH - 1 - rh) / sh + 1 : 0, Mw = rw < a->KW ? (a->KW - 1 - rw) / sw + 1 : 0;
+            if (Mh == 0 || Mw == 0) {  /* no tap reaches these positions */
+                for (int64_t bc = 0; bc < a->B * a->C; bc++)
+                    for (int64_t i = 0; i < Hph; i++)
+                        for (int64_t j = 0; j < Wph; j++) dinp[(bc * a->H + py + sh * i) * a->W + px + sw * j] = 0.0f;
+                continue;
+            }
+            int64_t qh = (py + a->pt - rh) / sh, qw = (px + a->pl - rw) / sw;
+            /* wph (G, Cg, OCg, Mh, Mw) = W[g*OCg + oc, c, rh + (Mh-1-m)*sh, rw + (Mw-1-n)*sw] */
+            for (int64_t g = 0; g < a->G; g++)
+                for (int64_t c = 0; c < Cg; c++)
+                    for (int64_t oc = 0; oc < OCg; oc++)
+                        for (int64_t m = 0; m < Mh; m++)
+                            for (int64_t n = 0; n < Mw; n++)
+                                wph[((((g * Cg + c) * OCg + oc) * Mh + m) * Mw) + n] =
+                                    a->weight[(((g * OCg + oc) * Cg + c) * a->KH + rh + (Mh - 1 - m) * sh) * a->KW +
+                                              rw + (Mw - 1 - n) * sw];
+            conv_args d = *a;
+            d.out = out; d.inp = a->dout; d.weight = wph; d.bias = NULL;
+            d.C = a->OC; d.H = a->OH; d.W = a->OW; d.OC = a->C; d.KH = Mh; d.KW = Mw; d.OH = Hph; d.OW = Wph;
+            d.sh = d.sw = 1; d.pt = Mh - 1 - qh; d.pl = Mw - 1 - qw;
+            if (run_forward(&d, wph) < 0) return -1;
+            for (int64_t bc = 0; bc < a->B * a->C; bc++) {
+                const float *o = out + bc * Hph * Wph;
+                float *dx = dinp + bc * a->H * a->W + py * a->W + px;
+                for (int64_t i = 0; i < Hph; i++)
+                    for (int64_t j = 0; j < Wph; j++) dx[i * sh * a->W + j * sw] = o[i * Wph + j];
+            }
+        }
+    return 1;
+}
+
 int conv_fast_backward(float *dinp, float *dweight, float *dbias, const conv_args *a) {
     if (!fast_ok(a)) return 0;
     int64_t Cg = a->C / a->G, OCg = a->OC / a->G, T = a->KH * a->KW, K = Cg * T;
@@ -628,34 +690,21 @@ int conv_fast_backward(float *dinp, float *dweight, float *dbias, const conv_arg
     if (dbias) {
         conv_args b = *a;
         b.db_part = dbias;
-        fast_ctx f = {&b, NULL, NULL, NULL, 0, 0};
+        fast_ctx f = {&b, NULL, NULL, NULL, NULL, 0, 0};
         gb_parallel(db_task, &f, a->OC >= 64 && a->B * a->OC * a->OH * a->OW >= GB_PAR_MIN_ELEMS ? gb_threads() : 1);
     }
     if (dweight) {
-        float *part = calloc((size_t)nt * a->OC * K, sizeof(float));
+        float *part = tl_buf(6, (size_t)nt * a->OC * K);
         if (!part) return -1;
-        fast_ctx f = {a, NULL, part, NULL, 0, 0};
+        fast_ctx f = {a, NULL, part, NULL, dweight, 0, 0};
         gb_parallel(dw_task, &f, nt);
-        if (f.err) {
-            free(part);
-            return -1;
-        }
-        /* dweight[oc, c, tap] = sum over threads of part[t, oc, k'] (k' = tap*Cg + c when tap-major) */
-        int tapmajor = Cg % 16 == 0;
-        for (int64_t oc = 0; oc < a->OC; oc++)
-            for (int64_t c = 0; c < Cg; c++)
-                for (int64_t tap = 0; tap < T; tap++) {
-                    int64_t k = tapmajor ? tap * Cg + c : c * T + tap;
-                    float s = part[oc * K + k];
-                    for (int t = 1; t < nt; t++) s += part[((int64_t)t * a->OC + oc) * K + k];
-                    dweight[(oc * Cg + c) * T + tap] = s;
-                }
-        free(part);
+        if (f.err) return -1;
     }
     if (dinp) {
+        int r;
         if (a->sh == 1 && a->sw == 1 && Cg >= 8) {  /* (fewer input channels would waste the tile's rows) */
             /* W' (G, Cg, OCg*T): W'[g, c, (oc, kh', kw')] = W[g*OCg + oc, c, KH-1-kh', KW-1-kw'] */
-            float *wt = malloc((size_t)(a->C * OCg * T) * sizeof(float));
+            float *wt = tl_buf(4, (size_t)(a->C * OCg * T));
             if (!wt) return -1;
             for (int64_t g = 0; g < a->G; g++)
                 for (int64_t c = 0; c < Cg; c++)
@@ -666,22 +715,22 @@ int conv_fast_backward(float *dinp, float *dweight, float *dbias, const conv_arg
             d.out = dinp; d.inp = a->dout; d.weight = wt; d.bias = NULL;
             d.C = a->OC; d.H = a->OH; d.W = a->OW; d.OC = a->C; d.OH = a->H; d.OW = a->W;
             d.pt = a->dh * (a->KH - 1) - a->pt; d.pl = a->dw * (a->KW - 1) - a->pl;
-            int r = run_forward(&d, wt);
-            free(wt);
-            if (r < 0) return -1;
+            r = run_forward(&d, wt);
+        } else if (a->dh == 1 && a->dw == 1 && Cg >= 8) {
+            r = dx_phases(dinp, a);
         } else {
             int64_t Kr = (K + FMR - 1) / FMR * FMR;
-            float *At = aligned_alloc(64, ((size_t)(a->G * Kr * OCg) * sizeof(float) + 63) / 64 * 64);
+            float *At = tl_buf(4, (size_t)(a->G * Kr * OCg));
             if (!At) return -1;
             for (int64_t g = 0; g < a->G; g++)  /* A(k, oc) = W[g*OCg + oc, k] */
                 pack_a(At + g * Kr * OCg, a->weight + g * OCg * K, 1, K, OCg, 0, K, OCg);
             conv_args d = *a;
             d.dinp = dinp;
-            fast_ctx f = {&d, NULL, NULL, At, 0, 0};
+            fast_ctx f = {&d, NULL, NULL, At, NULL, 0, 0};
             gb_parallel(dx_strided_task, &f, nt);
-            free(At);
-            if (f.err) return -1;
+            r = f.err ? -1 : 1;
         }
+        if (r < 0) return -1;
     }
     return 1;
 }

@@ -69,3 +69,28 @@ def test_conv2d_thread_counts_agree(backend):
         mod.set_num_threads(mod.runtime_info()["omp_max_threads"])
     for a, b in zip(*outs):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
+
+
+def _random_cases(n, seed=5):
+    """Convolutions with >= 8 channels per group (the transposed and phase dinp paths) drawn at random:
+    kernel 1-4 per axis, stride 1-3, pads 0-3 (also above the dilated kernel), dilation 1-2, groups 1-2."""
+    rng = np.random.default_rng(seed)
+    cases = []
+    while len(cases) < n:
+        G = int(rng.integers(1, 3))
+        KH, KW = (int(v) for v in rng.integers(1, 5, 2))
+        sh, sw = (int(v) for v in rng.integers(1, 4, 2))
+        dh, dw = (int(v) for v in rng.integers(1, 3, 2))
+        pt, pb, pl, pr = (int(v) for v in rng.integers(0, 4, 4))
+        H, W = (int(v) for v in rng.integers(3, 14, 2))
+        if H + pt + pb < dh * (KH - 1) + 1 or W + pl + pr < dw * (KW - 1) + 1:
+            continue
+        cases.append((int(rng.integers(1, 5)), G * int(rng.integers(8, 21)), H, W, G * int(rng.integers(1, 13)),
+                      KH, KW, (sh, sw), (pt, pb, pl, pr), (dh, dw), G))
+    return cases
+
+
+@pytest.mark.parametrize("backend", CONV_C)
+@pytest.mark.parametrize("case", _random_cases(16))
+def test_conv2d_fast_paths_random(backend, case):
+    test_conv2d_fast_paths(backend, case)
