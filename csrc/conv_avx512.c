@@ -80,20 +80,34 @@ GB_TARGET_AVX512 static void fk_kernel(int64_t kc, const float *a, const float *
 /* fk_kernel with B read in place: step p's two 16-lane B vectors at b0 + koff[p] and b1 + koff[p] (the
  * same tap of two 16-pixel runs of the padded input planes: no im2col) */
 GB_TARGET_AVX512 static void fk_kernel_ind(int64_t kc, const float *a, const int32_t *koff, const float *b0p,
-                                           const float *b1p, float *c0, float *c1, int64_t ldc, int64_t mr,
-                                           __mmask16 m1, int acc, const float *bias) {
+                                           const float *b1p, int64_t half, float *c0, float *c1, int64_t ldc,
+                                           int64_t mr, __mmask16 m1, int acc, const float *bias) {
+    /* half > 0: each 16-lane B vector is two 8-wide runs, at ptr and ptr + half (two output rows of 8) */
     __m512 x0 = _mm512_setzero_ps(), x1 = x0, x2 = x0, x3 = x0, x4 = x0, x5 = x0, x6 = x0, x7 = x0;
     __m512 y0 = x0, y1 = x0, y2 = x0, y3 = x0, y4 = x0, y5 = x0, y6 = x0, y7 = x0;
-    for (int64_t p = 0; p < kc; p++, a += FMR) {
-        int64_t o = koff[p];
-        __m512 b0 = _mm512_loadu_ps(b0p + o), b1 = _mm512_loadu_ps(b1p + o), t;
 #define FK_ROW(i)                             \
         t = _mm512_set1_ps(a[i]);             \
         x##i = _mm512_fmadd_ps(t, b0, x##i);  \
         y##i = _mm512_fmadd_ps(t, b1, y##i);
+#define FK_STEP                                                                        \
         FK_ROW(0) FK_ROW(1) FK_ROW(2) FK_ROW(3) FK_ROW(4) FK_ROW(5) FK_ROW(6) FK_ROW(7)
-#undef FK_ROW
+    if (half) {
+        for (int64_t p = 0; p < kc; p++, a += FMR) {
+            const float *q0 = b0p + koff[p], *q1 = b1p + koff[p];
+            __m512 b0 = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(q0)), _mm256_loadu_ps(q0 + half), 1);
+            __m512 b1 = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(q1)), _mm256_loadu_ps(q1 + half), 1);
+            __m512 t;
+            FK_STEP
+        }
+    } else {
+        for (int64_t p = 0; p < kc; p++, a += FMR) {
+            int64_t o = koff[p];
+            __m512 b0 = _mm512_loadu_ps(b0p + o), b1 = _mm512_loadu_ps(b1p + o), t;
+            FK_STEP
+        }
     }
+#undef FK_STEP
+#undef FK_ROW
     __m512 X[FMR] = {x0, x1, x2, x3, x4, x5, x6, x7}, Y[FMR] = {y0, y1, y2, y3, y4, y5, y6, y7};
     for (int64_t i = 0; i < mr; i++) {
         __m512 u = X[i], v = Y[i];
@@ -456,7 +470,8 @@ static void fail(fast_ctx *f) { __atomic_store_n(&f->err, 1, __ATOMIC_RELAXED); 
 
 /* out (OCg, P) (+ bias) = W (packed Ap) . col of one image's group with B read in place from the planes
  * xp (channel c, row r at xp + c*plane + r*Wp): stride-1 grids whose rows are 16k outputs wide, so
- * each 16-pixel run is one row's contiguous slice. koff (K,) = the taps' offsets. */
+ * each 16-pixel run is one row's contiguous slice, or 8 wide (an even number of rows): two rows' slices.
+ * koff (K,) = the taps' offsets. */
 GB_TARGET_AVX512 static void fwd_inplace(float *out, const float *Ap, const int32_t *koff, const float *xp,
                                          int64_t Wp, const conv_args *a, int64_t OCg, int64_t K,
                                          const float *bias) {
@@ -470,7 +485,8 @@ GB_TARGET_AVX512 static void fwd_inplace(float *out, const float *Ap, const int3
                 int64_t p0 = v * 16, p1 = v + 1 < nv ? p0 + 16 : p0;
                 const float *b0 = xp + (p0 / a->OW) * a->sh * Wp + p0 % a->OW;
                 const float *b1 = xp + (p1 / a->OW) * a->sh * Wp + p1 % a->OW;
-                fk_kernel_ind(kc, Ap + ir * K + k0 * FMR, koff + k0, b0, b1, out + ir * P + p0, out + ir * P + p1,
+                fk_kernel_ind(kc, Ap + ir * K + k0 * FMR, koff + k0, b0, b1, a->OW == 8 ? a->sh * Wp : 0,
+                              out + ir * P + p0, out + ir * P + p1,
                               P, mr, v + 1 < nv ? 0xFFFF : 0, k0 > 0, bs ? bs + ir : NULL);
             }
         }
@@ -494,7 +510,7 @@ static void fwd_task(void *ctx, int t, int nt) {
         fail(f);
         return;
     }
-    if (a->sw == 1 && a->OW % 16 == 0) {  /* B in place: one image at a time, no im2col */
+    if (a->sw == 1 && (a->OW % 16 == 0 || (a->OW == 8 && a->OH % 2 == 0))) {  /* B in place: no im2col */
         int32_t *koff = idx;
         int64_t xs = direct ? a->W : Wp, plane = direct ? a->H * a->W : Hp * Wp;
         for (int64_t c = 0; c < Cg; c++)
