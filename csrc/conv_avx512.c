@@ -358,26 +358,30 @@ GB_TARGET_AVX512 static void rows32(float *Bp, const float *base, int64_t rs, in
  * xt (H*W, Cg), a channels-last copy of the image. Lanes past K' zero. */
 GB_TARGET_AVX512 static void im2colT32(float *Bp, float *xt, const float *x, int64_t nb, const conv_args *a) {
     int64_t Cg = a->C / a->G, P = a->OH * a->OW, T = a->KH * a->KW, K = Cg * T, R = nb * P, HW = a->H * a->W;
-    int64_t img = a->C * HW, npan = (K + FNR - 1) / FNR;
+    int64_t img = a->C * HW;
     for (int64_t jb = 0; jb < nb; jb++) {
         transpose(xt, Cg, x + jb * img, HW, Cg, HW);  /* xt (HW, Cg) <- x (Cg, HW) */
-        for (int64_t oh = 0; oh < a->OH; oh++)
-            for (int64_t ow = 0; ow < a->OW; ow++) {
-                float *row = Bp + (jb * P + oh * a->OW + ow) * FNR;   /* panel q at row + q*R*FNR */
-                for (int64_t kh = 0; kh < a->KH; kh++) {
-                    int64_t ih = oh * a->sh - a->pt + kh * a->dh;
-                    for (int64_t kw = 0; kw < a->KW; kw++) {
-                        int64_t iw = ow * a->sw - a->pl + kw * a->dw, kk = (kh * a->KW + kw) * Cg;
-                        int inside = ih >= 0 && ih < a->H && iw >= 0 && iw < a->W;
-                        const float *src = xt + (ih * a->W + iw) * Cg;
-                        for (int64_t c = 0; c < Cg; c += 16, kk += 16) {
-                            float *d = row + (kk / FNR) * R * FNR + kk % FNR;
-                            _mm512_storeu_ps(d, inside ? _mm512_loadu_ps(src + c) : _mm512_setzero_ps());
-                        }
-                    }
+        /* panel by panel (one tap, 32 channels), pixel by pixel: the stores run sequentially (a pixel's
+         * panels are R*32 floats apart: written pixel-major they thrashed the L1 sets) */
+        for (int64_t k0 = 0; k0 < K; k0 += FNR) {
+            int64_t tap = k0 / Cg, c0 = k0 % Cg, kh = tap / a->KW, kw = tap % a->KW;
+            int two = k0 + 16 < K;      /* lanes 16..31: the next 16 channels (same tap: Cg % 32 == 0) */
+            const float *xc = xt + c0;  /* or of the next tap when Cg % 32 == 16 */
+            int64_t tap1 = (k0 + 16) / Cg, c1 = (k0 + 16) % Cg, kh1 = tap1 / a->KW, kw1 = tap1 % a->KW;
+            float *pan = Bp + (k0 / FNR) * R * FNR + jb * P * FNR;
+            for (int64_t oh = 0; oh < a->OH; oh++) {
+                int64_t ih = oh * a->sh - a->pt + kh * a->dh, ih1 = oh * a->sh - a->pt + kh1 * a->dh;
+                int rin = ih >= 0 && ih < a->H, rin1 = ih1 >= 0 && ih1 < a->H;
+                for (int64_t ow = 0; ow < a->OW; ow++, pan += FNR) {
+                    int64_t iw = ow * a->sw - a->pl + kw * a->dw, iw1 = ow * a->sw - a->pl + kw1 * a->dw;
+                    __m512 v0 = _mm512_setzero_ps(), v1 = v0;
+                    if (rin && iw >= 0 && iw < a->W) v0 = _mm512_loadu_ps(xc + (ih * a->W + iw) * Cg);
+                    if (two && rin1 && iw1 >= 0 && iw1 < a->W) v1 = _mm512_loadu_ps(xt + (ih1 * a->W + iw1) * Cg + c1);
+                    _mm512_storeu_ps(pan, v0);
+                    _mm512_storeu_ps(pan + 16, v1);
                 }
-                if (K % FNR) _mm512_storeu_ps(row + (npan - 1) * R * FNR + 16, _mm512_setzero_ps());
             }
+        }
     }
 }
 
