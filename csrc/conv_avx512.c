@@ -279,60 +279,60 @@ static void pad_planes(float *xp, const float *x, int64_t nb, const conv_args *a
  * grids gather 16 lanes at a time with one index vector per lane group (the same for every tap). */
 GB_TARGET_AVX512 static void im2col32(float *Bp, const float *xp, int32_t *idx, int64_t nb, const conv_args *a,
                                       int64_t xs, int64_t plane, int64_t Wp) {
-    /* xp: image j, channel c, row r at xp + j*xs + c*plane + r*Wp (padded planes, or x itself) */
+    /* xp: image j, channel c, row r at xp + j*xs + c*plane + r*Wp (padded planes, or x itself);
+     * idx: (ceil(N/16)*16 + K) ints of scratch: each lane's offset, then each row k's tap offset */
     int64_t Cg = a->C / a->G, P = a->OH * a->OW, K = Cg * a->KH * a->KW, N = nb * P, OW = a->OW;
-    int64_t ng = (N + 15) / 16;
-    /* stride-1 rows of 16k outputs, or 2 (4) rows of 8 (4) per 16-lane vector: plain loads */
-    int rows = a->sw == 1 && (OW % 16 == 0 || ((OW == 8 || OW == 4) && P % 16 == 0));
-    if (N % FNR) {
-        float *last = Bp + (N / FNR) * K * FNR;
-        for (int64_t k = 0; k < K; k++) memset(last + k * FNR + N % FNR, 0, (size_t)(FNR - N % FNR) * sizeof(float));
+    int64_t ng = (N + 15) / 16, npan = (N + FNR - 1) / FNR, rs = a->sh * Wp;
+    int32_t *kt = idx + ng * 16;
+    /* stride-1 rows of 16k outputs, or 2 (4) rows of 8 (4) per 16-lane vector: plain loads; else gathers */
+    int mode = a->sw != 1 ? 3 : OW % 16 == 0 ? 0 : P % 16 ? 3 : OW == 8 ? 1 : OW == 4 ? 2 : 3;
+    for (int64_t j = 0; j < ng * 16; j++) {
+        int64_t jj = j < N ? j : N - 1, jb = jj / P, p = jj % P;
+        idx[j] = (int32_t)(jb * xs + (p / OW) * rs + (p % OW) * a->sw);
     }
-    if (!rows)
-        for (int64_t j = 0; j < ng * 16; j++) {
-            int64_t jj = j < N ? j : N - 1, jb = jj / P, p = jj % P;
-            idx[j] = (int32_t)(jb * xs + (p / OW) * a->sh * Wp + (p % OW) * a->sw);
-        }
     for (int64_t c = 0; c < Cg; c++)
         for (int64_t kh = 0; kh < a->KH; kh++)
-            for (int64_t kw = 0; kw < a->KW; kw++) {
-                int64_t k = (c * a->KH + kh) * a->KW + kw, tap = kh * a->dh * Wp + kw * a->dw;
-                float *dk = Bp + k * FNR;
-                if (rows && OW >= 16) {
-                    for (int64_t jb = 0; jb < nb; jb++)
-                        for (int64_t oh = 0; oh < a->OH; oh++) {
-                            const float *src = xp + jb * xs + c * plane + oh * a->sh * Wp + tap;
-                            int64_t j = jb * P + oh * OW;
-                            for (int64_t ow = 0; ow < OW; ow += 16, j += 16)
-                                _mm512_storeu_ps(dk + (j / FNR) * K * FNR + j % FNR, _mm512_loadu_ps(src + ow));
-                        }
-                } else if (rows) {
-                    int64_t rs = a->sh * Wp;  /* between consecutive output rows */
-                    for (int64_t jb = 0; jb < nb; jb++)
-                        for (int64_t oh = 0; oh < a->OH; oh += 16 / OW) {
-                            const float *src = xp + jb * xs + c * plane + oh * rs + tap;
-                            int64_t j = jb * P + oh * OW;
-                            __m512 v;
-                            if (OW == 8) {
-                                v = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(src)), _mm256_loadu_ps(src + rs), 1);
-                            } else {
-                                __m256 lo = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(src)), _mm_loadu_ps(src + rs), 1);
-                                __m256 hi = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(src + 2 * rs)),
-                                                                 _mm_loadu_ps(src + 3 * rs), 1);
-                                v = _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1);
-                            }
-                            _mm512_storeu_ps(dk + (j / FNR) * K * FNR + j % FNR, v);
-                        }
+            for (int64_t kw = 0; kw < a->KW; kw++)
+                kt[(c * a->KH + kh) * a->KW + kw] = (int32_t)(c * plane + kh * a->dh * Wp + kw * a->dw);
+    /* panel by panel, row by row: the stores run sequentially through each (K, 32) panel */
+    for (int64_t jp = 0; jp < npan; jp++) {
+        float *pan = Bp + jp * K * FNR;
+        int64_t q0 = 2 * jp, q1 = 2 * jp + 1;
+        int has1 = q1 < ng;
+        const int32_t *i0 = idx + q0 * 16, *i1 = idx + (has1 ? q1 : q0) * 16;
+        __mmask16 m0 = lanes(N - q0 * 16), m1 = has1 ? lanes(N - q1 * 16) : 0;
+        for (int64_t k = 0; k < K; k++, pan += FNR) {
+            const float *base = xp + kt[k];
+            __m512 v0, v1;
+            if (mode == 0) {
+                v0 = _mm512_loadu_ps(base + i0[0]);
+                v1 = has1 ? _mm512_loadu_ps(base + i1[0]) : _mm512_setzero_ps();
+            } else if (mode == 1) {
+                const float *s0 = base + i0[0], *s1 = base + i1[0];
+                v0 = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(s0)), _mm256_loadu_ps(s0 + rs), 1);
+                v1 = has1 ? _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(s1)), _mm256_loadu_ps(s1 + rs), 1)
+                          : _mm512_setzero_ps();
+            } else if (mode == 2) {
+                const float *s0 = base + i0[0], *s1 = base + i1[0];
+                __m256 l0 = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(s0)), _mm_loadu_ps(s0 + rs), 1);
+                __m256 h0 = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(s0 + 2 * rs)), _mm_loadu_ps(s0 + 3 * rs), 1);
+                v0 = _mm512_insertf32x8(_mm512_castps256_ps512(l0), h0, 1);
+                if (has1) {
+                    __m256 l1 = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(s1)), _mm_loadu_ps(s1 + rs), 1);
+                    __m256 h1 = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(s1 + 2 * rs)),
+                                                     _mm_loadu_ps(s1 + 3 * rs), 1);
+                    v1 = _mm512_insertf32x8(_mm512_castps256_ps512(l1), h1, 1);
                 } else {
-                    const float *base = xp + c * plane + tap;
-                    for (int64_t q = 0; q < ng; q++) {
-                        int64_t j = q * 16;
-                        __m512i iv = _mm512_loadu_si512(idx + j);
-                        __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), lanes(N - j), iv, base, 4);
-                        _mm512_storeu_ps(dk + (j / FNR) * K * FNR + j % FNR, v);
-                    }
+                    v1 = _mm512_setzero_ps();
                 }
+            } else {
+                v0 = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m0, _mm512_loadu_si512(i0), base, 4);
+                v1 = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m1, _mm512_loadu_si512(i1), base, 4);
             }
+            _mm512_storeu_ps(pan, v0);
+            _mm512_storeu_ps(pan + 16, v1);
+        }
+    }
 }
 
 /* Bp (ceil(N/32), R, 32) <- B (R, N), B(r, j) = base[(j/P)*ss + r*rs + j%P] (lanes past N zero) */
@@ -509,7 +509,7 @@ static void fwd_task(void *ctx, int t, int nt) {
     /* an unpadded grid inside the image (1x1 convolutions) reads x in place */
     int direct = a->pt == 0 && a->pl == 0 && Hp <= a->H && Wp <= a->W;
     float *xp = direct ? (float *)a->inp : tl_buf(2, (size_t)(nb * Cg * Hp * Wp));
-    int32_t *idx = (int32_t *)tl_buf(3, (size_t)((N > K ? N : K) + 15) / 16 * 16);  /* gather indices | koff */
+    int32_t *idx = (int32_t *)tl_buf(3, (size_t)((N + 15) / 16 * 16 + K));  /* lane and tap offsets | koff */
     if (!Bp || !xp || !idx) {
         fail(f);
         return;
