@@ -224,12 +224,13 @@ static void pack_a(float *Ap, const float *base, int64_t rs, int64_t cs, int64_t
     for (int64_t i0 = 0; i0 < M; i0 += FMR) {
         float *dst = Ap + i0 * R;
         int64_t mr = imin(FMR, M - i0);
-        for (int64_t r = 0; r < R; r++) {
-            const float *src = base + i0 * rs + (r / seg) * ss + (r % seg) * cs;
-            int64_t i = 0;
-            for (; i < mr; i++) dst[r * FMR + i] = src[i * rs];
-            for (; i < FMR; i++) dst[r * FMR + i] = 0.0f;
-        }
+        for (int64_t r0 = 0; r0 < R; r0 += seg)
+            for (int64_t r = r0; r < imin(r0 + seg, R); r++) {
+                const float *src = base + i0 * rs + (r0 / seg) * ss + (r - r0) * cs;
+                int64_t i = 0;
+                for (; i < mr; i++) dst[r * FMR + i] = src[i * rs];
+                for (; i < FMR; i++) dst[r * FMR + i] = 0.0f;
+            }
     }
 }
 
@@ -251,24 +252,24 @@ static void padded_dims(const conv_args *a, int64_t *Hp, int64_t *Wp) {
 }
 
 /* xp (nb, Cg, Hp, Wp) <- x (nb images of C*H*W, group offset applied) with zeros outside */
-static void pad_planes(float *xp, const float *x, int64_t nb, const conv_args *a, int64_t Hp, int64_t Wp) {
+GB_TARGET_AVX512 static void pad_planes(float *xp, const float *x, int64_t nb, const conv_args *a, int64_t Hp,
+                                        int64_t Wp) {
     int64_t Cg = a->C / a->G, HW = a->H * a->W;
-    int64_t c0 = a->pl > 0 ? a->pl : 0, w0 = a->pl > 0 ? 0 : -a->pl;   /* first column written, first read */
-    int64_t n = a->W - w0 < Wp - c0 ? a->W - w0 : Wp - c0;
+    int64_t lo = a->pl > 0 ? a->pl : 0, hi = a->pl + a->W < Wp ? a->pl + a->W : Wp;  /* columns from x */
     for (int64_t jb = 0; jb < nb; jb++)
         for (int64_t c = 0; c < Cg; c++) {
             const float *xc = x + jb * a->C * HW + c * HW;
             float *pc = xp + (jb * Cg + c) * Hp * Wp;
             for (int64_t r = 0; r < Hp; r++) {
                 int64_t ih = r - a->pt;
+                int inside = ih >= 0 && ih < a->H;
+                const float *xr = xc + ih * a->W - a->pl;   /* padded column j reads xr[j] */
                 float *pr = pc + r * Wp;
-                if (ih < 0 || ih >= a->H || n <= 0) {
-                    memset(pr, 0, (size_t)Wp * sizeof(float));
-                    continue;
+                for (int64_t j0 = 0; j0 < Wp; j0 += 16) {   /* masked: the lanes outside x are never read */
+                    int64_t l = lo > j0 ? lo : j0, h = hi < j0 + 16 ? hi : j0 + 16;
+                    __mmask16 m = inside && h > l ? (__mmask16)(lanes(h - l) << (l - j0)) : 0;
+                    _mm512_mask_storeu_ps(pr + j0, lanes(Wp - j0), _mm512_maskz_loadu_ps(m, xr + j0));
                 }
-                memset(pr, 0, (size_t)c0 * sizeof(float));
-                memcpy(pr + c0, xc + ih * a->W + w0, (size_t)n * sizeof(float));
-                memset(pr + c0 + n, 0, (size_t)(Wp - c0 - n) * sizeof(float));
             }
         }
 }
@@ -659,47 +660,62 @@ static void db_task(void *ctx, int t, int nt) {
 
 /* dinp of a strided, undilated convolution by phases: the rows ih = sh*i + py (columns likewise) receive
  * only the taps kh = rh + m*sh, rh = (py + pt) % sh, from dout rows oh = i + qh - m, qh = (py + pt - rh)/sh:
- * a stride-1 forward convolution of dout with Mh x Mw taps (flipped) and pads Mh-1-qh, Mw-1-qw. Each
- * phase is written to scratch, then interleaved into dx (no col2im, no scatter-add). */
+ * a stride-1 forward convolution of dout with Mh x Mw taps (flipped) and pads Mh-1-qh, Mw-1-qw. The
+ * phases are written to scratch, then interleaved into dx in parallel (no col2im, no scatter-add). */
+#define MAX_PHASES 64
+typedef struct {
+    float *dinp;
+    const float *out[MAX_PHASES];  /* phase (py, px) at py*sw + px: (B*C, Hph, Wph), NULL: no tap reaches it */
+    int64_t BC, H, W, sh, sw;
+} phase_args;
+
+static void interleave_task(void *ctx, int t, int nt) {
+    phase_args *p = ctx;
+    int64_t n0, n1;
+    gb_split(p->BC, t, nt, &n0, &n1);
+    for (int64_t bc = n0; bc < n1; bc++)
+        for (int64_t py = 0; py < p->sh && py < p->H; py++)
+            for (int64_t px = 0; px < p->sw && px < p->W; px++) {
+                int64_t Hph = (p->H - py + p->sh - 1) / p->sh, Wph = (p->W - px + p->sw - 1) / p->sw;
+                const float *o = p->out[py * p->sw + px];
+                float *dx = p->dinp + bc * p->H * p->W + py * p->W + px;
+                if (o) o += bc * Hph * Wph;
+                for (int64_t i = 0; i < Hph; i++)
+                    for (int64_t j = 0; j < Wph; j++) dx[i * p->sh * p->W + j * p->sw] = o ? o[i * Wph + j] : 0.0f;
+            }
+}
+
 static int dx_phases(float *dinp, const conv_args *a) {
     int64_t Cg = a->C / a->G, OCg = a->OC / a->G, T = a->KH * a->KW, sh = a->sh, sw = a->sw;
-    int64_t Hq = (a->H + sh - 1) / sh, Wq = (a->W + sw - 1) / sw;
-    float *out = tl_buf(7, (size_t)(a->B * a->C * Hq * Wq)), *wph = tl_buf(4, (size_t)(a->C * OCg * T));
+    float *out = tl_buf(7, (size_t)(a->B * a->C * a->H * a->W)), *wph = tl_buf(4, (size_t)(a->C * OCg * T));
     if (!out || !wph) return -1;
-    for (int64_t py = 0; py < sh; py++)
-        for (int64_t px = 0; px < sw; px++) {
+    phase_args pa = {dinp, {NULL}, a->B * a->C, a->H, a->W, sh, sw};
+    for (int64_t py = 0; py < sh && py < a->H; py++)
+        for (int64_t px = 0; px < sw && px < a->W; px++) {
             int64_t Hph = (a->H - py + sh - 1) / sh, Wph = (a->W - px + sw - 1) / sw;
-            if (Hph <= 0 || Wph <= 0) continue;
             int64_t rh = (py + a->pt) % sh, rw = (px + a->pl) % sw;
             int64_t Mh = rh < a->KH ? (a->KH - 1 - rh) / sh + 1 : 0, Mw = rw < a->KW ? (a->KW - 1 - rw) / sw + 1 : 0;
-            if (Mh == 0 || Mw == 0) {  /* no tap reaches these positions */
-                for (int64_t bc = 0; bc < a->B * a->C; bc++)
-                    for (int64_t i = 0; i < Hph; i++)
-                        for (int64_t j = 0; j < Wph; j++) dinp[(bc * a->H + py + sh * i) * a->W + px + sw * j] = 0.0f;
-                continue;
-            }
+            if (Mh == 0 || Mw == 0) continue;  /* no tap reaches these positions: zeros */
             int64_t qh = (py + a->pt - rh) / sh, qw = (px + a->pl - rw) / sw;
             /* wph (G, Cg, OCg, Mh, Mw) = W[g*OCg + oc, c, rh + (Mh-1-m)*sh, rw + (Mw-1-n)*sw] */
-            for (int64_t g = 0; g < a->G; g++)
-                for (int64_t c = 0; c < Cg; c++)
-                    for (int64_t oc = 0; oc < OCg; oc++)
-                        for (int64_t m = 0; m < Mh; m++)
-                            for (int64_t n = 0; n < Mw; n++)
-                                wph[((((g * Cg + c) * OCg + oc) * Mh + m) * Mw) + n] =
-                                    a->weight[(((g * OCg + oc) * Cg + c) * a->KH + rh + (Mh - 1 - m) * sh) * a->KW +
-                                              rw + (Mw - 1 - n) * sw];
+            for (int64_t gc = 0; gc < a->C; gc++) {
+                int64_t g = gc / Cg, c = gc % Cg;
+                for (int64_t oc = 0; oc < OCg; oc++) {
+                    const float *w = a->weight + ((g * OCg + oc) * Cg + c) * T;
+                    float *d = wph + (gc * OCg + oc) * Mh * Mw;
+                    for (int64_t m = 0; m < Mh; m++)
+                        for (int64_t n = 0; n < Mw; n++) d[m * Mw + n] = w[(rh + (Mh - 1 - m) * sh) * a->KW + rw + (Mw - 1 - n) * sw];
+                }
+            }
             conv_args d = *a;
             d.out = out; d.inp = a->dout; d.weight = wph; d.bias = NULL;
             d.C = a->OC; d.H = a->OH; d.W = a->OW; d.OC = a->C; d.KH = Mh; d.KW = Mw; d.OH = Hph; d.OW = Wph;
             d.sh = d.sw = 1; d.pt = Mh - 1 - qh; d.pl = Mw - 1 - qw;
             if (run_forward(&d, wph) < 0) return -1;
-            for (int64_t bc = 0; bc < a->B * a->C; bc++) {
-                const float *o = out + bc * Hph * Wph;
-                float *dx = dinp + bc * a->H * a->W + py * a->W + px;
-                for (int64_t i = 0; i < Hph; i++)
-                    for (int64_t j = 0; j < Wph; j++) dx[i * sh * a->W + j * sw] = o[i * Wph + j];
-            }
+            pa.out[py * sw + px] = out;
+            out += a->B * a->C * Hph * Wph;
         }
+    gb_parallel(interleave_task, &pa, a->B * a->C * a->H * a->W >= GB_PAR_MIN_ELEMS ? gb_threads() : 1);
     return 1;
 }
 
@@ -736,7 +752,7 @@ int conv_fast_backward(float *dinp, float *dweight, float *dbias, const conv_arg
             d.C = a->OC; d.H = a->OH; d.W = a->OW; d.OC = a->C; d.OH = a->H; d.OW = a->W;
             d.pt = a->dh * (a->KH - 1) - a->pt; d.pl = a->dw * (a->KW - 1) - a->pl;
             r = run_forward(&d, wt);
-        } else if (a->dh == 1 && a->dw == 1 && Cg >= 8) {
+        } else if (a->dh == 1 && a->dw == 1 && Cg >= 8 && a->sh * a->sw <= MAX_PHASES) {
             r = dx_phases(dinp, a);
         } else {
             int64_t Kr = (K + FMR - 1) / FMR * FMR;
