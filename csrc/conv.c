@@ -1,4 +1,6 @@
-/* conv2d over NCHW as implicit GEMMs, one (image, group) pair at a time.
+/* conv2d over NCHW as implicit GEMMs, one (image, group) pair at a time: the AVX2 and base tiers, and
+ * depthwise convolutions on every tier. On an AVX-512 CPU every other convolution runs conv_avx512.c's
+ * path (conv2d_forward/backward try it first).
  *
  * The team splits the B*G (image, group) pairs statically (a deterministic sum order for dweight at a
  * given thread count). Each thread writes its pair's patches straight into the micro-kernel's B panels

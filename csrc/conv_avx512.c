@@ -573,7 +573,10 @@ static int run_forward(const conv_args *a, const float *wrows) {
 static int fast_ok(const conv_args *a) {
     if (gb_isa() < GB_ISA_AVX512) return 0;
     if (a->C == a->G && a->OC == a->G) return 0;  /* depthwise: conv.c's direct taps */
-    return a->B * a->C * a->H * a->W < (INT64_C(1) << 31);  /* gather indices and masks in int32 */
+    /* lane and tap offsets are int32: the input, and one image's padded planes, must index in 31 bits */
+    int64_t Hp, Wp;
+    padded_dims(a, &Hp, &Wp);
+    return a->B * a->C * a->H * a->W < (INT64_C(1) << 31) && a->C * Hp * Wp < (INT64_C(1) << 30);
 }
 
 int conv_fast_forward(const conv_args *a) {
