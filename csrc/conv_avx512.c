@@ -585,24 +585,31 @@ int conv_fast_forward(const conv_args *a) {
 }
 
 /* ---- backward -------------------------------------------------------------------------------- */
-static void dw_task(void *ctx, int t, int nt) {
+/* dweight: the batch in DW_SLOTS fixed slices, taken dynamically, each summed into its own partial; the
+ * partials are added in slice order after the barrier. The sums' order depends on neither the thread
+ * count nor the schedule (deterministic), and a thread that starts late or shares its core does fewer
+ * slices. */
+#define DW_SLOTS 4
+static int64_t dw_slots(const conv_args *a) { return a->B < DW_SLOTS ? a->B : DW_SLOTS; }
+
+GB_TARGET_AVX512 static void dw_task(void *ctx, int t, int nt) {
     fast_ctx *f = ctx;
     const conv_args *a = f->a;
-    int64_t Cg = a->C / a->G, OCg = a->OC / a->G, T = a->KH * a->KW, K = Cg * T, P = a->OH * a->OW, b0, b1;
-    int64_t Kp = (K + FNR - 1) / FNR * FNR, Mp = (OCg + FMR - 1) / FMR * FMR;
-    gb_split(a->B, t, nt, &b0, &b1);
-    int64_t nb = chunk_images(P * Kp, b1 - b0 > 0 ? b1 - b0 : 1), R = nb * P, Hp, Wp;
+    int64_t Cg = a->C / a->G, OCg = a->OC / a->G, T = a->KH * a->KW, K = Cg * T, P = a->OH * a->OW;
+    int64_t Kp = (K + FNR - 1) / FNR * FNR, Mp = (OCg + FMR - 1) / FMR * FMR, ns = dw_slots(a);
+    int64_t nb = chunk_images(P * Kp, (a->B + ns - 1) / ns), R = nb * P, Hp, Wp;
     int tapmajor = Cg % 16 == 0;
     padded_dims(a, &Hp, &Wp);
     float *Bp = tl_buf(0, (size_t)(Kp * R)), *Ap = tl_buf(1, (size_t)(Mp * R));
     /* tap-major: xt (H*W, Cg); else the padded planes and col (K8, R) */
     float *xt = tl_buf(2, (size_t)(tapmajor ? a->H * a->W * Cg : nb * Cg * Hp * Wp));
     float *col = tapmajor ? xt : tl_buf(3, (size_t)((K + 7) / 8 * 8 * R));
-    float *part = f->dw_part + (int64_t)t * a->OC * K;
-    if (!Bp || !Ap || !xt || !col) {
-        fail(f);
-    } else {
-        memset(part, 0, (size_t)(a->OC * K) * sizeof(float));
+    if (!Bp || !Ap || !xt || !col) fail(f);
+    for (int64_t sl = gb_next_item(&f->next); sl < ns && !__atomic_load_n(&f->err, __ATOMIC_RELAXED);
+         sl = gb_next_item(&f->next)) {
+        int64_t b0, b1;
+        float *part = f->dw_part + sl * a->OC * K;   /* (OC, K'), written by the slice's first chunk */
+        gb_split(a->B, (int)sl, (int)ns, &b0, &b1);
         for (int64_t bs = b0; bs < b1; bs += nb) {
             int64_t n = imin(nb, b1 - bs);
             for (int64_t g = 0; g < a->G; g++) {
@@ -611,24 +618,28 @@ static void dw_task(void *ctx, int t, int nt) {
                 else im2colT_small(Bp, col, xt, xg, n, a, Hp, Wp);
                 pack_a_rows(Ap, a->dout + (bs * a->OC + g * OCg) * P, P, P, a->OC * P, OCg, n * P);
                 cmap cm = {part + g * OCg * K, K, INT64_MAX / 4, 0};
-                fk_gemm(&cm, Ap, Bp, OCg, K, n * P, 1, NULL);
+                fk_gemm(&cm, Ap, Bp, OCg, K, n * P, bs > b0, NULL);
             }
         }
     }
     gb_barrier();  /* every thread reaches it, failed or not */
     if (__atomic_load_n(&f->err, __ATOMIC_RELAXED)) return;
-    /* dweight[oc, c, tap] = the threads' part[t, oc, k'] summed in thread order (k' = tap*Cg + c when
+    /* dweight[oc, c, tap] = the slices' part[s, oc, k'] summed in slice order (k' = tap*Cg + c when
      * tap-major), each thread its own rows */
     int64_t o0, o1;
     gb_split(a->OC, t, nt, &o0, &o1);
-    for (int64_t oc = o0; oc < o1; oc++)
-        for (int64_t c = 0; c < Cg; c++)
-            for (int64_t tap = 0; tap < T; tap++) {
-                int64_t k = tapmajor ? tap * Cg + c : c * T + tap;
-                float sum = f->dw_part[oc * K + k];
-                for (int u = 1; u < nt; u++) sum += f->dw_part[((int64_t)u * a->OC + oc) * K + k];
-                f->dweight[(oc * Cg + c) * T + tap] = sum;
-            }
+    float *sum = Bp;  /* (K',): the panels are no longer needed */
+    for (int64_t oc = o0; oc < o1; oc++) {
+        float *d = f->dweight + oc * K;
+        if (!tapmajor) sum = d;  /* conv order already: sum in place */
+        memcpy(sum, f->dw_part + oc * K, (size_t)K * sizeof(float));
+        for (int64_t u = 1; u < ns; u++) {
+            const float *pu = f->dw_part + (u * a->OC + oc) * K;
+            #pragma omp simd
+            for (int64_t k = 0; k < K; k++) sum[k] += pu[k];
+        }
+        if (tapmajor) transpose(d, T, sum, Cg, T, Cg);  /* (T, Cg) -> (Cg, T) */
+    }
 }
 
 static void dx_strided_task(void *ctx, int t, int nt) {
@@ -745,7 +756,7 @@ int conv_fast_backward(float *dinp, float *dweight, float *dbias, const conv_arg
         gb_parallel(db_task, &f, a->OC >= 64 && a->B * a->OC * a->OH * a->OW >= GB_PAR_MIN_ELEMS ? gb_threads() : 1);
     }
     if (dweight) {
-        float *part = tl_buf(6, (size_t)nt * a->OC * K);
+        float *part = tl_buf(6, (size_t)(dw_slots(a) * a->OC * K));
         if (!part) return -1;
         fast_ctx f = {a, NULL, part, NULL, dweight, 0, 0};
         gb_parallel(dw_task, &f, nt);
