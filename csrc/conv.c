@@ -127,6 +127,8 @@ static void col2im(float *dx, const float *dcol, const conv_args *a) {
 /* Depthwise (Cg == OCg == 1): a GEMM with K = KH*KW and M = 1 wastes the micro-kernel, so each
  * (image, channel) plane runs the taps directly, vectorised along the output row. */
 #define DW_MAX_KW 16  /* the valid column ranges of up to this many taps are tabulated per plane */
+#define DW_BLOCK 16   /* planes per item of the depthwise forward's dynamic schedule */
+#define DW_CBLOCK 8   /* channels per item of the depthwise backward's */
 static int depthwise(const conv_args *a) { return a->C == a->G && a->OC == a->G && a->KW <= DW_MAX_KW; }
 
 static inline GB_INLINE void dw_fwd_body(float *o, const float *x, const float *w, float bias, const conv_args *a) {
@@ -346,28 +348,33 @@ static void conv_fwd_task(void *ctx, int t, int nt) {
     conv_args *a = ctx;
     int64_t Cg = a->C / a->G, OCg = a->OC / a->G, K = Cg * a->KH * a->KW, P = a->OH * a->OW;
     int64_t i0, i1;
-    gb_split(a->B * a->G, t, nt, &i0, &i1);
-    if (i0 >= i1) return;
+    /* depthwise: the B*C planes in blocks of DW_BLOCK, scheduled dynamically (a thread that starts
+     * late or shares its core takes fewer; every plane is one thread's, so the result is the same) */
+    int64_t nblk = (a->B * a->G + DW_BLOCK - 1) / DW_BLOCK;
     if (depthwise(a) && dw_flat(a)) {
         int64_t Wp = a->OW + a->dw * (a->KW - 1), Hp = a->OH + a->dh * (a->KH - 1);
         float *xp = conv_alloc((size_t)(Hp * Wp)), *t = conv_alloc((size_t)(a->OH * Wp));
         if (!xp || !t) {
             mark_error(a);
         } else {
-            for (int64_t it = i0; it < i1; it++)
-                GB_CALL(dw1_fwd, (a->out + it * P, a->inp + it * a->H * a->W, a->weight + (it % a->G) * K,
-                                  a->bias ? a->bias[it % a->G] : 0.0f, xp, t, a));
+            for (int64_t blk = gb_next_item(&a->next); blk < nblk; blk = gb_next_item(&a->next))
+                for (int64_t it = blk * DW_BLOCK; it < a->B * a->G && it < (blk + 1) * DW_BLOCK; it++)
+                    GB_CALL(dw1_fwd, (a->out + it * P, a->inp + it * a->H * a->W, a->weight + (it % a->G) * K,
+                                      a->bias ? a->bias[it % a->G] : 0.0f, xp, t, a));
         }
         free(xp);
         free(t);
         return;
     }
     if (depthwise(a)) {
-        for (int64_t it = i0; it < i1; it++)  /* it = b*C + c */
-            GB_CALL(dw_fwd, (a->out + it * P, a->inp + it * a->H * a->W, a->weight + (it % a->G) * K,
-                             a->bias ? a->bias[it % a->G] : 0.0f, a));
+        for (int64_t blk = gb_next_item(&a->next); blk < nblk; blk = gb_next_item(&a->next))
+            for (int64_t it = blk * DW_BLOCK; it < a->B * a->G && it < (blk + 1) * DW_BLOCK; it++)  /* b*C + c */
+                GB_CALL(dw_fwd, (a->out + it * P, a->inp + it * a->H * a->W, a->weight + (it % a->G) * K,
+                                 a->bias ? a->bias[it % a->G] : 0.0f, a));
         return;
     }
+    gb_split(a->B * a->G, t, nt, &i0, &i1);
+    if (i0 >= i1) return;
     int direct = pointwise(a);
     int64_t npan = (P + NR - 1) / NR;
     float *colp = direct ? NULL : conv_alloc((size_t)npan * K * NR + (size_t)P);  /* panels + one row */
@@ -424,11 +431,13 @@ static void conv_bwd_task(void *ctx, int t, int nt) {
     conv_args *a = ctx;
     int64_t Cg = a->C / a->G, OCg = a->OC / a->G, K = Cg * a->KH * a->KW, P = a->OH * a->OW;
     int64_t i0, i1;
-    gb_split(a->B * a->G, t, nt, &i0, &i1);
-    if (i0 >= i1) return;
     int direct = pointwise(a);
     float *dw_t = a->dw_part ? a->dw_part + (int64_t)t * a->OC * K : NULL;   /* (OC, K), zeroed */
     float *db_t = a->db_part ? a->db_part + (int64_t)t * a->OC : NULL;       /* (OC,), zeroed */
+    /* depthwise: blocks of DW_CBLOCK channels scheduled dynamically, image by image (the block's planes
+     * are contiguous); a channel's weight gradient sums its planes in batch order on one thread (the
+     * other threads' partials stay zero there), so the result does not depend on the schedule */
+    int64_t ncb = (a->G + DW_CBLOCK - 1) / DW_CBLOCK;
     if (depthwise(a) && dw_flat(a)) {
         int64_t Wp = a->OW + a->dw * (a->KW - 1), Hp = a->OH + a->dh * (a->KH - 1);
         float *xp = conv_alloc((size_t)(Hp * Wp)), *dxp = conv_alloc((size_t)(Hp * Wp));
@@ -436,12 +445,14 @@ static void conv_bwd_task(void *ctx, int t, int nt) {
         if (!xp || !dxp || !gp) {
             mark_error(a);
         } else {
-            for (int64_t it = i0; it < i1; it++) {  /* it = b*C + c */
-                int64_t c = it % a->G;
-                GB_CALL(dw1_bwd, (a->dinp ? a->dinp + it * a->H * a->W : NULL, dw_t ? dw_t + c * K : NULL,
-                                  db_t ? db_t + c : NULL, a->dout + it * P, a->inp + it * a->H * a->W,
-                                  a->weight + c * K, xp, dxp, gp, a));
-            }
+            for (int64_t cb = gb_next_item(&a->next); cb < ncb; cb = gb_next_item(&a->next))
+                for (int64_t b = 0; b < a->B; b++)
+                    for (int64_t c = cb * DW_CBLOCK; c < a->G && c < (cb + 1) * DW_CBLOCK; c++) {
+                        int64_t it = b * a->G + c;
+                        GB_CALL(dw1_bwd, (a->dinp ? a->dinp + it * a->H * a->W : NULL, dw_t ? dw_t + c * K : NULL,
+                                          db_t ? db_t + c : NULL, a->dout + it * P, a->inp + it * a->H * a->W,
+                                          a->weight + c * K, xp, dxp, gp, a));
+                    }
         }
         free(xp);
         free(dxp);
@@ -449,14 +460,18 @@ static void conv_bwd_task(void *ctx, int t, int nt) {
         return;
     }
     if (depthwise(a)) {
-        for (int64_t it = i0; it < i1; it++) {  /* it = b*C + c */
-            int64_t c = it % a->G;
-            GB_CALL(dw_bwd, (a->dinp ? a->dinp + it * a->H * a->W : NULL, dw_t ? dw_t + c * K : NULL,
-                             db_t ? db_t + c : NULL, a->dout + it * P, a->inp + it * a->H * a->W,
-                             a->weight + c * K, a));
-        }
+        for (int64_t cb = gb_next_item(&a->next); cb < ncb; cb = gb_next_item(&a->next))
+            for (int64_t b = 0; b < a->B; b++)
+                for (int64_t c = cb * DW_CBLOCK; c < a->G && c < (cb + 1) * DW_CBLOCK; c++) {
+                    int64_t it = b * a->G + c;
+                    GB_CALL(dw_bwd, (a->dinp ? a->dinp + it * a->H * a->W : NULL, dw_t ? dw_t + c * K : NULL,
+                                     db_t ? db_t + c : NULL, a->dout + it * P, a->inp + it * a->H * a->W,
+                                     a->weight + c * K, a));
+                }
         return;
     }
+    gb_split(a->B * a->G, t, nt, &i0, &i1);
+    if (i0 >= i1) return;
     size_t w1 = gb_gemm_small_ws(P), w2 = gb_gemm_small_ws(OCg);
     int64_t kpan = (K + NR - 1) / NR;
     float *col = dw_t ? conv_alloc((size_t)kpan * P * NR + (size_t)P) : NULL;  /* colT panels + one row */

@@ -8,6 +8,7 @@ typedef struct {
     const float *inp, *weight, *bias, *dout;
     int64_t B, C, H, W, OC, KH, KW, OH, OW, sh, sw, pt, pl, dh, dw, G;
     int err;
+    int64_t next;                                /* a dynamic schedule's next item (start at 0) */
 } conv_args;
 
 /* The AVX-512 path (conv_avx512.c): 1 if it ran (0 if the CPU or the shape is not for it), -1 if
