@@ -286,27 +286,63 @@ GB_TARGET_AVX512 static void pad_planes(float *xp, const float *x, int64_t nb, c
         }
 }
 
+/* xq (nb, Cg, 4, Hq, Wq) <- the zero-padded planes of x split by parity for stride 2: phase ry*2 + rx holds
+ * padded[2i + ry][2j + rx] (0 outside x). A stride-2 tap then reads its phase at unit stride. */
+GB_TARGET_AVX512 static void phase_planes(float *xq, const float *x, int64_t nb, const conv_args *a, int64_t Hq,
+                                          int64_t Wq) {
+    int64_t Cg = a->C / a->G, HW = a->H * a->W, plane = Hq * Wq;
+    const float *end = a->inp + a->B * a->C * HW;
+    __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    __m512i od = _mm512_add_epi32(ev, _mm512_set1_epi32(1));
+    for (int64_t jb = 0; jb < nb; jb++)
+        for (int64_t c = 0; c < Cg; c++) {
+            const float *xc = x + jb * a->C * HW + c * HW;
+            float *qc = xq + (jb * Cg + c) * 4 * plane;
+            for (int64_t r = 0; r < 2 * Hq; r++) {
+                int64_t ih = r - a->pt;
+                int inside = ih >= 0 && ih < a->H;
+                const float *xr = xc + ih * a->W - a->pl;   /* padded column j reads xr[j] */
+                float *d0 = qc + ((r & 1) * 2) * plane + (r >> 1) * Wq, *d1 = d0 + plane;
+                for (int64_t j0 = 0; j0 < 2 * Wq; j0 += 32) {
+                    __m512 v[2];
+                    for (int h = 0; h < 2; h++) {
+                        int64_t lo = a->pl > j0 + 16 * h ? a->pl : j0 + 16 * h, hi = a->pl + a->W;
+                        if (hi > j0 + 16 * h + 16) hi = j0 + 16 * h + 16;
+                        __mmask16 m = inside && hi > lo ? (__mmask16)(lanes(hi - lo) << (lo - j0 - 16 * h)) : 0;
+                        const float *src = xr + j0 + 16 * h;
+                        v[h] = _mm512_setzero_ps();
+                        if (m && src >= a->inp && src + 16 <= end) {
+                            v[h] = _mm512_loadu_ps(src);
+                            __asm__("" : "+v"(v[h]));  /* a plain load (see pad_planes), masked in registers */
+                            v[h] = _mm512_maskz_mov_ps(m, v[h]);
+                        } else if (m) {
+                            v[h] = _mm512_maskz_loadu_ps(m, src);
+                        }
+                    }
+                    __mmask16 st = lanes(Wq - j0 / 2);
+                    _mm512_mask_storeu_ps(d0 + j0 / 2, st, _mm512_permutex2var_ps(v[0], ev, v[1]));
+                    _mm512_mask_storeu_ps(d1 + j0 / 2, st, _mm512_permutex2var_ps(v[0], od, v[1]));
+                }
+            }
+        }
+}
+
 /* Bp (ceil(N/32), K, 32) <- col (K, N), N = nb*P: column jb*P + oh*OW + ow of row k = (c, kh, kw) is
  * x[jb][c, oh*sh - pt + kh*dh, ow*sw - pl + kw*dw] (0 outside), read from the padded planes xp
  * (nb, Cg, Hp, Wp); lanes past N zero. Stride-1 rows of 16k outputs are plain vector copies; other
  * grids gather 16 lanes at a time with one index vector per lane group (the same for every tap). */
-GB_TARGET_AVX512 static void im2col32(float *Bp, const float *xp, int32_t *idx, int64_t nb, const conv_args *a,
-                                      int64_t xs, int64_t plane, int64_t Wp) {
-    /* xp: image j, channel c, row r at xp + j*xs + c*plane + r*Wp (padded planes, or x itself);
-     * idx: (ceil(N/16)*16 + K) ints of scratch: each lane's offset, then each row k's tap offset */
-    int64_t Cg = a->C / a->G, P = a->OH * a->OW, K = Cg * a->KH * a->KW, N = nb * P, OW = a->OW;
-    int64_t ng = (N + 15) / 16, npan = (N + FNR - 1) / FNR, rs = a->sh * Wp;
-    int32_t *kt = idx + ng * 16;
-    /* stride-1 rows of 16k outputs, or 2 (4) rows of 8 (4) per 16-lane vector: plain loads; else gathers */
-    int mode = a->sw != 1 ? 3 : OW % 16 == 0 ? 0 : P % 16 ? 3 : OW == 8 ? 1 : OW == 4 ? 2 : 3;
+GB_TARGET_AVX512 static void im2col32(float *Bp, const float *xp, int32_t *idx, const int32_t *kt, int64_t nb,
+                                      const conv_args *a, int64_t xs, int64_t rs, int64_t cs) {
+    /* output pixel (oh, ow) of image j, row k, at xp + j*xs + oh*rs + ow*cs + kt[k] (padded planes, phase
+     * planes or x itself); idx: ceil(N/16)*16 ints of scratch, each lane's offset */
+    int64_t P = a->OH * a->OW, K = (a->C / a->G) * a->KH * a->KW, N = nb * P, OW = a->OW;
+    int64_t ng = (N + 15) / 16, npan = (N + FNR - 1) / FNR;
+    /* unit-stride rows of 16k outputs, or 2 (4) rows of 8 (4) per 16-lane vector: plain loads; else gathers */
+    int mode = cs != 1 ? 3 : OW % 16 == 0 ? 0 : P % 16 ? 3 : OW == 8 ? 1 : OW == 4 ? 2 : 3;
     for (int64_t j = 0; j < ng * 16; j++) {
         int64_t jj = j < N ? j : N - 1, jb = jj / P, p = jj % P;
-        idx[j] = (int32_t)(jb * xs + (p / OW) * rs + (p % OW) * a->sw);
+        idx[j] = (int32_t)(jb * xs + (p / OW) * rs + (p % OW) * cs);
     }
-    for (int64_t c = 0; c < Cg; c++)
-        for (int64_t kh = 0; kh < a->KH; kh++)
-            for (int64_t kw = 0; kw < a->KW; kw++)
-                kt[(c * a->KH + kh) * a->KW + kw] = (int32_t)(c * plane + kh * a->dh * Wp + kw * a->dw);
     /* panel by panel, row by row: the stores run sequentially through each (K, 32) panel */
     for (int64_t jp = 0; jp < npan; jp++) {
         float *pan = Bp + jp * K * FNR;
@@ -490,7 +526,7 @@ static void fail(fast_ctx *f) { __atomic_store_n(&f->err, 1, __ATOMIC_RELAXED); 
  * each 16-pixel run is one row's contiguous slice, or 8 wide (an even number of rows): two rows' slices.
  * koff (K,) = the taps' offsets. */
 GB_TARGET_AVX512 static void fwd_inplace(float *out, const float *Ap, const int32_t *koff, const float *xp,
-                                         int64_t Wp, const conv_args *a, int64_t OCg, int64_t K,
+                                         int64_t rs, const conv_args *a, int64_t OCg, int64_t K,
                                          const float *bias) {
     int64_t P = a->OH * a->OW, nv = P / 16, nkb = (K + FKC - 1) / FKC, kcs = (K + nkb - 1) / nkb;
     for (int64_t k0 = 0; k0 < K; k0 += kcs) {
@@ -500,9 +536,9 @@ GB_TARGET_AVX512 static void fwd_inplace(float *out, const float *Ap, const int3
             int64_t mr = imin(FMR, OCg - ir);
             for (int64_t v = 0; v < nv; v += 2) {
                 int64_t p0 = v * 16, p1 = v + 1 < nv ? p0 + 16 : p0;
-                const float *b0 = xp + (p0 / a->OW) * a->sh * Wp + p0 % a->OW;
-                const float *b1 = xp + (p1 / a->OW) * a->sh * Wp + p1 % a->OW;
-                fk_kernel_ind(kc, Ap + ir * K + k0 * FMR, koff + k0, b0, b1, a->OW == 8 ? a->sh * Wp : 0,
+                const float *b0 = xp + (p0 / a->OW) * rs + p0 % a->OW;
+                const float *b1 = xp + (p1 / a->OW) * rs + p1 % a->OW;
+                fk_kernel_ind(kc, Ap + ir * K + k0 * FMR, koff + k0, b0, b1, a->OW == 8 ? rs : 0,
                               out + ir * P + p0, out + ir * P + p1,
                               P, mr, v + 1 < nv ? 0xFFFF : 0, k0 > 0, bs ? bs + ir : NULL);
             }
@@ -518,27 +554,37 @@ static void fwd_task(void *ctx, int t, int nt) {
     (void)t;
     int64_t nb = chunk_dynamic(P * K, a->B, nt), N = nb * P, Hp, Wp, nitems = (a->B + nb - 1) / nb;
     padded_dims(a, &Hp, &Wp);
-    float *Bp = tl_buf(0, (size_t)((N + FNR - 1) / FNR * FNR * K));
-    /* an unpadded grid inside the image (1x1 convolutions) reads x in place */
+    /* how the patches are read: an unpadded grid inside the image (1x1) from x itself; stride 2 from the
+     * four phase planes (padded[2i + ry][2j + rx]) at unit stride; else from the zero-padded planes */
     int direct = a->pt == 0 && a->pl == 0 && Hp <= a->H && Wp <= a->W;
-    float *xp = direct ? (float *)a->inp : tl_buf(2, (size_t)(nb * Cg * Hp * Wp));
-    int32_t *idx = (int32_t *)tl_buf(3, (size_t)((N + 15) / 16 * 16 + K));  /* lane and tap offsets | koff */
+    int phases = !direct && a->sh == 2 && a->sw == 2;
+    int64_t Hq = (Hp + 1) / 2, Wq = (Wp + 1) / 2;
+    int64_t plane = phases ? 4 * Hq * Wq : direct ? a->H * a->W : Hp * Wp;    /* per channel */
+    int64_t xs = direct ? a->C * a->H * a->W : Cg * plane;                      /* per image */
+    int64_t rs = phases ? Wq : direct ? a->sh * a->W : a->sh * Wp, cs = phases ? 1 : a->sw;
+    float *Bp = tl_buf(0, (size_t)((N + FNR - 1) / FNR * FNR * K));
+    float *xp = direct ? (float *)a->inp : tl_buf(2, (size_t)(nb * Cg * plane));
+    int32_t *idx = (int32_t *)tl_buf(3, (size_t)((N + 15) / 16 * 16 + K));  /* lane offsets, then tap offsets */
     if (!Bp || !xp || !idx) {
         fail(f);
         return;
     }
-    if (a->sw == 1 && (a->OW % 16 == 0 || (a->OW == 8 && a->OH % 2 == 0))) {  /* B in place: no im2col */
-        int32_t *koff = idx;
-        int64_t xs = direct ? a->W : Wp, plane = direct ? a->H * a->W : Hp * Wp;
-        for (int64_t c = 0; c < Cg; c++)
-            for (int64_t kh = 0; kh < a->KH; kh++)
-                for (int64_t kw = 0; kw < a->KW; kw++)
-                    koff[(c * a->KH + kh) * a->KW + kw] = (int32_t)(c * plane + kh * a->dh * xs + kw * a->dw);
+    int32_t *kt = idx + (N + 15) / 16 * 16;
+    for (int64_t c = 0; c < Cg; c++)
+        for (int64_t kh = 0; kh < a->KH; kh++)
+            for (int64_t kw = 0; kw < a->KW; kw++) {
+                int64_t y = kh * a->dh, x = kw * a->dw;
+                kt[(c * a->KH + kh) * a->KW + kw] =
+                    (int32_t)(c * plane + (phases ? ((y % 2) * 2 + x % 2) * Hq * Wq + (y / 2) * Wq + x / 2
+                                                  : y * (direct ? a->W : Wp) + x));
+            }
+    if (cs == 1 && (a->OW % 16 == 0 || (a->OW == 8 && a->OH % 2 == 0))) {  /* B in place: no im2col */
         for (int64_t b = gb_next_item(&f->next); b < a->B; b = gb_next_item(&f->next))
             for (int64_t g = 0; g < a->G; g++) {
                 const float *xg = a->inp + (b * a->C + g * Cg) * a->H * a->W;
-                if (!direct) pad_planes(xp, xg, 1, a, Hp, Wp);
-                fwd_inplace(a->out + (b * a->OC + g * OCg) * P, f->Ap + g * Mp * K, koff, direct ? xg : xp, xs, a,
+                if (phases) phase_planes(xp, xg, 1, a, Hq, Wq);
+                else if (!direct) pad_planes(xp, xg, 1, a, Hp, Wp);
+                fwd_inplace(a->out + (b * a->OC + g * OCg) * P, f->Ap + g * Mp * K, kt, direct ? xg : xp, rs, a,
                             OCg, K, a->bias ? a->bias + g * OCg : NULL);
             }
         return;
@@ -547,12 +593,9 @@ static void fwd_task(void *ctx, int t, int nt) {
         int64_t bs = it * nb, n = imin(nb, a->B - bs);
         for (int64_t g = 0; g < a->G; g++) {
             const float *xg = a->inp + (bs * a->C + g * Cg) * a->H * a->W;
-            if (direct) {
-                im2col32(Bp, xg, idx, n, a, a->C * a->H * a->W, a->H * a->W, a->W);
-            } else {
-                pad_planes(xp, xg, n, a, Hp, Wp);
-                im2col32(Bp, xp, idx, n, a, Cg * Hp * Wp, Hp * Wp, Wp);
-            }
+            if (phases) phase_planes(xp, xg, n, a, Hq, Wq);
+            else if (!direct) pad_planes(xp, xg, n, a, Hp, Wp);
+            im2col32(Bp, direct ? xg : xp, idx, kt, n, a, xs, rs, cs);
             cmap cm = {a->out + (bs * a->OC + g * OCg) * P, P, P, a->OC * P};
             fk_gemm(&cm, f->Ap + g * Mp * K, Bp, OCg, n * P, K, 0, a->bias ? a->bias + g * OCg : NULL);
         }

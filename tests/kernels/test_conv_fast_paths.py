@@ -1,6 +1,6 @@
 """conv2d's AVX-512 implicit-GEMM path (csrc/conv_avx512.c) on shapes that reach each of its branches,
 against the NumPy reference, at every C ISA tier (the lower tiers run conv.c's portable paths on the
-same shapes): 16k-wide stride-1 rows read in place from the padded planes, batches split into chunks of several images, output grids whose pixel count is or is
+same shapes): stride 2 read at unit stride from parity-split planes, 16k-wide stride-1 rows read in place from the padded planes, batches split into chunks of several images, output grids whose pixel count is or is
 not a multiple of 16 (a 16-lane vector inside one image, or across two), stride-1 rows of 16, 8 or 4
 outputs (vector copies) and other grids (gathers), reductions longer than one 640-step block, output
 channels that do not fill the 8-row tile, dinp as the transposed convolution (stride 1, at least 8
@@ -22,7 +22,11 @@ FAST_CASES = [
     (2, 80, 16, 16, 8, 3, 3, 1, 1, 1, 1),      # in place, K = 720: two reduction blocks
     (2, 32, 16, 16, 16, 1, 1, 1, 0, 1, 1),     # in place on x itself (1x1)
     (6, 32, 8, 8, 16, 3, 3, 1, 1, 1, 1),       # 8x8 grids gathered, several images per chunk
-    (7, 16, 8, 8, 32, 3, 3, 2, 1, 1, 1),       # stride 2: P = 16, dinp by GEMM + col2im
+    (7, 16, 8, 8, 32, 3, 3, 2, 1, 1, 1),       # stride 2 (phase planes): P = 16, dinp by phases
+    (3, 16, 32, 32, 16, 3, 3, 2, 1, 1, 1),     # stride 2 with 16-wide output rows: in place on phase planes
+    (2, 16, 13, 13, 8, 3, 3, 2, 2, 2, 1),      # stride 2, dilation 2
+    (3, 8, 15, 14, 8, 1, 1, 2, 0, 1, 1),       # 1x1 stride 2 read from x in place (gathers)
+    (2, 8, 9, 9, 8, 1, 1, 2, 1, 1, 1),         # 1x1 stride 2 with a pad: one phase plane read
     (5, 16, 4, 4, 16, 3, 3, 1, 1, 1, 1),       # 4x4 grids: four rows per 16-lane vector
     (3, 80, 7, 7, 12, 3, 3, 1, 1, 1, 1),       # K = 720 > 640 (two reduction blocks), P = 49
     (4, 3, 32, 32, 16, 3, 3, 1, 1, 1, 1),      # the stem: 3 input channels
