@@ -171,9 +171,20 @@ static int fast_threads(const conv_args *a) {
 }
 
 /* ---- forward (also the stride-1 input gradient) ------------------------------------------- */
+/* The forward's weights as A (G, OCg, K) rows: the layer's own (w (G*OCg, K), t = 0), or (t = 1) the view a
+ * transposed convolution takes of a layer's weights w (OC', C', KH', KW'): row c, column (oc, m, n) =
+ * w[g*OCg' + oc, c, rh + (Mh-1-m)*sh, rw + (Mw-1-n)*sw] (Mh x Mw = the forward's KH x KW; stride 1:
+ * rh = rw = 0, sh = sw = 1 flips the kernel; a phase of a strided one picks every sh-th tap). */
+typedef struct {
+    const float *w;
+    int t;
+    int64_t KH, KW, rh, rw, sh, sw;  /* t = 1: the layer's kernel size and the phase */
+} wview;
+
 typedef struct {
     const conv_args *a;
-    const float *Ap;       /* (G, ceil(OCg/8)*8, K) packed weights */
+    float *Ap;             /* (G, ceil(OCg/8)*8, K) packed weights (packed by the forward's team) */
+    wview wv;
     float *dw_part;        /* backward: (nt, OC, K') */
     const float *At;       /* backward, stride > 1: (G, ceil(K/8)*8, OCg) packed W^T */
     float *dweight;        /* backward: (OC, Cg, KH, KW) */
@@ -208,12 +219,43 @@ GB_TARGET_AVX512 static void fwd_inplace(float *out, const float *Ap, const int3
     }
 }
 
+/* Ap rows [i0, i0+8) of group g (one (K, 8) block, zero past OCg) <- the weight view */
+GB_TARGET_AVX512 static void pack_wblock(float *Ap, const wview *v, const conv_args *a, int64_t g, int64_t i0) {
+    int64_t OCg = a->OC / a->G, K = (a->C / a->G) * a->KH * a->KW, mr = imin(FMR, OCg - i0);
+    if (!v->t) {
+        const float *src = v->w + (g * OCg + i0) * K;
+        if (mr == FMR) {
+            cvx_transpose(Ap, FMR, src, K, FMR, K);
+        } else {
+            for (int64_t r = 0; r < K; r++)
+                for (int64_t i = 0; i < FMR; i++) Ap[r * FMR + i] = i < mr ? src[i * K + r] : 0.0f;
+        }
+        return;
+    }
+    /* the forward's C = the layer's OC, its OC = the layer's C */
+    int64_t Lc = OCg, Loc = a->C / a->G, T = v->KH * v->KW, Mh = a->KH, Mw = a->KW;
+    for (int64_t oc = 0; oc < Loc; oc++)
+        for (int64_t m = 0; m < Mh; m++)
+            for (int64_t n = 0; n < Mw; n++) {
+                const float *src = v->w + ((g * Loc + oc) * Lc + i0) * T + (v->rh + (Mh - 1 - m) * v->sh) * v->KW +
+                                   v->rw + (Mw - 1 - n) * v->sw;
+                float *d = Ap + ((oc * Mh + m) * Mw + n) * FMR;
+                for (int64_t i = 0; i < FMR; i++) d[i] = i < mr ? src[i * T] : 0.0f;
+            }
+}
+
 static void fwd_task(void *ctx, int t, int nt) {
     fast_ctx *f = ctx;
     const conv_args *a = f->a;
     int64_t Cg = a->C / a->G, OCg = a->OC / a->G, K = Cg * a->KH * a->KW, P = a->OH * a->OW;
-    int64_t Mp = (OCg + FMR - 1) / FMR * FMR;
-    (void)t;
+    int64_t Mp = (OCg + FMR - 1) / FMR * FMR, q0, q1;
+    /* the weights packed by the team, row blocks split statically, before any thread reads them */
+    gb_split(a->G * (Mp / FMR), t, nt, &q0, &q1);
+    for (int64_t q = q0; q < q1; q++) {
+        int64_t g = q / (Mp / FMR), i0 = (q % (Mp / FMR)) * FMR;
+        pack_wblock(f->Ap + g * Mp * K + i0 * K, &f->wv, a, g, i0);
+    }
+    gb_barrier();
     int64_t nb = chunk_dynamic(P * K, a->B, nt), N = nb * P, Hp, Wp, nitems = (a->B + nb - 1) / nb;
     cvx_padded_dims(a, &Hp, &Wp);
     /* how the patches are read: an unpadded grid inside the image (1x1) from x itself; stride 2 from the
@@ -264,13 +306,11 @@ static void fwd_task(void *ctx, int t, int nt) {
     }
 }
 
-static int run_forward(const conv_args *a, const float *wrows) {
-    /* wrows (G, OCg, K): the weights as A rows (the caller's layout or the flipped copy) */
+static int run_forward(const conv_args *a, wview wv) {
     int64_t Cg = a->C / a->G, OCg = a->OC / a->G, K = Cg * a->KH * a->KW, Mp = (OCg + FMR - 1) / FMR * FMR;
     float *Ap = cvx_buf(5, (size_t)(a->G * Mp * K));
     if (!Ap) return -1;
-    for (int64_t g = 0; g < a->G; g++) cvx_pack_a(Ap + g * Mp * K, wrows + g * OCg * K, K, 1, K, 0, OCg, K);
-    fast_ctx f = {a, Ap, NULL, NULL, NULL, 0, 0};
+    fast_ctx f = {a, Ap, wv, NULL, NULL, NULL, 0, 0};
     gb_parallel(fwd_task, &f, fast_threads(a));
     return f.err ? -1 : 1;
 }
@@ -286,7 +326,8 @@ static int fast_ok(const conv_args *a) {
 
 int conv_fast_forward(const conv_args *a) {
     if (!fast_ok(a)) return 0;
-    return run_forward(a, a->weight);
+    wview wv = {a->weight, 0, 0, 0, 0, 0, 0, 0};
+    return run_forward(a, wv);
 }
 
 /* ---- backward -------------------------------------------------------------------------------- */
@@ -417,9 +458,9 @@ static void interleave_task(void *ctx, int t, int nt) {
 }
 
 static int dx_phases(float *dinp, const conv_args *a) {
-    int64_t Cg = a->C / a->G, OCg = a->OC / a->G, T = a->KH * a->KW, sh = a->sh, sw = a->sw;
-    float *out = cvx_buf(7, (size_t)(a->B * a->C * a->H * a->W)), *wph = cvx_buf(4, (size_t)(a->C * OCg * T));
-    if (!out || !wph) return -1;
+    int64_t sh = a->sh, sw = a->sw;
+    float *out = cvx_buf(7, (size_t)(a->B * a->C * a->H * a->W));
+    if (!out) return -1;
     phase_args pa = {dinp, {NULL}, a->B * a->C, a->H, a->W, sh, sw};
     for (int64_t py = 0; py < sh && py < a->H; py++)
         for (int64_t px = 0; px < sw && px < a->W; px++) {
@@ -428,21 +469,12 @@ static int dx_phases(float *dinp, const conv_args *a) {
             int64_t Mh = rh < a->KH ? (a->KH - 1 - rh) / sh + 1 : 0, Mw = rw < a->KW ? (a->KW - 1 - rw) / sw + 1 : 0;
             if (Mh == 0 || Mw == 0) continue;  /* no tap reaches these positions: zeros */
             int64_t qh = (py + a->pt - rh) / sh, qw = (px + a->pl - rw) / sw;
-            /* wph (G, Cg, OCg, Mh, Mw) = W[g*OCg + oc, c, rh + (Mh-1-m)*sh, rw + (Mw-1-n)*sw] */
-            for (int64_t gc = 0; gc < a->C; gc++) {
-                int64_t g = gc / Cg, c = gc % Cg;
-                for (int64_t oc = 0; oc < OCg; oc++) {
-                    const float *w = a->weight + ((g * OCg + oc) * Cg + c) * T;
-                    float *d = wph + (gc * OCg + oc) * Mh * Mw;
-                    for (int64_t m = 0; m < Mh; m++)
-                        for (int64_t n = 0; n < Mw; n++) d[m * Mw + n] = w[(rh + (Mh - 1 - m) * sh) * a->KW + rw + (Mw - 1 - n) * sw];
-                }
-            }
             conv_args d = *a;
-            d.out = out; d.inp = a->dout; d.weight = wph; d.bias = NULL;
+            d.out = out; d.inp = a->dout; d.weight = NULL; d.bias = NULL;
             d.C = a->OC; d.H = a->OH; d.W = a->OW; d.OC = a->C; d.KH = Mh; d.KW = Mw; d.OH = Hph; d.OW = Wph;
             d.sh = d.sw = 1; d.pt = Mh - 1 - qh; d.pl = Mw - 1 - qw;
-            if (run_forward(&d, wph) < 0) return -1;
+            wview wv = {a->weight, 1, a->KH, a->KW, rh, rw, sh, sw};  /* the taps rh + m*sh, rw + n*sw */
+            if (run_forward(&d, wv) < 0) return -1;
             pa.out[py * sw + px] = out;
             out += a->B * a->C * Hph * Wph;
         }
@@ -457,32 +489,26 @@ int conv_fast_backward(float *dinp, float *dweight, float *dbias, const conv_arg
     if (dbias) {
         conv_args b = *a;
         b.db_part = dbias;
-        fast_ctx f = {&b, NULL, NULL, NULL, NULL, 0, 0};
+        fast_ctx f = {&b, NULL, {NULL, 0, 0, 0, 0, 0, 0, 0}, NULL, NULL, NULL, 0, 0};
         gb_parallel(db_task, &f, a->OC >= 64 && a->B * a->OC * a->OH * a->OW >= GB_PAR_MIN_ELEMS ? gb_threads() : 1);
     }
     if (dweight) {
         float *part = cvx_buf(6, (size_t)(dw_slots(a) * a->OC * K));
         if (!part) return -1;
-        fast_ctx f = {a, NULL, part, NULL, dweight, 0, 0};
+        fast_ctx f = {a, NULL, {NULL, 0, 0, 0, 0, 0, 0, 0}, part, NULL, dweight, 0, 0};
         gb_parallel(dw_task, &f, nt);
         if (f.err) return -1;
     }
     if (dinp) {
         int r;
         if (a->sh == 1 && a->sw == 1 && Cg >= 8) {  /* (fewer input channels would waste the tile's rows) */
-            /* W' (G, Cg, OCg*T): W'[g, c, (oc, kh', kw')] = W[g*OCg + oc, c, KH-1-kh', KW-1-kw'] */
-            float *wt = cvx_buf(4, (size_t)(a->C * OCg * T));
-            if (!wt) return -1;
-            for (int64_t g = 0; g < a->G; g++)
-                for (int64_t c = 0; c < Cg; c++)
-                    for (int64_t oc = 0; oc < OCg; oc++)
-                        for (int64_t tap = 0; tap < T; tap++)
-                            wt[((g * Cg + c) * OCg + oc) * T + tap] = a->weight[((g * OCg + oc) * Cg + c) * T + T - 1 - tap];
+            /* A = W'[g, c, (oc, kh', kw')] = W[g*OCg + oc, c, KH-1-kh', KW-1-kw'] (packed from W directly) */
             conv_args d = *a;
-            d.out = dinp; d.inp = a->dout; d.weight = wt; d.bias = NULL;
+            d.out = dinp; d.inp = a->dout; d.weight = NULL; d.bias = NULL;
             d.C = a->OC; d.H = a->OH; d.W = a->OW; d.OC = a->C; d.OH = a->H; d.OW = a->W;
             d.pt = a->dh * (a->KH - 1) - a->pt; d.pl = a->dw * (a->KW - 1) - a->pl;
-            r = run_forward(&d, wt);
+            wview wv = {a->weight, 1, a->KH, a->KW, 0, 0, 1, 1};
+            r = run_forward(&d, wv);
         } else if (a->dh == 1 && a->dw == 1 && Cg >= 8 && a->sh * a->sw <= MAX_PHASES) {
             r = dx_phases(dinp, a);
         } else {
@@ -493,7 +519,7 @@ int conv_fast_backward(float *dinp, float *dweight, float *dbias, const conv_arg
                 cvx_pack_a(At + g * Kr * OCg, a->weight + g * OCg * K, 1, K, OCg, 0, K, OCg);
             conv_args d = *a;
             d.dinp = dinp;
-            fast_ctx f = {&d, NULL, NULL, At, NULL, 0, 0};
+            fast_ctx f = {&d, NULL, {NULL, 0, 0, 0, 0, 0, 0, 0}, NULL, At, NULL, 0, 0};
             gb_parallel(dx_strided_task, &f, nt);
             r = f.err ? -1 : 1;
         }
