@@ -127,6 +127,17 @@ static void col2im(float *dx, const float *dcol, const conv_args *a) {
 /* Depthwise (Cg == OCg == 1): a GEMM with K = KH*KW and M = 1 wastes the micro-kernel, so each
  * (image, channel) plane runs the taps directly, vectorised along the output row. */
 #define DW_MAX_KW 16  /* the valid column ranges of up to this many taps are tabulated per plane */
+/* The depthwise loops' tiers: as GB_MULTIVERSION, with 512-bit vectors on the AVX-512 tier (the plane
+ * loops are a few hundred floats long; GCC's default there is 256-bit vectors) */
+#if GB_X86
+#define DW_MULTIVERSION(name, params, call)                                                                  \
+    __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma,prefer-vector-width=512")))        \
+    static void name##_avx512 params { call; }                                                            \
+    GB_TARGET_AVX2 static void name##_avx2 params { call; }                                               \
+    static void name##_base params { call; }
+#else
+#define DW_MULTIVERSION GB_MULTIVERSION
+#endif
 #define DW_BLOCK 16   /* planes per item of the depthwise forward's dynamic schedule */
 #define DW_CBLOCK 8   /* channels per item of the depthwise backward's */
 static int depthwise(const conv_args *a) { return a->C == a->G && a->OC == a->G && a->KW <= DW_MAX_KW; }
@@ -155,7 +166,7 @@ static inline GB_INLINE void dw_fwd_body(float *o, const float *x, const float *
         }
     }
 }
-GB_MULTIVERSION(dw_fwd, (float *o, const float *x, const float *w, float bias, const conv_args *a),
+DW_MULTIVERSION(dw_fwd, (float *o, const float *x, const float *w, float bias, const conv_args *a),
                 dw_fwd_body(o, x, w, bias, a))
 
 static inline GB_INLINE void dw_bwd_body(float *dx, float *dwt, float *dbt, const float *dy, const float *x,
@@ -201,7 +212,7 @@ static inline GB_INLINE void dw_bwd_body(float *dx, float *dwt, float *dbt, cons
         }
     }
 }
-GB_MULTIVERSION(dw_bwd, (float *dx, float *dwt, float *dbt, const float *dy, const float *x, const float *w,
+DW_MULTIVERSION(dw_bwd, (float *dx, float *dwt, float *dbt, const float *dy, const float *x, const float *w,
                          const conv_args *a),
                 dw_bwd_body(dx, dwt, dbt, dy, x, w, a))
 
@@ -230,7 +241,7 @@ static inline GB_INLINE void dw1_fwd_body(float *o, const float *x, const float 
         }
     for (int64_t oh = 0; oh < a->OH; oh++) memcpy(o + oh * a->OW, t + oh * Wp, (size_t)a->OW * sizeof(float));
 }
-GB_MULTIVERSION(dw1_fwd, (float *o, const float *x, const float *w, float bias, float *xp, float *t,
+DW_MULTIVERSION(dw1_fwd, (float *o, const float *x, const float *w, float bias, float *xp, float *t,
                           const conv_args *a), dw1_fwd_body(o, x, w, bias, xp, t, a))
 
 static inline GB_INLINE void dw1_bwd_body(float *dx, float *dwt, float *dbt, const float *dy, const float *x,
@@ -270,7 +281,7 @@ static inline GB_INLINE void dw1_bwd_body(float *dx, float *dwt, float *dbt, con
         for (int64_t ih = 0; ih < a->H; ih++)
             memcpy(dx + ih * a->W, dxp + (ih + a->pt) * Wp + a->pl, (size_t)a->W * sizeof(float));
 }
-GB_MULTIVERSION(dw1_bwd, (float *dx, float *dwt, float *dbt, const float *dy, const float *x, const float *w,
+DW_MULTIVERSION(dw1_bwd, (float *dx, float *dwt, float *dbt, const float *dy, const float *x, const float *w,
                           float *xp, float *dxp, float *gp, const conv_args *a),
                 dw1_bwd_body(dx, dwt, dbt, dy, x, w, xp, dxp, gp, a))
 
