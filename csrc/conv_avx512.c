@@ -18,6 +18,7 @@
  * The forward and dinp schedule chunks of images dynamically (a thread that starts late or shares its
  * core does fewer); every output is one thread's. Scratch lives in thread-local buffers that grow on
  * demand and are kept (no page faults per call). The portable paths (AVX2 / base, depthwise) are conv.c's. */
+#include <sched.h>
 #include <stdlib.h>
 #include "internal/gb_common.h"
 #include "internal/gb_pool.h"
@@ -189,10 +190,21 @@ typedef struct {
     const float *At;       /* backward, stride > 1: (G, ceil(K/8)*8, OCg) packed W^T */
     float *dweight;        /* backward: (OC, Cg, KH, KW) */
     int64_t next;          /* the dynamic schedule's next chunk */
+    int64_t next2, done;   /* the weight packing's (dweight's reduction's) next block; blocks (slices) done */
     int err;
 } fast_ctx;
 
 static void fail(fast_ctx *f) { __atomic_store_n(&f->err, 1, __ATOMIC_RELAXED); }
+
+/* Wait until *cnt reaches target (or an error): not a barrier, so a thread that is not running (the other
+ * vCPU busy elsewhere) holds nobody up unless it holds unfinished work. */
+static void wait_count(const int64_t *cnt, int64_t target, const int *err) {
+    for (int spins = 0; __atomic_load_n(cnt, __ATOMIC_ACQUIRE) < target && !__atomic_load_n(err, __ATOMIC_RELAXED);
+         spins++) {
+        if (spins < 4096) _mm_pause();
+        else sched_yield();
+    }
+}
 
 /* out (OCg, P) (+ bias) = W (packed Ap) . col of one image's group with B read in place from the planes
  * xp (channel c, row r at xp + c*plane + r*Wp): stride-1 grids whose rows are 16k outputs wide, so
@@ -248,14 +260,17 @@ static void fwd_task(void *ctx, int t, int nt) {
     fast_ctx *f = ctx;
     const conv_args *a = f->a;
     int64_t Cg = a->C / a->G, OCg = a->OC / a->G, K = Cg * a->KH * a->KW, P = a->OH * a->OW;
-    int64_t Mp = (OCg + FMR - 1) / FMR * FMR, q0, q1;
-    /* the weights packed by the team, row blocks split statically, before any thread reads them */
-    gb_split(a->G * (Mp / FMR), t, nt, &q0, &q1);
-    for (int64_t q = q0; q < q1; q++) {
+    int64_t Mp = (OCg + FMR - 1) / FMR * FMR;
+    /* the weights packed by the team, row blocks claimed dynamically, all done before any is read */
+    int64_t nq = a->G * (Mp / FMR);
+    (void)t;
+    (void)nt;
+    for (int64_t q = gb_next_item(&f->next2); q < nq; q = gb_next_item(&f->next2)) {
         int64_t g = q / (Mp / FMR), i0 = (q % (Mp / FMR)) * FMR;
         pack_wblock(f->Ap + g * Mp * K + i0 * K, &f->wv, a, g, i0);
+        __atomic_add_fetch(&f->done, 1, __ATOMIC_RELEASE);
     }
-    gb_barrier();
+    wait_count(&f->done, nq, &f->err);
     int64_t nb = chunk_dynamic(P * K, a->B, nt), N = nb * P, Hp, Wp, nitems = (a->B + nb - 1) / nb;
     cvx_padded_dims(a, &Hp, &Wp);
     /* how the patches are read: an unpadded grid inside the image (1x1) from x itself; stride 2 from the
@@ -310,7 +325,7 @@ static int run_forward(const conv_args *a, wview wv) {
     int64_t Cg = a->C / a->G, OCg = a->OC / a->G, K = Cg * a->KH * a->KW, Mp = (OCg + FMR - 1) / FMR * FMR;
     float *Ap = cvx_buf(5, (size_t)(a->G * Mp * K));
     if (!Ap) return -1;
-    fast_ctx f = {a, Ap, wv, NULL, NULL, NULL, 0, 0};
+    fast_ctx f = {a, Ap, wv, NULL, NULL, NULL, 0, 0, 0, 0};
     gb_parallel(fwd_task, &f, fast_threads(a));
     return f.err ? -1 : 1;
 }
@@ -367,25 +382,27 @@ GB_TARGET_AVX512 static void dw_task(void *ctx, int t, int nt) {
                 fk_gemm(&cm, Ap, Bp, OCg, K, n * P, bs > b0, NULL);
             }
         }
+        __atomic_add_fetch(&f->done, 1, __ATOMIC_RELEASE);
     }
-    gb_barrier();  /* every thread reaches it, failed or not */
+    wait_count(&f->done, ns, &f->err);  /* every slice summed (not a barrier: see wait_count) */
     if (__atomic_load_n(&f->err, __ATOMIC_RELAXED)) return;
     /* dweight[oc, c, tap] = the slices' part[s, oc, k'] summed in slice order (k' = tap*Cg + c when
-     * tap-major), each thread its own rows */
-    int64_t o0, o1;
-    gb_split(a->OC, t, nt, &o0, &o1);
+     * tap-major), blocks of 8 rows claimed dynamically */
+    (void)t;
+    (void)nt;
     float *sum = Bp;  /* (K',): the panels are no longer needed */
-    for (int64_t oc = o0; oc < o1; oc++) {
-        float *d = f->dweight + oc * K;
-        if (!tapmajor) sum = d;  /* conv order already: sum in place */
-        memcpy(sum, f->dw_part + oc * K, (size_t)K * sizeof(float));
-        for (int64_t u = 1; u < ns; u++) {
-            const float *pu = f->dw_part + (u * a->OC + oc) * K;
-            #pragma omp simd
-            for (int64_t k = 0; k < K; k++) sum[k] += pu[k];
+    for (int64_t ob = gb_next_item(&f->next2); ob * 8 < a->OC; ob = gb_next_item(&f->next2))
+        for (int64_t oc = ob * 8; oc < imin(a->OC, ob * 8 + 8); oc++) {
+            float *d = f->dweight + oc * K;
+            if (!tapmajor) sum = d;  /* conv order already: sum in place */
+            memcpy(sum, f->dw_part + oc * K, (size_t)K * sizeof(float));
+            for (int64_t u = 1; u < ns; u++) {
+                const float *pu = f->dw_part + (u * a->OC + oc) * K;
+                #pragma omp simd
+                for (int64_t k = 0; k < K; k++) sum[k] += pu[k];
+            }
+            if (tapmajor) cvx_transpose(d, T, sum, Cg, T, Cg);  /* (T, Cg) -> (Cg, T) */
         }
-        if (tapmajor) cvx_transpose(d, T, sum, Cg, T, Cg);  /* (T, Cg) -> (Cg, T) */
-    }
 }
 
 static void dx_strided_task(void *ctx, int t, int nt) {
@@ -489,13 +506,13 @@ int conv_fast_backward(float *dinp, float *dweight, float *dbias, const conv_arg
     if (dbias) {
         conv_args b = *a;
         b.db_part = dbias;
-        fast_ctx f = {&b, NULL, {NULL, 0, 0, 0, 0, 0, 0, 0}, NULL, NULL, NULL, 0, 0};
+        fast_ctx f = {&b, NULL, {NULL, 0, 0, 0, 0, 0, 0, 0}, NULL, NULL, NULL, 0, 0, 0, 0};
         gb_parallel(db_task, &f, a->OC >= 64 && a->B * a->OC * a->OH * a->OW >= GB_PAR_MIN_ELEMS ? gb_threads() : 1);
     }
     if (dweight) {
         float *part = cvx_buf(6, (size_t)(dw_slots(a) * a->OC * K));
         if (!part) return -1;
-        fast_ctx f = {a, NULL, {NULL, 0, 0, 0, 0, 0, 0, 0}, part, NULL, dweight, 0, 0};
+        fast_ctx f = {a, NULL, {NULL, 0, 0, 0, 0, 0, 0, 0}, part, NULL, dweight, 0, 0, 0, 0};
         gb_parallel(dw_task, &f, nt);
         if (f.err) return -1;
     }
@@ -519,7 +536,7 @@ int conv_fast_backward(float *dinp, float *dweight, float *dbias, const conv_arg
                 cvx_pack_a(At + g * Kr * OCg, a->weight + g * OCg * K, 1, K, OCg, 0, K, OCg);
             conv_args d = *a;
             d.dinp = dinp;
-            fast_ctx f = {&d, NULL, {NULL, 0, 0, 0, 0, 0, 0, 0}, NULL, At, NULL, 0, 0};
+            fast_ctx f = {&d, NULL, {NULL, 0, 0, 0, 0, 0, 0, 0}, NULL, At, NULL, 0, 0, 0, 0};
             gb_parallel(dx_strided_task, &f, nt);
             r = f.err ? -1 : 1;
         }
