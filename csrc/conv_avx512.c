@@ -256,69 +256,96 @@ GB_TARGET_AVX512 static void pack_wblock(float *Ap, const wview *v, const conv_a
             }
 }
 
-static void fwd_task(void *ctx, int t, int nt) {
-    fast_ctx *f = ctx;
-    const conv_args *a = f->a;
+/* One thread's plan for a forward convolution a over nt threads: how the patches are read (an unpadded grid
+ * inside the image (1x1) from x itself; stride 2 from the four parity planes padded[2i + ry][2j + rx] at unit
+ * stride; else from the zero-padded planes), the items (images read in place, or chunks of nb images
+ * through patch panels), this thread's scratch and the tap offsets. */
+typedef struct {
+    int64_t nb, N, Hp, Wp, Hq, Wq, plane, xs, rs, cs, nitems;
+    int direct, parity, inplace;
+    float *Bp, *xp;
+    int32_t *idx, *kt;
+} fplan;
+
+static void fwd_geometry(fplan *pl, const conv_args *a, int nt) {
+    int64_t Cg = a->C / a->G, K = Cg * a->KH * a->KW, P = a->OH * a->OW;
+    cvx_padded_dims(a, &pl->Hp, &pl->Wp);
+    pl->direct = a->pt == 0 && a->pl == 0 && pl->Hp <= a->H && pl->Wp <= a->W;
+    pl->parity = !pl->direct && a->sh == 2 && a->sw == 2;
+    pl->Hq = (pl->Hp + 1) / 2;
+    pl->Wq = (pl->Wp + 1) / 2;
+    pl->plane = pl->parity ? 4 * pl->Hq * pl->Wq : pl->direct ? a->H * a->W : pl->Hp * pl->Wp;  /* per channel */
+    pl->xs = pl->direct ? a->C * a->H * a->W : Cg * pl->plane;                                 /* per image */
+    pl->rs = pl->parity ? pl->Wq : pl->direct ? a->sh * a->W : a->sh * pl->Wp;
+    pl->cs = pl->parity ? 1 : a->sw;
+    pl->inplace = pl->cs == 1 && (a->OW % 16 == 0 || (a->OW == 8 && a->OH % 2 == 0));
+    pl->nb = pl->inplace ? 1 : chunk_dynamic(P * K, a->B, nt);
+    pl->N = pl->nb * P;
+    pl->nitems = (a->B + pl->nb - 1) / pl->nb;
+}
+
+static int fwd_scratch(fplan *pl, const conv_args *a) {
+    int64_t Cg = a->C / a->G, K = Cg * a->KH * a->KW;
+    pl->Bp = pl->inplace ? NULL : cvx_buf(0, (size_t)((pl->N + FNR - 1) / FNR * FNR * K));
+    pl->xp = pl->direct ? (float *)a->inp : cvx_buf(2, (size_t)(pl->nb * Cg * pl->plane));
+    pl->idx = (int32_t *)cvx_buf(3, (size_t)((pl->N + 15) / 16 * 16 + K));  /* lane offsets, then tap offsets */
+    if ((!pl->inplace && !pl->Bp) || !pl->xp || !pl->idx) return 0;
+    pl->kt = pl->idx + (pl->N + 15) / 16 * 16;
+    for (int64_t c = 0; c < Cg; c++)
+        for (int64_t kh = 0; kh < a->KH; kh++)
+            for (int64_t kw = 0; kw < a->KW; kw++) {
+                int64_t y = kh * a->dh, x = kw * a->dw;
+                pl->kt[(c * a->KH + kh) * a->KW + kw] = (int32_t)(
+                    c * pl->plane + (pl->parity ? ((y % 2) * 2 + x % 2) * pl->Hq * pl->Wq + (y / 2) * pl->Wq + x / 2
+                                                : y * (pl->direct ? a->W : pl->Wp) + x));
+            }
+    return 1;
+}
+
+/* item it of the plan: images [it*nb, it*nb + n) of a->out (+ bias) */
+static void fwd_item(const fplan *pl, const conv_args *a, const float *Ap, int64_t it) {
     int64_t Cg = a->C / a->G, OCg = a->OC / a->G, K = Cg * a->KH * a->KW, P = a->OH * a->OW;
-    int64_t Mp = (OCg + FMR - 1) / FMR * FMR;
-    /* the weights packed by the team, row blocks claimed dynamically, all done before any is read */
+    int64_t Mp = (OCg + FMR - 1) / FMR * FMR, bs = it * pl->nb, n = imin(pl->nb, a->B - bs);
+    for (int64_t g = 0; g < a->G; g++) {
+        const float *xg = a->inp + (bs * a->C + g * Cg) * a->H * a->W;
+        const float *src = pl->direct ? xg : pl->xp, *bias = a->bias ? a->bias + g * OCg : NULL;
+        if (pl->parity) cvx_phase_planes(pl->xp, xg, n, a, pl->Hq, pl->Wq);
+        else if (!pl->direct) cvx_pad_planes(pl->xp, xg, n, a, pl->Hp, pl->Wp);
+        if (pl->inplace) {  /* B in place: no im2col */
+            fwd_inplace(a->out + (bs * a->OC + g * OCg) * P, Ap + g * Mp * K, pl->kt, src, pl->rs, a, OCg, K, bias);
+        } else {
+            cvx_im2col32(pl->Bp, src, pl->idx, pl->kt, n, a, pl->xs, pl->rs, pl->cs);
+            cmap cm = {a->out + (bs * a->OC + g * OCg) * P, P, P, a->OC * P};
+            fk_gemm(&cm, Ap + g * Mp * K, pl->Bp, OCg, n * P, K, 0, bias);
+        }
+    }
+}
+
+/* the team packs the weights: row blocks claimed dynamically, all done before any is read */
+static void pack_weights(fast_ctx *f) {
+    const conv_args *a = f->a;
+    int64_t OCg = a->OC / a->G, K = (a->C / a->G) * a->KH * a->KW, Mp = (OCg + FMR - 1) / FMR * FMR;
     int64_t nq = a->G * (Mp / FMR);
-    (void)t;
-    (void)nt;
     for (int64_t q = gb_next_item(&f->next2); q < nq; q = gb_next_item(&f->next2)) {
         int64_t g = q / (Mp / FMR), i0 = (q % (Mp / FMR)) * FMR;
         pack_wblock(f->Ap + g * Mp * K + i0 * K, &f->wv, a, g, i0);
         __atomic_add_fetch(&f->done, 1, __ATOMIC_RELEASE);
     }
     wait_count(&f->done, nq, &f->err);
-    int64_t nb = chunk_dynamic(P * K, a->B, nt), N = nb * P, Hp, Wp, nitems = (a->B + nb - 1) / nb;
-    cvx_padded_dims(a, &Hp, &Wp);
-    /* how the patches are read: an unpadded grid inside the image (1x1) from x itself; stride 2 from the
-     * four phase planes (padded[2i + ry][2j + rx]) at unit stride; else from the zero-padded planes */
-    int direct = a->pt == 0 && a->pl == 0 && Hp <= a->H && Wp <= a->W;
-    int phases = !direct && a->sh == 2 && a->sw == 2;
-    int64_t Hq = (Hp + 1) / 2, Wq = (Wp + 1) / 2;
-    int64_t plane = phases ? 4 * Hq * Wq : direct ? a->H * a->W : Hp * Wp;    /* per channel */
-    int64_t xs = direct ? a->C * a->H * a->W : Cg * plane;                      /* per image */
-    int64_t rs = phases ? Wq : direct ? a->sh * a->W : a->sh * Wp, cs = phases ? 1 : a->sw;
-    float *Bp = cvx_buf(0, (size_t)((N + FNR - 1) / FNR * FNR * K));
-    float *xp = direct ? (float *)a->inp : cvx_buf(2, (size_t)(nb * Cg * plane));
-    int32_t *idx = (int32_t *)cvx_buf(3, (size_t)((N + 15) / 16 * 16 + K));  /* lane offsets, then tap offsets */
-    if (!Bp || !xp || !idx) {
+}
+
+static void fwd_task(void *ctx, int t, int nt) {
+    fast_ctx *f = ctx;
+    const conv_args *a = f->a;
+    fplan pl;
+    (void)t;
+    pack_weights(f);
+    fwd_geometry(&pl, a, nt);
+    if (!fwd_scratch(&pl, a)) {
         fail(f);
         return;
     }
-    int32_t *kt = idx + (N + 15) / 16 * 16;
-    for (int64_t c = 0; c < Cg; c++)
-        for (int64_t kh = 0; kh < a->KH; kh++)
-            for (int64_t kw = 0; kw < a->KW; kw++) {
-                int64_t y = kh * a->dh, x = kw * a->dw;
-                kt[(c * a->KH + kh) * a->KW + kw] =
-                    (int32_t)(c * plane + (phases ? ((y % 2) * 2 + x % 2) * Hq * Wq + (y / 2) * Wq + x / 2
-                                                  : y * (direct ? a->W : Wp) + x));
-            }
-    if (cs == 1 && (a->OW % 16 == 0 || (a->OW == 8 && a->OH % 2 == 0))) {  /* B in place: no im2col */
-        for (int64_t b = gb_next_item(&f->next); b < a->B; b = gb_next_item(&f->next))
-            for (int64_t g = 0; g < a->G; g++) {
-                const float *xg = a->inp + (b * a->C + g * Cg) * a->H * a->W;
-                if (phases) cvx_phase_planes(xp, xg, 1, a, Hq, Wq);
-                else if (!direct) cvx_pad_planes(xp, xg, 1, a, Hp, Wp);
-                fwd_inplace(a->out + (b * a->OC + g * OCg) * P, f->Ap + g * Mp * K, kt, direct ? xg : xp, rs, a,
-                            OCg, K, a->bias ? a->bias + g * OCg : NULL);
-            }
-        return;
-    }
-    for (int64_t it = gb_next_item(&f->next); it < nitems; it = gb_next_item(&f->next)) {
-        int64_t bs = it * nb, n = imin(nb, a->B - bs);
-        for (int64_t g = 0; g < a->G; g++) {
-            const float *xg = a->inp + (bs * a->C + g * Cg) * a->H * a->W;
-            if (phases) cvx_phase_planes(xp, xg, n, a, Hq, Wq);
-            else if (!direct) cvx_pad_planes(xp, xg, n, a, Hp, Wp);
-            cvx_im2col32(Bp, direct ? xg : xp, idx, kt, n, a, xs, rs, cs);
-            cmap cm = {a->out + (bs * a->OC + g * OCg) * P, P, P, a->OC * P};
-            fk_gemm(&cm, f->Ap + g * Mp * K, Bp, OCg, n * P, K, 0, a->bias ? a->bias + g * OCg : NULL);
-        }
-    }
+    for (int64_t it = gb_next_item(&f->next); it < pl.nitems; it = gb_next_item(&f->next)) fwd_item(&pl, a, f->Ap, it);
 }
 
 static int run_forward(const conv_args *a, wview wv) {
