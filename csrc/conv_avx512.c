@@ -478,52 +478,120 @@ static void db_task(void *ctx, int t, int nt) {
  * only the taps kh = rh + m*sh, rh = (py + pt) % sh, from dout rows oh = i + qh - m, qh = (py + pt - rh)/sh:
  * a stride-1 forward convolution of dout with Mh x Mw taps (flipped) and pads Mh-1-qh, Mw-1-qw. The
  * phases are written to scratch, then interleaved into dx in parallel (no col2im, no scatter-add). */
-#define MAX_PHASES 64
+#define MAX_PHASES 16
+/* All the phases in one parallel region: the team packs every phase's weights, then takes items
+ * (phase, chunk of images) dynamically; an item runs its phase's forward on its images into scratch and
+ * interleaves them into dx at once (cache-hot). A phase no tap reaches is zeroed, 8 images an item. */
 typedef struct {
+    const conv_args *a;             /* the layer */
     float *dinp;
-    const float *out[MAX_PHASES];  /* phase (py, px) at py*sw + px: (B*C, Hph, Wph), NULL: no tap reaches it */
-    int64_t BC, H, W, sh, sw;
-} phase_args;
+    int nph;
+    conv_args d[MAX_PHASES];        /* each phase's forward (d.KH == 0: no tap reaches it); d.out: scratch */
+    wview wv[MAX_PHASES];
+    float *Ap[MAX_PHASES];
+    int64_t py[MAX_PHASES], px[MAX_PHASES];
+    int64_t next, next2, done;
+    int err;
+} phases_ctx;
 
-static void interleave_task(void *ctx, int t, int nt) {
-    phase_args *p = ctx;
-    int64_t n0, n1;
-    gb_split(p->BC, t, nt, &n0, &n1);
-    for (int64_t bc = n0; bc < n1; bc++)
-        for (int64_t py = 0; py < p->sh && py < p->H; py++)
-            for (int64_t px = 0; px < p->sw && px < p->W; px++) {
-                int64_t Hph = (p->H - py + p->sh - 1) / p->sh, Wph = (p->W - px + p->sw - 1) / p->sw;
-                const float *o = p->out[py * p->sw + px];
-                float *dx = p->dinp + bc * p->H * p->W + py * p->W + px;
-                if (o) o += bc * Hph * Wph;
-                for (int64_t i = 0; i < Hph; i++)
-                    for (int64_t j = 0; j < Wph; j++) dx[i * p->sh * p->W + j * p->sw] = o ? o[i * Wph + j] : 0.0f;
+static int64_t phase_wblocks(const conv_args *d) {
+    return d->KH ? d->G * ((d->OC / d->G + FMR - 1) / FMR) : 0;
+}
+
+static void phases_task(void *ctx, int t, int nt) {
+    phases_ctx *f = ctx;
+    const conv_args *a = f->a;
+    int64_t q0[MAX_PHASES + 1], i0[MAX_PHASES + 1];  /* prefix sums of weight blocks and items (from nt) */
+    fplan pl;
+    (void)t;
+    q0[0] = i0[0] = 0;
+    for (int p = 0; p < f->nph; p++) {
+        q0[p + 1] = q0[p] + phase_wblocks(&f->d[p]);
+        if (f->d[p].KH) fwd_geometry(&pl, &f->d[p], nt);
+        i0[p + 1] = i0[p] + (f->d[p].KH ? pl.nitems : (a->B + 7) / 8);
+    }
+    for (int64_t q = gb_next_item(&f->next2); q < q0[f->nph]; q = gb_next_item(&f->next2)) {
+        int p = 0;
+        while (q >= q0[p + 1]) p++;
+        const conv_args *d = &f->d[p];
+        int64_t nbk = (d->OC / d->G + FMR - 1) / FMR, K = (d->C / d->G) * d->KH * d->KW, g = (q - q0[p]) / nbk;
+        int64_t r0 = ((q - q0[p]) % nbk) * FMR;
+        pack_wblock(f->Ap[p] + (g * nbk * FMR + r0) * K, &f->wv[p], d, g, r0);
+        __atomic_add_fetch(&f->done, 1, __ATOMIC_RELEASE);
+    }
+    wait_count(&f->done, q0[f->nph], &f->err);
+    int cur = -1;
+    for (int64_t it = gb_next_item(&f->next); it < i0[f->nph] && !__atomic_load_n(&f->err, __ATOMIC_RELAXED);
+         it = gb_next_item(&f->next)) {
+        int p = 0;
+        while (it >= i0[p + 1]) p++;
+        const conv_args *d = &f->d[p];
+        int64_t py = f->py[p], px = f->px[p], sh = a->sh, sw = a->sw, bs, n;
+        int64_t Hph = (a->H - py + sh - 1) / sh, Wph = (a->W - px + sw - 1) / sw;
+        if (d->KH) {
+            if (p != cur) {
+                fwd_geometry(&pl, d, nt);
+                if (!fwd_scratch(&pl, d)) {
+                    __atomic_store_n(&f->err, 1, __ATOMIC_RELAXED);
+                    return;
+                }
+                cur = p;
             }
+            fwd_item(&pl, d, f->Ap[p], it - i0[p]);
+            bs = (it - i0[p]) * pl.nb;
+            n = imin(pl.nb, a->B - bs);
+        } else {
+            bs = (it - i0[p]) * 8;
+            n = imin(8, a->B - bs);
+        }
+        for (int64_t bc = bs * a->C; bc < (bs + n) * a->C; bc++) {  /* interleave (or zero) these images */
+            const float *o = d->KH ? d->out + bc * Hph * Wph : NULL;
+            float *dx = f->dinp + bc * a->H * a->W + py * a->W + px;
+            for (int64_t i = 0; i < Hph; i++)
+                for (int64_t j = 0; j < Wph; j++) dx[i * sh * a->W + j * sw] = o ? o[i * Wph + j] : 0.0f;
+        }
+    }
 }
 
 static int dx_phases(float *dinp, const conv_args *a) {
-    int64_t sh = a->sh, sw = a->sw;
+    int64_t sh = a->sh, sw = a->sw, nA = 0;
+    phases_ctx f;
+    memset(&f, 0, sizeof f);
+    f.a = a;
+    f.dinp = dinp;
     float *out = cvx_buf(7, (size_t)(a->B * a->C * a->H * a->W));
     if (!out) return -1;
-    phase_args pa = {dinp, {NULL}, a->B * a->C, a->H, a->W, sh, sw};
     for (int64_t py = 0; py < sh && py < a->H; py++)
         for (int64_t px = 0; px < sw && px < a->W; px++) {
+            int p = f.nph++;
             int64_t Hph = (a->H - py + sh - 1) / sh, Wph = (a->W - px + sw - 1) / sw;
             int64_t rh = (py + a->pt) % sh, rw = (px + a->pl) % sw;
             int64_t Mh = rh < a->KH ? (a->KH - 1 - rh) / sh + 1 : 0, Mw = rw < a->KW ? (a->KW - 1 - rw) / sw + 1 : 0;
-            if (Mh == 0 || Mw == 0) continue;  /* no tap reaches these positions: zeros */
             int64_t qh = (py + a->pt - rh) / sh, qw = (px + a->pl - rw) / sw;
-            conv_args d = *a;
-            d.out = out; d.inp = a->dout; d.weight = NULL; d.bias = NULL;
-            d.C = a->OC; d.H = a->OH; d.W = a->OW; d.OC = a->C; d.KH = Mh; d.KW = Mw; d.OH = Hph; d.OW = Wph;
-            d.sh = d.sw = 1; d.pt = Mh - 1 - qh; d.pl = Mw - 1 - qw;
+            conv_args *d = &f.d[p];
+            *d = *a;
+            f.py[p] = py;
+            f.px[p] = px;
+            if (Mh == 0 || Mw == 0) {  /* no tap reaches these positions: zeros */
+                d->KH = d->KW = 0;
+                continue;
+            }
+            d->out = out; d->inp = a->dout; d->weight = NULL; d->bias = NULL;
+            d->C = a->OC; d->H = a->OH; d->W = a->OW; d->OC = a->C; d->KH = Mh; d->KW = Mw; d->OH = Hph; d->OW = Wph;
+            d->sh = d->sw = 1; d->pt = Mh - 1 - qh; d->pl = Mw - 1 - qw;
             wview wv = {a->weight, 1, a->KH, a->KW, rh, rw, sh, sw};  /* the taps rh + m*sh, rw + n*sw */
-            if (run_forward(&d, wv) < 0) return -1;
-            pa.out[py * sw + px] = out;
+            f.wv[p] = wv;
             out += a->B * a->C * Hph * Wph;
+            nA += phase_wblocks(d) * FMR * (d->C / d->G) * Mh * Mw;
         }
-    gb_parallel(interleave_task, &pa, a->B * a->C * a->H * a->W >= GB_PAR_MIN_ELEMS ? gb_threads() : 1);
-    return 1;
+    float *Ap = cvx_buf(5, (size_t)(nA > 0 ? nA : 1));
+    if (!Ap) return -1;
+    for (int p = 0; p < f.nph; p++) {
+        f.Ap[p] = Ap;
+        Ap += phase_wblocks(&f.d[p]) * FMR * (f.d[p].C / f.d[p].G) * f.d[p].KH * f.d[p].KW;
+    }
+    gb_parallel(phases_task, &f, fast_threads(a));
+    return f.err ? -1 : 1;
 }
 
 int conv_fast_backward(float *dinp, float *dweight, float *dbias, const conv_args *a) {
