@@ -139,7 +139,6 @@ static void col2im(float *dx, const float *dcol, const conv_args *a) {
 #define DW_MULTIVERSION GB_MULTIVERSION
 #endif
 #define DW_BLOCK 16   /* planes per item of the depthwise forward's dynamic schedule */
-#define DW_CBLOCK 8   /* channels per item of the depthwise backward's */
 static int depthwise(const conv_args *a) { return a->C == a->G && a->OC == a->G && a->KW <= DW_MAX_KW; }
 
 static inline GB_INLINE void dw_fwd_body(float *o, const float *x, const float *w, float bias, const conv_args *a) {
@@ -443,12 +442,9 @@ static void conv_bwd_task(void *ctx, int t, int nt) {
     int64_t Cg = a->C / a->G, OCg = a->OC / a->G, K = Cg * a->KH * a->KW, P = a->OH * a->OW;
     int64_t i0, i1;
     int direct = pointwise(a);
-    float *dw_t = a->dw_part ? a->dw_part + (int64_t)t * a->OC * K : NULL;   /* (OC, K), zeroed */
-    float *db_t = a->db_part ? a->db_part + (int64_t)t * a->OC : NULL;       /* (OC,), zeroed */
-    /* depthwise: blocks of DW_CBLOCK channels scheduled dynamically, image by image (the block's planes
-     * are contiguous); a channel's weight gradient sums its planes in batch order on one thread (the
-     * other threads' partials stay zero there), so the result does not depend on the schedule */
-    int64_t ncb = (a->G + DW_CBLOCK - 1) / DW_CBLOCK;
+    /* depthwise: images scheduled dynamically (an image's C planes are contiguous), each summing its weight
+     * and bias gradients into its own partial (dw_part (B, OC, K), db_part (B, OC)), which the caller adds
+     * in image order: the result does not depend on the schedule or the thread count */
     if (depthwise(a) && dw_flat(a)) {
         int64_t Wp = a->OW + a->dw * (a->KW - 1), Hp = a->OH + a->dh * (a->KH - 1);
         float *xp = conv_alloc((size_t)(Hp * Wp)), *dxp = conv_alloc((size_t)(Hp * Wp));
@@ -456,14 +452,15 @@ static void conv_bwd_task(void *ctx, int t, int nt) {
         if (!xp || !dxp || !gp) {
             mark_error(a);
         } else {
-            for (int64_t cb = gb_next_item(&a->next); cb < ncb; cb = gb_next_item(&a->next))
-                for (int64_t b = 0; b < a->B; b++)
-                    for (int64_t c = cb * DW_CBLOCK; c < a->G && c < (cb + 1) * DW_CBLOCK; c++) {
-                        int64_t it = b * a->G + c;
-                        GB_CALL(dw1_bwd, (a->dinp ? a->dinp + it * a->H * a->W : NULL, dw_t ? dw_t + c * K : NULL,
-                                          db_t ? db_t + c : NULL, a->dout + it * P, a->inp + it * a->H * a->W,
-                                          a->weight + c * K, xp, dxp, gp, a));
-                    }
+            for (int64_t b = gb_next_item(&a->next); b < a->B; b = gb_next_item(&a->next)) {
+                float *dwb = a->dw_part ? a->dw_part + b * a->OC * K : NULL, *dbb = a->db_part ? a->db_part + b * a->OC : NULL;
+                for (int64_t c = 0; c < a->G; c++) {
+                    int64_t it = b * a->G + c;
+                    GB_CALL(dw1_bwd, (a->dinp ? a->dinp + it * a->H * a->W : NULL, dwb ? dwb + c * K : NULL,
+                                      dbb ? dbb + c : NULL, a->dout + it * P, a->inp + it * a->H * a->W,
+                                      a->weight + c * K, xp, dxp, gp, a));
+                }
+            }
         }
         free(xp);
         free(dxp);
@@ -471,16 +468,19 @@ static void conv_bwd_task(void *ctx, int t, int nt) {
         return;
     }
     if (depthwise(a)) {
-        for (int64_t cb = gb_next_item(&a->next); cb < ncb; cb = gb_next_item(&a->next))
-            for (int64_t b = 0; b < a->B; b++)
-                for (int64_t c = cb * DW_CBLOCK; c < a->G && c < (cb + 1) * DW_CBLOCK; c++) {
-                    int64_t it = b * a->G + c;
-                    GB_CALL(dw_bwd, (a->dinp ? a->dinp + it * a->H * a->W : NULL, dw_t ? dw_t + c * K : NULL,
-                                     db_t ? db_t + c : NULL, a->dout + it * P, a->inp + it * a->H * a->W,
-                                     a->weight + c * K, a));
-                }
+        for (int64_t b = gb_next_item(&a->next); b < a->B; b = gb_next_item(&a->next)) {
+            float *dwb = a->dw_part ? a->dw_part + b * a->OC * K : NULL, *dbb = a->db_part ? a->db_part + b * a->OC : NULL;
+            for (int64_t c = 0; c < a->G; c++) {
+                int64_t it = b * a->G + c;
+                GB_CALL(dw_bwd, (a->dinp ? a->dinp + it * a->H * a->W : NULL, dwb ? dwb + c * K : NULL,
+                                 dbb ? dbb + c : NULL, a->dout + it * P, a->inp + it * a->H * a->W,
+                                 a->weight + c * K, a));
+            }
+        }
         return;
     }
+    float *dw_t = a->dw_part ? a->dw_part + (int64_t)t * a->OC * K : NULL;   /* (OC, K), zeroed */
+    float *db_t = a->db_part ? a->db_part + (int64_t)t * a->OC : NULL;       /* (OC,), zeroed */
     gb_split(a->B * a->G, t, nt, &i0, &i1);
     if (i0 >= i1) return;
     size_t w1 = gb_gemm_small_ws(P), w2 = gb_gemm_small_ws(OCg);
@@ -543,31 +543,31 @@ int conv2d_backward(float *dinp, float *dweight, float *dbias,
     int fast = conv_fast_backward(dinp, dweight, dbias, &a);
     if (fast) return fast < 0 ? -1 : 0;
     int nt = conv_threads(&a);
-    int64_t K = (C / G) * KH * KW;
+    int64_t K = (C / G) * KH * KW, ns = depthwise(&a) ? B : nt;  /* partial slots: per image / per thread */
     if (dweight) {
-        a.dw_part = calloc((size_t)nt * OC * K, sizeof(float));
+        a.dw_part = calloc((size_t)ns * OC * K, sizeof(float));
         if (!a.dw_part) return -1;
     }
     if (dbias) {
-        a.db_part = calloc((size_t)nt * OC, sizeof(float));
+        a.db_part = calloc((size_t)ns * OC, sizeof(float));
         if (!a.db_part) {
             free(a.dw_part);
             return -1;
         }
     }
     gb_parallel(conv_bwd_task, &a, nt);
-    /* sum the per-thread partials in thread order (deterministic for a thread count) */
+    /* sum the partials in slot order (deterministic for a thread count; depthwise: for any) */
     if (dweight && !a.err) {
         memcpy(dweight, a.dw_part, (size_t)(OC * K) * sizeof(float));
-        for (int t = 1; t < nt; t++) {
-            const float *p = a.dw_part + (int64_t)t * OC * K;
+        for (int64_t t = 1; t < ns; t++) {
+            const float *p = a.dw_part + t * OC * K;
             for (int64_t i = 0; i < OC * K; i++) dweight[i] += p[i];
         }
     }
     if (dbias && !a.err) {
         memcpy(dbias, a.db_part, (size_t)OC * sizeof(float));
-        for (int t = 1; t < nt; t++)
-            for (int64_t i = 0; i < OC; i++) dbias[i] += a.db_part[(int64_t)t * OC + i];
+        for (int64_t t = 1; t < ns; t++)
+            for (int64_t i = 0; i < OC; i++) dbias[i] += a.db_part[t * OC + i];
     }
     free(a.dw_part);
     free(a.db_part);

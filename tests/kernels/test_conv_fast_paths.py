@@ -102,3 +102,25 @@ def _random_cases(n, seed=5):
 @pytest.mark.parametrize("case", _random_cases(16))
 def test_conv2d_fast_paths_random(backend, case):
     test_conv2d_fast_paths(backend, case)
+
+
+@pytest.mark.parametrize("backend", CONV_C)
+def test_depthwise_thread_counts_agree_exactly(backend):
+    """Depthwise convolutions (conv.c, every tier) schedule planes / images dynamically; each output is one
+    thread's and dweight sums per-image partials in image order, so 1 and 2 threads give the same bits."""
+    mod = backend_module(backend)
+    rng = np.random.default_rng(6)
+    x, w = rand(rng, (12, 32, 16, 16), np.float32), rand(rng, (32, 1, 3, 3), np.float32)
+    g = rand(rng, (12, 32, 16, 16), np.float32)
+    outs = []
+    try:
+        for nt in (1, 2):
+            mod.set_num_threads(nt)
+            outs.append((mod.conv2d_forward(x, w, None, padding=1, groups=32),)
+                        + mod.conv2d_backward(g, x, w, padding=1, groups=32))
+    finally:
+        mod.set_num_threads(mod.runtime_info()["omp_max_threads"])
+    for a, b in zip(*outs):
+        np.testing.assert_array_equal(a, b)
+    want = ref.conv2d_backward(g, x, w, padding=1, groups=32)
+    assert_all_close(outs[0][1:], want, np.float32, "backward", scale=100)
