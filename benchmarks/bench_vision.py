@@ -6,7 +6,11 @@ peak RSS?
 
 1. conv2d: for each shape, forward + backward (dx and dweight, no bias) of the same float32 inputs in
    one process, the two sides alternating, the median of --repeat rounds; outputs and gradients are
-   checked against each other first (relative max error reported).
+   checked against each other first (relative max error reported). Each timed call is followed by
+   --settle ms of sleep: both sides' idle worker threads spin for a while after a parallel region
+   (torch's OpenMP team, goldbull_np's pool), and without the pause one side's spinning workers
+   share the 2 cores with the other side's timed call (on this 2-vCPU machine that halved the
+   second thread of whichever side ran next).
 2. Training steps: each side in its own fresh process (peak RSS = VmHWM of the whole process, imports
    included) builds the same model (benchmarks/bench_vision.py's torch mirror has goldbull's parameter
    names), loads the same weights (written once by the parent), trains on the same batch: forward,
@@ -49,7 +53,7 @@ LR, WD = 1e-3, 0.05
 
 
 # ---- 1. conv2d ----------------------------------------------------------------------------------------
-def bench_conv(threads, repeat):
+def bench_conv(threads, repeat, settle_ms=10.0):
     import torch
     import goldbull_np.kernels as K
     K.set_num_threads(threads)
@@ -84,9 +88,11 @@ def bench_conv(threads, repeat):
             t0 = time.perf_counter()
             ours()
             t_ours.append(time.perf_counter() - t0)
+            time.sleep(settle_ms / 1e3)
             t0 = time.perf_counter()
             theirs()
             t_torch.append(time.perf_counter() - t0)
+            time.sleep(settle_ms / 1e3)
         o, t = float(np.median(t_ours)) * 1e3, float(np.median(t_torch)) * 1e3
         rows.append(dict(shape=name, ours_ms=o, torch_ms=t, ratio=o / t, max_rel_err=err))
         del dy
@@ -297,6 +303,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeat", type=int, default=7, help="conv2d rounds (median)")
+    p.add_argument("--settle", type=float, default=10.0, help="ms of sleep after each timed conv2d call")
     p.add_argument("--steps", type=int, default=10, help="timed training steps (median)")
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--models", default="resnet_small,vit_tiny")
@@ -316,9 +323,10 @@ def main(argv=None):
     except ImportError:
         print("torch is not importable: nothing to compare against")
         return 0
-    out = {"threads": args.threads, "note": "medians; the machine may be shared with other work"}
+    out = {"threads": args.threads, "settle_ms": args.settle,
+           "note": "medians; the machine may be shared with other work"}
     if not args.skip_conv:
-        rows = bench_conv(args.threads, args.repeat)
+        rows = bench_conv(args.threads, args.repeat, args.settle)
         print_table(rows, [("shape", "conv2d fwd+bwd", "{}"), ("ours_ms", "goldbull_np ms", "{:.2f}"),
                            ("torch_ms", "torch ms", "{:.2f}"), ("ratio", "ratio", "{:.2f}"),
                            ("max_rel_err", "max rel err", "{:.1e}")],

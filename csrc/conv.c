@@ -1,4 +1,6 @@
-/* conv2d over NCHW as implicit GEMMs, one (image, group) pair at a time.
+/* conv2d over NCHW as implicit GEMMs, one (image, group) pair at a time: the AVX2 and base tiers, and
+ * depthwise convolutions on every tier. On an AVX-512 CPU every other convolution runs conv_avx512.c's
+ * path (conv2d_forward/backward try it first).
  *
  * The team splits the B*G (image, group) pairs statically (a deterministic sum order for dweight at a
  * given thread count). Each thread writes its pair's patches straight into the micro-kernel's B panels
@@ -16,14 +18,10 @@
 #include "internal/gb_common.h"
 #include "internal/gb_gemm.h"
 #include "internal/gb_pool.h"
+#include "internal/conv_args.h"
 #include "conv.h"
 
-typedef struct {
-    float *out, *dinp, *dw_part, *db_part;       /* dw_part (nt, OC, K), db_part (nt, OC) */
-    const float *inp, *weight, *bias, *dout;
-    int64_t B, C, H, W, OC, KH, KW, OH, OW, sh, sw, pt, pl, dh, dw, G;
-    int err;
-} conv_args;
+
 
 static float *conv_alloc(size_t nfloats) {
     void *p = NULL;
@@ -129,6 +127,18 @@ static void col2im(float *dx, const float *dcol, const conv_args *a) {
 /* Depthwise (Cg == OCg == 1): a GEMM with K = KH*KW and M = 1 wastes the micro-kernel, so each
  * (image, channel) plane runs the taps directly, vectorised along the output row. */
 #define DW_MAX_KW 16  /* the valid column ranges of up to this many taps are tabulated per plane */
+/* The depthwise loops' tiers: as GB_MULTIVERSION, with 512-bit vectors on the AVX-512 tier (the plane
+ * loops are a few hundred floats long; GCC's default there is 256-bit vectors) */
+#if GB_X86
+#define DW_MULTIVERSION(name, params, call)                                                                  \
+    __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma,prefer-vector-width=512")))        \
+    static void name##_avx512 params { call; }                                                            \
+    GB_TARGET_AVX2 static void name##_avx2 params { call; }                                               \
+    static void name##_base params { call; }
+#else
+#define DW_MULTIVERSION GB_MULTIVERSION
+#endif
+#define DW_BLOCK 16   /* planes per item of the depthwise forward's dynamic schedule */
 static int depthwise(const conv_args *a) { return a->C == a->G && a->OC == a->G && a->KW <= DW_MAX_KW; }
 
 static inline GB_INLINE void dw_fwd_body(float *o, const float *x, const float *w, float bias, const conv_args *a) {
@@ -155,7 +165,7 @@ static inline GB_INLINE void dw_fwd_body(float *o, const float *x, const float *
         }
     }
 }
-GB_MULTIVERSION(dw_fwd, (float *o, const float *x, const float *w, float bias, const conv_args *a),
+DW_MULTIVERSION(dw_fwd, (float *o, const float *x, const float *w, float bias, const conv_args *a),
                 dw_fwd_body(o, x, w, bias, a))
 
 static inline GB_INLINE void dw_bwd_body(float *dx, float *dwt, float *dbt, const float *dy, const float *x,
@@ -201,7 +211,7 @@ static inline GB_INLINE void dw_bwd_body(float *dx, float *dwt, float *dbt, cons
         }
     }
 }
-GB_MULTIVERSION(dw_bwd, (float *dx, float *dwt, float *dbt, const float *dy, const float *x, const float *w,
+DW_MULTIVERSION(dw_bwd, (float *dx, float *dwt, float *dbt, const float *dy, const float *x, const float *w,
                          const conv_args *a),
                 dw_bwd_body(dx, dwt, dbt, dy, x, w, a))
 
@@ -230,7 +240,7 @@ static inline GB_INLINE void dw1_fwd_body(float *o, const float *x, const float 
         }
     for (int64_t oh = 0; oh < a->OH; oh++) memcpy(o + oh * a->OW, t + oh * Wp, (size_t)a->OW * sizeof(float));
 }
-GB_MULTIVERSION(dw1_fwd, (float *o, const float *x, const float *w, float bias, float *xp, float *t,
+DW_MULTIVERSION(dw1_fwd, (float *o, const float *x, const float *w, float bias, float *xp, float *t,
                           const conv_args *a), dw1_fwd_body(o, x, w, bias, xp, t, a))
 
 static inline GB_INLINE void dw1_bwd_body(float *dx, float *dwt, float *dbt, const float *dy, const float *x,
@@ -270,7 +280,7 @@ static inline GB_INLINE void dw1_bwd_body(float *dx, float *dwt, float *dbt, con
         for (int64_t ih = 0; ih < a->H; ih++)
             memcpy(dx + ih * a->W, dxp + (ih + a->pt) * Wp + a->pl, (size_t)a->W * sizeof(float));
 }
-GB_MULTIVERSION(dw1_bwd, (float *dx, float *dwt, float *dbt, const float *dy, const float *x, const float *w,
+DW_MULTIVERSION(dw1_bwd, (float *dx, float *dwt, float *dbt, const float *dy, const float *x, const float *w,
                           float *xp, float *dxp, float *gp, const conv_args *a),
                 dw1_bwd_body(dx, dwt, dbt, dy, x, w, xp, dxp, gp, a))
 
@@ -348,28 +358,33 @@ static void conv_fwd_task(void *ctx, int t, int nt) {
     conv_args *a = ctx;
     int64_t Cg = a->C / a->G, OCg = a->OC / a->G, K = Cg * a->KH * a->KW, P = a->OH * a->OW;
     int64_t i0, i1;
-    gb_split(a->B * a->G, t, nt, &i0, &i1);
-    if (i0 >= i1) return;
+    /* depthwise: the B*C planes in blocks of DW_BLOCK, scheduled dynamically (a thread that starts
+     * late or shares its core takes fewer; every plane is one thread's, so the result is the same) */
+    int64_t nblk = (a->B * a->G + DW_BLOCK - 1) / DW_BLOCK;
     if (depthwise(a) && dw_flat(a)) {
         int64_t Wp = a->OW + a->dw * (a->KW - 1), Hp = a->OH + a->dh * (a->KH - 1);
         float *xp = conv_alloc((size_t)(Hp * Wp)), *t = conv_alloc((size_t)(a->OH * Wp));
         if (!xp || !t) {
             mark_error(a);
         } else {
-            for (int64_t it = i0; it < i1; it++)
-                GB_CALL(dw1_fwd, (a->out + it * P, a->inp + it * a->H * a->W, a->weight + (it % a->G) * K,
-                                  a->bias ? a->bias[it % a->G] : 0.0f, xp, t, a));
+            for (int64_t blk = gb_next_item(&a->next); blk < nblk; blk = gb_next_item(&a->next))
+                for (int64_t it = blk * DW_BLOCK; it < a->B * a->G && it < (blk + 1) * DW_BLOCK; it++)
+                    GB_CALL(dw1_fwd, (a->out + it * P, a->inp + it * a->H * a->W, a->weight + (it % a->G) * K,
+                                      a->bias ? a->bias[it % a->G] : 0.0f, xp, t, a));
         }
         free(xp);
         free(t);
         return;
     }
     if (depthwise(a)) {
-        for (int64_t it = i0; it < i1; it++)  /* it = b*C + c */
-            GB_CALL(dw_fwd, (a->out + it * P, a->inp + it * a->H * a->W, a->weight + (it % a->G) * K,
-                             a->bias ? a->bias[it % a->G] : 0.0f, a));
+        for (int64_t blk = gb_next_item(&a->next); blk < nblk; blk = gb_next_item(&a->next))
+            for (int64_t it = blk * DW_BLOCK; it < a->B * a->G && it < (blk + 1) * DW_BLOCK; it++)  /* b*C + c */
+                GB_CALL(dw_fwd, (a->out + it * P, a->inp + it * a->H * a->W, a->weight + (it % a->G) * K,
+                                 a->bias ? a->bias[it % a->G] : 0.0f, a));
         return;
     }
+    gb_split(a->B * a->G, t, nt, &i0, &i1);
+    if (i0 >= i1) return;
     int direct = pointwise(a);
     int64_t npan = (P + NR - 1) / NR;
     float *colp = direct ? NULL : conv_alloc((size_t)npan * K * NR + (size_t)P);  /* panels + one row */
@@ -416,6 +431,8 @@ int conv2d_forward(float *out, const float *inp, const float *weight, const floa
     /* out (B,OC,OH,OW), inp (B,C,H,W), weight (OC,C/G,KH,KW), bias (OC,)|NULL */
     conv_args a = {out, NULL, NULL, NULL, inp, weight, bias, NULL,
                    B, C, H, W, OC, KH, KW, OH, OW, sh, sw, pt, pl, dh, dw, G, 0};
+    int fast = conv_fast_forward(&a);
+    if (fast) return fast < 0 ? -1 : 0;
     gb_parallel(conv_fwd_task, &a, conv_threads(&a));
     return a.err ? -1 : 0;
 }
@@ -424,11 +441,10 @@ static void conv_bwd_task(void *ctx, int t, int nt) {
     conv_args *a = ctx;
     int64_t Cg = a->C / a->G, OCg = a->OC / a->G, K = Cg * a->KH * a->KW, P = a->OH * a->OW;
     int64_t i0, i1;
-    gb_split(a->B * a->G, t, nt, &i0, &i1);
-    if (i0 >= i1) return;
     int direct = pointwise(a);
-    float *dw_t = a->dw_part ? a->dw_part + (int64_t)t * a->OC * K : NULL;   /* (OC, K), zeroed */
-    float *db_t = a->db_part ? a->db_part + (int64_t)t * a->OC : NULL;       /* (OC,), zeroed */
+    /* depthwise: images scheduled dynamically (an image's C planes are contiguous), each summing its weight
+     * and bias gradients into its own partial (dw_part (B, OC, K), db_part (B, OC)), which the caller adds
+     * in image order: the result does not depend on the schedule or the thread count */
     if (depthwise(a) && dw_flat(a)) {
         int64_t Wp = a->OW + a->dw * (a->KW - 1), Hp = a->OH + a->dh * (a->KH - 1);
         float *xp = conv_alloc((size_t)(Hp * Wp)), *dxp = conv_alloc((size_t)(Hp * Wp));
@@ -436,11 +452,14 @@ static void conv_bwd_task(void *ctx, int t, int nt) {
         if (!xp || !dxp || !gp) {
             mark_error(a);
         } else {
-            for (int64_t it = i0; it < i1; it++) {  /* it = b*C + c */
-                int64_t c = it % a->G;
-                GB_CALL(dw1_bwd, (a->dinp ? a->dinp + it * a->H * a->W : NULL, dw_t ? dw_t + c * K : NULL,
-                                  db_t ? db_t + c : NULL, a->dout + it * P, a->inp + it * a->H * a->W,
-                                  a->weight + c * K, xp, dxp, gp, a));
+            for (int64_t b = gb_next_item(&a->next); b < a->B; b = gb_next_item(&a->next)) {
+                float *dwb = a->dw_part ? a->dw_part + b * a->OC * K : NULL, *dbb = a->db_part ? a->db_part + b * a->OC : NULL;
+                for (int64_t c = 0; c < a->G; c++) {
+                    int64_t it = b * a->G + c;
+                    GB_CALL(dw1_bwd, (a->dinp ? a->dinp + it * a->H * a->W : NULL, dwb ? dwb + c * K : NULL,
+                                      dbb ? dbb + c : NULL, a->dout + it * P, a->inp + it * a->H * a->W,
+                                      a->weight + c * K, xp, dxp, gp, a));
+                }
             }
         }
         free(xp);
@@ -449,14 +468,21 @@ static void conv_bwd_task(void *ctx, int t, int nt) {
         return;
     }
     if (depthwise(a)) {
-        for (int64_t it = i0; it < i1; it++) {  /* it = b*C + c */
-            int64_t c = it % a->G;
-            GB_CALL(dw_bwd, (a->dinp ? a->dinp + it * a->H * a->W : NULL, dw_t ? dw_t + c * K : NULL,
-                             db_t ? db_t + c : NULL, a->dout + it * P, a->inp + it * a->H * a->W,
-                             a->weight + c * K, a));
+        for (int64_t b = gb_next_item(&a->next); b < a->B; b = gb_next_item(&a->next)) {
+            float *dwb = a->dw_part ? a->dw_part + b * a->OC * K : NULL, *dbb = a->db_part ? a->db_part + b * a->OC : NULL;
+            for (int64_t c = 0; c < a->G; c++) {
+                int64_t it = b * a->G + c;
+                GB_CALL(dw_bwd, (a->dinp ? a->dinp + it * a->H * a->W : NULL, dwb ? dwb + c * K : NULL,
+                                 dbb ? dbb + c : NULL, a->dout + it * P, a->inp + it * a->H * a->W,
+                                 a->weight + c * K, a));
+            }
         }
         return;
     }
+    float *dw_t = a->dw_part ? a->dw_part + (int64_t)t * a->OC * K : NULL;   /* (OC, K), zeroed */
+    float *db_t = a->db_part ? a->db_part + (int64_t)t * a->OC : NULL;       /* (OC,), zeroed */
+    gb_split(a->B * a->G, t, nt, &i0, &i1);
+    if (i0 >= i1) return;
     size_t w1 = gb_gemm_small_ws(P), w2 = gb_gemm_small_ws(OCg);
     int64_t kpan = (K + NR - 1) / NR;
     float *col = dw_t ? conv_alloc((size_t)kpan * P * NR + (size_t)P) : NULL;  /* colT panels + one row */
@@ -514,32 +540,34 @@ int conv2d_backward(float *dinp, float *dweight, float *dbias,
     /* dinp (B,C,H,W)|NULL, dweight (OC,C/G,KH,KW)|NULL, dbias (OC,)|NULL; dout (B,OC,OH,OW) */
     conv_args a = {NULL, dinp, NULL, NULL, inp, weight, NULL, dout,
                    B, C, H, W, OC, KH, KW, OH, OW, sh, sw, pt, pl, dh, dw, G, 0};
+    int fast = conv_fast_backward(dinp, dweight, dbias, &a);
+    if (fast) return fast < 0 ? -1 : 0;
     int nt = conv_threads(&a);
-    int64_t K = (C / G) * KH * KW;
+    int64_t K = (C / G) * KH * KW, ns = depthwise(&a) ? B : nt;  /* partial slots: per image / per thread */
     if (dweight) {
-        a.dw_part = calloc((size_t)nt * OC * K, sizeof(float));
+        a.dw_part = calloc((size_t)ns * OC * K, sizeof(float));
         if (!a.dw_part) return -1;
     }
     if (dbias) {
-        a.db_part = calloc((size_t)nt * OC, sizeof(float));
+        a.db_part = calloc((size_t)ns * OC, sizeof(float));
         if (!a.db_part) {
             free(a.dw_part);
             return -1;
         }
     }
     gb_parallel(conv_bwd_task, &a, nt);
-    /* sum the per-thread partials in thread order (deterministic for a thread count) */
+    /* sum the partials in slot order (deterministic for a thread count; depthwise: for any) */
     if (dweight && !a.err) {
         memcpy(dweight, a.dw_part, (size_t)(OC * K) * sizeof(float));
-        for (int t = 1; t < nt; t++) {
-            const float *p = a.dw_part + (int64_t)t * OC * K;
+        for (int64_t t = 1; t < ns; t++) {
+            const float *p = a.dw_part + t * OC * K;
             for (int64_t i = 0; i < OC * K; i++) dweight[i] += p[i];
         }
     }
     if (dbias && !a.err) {
         memcpy(dbias, a.db_part, (size_t)OC * sizeof(float));
-        for (int t = 1; t < nt; t++)
-            for (int64_t i = 0; i < OC; i++) dbias[i] += a.db_part[(int64_t)t * OC + i];
+        for (int64_t t = 1; t < ns; t++)
+            for (int64_t i = 0; i < OC; i++) dbias[i] += a.db_part[t * OC + i];
     }
     free(a.dw_part);
     free(a.db_part);

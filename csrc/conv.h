@@ -1,4 +1,4 @@
-/* Convolution, pooling and batch norm over NCHW float32 arrays (conv.c, conv_pool.c).
+/* Convolution, pooling and batch norm over NCHW float32 arrays (conv.c, conv_avx512.c, conv_pool.c).
  * Legend: B = batch, C = in channels, OC = out channels, G = groups (Cg = C/G, OCg = OC/G),
  * H/W = input size, OH/OW = output size, KH/KW = kernel size, P = OH*OW.
  * Pads: pt = top, pl = left (the bottom/right ones are implied by OH/OW). NULL pointers are skipped.

@@ -1,7 +1,7 @@
-"""C wrappers of the convolution, max-pooling and batch-norm kernels (csrc/conv.c, csrc/conv_pool.c),
-re-exported by c_backend.py. Like every C wrapper: check everything (the shared semantic checks in
-_checks.py, then dtype, contiguity, non-empty sizes, index ranges), allocate the outputs, call,
-check the return code."""
+"""C wrappers of the convolution, max-pooling and batch-norm kernels (csrc/conv.c, csrc/conv_avx512.c,
+csrc/conv_pool.c), re-exported by c_backend.py. Like every C wrapper: check everything (the shared
+semantic checks in _checks.py, then dtype, contiguity, non-empty sizes, index ranges), allocate the
+outputs, call, check the return code."""
 from __future__ import annotations
 
 import numpy as np

@@ -1,0 +1,17 @@
+/* The convolution's argument block, shared by conv.c (the portable paths) and conv_avx512.c (the
+ * AVX-512 implicit-GEMM path). Not part of the cffi cdef. Legend as in conv.h. */
+#pragma once
+#include <stdint.h>
+
+typedef struct {
+    float *out, *dinp, *dw_part, *db_part;       /* dw_part (nt, OC, K), db_part (nt, OC) */
+    const float *inp, *weight, *bias, *dout;
+    int64_t B, C, H, W, OC, KH, KW, OH, OW, sh, sw, pt, pl, dh, dw, G;
+    int err;
+    int64_t next;                                /* a dynamic schedule's next item (start at 0) */
+} conv_args;
+
+/* The AVX-512 path (conv_avx512.c): 1 if it ran (0 if the CPU or the shape is not for it), -1 if
+ * scratch memory could not be allocated. conv_fast_backward writes every non-NULL gradient. */
+int conv_fast_forward(const conv_args *a);
+int conv_fast_backward(float *dinp, float *dweight, float *dbias, const conv_args *a);

@@ -1,0 +1,126 @@
+"""conv2d's AVX-512 implicit-GEMM path (csrc/conv_avx512.c) on shapes that reach each of its branches,
+against the NumPy reference, at every C ISA tier (the lower tiers run conv.c's portable paths on the
+same shapes): stride 2 read at unit stride from parity-split planes, 16k-wide stride-1 rows read in place from the padded planes, batches split into chunks of several images, output grids whose pixel count is or is
+not a multiple of 16 (a 16-lane vector inside one image, or across two), stride-1 rows of 16, 8 or 4
+outputs (vector copies) and other grids (gathers), reductions longer than one 640-step block, output
+channels that do not fill the 8-row tile, dinp as the transposed convolution (stride 1, at least 8
+input channels, with groups, with pads larger than the dilated kernel) and as GEMM + col2im
+(stride > 1, few input channels), dweight from 16-channel-multiple and few-channel patches."""
+import numpy as np
+import pytest
+
+from goldbull_np.kernels import reference as ref
+from kernels_helpers import FAST, assert_all_close, backend_module, rand
+
+CONV_C = [b for b, _ in FAST if b.startswith("c")]
+
+# (B, C, H, W, OC, KH, KW, stride, padding, dilation, groups)
+FAST_CASES = [
+    (5, 16, 16, 16, 24, 3, 3, 1, 1, 1, 1),     # 16-wide rows (B read in place), OC not a multiple of 8
+    (2, 16, 16, 16, 8, 3, 3, 1, 2, 2, 1),      # in place, dilated
+    (2, 8, 31, 16, 8, 3, 3, (2, 1), 1, 1, 1),  # in place, row stride 2
+    (2, 80, 16, 16, 8, 3, 3, 1, 1, 1, 1),      # in place, K = 720: two reduction blocks
+    (2, 32, 16, 16, 16, 1, 1, 1, 0, 1, 1),     # in place on x itself (1x1)
+    (6, 32, 8, 8, 16, 3, 3, 1, 1, 1, 1),       # 8x8 grids gathered, several images per chunk
+    (7, 16, 8, 8, 32, 3, 3, 2, 1, 1, 1),       # stride 2 (phase planes): P = 16, dinp by phases
+    (3, 16, 32, 32, 16, 3, 3, 2, 1, 1, 1),     # stride 2 with 16-wide output rows: in place on phase planes
+    (2, 16, 13, 13, 8, 3, 3, 2, 2, 2, 1),      # stride 2, dilation 2
+    (3, 8, 15, 14, 8, 1, 1, 2, 0, 1, 1),       # 1x1 stride 2 read from x in place (gathers)
+    (2, 8, 9, 9, 8, 1, 1, 2, 1, 1, 1),         # 1x1 stride 2 with a pad: one phase plane read
+    (5, 16, 4, 4, 16, 3, 3, 1, 1, 1, 1),       # 4x4 grids: four rows per 16-lane vector
+    (3, 80, 7, 7, 12, 3, 3, 1, 1, 1, 1),       # K = 720 > 640 (two reduction blocks), P = 49
+    (4, 3, 32, 32, 16, 3, 3, 1, 1, 1, 1),      # the stem: 3 input channels
+    (3, 24, 9, 11, 20, 3, 3, 1, 2, 2, 2),      # dilation 2, groups, odd sizes
+    (4, 16, 10, 10, 16, 1, 1, 1, 1, 1, 1),     # 1x1 with pad 1 > dilated kernel - 1: negative transposed pads
+    (3, 32, 12, 12, 48, 1, 1, 1, 0, 1, 1),     # 1x1 reading x in place
+    (3, 16, 13, 13, 8, 1, 1, 2, 0, 1, 1),      # strided 1x1 in place (the grid ends inside the image)
+    (2, 8, 9, 7, 9, 2, 3, (1, 2), (0, 1, 1, 0), 1, 1),  # asymmetric pads, stride (1, 2)
+    (2, 12, 6, 6, 24, 3, 3, 1, 1, 1, 3),       # groups with 4 input channels each: dinp by col2im
+]
+
+
+@pytest.mark.parametrize("backend", CONV_C)
+@pytest.mark.parametrize("case", FAST_CASES)
+def test_conv2d_fast_paths(backend, case):
+    mod = backend_module(backend)
+    B, C, H, W, OC, KH, KW, stride, padding, dilation, groups = case
+    rng = np.random.default_rng(3)
+    x, w = rand(rng, (B, C, H, W), np.float32), rand(rng, (OC, C // groups, KH, KW), np.float32)
+    b = rand(rng, (OC,), np.float32)
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    y = ref.conv2d_forward(x, w, b, **kw)
+    assert_all_close(mod.conv2d_forward(x, w, b, **kw), y, np.float32, "forward", scale=30)
+    g = rand(rng, y.shape, np.float32)
+    for need in ((True, True, True), (True, False, False), (False, True, False)):
+        nk = dict(need_dx=need[0], need_dweight=need[1], need_dbias=need[2])
+        assert_all_close(mod.conv2d_backward(g, x, w, **kw, **nk), ref.conv2d_backward(g, x, w, **kw, **nk),
+                         np.float32, f"backward {need}", scale=100)
+
+
+@pytest.mark.parametrize("backend", CONV_C)
+def test_conv2d_thread_counts_agree(backend):
+    """The batch split (1 or 2 threads) changes no result beyond rounding; on the AVX-512 path not at
+    all (every output is one thread's, dweight sums fixed slices of the batch in a fixed order)."""
+    mod = backend_module(backend)
+    rng = np.random.default_rng(4)
+    x, w = rand(rng, (9, 16, 8, 8), np.float32), rand(rng, (32, 16, 3, 3), np.float32)
+    g = rand(rng, (9, 32, 8, 8), np.float32)
+    outs = []
+    try:
+        for nt in (1, 2):
+            mod.set_num_threads(nt)
+            outs.append((mod.conv2d_forward(x, w, None, padding=1),) + mod.conv2d_backward(g, x, w, padding=1))
+    finally:
+        mod.set_num_threads(mod.runtime_info()["omp_max_threads"])
+    for a, b in zip(*outs):
+        if mod.isa() == "avx512":
+            np.testing.assert_array_equal(a, b)
+        else:
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
+
+
+def _random_cases(n, seed=5):
+    """Convolutions with >= 8 channels per group (the transposed and phase dinp paths) drawn at random:
+    kernel 1-4 per axis, stride 1-3, pads 0-3 (also above the dilated kernel), dilation 1-2, groups 1-2."""
+    rng = np.random.default_rng(seed)
+    cases = []
+    while len(cases) < n:
+        G = int(rng.integers(1, 3))
+        KH, KW = (int(v) for v in rng.integers(1, 5, 2))
+        sh, sw = (int(v) for v in rng.integers(1, 4, 2))
+        dh, dw = (int(v) for v in rng.integers(1, 3, 2))
+        pt, pb, pl, pr = (int(v) for v in rng.integers(0, 4, 4))
+        H, W = (int(v) for v in rng.integers(3, 14, 2))
+        if H + pt + pb < dh * (KH - 1) + 1 or W + pl + pr < dw * (KW - 1) + 1:
+            continue
+        cases.append((int(rng.integers(1, 5)), G * int(rng.integers(8, 21)), H, W, G * int(rng.integers(1, 13)),
+                      KH, KW, (sh, sw), (pt, pb, pl, pr), (dh, dw), G))
+    return cases
+
+
+@pytest.mark.parametrize("backend", CONV_C)
+@pytest.mark.parametrize("case", _random_cases(16))
+def test_conv2d_fast_paths_random(backend, case):
+    test_conv2d_fast_paths(backend, case)
+
+
+@pytest.mark.parametrize("backend", CONV_C)
+def test_depthwise_thread_counts_agree_exactly(backend):
+    """Depthwise convolutions (conv.c, every tier) schedule planes / images dynamically; each output is one
+    thread's and dweight sums per-image partials in image order, so 1 and 2 threads give the same bits."""
+    mod = backend_module(backend)
+    rng = np.random.default_rng(6)
+    x, w = rand(rng, (12, 32, 16, 16), np.float32), rand(rng, (32, 1, 3, 3), np.float32)
+    g = rand(rng, (12, 32, 16, 16), np.float32)
+    outs = []
+    try:
+        for nt in (1, 2):
+            mod.set_num_threads(nt)
+            outs.append((mod.conv2d_forward(x, w, None, padding=1, groups=32),)
+                        + mod.conv2d_backward(g, x, w, padding=1, groups=32))
+    finally:
+        mod.set_num_threads(mod.runtime_info()["omp_max_threads"])
+    for a, b in zip(*outs):
+        np.testing.assert_array_equal(a, b)
+    want = ref.conv2d_backward(g, x, w, padding=1, groups=32)
+    assert_all_close(outs[0][1:], want, np.float32, "backward", scale=100)
