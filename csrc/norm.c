@@ -6,6 +6,13 @@
 #include "internal/gb_pool.h"
 #include "norm.h"
 
+/* Two threads only from this many elements up (the shared GB_PAR_MIN_ELEMS is 32768). A norm pass
+ * is a few flops per element streamed once: at (768,128) one thread took 25.6/33.3 us (forward/
+ * backward) and two 23.4/29.4 us with the worker already spinning, but 67/75 us when the worker had
+ * to be woken or shared its core with another process (the public-API call pattern: Python between
+ * kernels), so the team pays off only where the halved pass is long: (2048,384) 235 -> 131 us. */
+#define NORM_PAR_MIN_ELEMS (INT64_C(1) << 18)
+
 /* ---- forward ----------------------------------------------------------------------------- */
 
 static inline GB_INLINE void layernorm_forward_rows(
@@ -78,7 +85,7 @@ static void layernorm_forward_task(void *ctx, int t, int nt) {
 int layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight,
                       const float *bias, float eps, int64_t N, int64_t C) {
     norm_fwd_args a = {out, mean, rstd, inp, weight, bias, eps, N, C};
-    gb_parallel(layernorm_forward_task, &a, N * C >= GB_PAR_MIN_ELEMS ? gb_threads() : 1);
+    gb_parallel(layernorm_forward_task, &a, N * C >= NORM_PAR_MIN_ELEMS ? gb_threads() : 1);
     return 0;
 }
 
@@ -117,7 +124,7 @@ static void rmsnorm_forward_task(void *ctx, int t, int nt) {
 int rmsnorm_forward(float *out, float *rstd, const float *inp, const float *weight, float eps,
                     int64_t N, int64_t C) {
     norm_fwd_args a = {out, NULL, rstd, inp, weight, NULL, eps, N, C};
-    gb_parallel(rmsnorm_forward_task, &a, N * C >= GB_PAR_MIN_ELEMS ? gb_threads() : 1);
+    gb_parallel(rmsnorm_forward_task, &a, N * C >= NORM_PAR_MIN_ELEMS ? gb_threads() : 1);
     return 0;
 }
 
@@ -208,7 +215,7 @@ static void norm_backward_task(void *ctx, int t, int nt) {
 static int norm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                          const float *inp, const float *weight, const float *mean,
                          const float *rstd, int rms, int64_t N, int64_t C) {
-    int nt = (N * C >= GB_PAR_MIN_ELEMS) ? gb_threads() : 1;
+    int nt = (N * C >= NORM_PAR_MIN_ELEMS) ? gb_threads() : 1;
     int nbuf = (dweight != NULL) + (dbias != NULL);
     float *scratch = NULL;  /* (nt, nbuf, C); a team that runs inline uses row 0 only */
     if (nbuf) {
