@@ -185,10 +185,12 @@ class Gelu(Function):
 
 
 class GeluLinear(Function):
-    """y = gelu(h) @ weight.T + bias, saving h but not gelu(h): backward recomputes gelu(h) (one
-    elementwise pass) instead of keeping a second (..., hidden) activation alive from forward to
-    backward, the MLP's largest (hidden values per token, per layer). Values and gradients
-    are those of Gelu then Linear, bit for bit (the same kernels on the same arrays)."""
+    """y = gelu(h) @ weight.T + bias, saving h but not gelu(h): backward recomputes gelu(h) instead of
+    keeping a second (..., hidden) activation alive from forward to backward, the MLP's largest
+    (hidden values per token, per layer). Backward runs da = g @ weight first, then one kernel,
+    gelu_forward_backward, gives both gelu(h) (for the weight gradient) and dh = da * gelu'(h) from a
+    single evaluation of Phi per element (gelu_forward then gelu_backward evaluated it twice).
+    Values and gradients are those of Gelu then Linear."""
 
     saved_inputs = (0, 1)
 
@@ -196,21 +198,26 @@ class GeluLinear(Function):
         self.lead = h.shape[:-1]
         h2 = _c(h).reshape(-1, h.shape[-1])  # (N, hidden)
         self.h2, self.weight, self.has_bias, self.approximate = h2, weight, bias is not None, approximate
-        a = K.get("gelu_forward", h.dtype)(h2.reshape(-1), approximate=approximate)  # (N*hidden,)
-        out = K.get("linear_forward", h.dtype)(
-            a.reshape(h2.shape), _c(weight), None if bias is None else _c(bias))  # (N, OC)
+        a = K.get("gelu_forward", h.dtype)(h2, approximate=approximate)  # (N, hidden)
+        out = K.get("linear_forward", h.dtype)(a, _c(weight), None if bias is None else _c(bias))  # (N, OC)
         return out.reshape(self.lead + (weight.shape[0],))
 
     def backward(self, g):
         nh, nw, nb = (self.needs_input_grad + (False,))[:3]
-        h2, dt = self.h2, g.dtype
-        a = K.get("gelu_forward", dt)(h2.reshape(-1), approximate=self.approximate)  # recomputed
+        nb = nb and self.has_bias
+        h2, dt, w = self.h2, g.dtype, _c(self.weight)
         g2 = _c(g).reshape(-1, g.shape[-1])  # (N, OC)
-        da, dw, db = K.get("linear_backward", dt)(
-            g2, a.reshape(h2.shape), _c(self.weight), need_dx=nh, need_dweight=nw, need_dbias=nb and self.has_bias)
-        dh = None
+        lin_bwd = K.get("linear_backward", dt)
+        dh = dw = db = None
         if nh:
-            dh = _shaped(K.get("gelu_backward", dt)(da, h2, approximate=self.approximate), self.lead + h2.shape[1:])
+            # da = g @ weight (linear_backward reads its x argument only for dweight: h2 gives the shape)
+            da, _, _ = lin_bwd(g2, h2, w, need_dx=True, need_dweight=False, need_dbias=False)  # (N, hidden)
+            a, dh = K.get("gelu_forward_backward", dt)(da, h2, approximate=self.approximate)  # recomputed, (N, hidden)
+            dh = _shaped(dh, self.lead + h2.shape[1:])
+        elif nw:
+            a = K.get("gelu_forward", dt)(h2, approximate=self.approximate)  # recomputed
+        if nw or nb:
+            _, dw, db = lin_bwd(g2, a if nw else h2, w, need_dx=False, need_dweight=nw, need_dbias=nb)
         return (dh, dw, db) if self.has_bias else (dh, dw)
 
 
