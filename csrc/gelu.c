@@ -42,7 +42,7 @@ static inline GB_INLINE float gb_cdf(float x, float *dens) {
     float t = 1.0f / (1.0f + 0.5f * z);
     float q = ERFC_Q0 + t * (ERFC_Q1 + t * (ERFC_Q2 + t * (ERFC_Q3 + t * (ERFC_Q4 + t * (ERFC_Q5 +
               t * (ERFC_Q6 + t * (ERFC_Q7 + t * ERFC_Q8)))))));
-    float e = gb_expf(-z * z);
+    float e = gb_expf(-0.5f * x * x);  /* -z^2 with one rounding (-0.5x is exact) */
     float hy = 0.5f * t * q * e;  /* 0.5 erfc(|x|/sqrt2): Phi(x) for x <= 0, 1 - Phi(x) for x > 0 */
     *dens = e;
     return x <= 0.0f ? hy : 1.0f - hy;
@@ -100,22 +100,24 @@ static inline GB_INLINE void gelu_scalar_chunk(float *out, float *dinp, const fl
 #if GB_X86
 #include <immintrin.h>
 
-/* exp(a) for a <= ~0 (gb_expf's Cephes polynomial; below -87.3 it returns ~FLT_MIN, not 0) */
+/* exp(a) for a <= ~0: n = round(a / ln 2), r = a - n ln 2 (two-part ln 2), e^r by a degree-5 fit on
+ * |r| <= ln2/2 (rel. err 9e-8), times 2^n added into the exponent bits. a is clamped at -87 so that
+ * 2^n e^r stays a normal float (exp(-87) ~ 1.6e-38 stands in for anything smaller). 13 operations;
+ * the exp was ~45% of the erf loop's time with gb_expf's 17. */
 GB_TARGET_AVX2 static inline GB_INLINE __m256 v_exp_nonpos(__m256 a) {
-    a = _mm256_max_ps(a, _mm256_set1_ps(-87.3365f));
+    a = _mm256_max_ps(a, _mm256_set1_ps(-87.0f));
     __m256 n = _mm256_round_ps(_mm256_mul_ps(a, _mm256_set1_ps(1.44269504088896341f)),
                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), a);
     r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+    __m256 p = _mm256_set1_ps(8.290247992e-03f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.189785197e-02f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.666763723e-01f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.999915063e-01f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(9.999997020e-01f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    __m256i e = _mm256_slli_epi32(_mm256_cvtps_epi32(n), 23);
+    return _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(p), e));
 }
 
 /* Phi(x) of 8 lanes (gb_cdf); *dens = exp(-x^2 / 2) */
@@ -131,7 +133,7 @@ GB_TARGET_AVX2 static inline GB_INLINE __m256 v_cdf(__m256 x, __m256 *dens) {
     __m256 q3 = _mm256_fmadd_ps(_mm256_set1_ps(ERFC_Q7), t, _mm256_set1_ps(ERFC_Q6));
     __m256 r0 = _mm256_fmadd_ps(q1, t2, q0), r1 = _mm256_fmadd_ps(q3, t2, q2);
     __m256 q = _mm256_fmadd_ps(_mm256_fmadd_ps(_mm256_set1_ps(ERFC_Q8), t4, r1), t4, r0);  /* r0 + t4 (r1 + t4 Q8) */
-    __m256 e = v_exp_nonpos(_mm256_mul_ps(_mm256_sub_ps(_mm256_setzero_ps(), z), z));
+    __m256 e = v_exp_nonpos(_mm256_mul_ps(_mm256_mul_ps(x, _mm256_set1_ps(-0.5f)), x));  /* one rounding */
     __m256 hy = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), t), _mm256_mul_ps(q, e));
     *dens = e;
     /* 0.5 erfc(|x|/sqrt2) is Phi(x) for x <= 0 and 1 - Phi(x) for x > 0 */
