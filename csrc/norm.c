@@ -184,6 +184,29 @@ int rmsnorm_forward(float *out, float *rstd, const float *inp, const float *weig
 
 /* ---- backward ---------------------------------------------------------------------------- */
 
+/* one row: dx written; dw/db (C,) accumulated in the same pass as the row sums (the flags are
+ * constants at each call, norm_backward_rows, so every combination is its own vectorised loop) */
+static inline GB_INLINE void norm_backward_row(
+    float *dx, float *dw, float *db,                 /* (C,), (C,)|NULL, (C,)|NULL */
+    const float *g, const float *x, const float *weight,  /* (C,), (C,), (C,)|NULL */
+    float m, float rs, int rms, int64_t C, const int HAS_W, const int HAS_DW, const int HAS_DB) {
+    float s1 = 0.0f, s2 = 0.0f;  /* sum(dxhat), sum(dxhat * xhat) */
+    #pragma omp simd reduction(+:s1, s2)
+    for (int64_t i = 0; i < C; i++) {
+        float xh = (x[i] - m) * rs, dxh = HAS_W ? g[i] * weight[i] : g[i];
+        s1 += dxh;
+        s2 += dxh * xh;
+        if (HAS_DW) dw[i] += g[i] * xh;
+        if (HAS_DB) db[i] += g[i];
+    }
+    float c1 = rms ? 0.0f : s1 / (float)C, c2 = s2 / (float)C;
+    #pragma omp simd
+    for (int64_t i = 0; i < C; i++) {
+        float xh = (x[i] - m) * rs, dxh = HAS_W ? g[i] * weight[i] : g[i];
+        dx[i] = (dxh - c1 - xh * c2) * rs;
+    }
+}
+
 /* rows [r0,r1): dinp written; dw/db (C,) private accumulators of this thread (may be NULL).
  * rms = 1 drops the mean terms (RMSNorm). */
 static inline GB_INLINE void norm_backward_rows(
@@ -195,40 +218,19 @@ static inline GB_INLINE void norm_backward_rows(
         const float *x = inp + r * C, *g = dout + r * C;
         float *dx = dinp + r * C;
         float m = rms ? 0.0f : mean[r], rs = rstd[r];
-        float s1 = 0.0f, s2 = 0.0f;  /* sum(dxhat), sum(dxhat * xhat) */
+#define NORM_ROW(w_, dw_, db_) norm_backward_row(dx, dw, db, g, x, weight, m, rs, rms, C, w_, dw_, db_)
         if (weight) {
-            #pragma omp simd reduction(+:s1, s2)
-            for (int64_t i = 0; i < C; i++) {
-                float dxh = g[i] * weight[i];
-                s1 += dxh;
-                s2 += dxh * (x[i] - m) * rs;
-            }
+            if (dw && db) NORM_ROW(1, 1, 1);
+            else if (dw) NORM_ROW(1, 1, 0);
+            else if (db) NORM_ROW(1, 0, 1);
+            else NORM_ROW(1, 0, 0);
         } else {
-            #pragma omp simd reduction(+:s1, s2)
-            for (int64_t i = 0; i < C; i++) { s1 += g[i]; s2 += g[i] * (x[i] - m) * rs; }
+            if (dw && db) NORM_ROW(0, 1, 1);
+            else if (dw) NORM_ROW(0, 1, 0);
+            else if (db) NORM_ROW(0, 0, 1);
+            else NORM_ROW(0, 0, 0);
         }
-        float c1 = rms ? 0.0f : s1 / (float)C, c2 = s2 / (float)C;
-        if (weight) {
-            #pragma omp simd
-            for (int64_t i = 0; i < C; i++) {
-                float xh = (x[i] - m) * rs;
-                dx[i] = (g[i] * weight[i] - c1 - xh * c2) * rs;
-            }
-        } else {
-            #pragma omp simd
-            for (int64_t i = 0; i < C; i++) {
-                float xh = (x[i] - m) * rs;
-                dx[i] = (g[i] - c1 - xh * c2) * rs;
-            }
-        }
-        if (dw) {
-            #pragma omp simd
-            for (int64_t i = 0; i < C; i++) dw[i] += g[i] * (x[i] - m) * rs;
-        }
-        if (db) {
-            #pragma omp simd
-            for (int64_t i = 0; i < C; i++) db[i] += g[i];
-        }
+#undef NORM_ROW
     }
 }
 GB_MULTIVERSION(norm_bwd, (float *dinp, float *dw, float *db, const float *dout, const float *inp,
