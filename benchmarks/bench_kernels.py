@@ -43,7 +43,7 @@ GROUP_KERNELS = {
     "layer_norm": ["layer_norm_forward", "layer_norm_backward"], "rms_norm": ["rms_norm_forward", "rms_norm_backward"],
     "attention": ["attention_forward", "attention_backward"],
     "cross_entropy": ["cross_entropy_forward", "cross_entropy_backward"],
-    "gelu": ["gelu_forward", "gelu_backward"], "adamw": ["adamw_step"],
+    "gelu": ["gelu_forward", "gelu_backward", "gelu_forward_backward"], "adamw": ["adamw_step"],
 }
 
 
