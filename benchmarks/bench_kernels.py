@@ -6,9 +6,14 @@ a time budget, and the table says how many). NumPy is the obvious NumPy-composed
 reference; for matmul it is OpenBLAS); PyTorch is timed when importable, with its thread count
 matched to --threads. Norms, attention, cross-entropy and GELU are timed forward+backward.
 Also: peak RSS of attention forward+backward at T=1024 per implementation (fresh subprocess each).
-Prints a table, the suggested `auto` table, and writes benchmarks/results/bench_kernels.json.
+Then the public-API table: each fused op as a user calls it (F.layer_norm, F.gelu_linear, ...: fresh
+requires-grad Tensors every call, as a training step builds them, forward then backward with the
+same upstream gradient) against the torch.nn.functional code doing exactly the same, the two sides
+alternating call by call; ratio = our median / torch's median (skipped without torch).
+Prints the tables, the suggested `auto` table, and writes benchmarks/results/bench_kernels.json
+(with the C kernels' ISA tier, torch's CPU capability and the thread count).
 
-    python3 benchmarks/bench_kernels.py [--threads 2] [--quick]
+    python3 benchmarks/bench_kernels.py [--threads 2] [--quick] [--only layer_norm ...] [--api-only]
 """
 from __future__ import annotations
 
@@ -21,7 +26,9 @@ import numpy as np
 
 from _common import median_time, peak_rss_subprocess, print_table, write_json
 
+import goldbull_np as gb
 import goldbull_np.kernels as K
+import goldbull_np.nn.functional as GF
 from goldbull_np.kernels import reference as ref
 
 try:
@@ -36,7 +43,7 @@ GROUP_KERNELS = {
     "layer_norm": ["layer_norm_forward", "layer_norm_backward"], "rms_norm": ["rms_norm_forward", "rms_norm_backward"],
     "attention": ["attention_forward", "attention_backward"],
     "cross_entropy": ["cross_entropy_forward", "cross_entropy_backward"],
-    "gelu": ["gelu_forward", "gelu_backward"], "adamw": ["adamw_step"],
+    "gelu": ["gelu_forward", "gelu_backward", "gelu_forward_backward"], "adamw": ["adamw_step"],
 }
 
 
@@ -203,22 +210,30 @@ def case_adamw(rng, P):
     return ours, torch_impls, None
 
 
-def cases(quick):
-    mm = [(768, 128, 384), (2048, 384, 1536), (1024, 1024, 1024), (2048, 2048, 2048)]
-    ln = [(768, 128), (2048, 384), (8192, 768)]
-    at = [(12, 4, 64, 32), (8, 6, 256, 64), (4, 12, 1024, 64)]
-    ce = [(768, 65), (2048, 50304)]
-    lin = [(768, 128, 384), (2048, 384, 1536)]
+def _shapes(quick):
+    """The shapes of each kernel group (the public-API table uses the same ones)."""
+    sh = dict(mm=[(768, 128, 384), (2048, 384, 1536), (1024, 1024, 1024), (2048, 2048, 2048)],
+              ln=[(768, 128), (2048, 384), (8192, 768)],
+              at=[(12, 4, 64, 32), (8, 6, 256, 64), (4, 12, 1024, 64)],
+              ce=[(768, 65), (2048, 50304)],
+              lin=[(768, 128, 384), (2048, 384, 1536)],
+              gelu=[(2048, 1536)])
     if quick:
-        mm, ln, at, ce, lin = mm[:1], ln[:1], at[:1], ce[:1], lin[:1]
+        sh = {k: v[:1] for k, v in sh.items()}
+        sh["gelu"] = [(256, 512)]
+    return sh
+
+
+def cases(quick):
+    sh = _shapes(quick)
+    mm, ln, at, ce, lin = sh["mm"], sh["ln"], sh["at"], sh["ce"], sh["lin"]
     out = [("matmul", f"{M}x{K_}@{K_}x{N}", case_matmul, (M, K_, N)) for M, K_, N in mm]
     out += [("linear", f"N={N} C={C} OC={OC}", case_linear, (N, C, OC)) for N, C, OC in lin]
     out += [("layer_norm", f"({N},{C})", case_layer_norm, (N, C)) for N, C in ln]
     out += [("rms_norm", f"({N},{C})", case_rms_norm, (N, C)) for N, C in ln]
     out += [("attention", f"causal B={B} H={H} T={T} D={D}", case_attention, (B, H, T, D)) for B, H, T, D in at]
     out += [("cross_entropy", f"({N},{V})", case_cross_entropy, (N, V)) for N, V in ce]
-    out += [("gelu", f"(2048,1536) {a}", case_gelu, ((2048, 1536) if not quick else (256, 512), a))
-            for a in ("tanh", "none")]
+    out += [("gelu", f"({N},{C}) {a}", case_gelu, ((N, C), a)) for N, C in sh["gelu"] for a in ("tanh", "none")]
     out += [("adamw", "10M params" if not quick else "1M params", case_adamw, (10_000_000 if not quick else 1_000_000,))]
     return out
 
@@ -280,6 +295,236 @@ def run_cases(args, mods):
         npy = [x for x in same if x["impl"] == "numpy"]
         if r["kernel"] == "matmul" and npy and "ms" in r:
             r["vs_numpy_gflops"] = npy[0]["ms"] / r["ms"]
+    return rows
+
+
+# ----------------------------------------------------------------------------------------------
+# public API: each fused op as a user calls it, vs torch.nn.functional doing the same
+# api cases: (ours() -> arrays, torch() -> arrays); both build fresh requires-grad tensors on the
+# same input arrays, run forward, then backward with the same upstream gradient (or loss.backward())
+
+def _leaf(a):
+    return gb.Tensor(a, requires_grad=True)
+
+
+def _grads(*ts):
+    return tuple(None if t.grad is None else np.asarray(t.grad) for t in ts)
+
+
+def api_linear(rng, N, C, OC):
+    x, w, b, dout = (rng.standard_normal(s, np.float32) for s in ((N, C), (OC, C), (OC,), (N, OC)))
+
+    def ours():
+        tx, tw, tb = _leaf(x), _leaf(w), _leaf(b)
+        out = GF.linear(tx, tw, tb)
+        out.backward(dout)
+        return (out.data,) + _grads(tx, tw, tb)
+
+    def theirs():
+        tx, tw, tb = _t(x, True), _t(w, True), _t(b, True)
+        out = F.linear(tx, tw, tb)
+        out.backward(_t(dout))
+        return _np(out), _np(tx.grad), _np(tw.grad), _np(tb.grad)
+    return ours, theirs
+
+
+def api_layer_norm(rng, N, C):
+    x, w, b, dout = (rng.standard_normal(s, np.float32) for s in ((N, C), (C,), (C,), (N, C)))
+
+    def ours():
+        tx, tw, tb = _leaf(x), _leaf(w), _leaf(b)
+        out = GF.layer_norm(tx, (C,), tw, tb, 1e-5)
+        out.backward(dout)
+        return (out.data,) + _grads(tx, tw, tb)
+
+    def theirs():
+        tx, tw, tb = _t(x, True), _t(w, True), _t(b, True)
+        out = F.layer_norm(tx, (C,), tw, tb, 1e-5)
+        out.backward(_t(dout))
+        return _np(out), _np(tx.grad), _np(tw.grad), _np(tb.grad)
+    return ours, theirs
+
+
+def api_rms_norm(rng, N, C):
+    x, w, dout = (rng.standard_normal(s, np.float32) for s in ((N, C), (C,), (N, C)))
+
+    def ours():
+        tx, tw = _leaf(x), _leaf(w)
+        out = GF.rms_norm(tx, (C,), tw, 1e-6)
+        out.backward(dout)
+        return (out.data,) + _grads(tx, tw)
+
+    def theirs():
+        tx, tw = _t(x, True), _t(w, True)
+        out = F.rms_norm(tx, (C,), tw, 1e-6)
+        out.backward(_t(dout))
+        return _np(out), _np(tx.grad), _np(tw.grad)
+    return ours, (theirs if hasattr(F, "rms_norm") else None)
+
+
+def api_sdpa(rng, B, H, T, D):
+    q, k, v, dout, _ = _attn_inputs(rng, B, H, T, D)
+
+    def ours():
+        tq, tk, tv = _leaf(q), _leaf(k), _leaf(v)
+        out = GF.scaled_dot_product_attention(tq, tk, tv, is_causal=True)
+        out.backward(dout)
+        return (out.data,) + _grads(tq, tk, tv)
+
+    def theirs():
+        tq, tk, tv = _t(q, True), _t(k, True), _t(v, True)
+        out = F.scaled_dot_product_attention(tq, tk, tv, is_causal=True)
+        out.backward(_t(dout))
+        return _np(out), _np(tq.grad), _np(tk.grad), _np(tv.grad)
+    return ours, theirs
+
+
+def api_qkv_attention(rng, B, H, T, D):
+    """The model's attention (nn/transformer.py): y (B,T,H*D) from the fused projection qkv (B,T,3*H*D)."""
+    C = H * D
+    qkv, dout = rng.standard_normal((B, T, 3 * C), np.float32), rng.standard_normal((B, T, C), np.float32)
+
+    def ours():
+        t = _leaf(qkv)
+        out = GF.causal_self_attention_qkv(t, H)
+        out.backward(dout)
+        return out.data, np.asarray(t.grad)
+
+    def theirs():
+        t = _t(qkv, True)
+        q, k, v = (a.view(B, T, H, D).transpose(1, 2) for a in t.split(C, dim=2))  # (B,H,T,D)
+        out = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(B, T, C)
+        out.backward(_t(dout))
+        return _np(out), _np(t.grad)
+    return ours, theirs
+
+
+def api_cross_entropy(rng, N, V):
+    logits = rng.standard_normal((N, V), np.float32)
+    targets = rng.integers(0, V, N).astype(np.int64)
+
+    def ours():
+        tl = _leaf(logits)
+        loss = GF.cross_entropy(tl, gb.Tensor(targets))
+        loss.backward()
+        return np.asarray(loss.data), np.asarray(tl.grad)
+
+    def theirs():
+        tl = _t(logits, True)
+        loss = F.cross_entropy(tl, _t(targets))
+        loss.backward()
+        return _np(loss), _np(tl.grad)
+    return ours, theirs
+
+
+def api_gelu(rng, shape, approximate):
+    x, dout = rng.standard_normal(shape, np.float32), rng.standard_normal(shape, np.float32)
+
+    def ours():
+        tx = _leaf(x)
+        out = GF.gelu(tx, approximate=approximate)
+        out.backward(dout)
+        return out.data, np.asarray(tx.grad)
+
+    def theirs():
+        tx = _t(x, True)
+        out = F.gelu(tx, approximate=approximate)
+        out.backward(_t(dout))
+        return _np(out), _np(tx.grad)
+    return ours, theirs
+
+
+def api_gelu_linear(rng, N, C, OC, approximate="none"):
+    h, w, b, dout = (rng.standard_normal(s, np.float32) for s in ((N, C), (OC, C), (OC,), (N, OC)))
+
+    def ours():
+        th, tw, tb = _leaf(h), _leaf(w), _leaf(b)
+        out = GF.gelu_linear(th, tw, tb, approximate)
+        out.backward(dout)
+        return (out.data,) + _grads(th, tw, tb)
+
+    def theirs():
+        th, tw, tb = _t(h, True), _t(w, True), _t(b, True)
+        out = F.linear(F.gelu(th, approximate=approximate), tw, tb)
+        out.backward(_t(dout))
+        return _np(out), _np(th.grad), _np(tw.grad), _np(tb.grad)
+    return ours, theirs
+
+
+def api_layer_norm_linear(rng, N, C, OC):
+    x, lw, lb, w, b, dout = (rng.standard_normal(s, np.float32) for s in ((N, C), (C,), (C,), (OC, C), (OC,), (N, OC)))
+
+    def ours():
+        ts = [_leaf(a) for a in (x, lw, lb, w, b)]
+        out = GF.layer_norm_linear(*ts, eps=1e-5)
+        out.backward(dout)
+        return (out.data,) + _grads(*ts)
+
+    def theirs():
+        tx, tlw, tlb, tw, tb = (_t(a, True) for a in (x, lw, lb, w, b))
+        out = F.linear(F.layer_norm(tx, (C,), tlw, tlb, 1e-5), tw, tb)
+        out.backward(_t(dout))
+        return (_np(out),) + tuple(_np(t.grad) for t in (tx, tlw, tlb, tw, tb))
+    return ours, theirs
+
+
+def api_cases(quick):
+    """(op, kernel groups it belongs to (for --only), shape label, make, params)."""
+    sh = _shapes(quick)
+    out = [("F.linear", ("linear",), f"N={N} C={C} OC={OC}", api_linear, (N, C, OC)) for N, C, OC in sh["lin"]]
+    out += [("F.layer_norm", ("layer_norm",), f"({N},{C})", api_layer_norm, (N, C)) for N, C in sh["ln"]]
+    out += [("F.rms_norm", ("rms_norm",), f"({N},{C})", api_rms_norm, (N, C)) for N, C in sh["ln"]]
+    out += [("F.scaled_dot_product_attention", ("attention",), f"causal B={B} H={H} T={T} D={D}", api_sdpa,
+             (B, H, T, D)) for B, H, T, D in sh["at"]]
+    out += [("F.causal_self_attention_qkv", ("attention",), f"B={B} H={H} T={T} D={D}", api_qkv_attention,
+             (B, H, T, D)) for B, H, T, D in sh["at"]]
+    out += [("F.cross_entropy", ("cross_entropy",), f"({N},{V})", api_cross_entropy, (N, V)) for N, V in sh["ce"]]
+    out += [("F.gelu", ("gelu",), f"({N},{C}) {a}", api_gelu, ((N, C), a)) for N, C in sh["gelu"] for a in ("tanh", "none")]
+    # gelu_linear at the linear shapes and at the MLP's down projection over the GELU shape (hidden -> C)
+    gl = list(sh["lin"]) + [(N, C, C // 4) for N, C in sh["gelu"]]
+    out += [("F.gelu_linear", ("gelu", "linear"), f"N={N} C={C} OC={OC}", api_gelu_linear, (N, C, OC))
+            for N, C, OC in gl]
+    out += [("F.layer_norm_linear", ("layer_norm", "linear"), f"N={N} C={C} OC={OC}", api_layer_norm_linear,
+             (N, C, OC)) for N, C, OC in sh["lin"]]
+    return out
+
+
+def _alternating_medians(fns, repeat, warmup):
+    """Median wall time (s) of each fn, timed call by call in turn (the order flipped every round,
+    so neither side always runs on the caches and the thread wake-ups the other left behind)."""
+    for _ in range(warmup):
+        for fn in fns:
+            fn()
+    times = [[] for _ in fns]
+    for r in range(repeat):
+        order = range(len(fns)) if r % 2 == 0 else reversed(range(len(fns)))
+        for i in order:
+            t0 = time.perf_counter()
+            fns[i]()
+            times[i].append(time.perf_counter() - t0)
+    return [float(np.median(t)) for t in times]
+
+
+def run_api(args):
+    if torch is None:
+        print("(public-API table skipped: torch is not importable)", file=sys.stderr)
+        return []
+    rows = []
+    for i, (op, groups, label, make, params) in enumerate(api_cases(args.quick)):
+        if args.only and not set(groups) & set(args.only):
+            continue
+        ours, theirs = make(np.random.default_rng(1000 + i), *params)
+        if theirs is None:
+            rows.append(dict(op=op, shape=label, note="torch has no equivalent"))
+            continue
+        err = _maxerr(ours(), theirs())
+        # a few rounds; each round's medians come from alternating calls, keep each side's best round
+        res = [_alternating_medians([ours, theirs], args.repeat, 2) for _ in range(args.rounds)]
+        t_ours, t_torch = min(r[0] for r in res), min(r[1] for r in res)
+        rows.append(dict(op=op, shape=label, ours_ms=t_ours * 1e3, torch_ms=t_torch * 1e3,
+                         vs_torch=t_ours / t_torch, reps=args.repeat * args.rounds, err=err))
+        print(f"  {op:<31} {label:<28} ours {t_ours * 1e3:9.3f} ms  torch {t_torch * 1e3:9.3f} ms  "
+              f"x{t_ours / t_torch:5.2f}  (err={err if err is None else f'{err:.1e}'})", flush=True)
     return rows
 
 
@@ -379,6 +624,8 @@ def main(argv=None):
     ap.add_argument("--warm-up", type=float, default=3.0, help="seconds of matmuls before the first timing")
     ap.add_argument("--no-memory", action="store_true")
     ap.add_argument("--only", nargs="*", choices=sorted(GROUP_KERNELS), help="run these kernel groups only")
+    ap.add_argument("--api-only", action="store_true", help="the public-API table only (no kernel-level tables)")
+    ap.add_argument("--no-api", action="store_true", help="skip the public-API table")
     args = ap.parse_args(argv)
     if args.quick:
         args.repeat, args.rounds, args.budget = 5, 1, 1.0
@@ -387,28 +634,41 @@ def main(argv=None):
     if torch is not None:
         torch.set_num_threads(args.threads)
     _warm_up_machine(args.warm_up, mods)
-    rows = run_cases(args, mods)
-    print_table(rows, [("kernel", "kernel", "{}"), ("shape", "shape", "{}"), ("impl", "impl", "{}"),
-                       ("ms", "ms", "{:.3f}"), ("gflops", "GFLOP/s", "{:.1f}"), ("vs_torch", "x torch", "{:.2f}"),
-                       ("vs_numpy_gflops", "x numpy GFLOP/s", "{:.2f}"), ("reps", "n", "{}"), ("err", "max rel err", "{:.1e}"),
-                       ("note", "note", "{}")],
-                title=f"kernels, fwd+bwd where applicable, {args.threads} threads")
-    mem = [] if args.no_memory or (args.only and "attention" not in args.only) else attention_memory(args, mods)
+    rows = [] if args.api_only else run_cases(args, mods)
+    if rows:
+        print_table(rows, [("kernel", "kernel", "{}"), ("shape", "shape", "{}"), ("impl", "impl", "{}"),
+                           ("ms", "ms", "{:.3f}"), ("gflops", "GFLOP/s", "{:.1f}"), ("vs_torch", "x torch", "{:.2f}"),
+                           ("vs_numpy_gflops", "x numpy GFLOP/s", "{:.2f}"), ("reps", "n", "{}"),
+                           ("err", "max rel err", "{:.1e}"), ("note", "note", "{}")],
+                    title=f"kernels, fwd+bwd where applicable, {args.threads} threads")
+    skip_mem = args.api_only or args.no_memory or (args.only and "attention" not in args.only)
+    mem = [] if skip_mem else attention_memory(args, mods)
     if mem:
         print_table(mem, [("impl", "impl", "{}"), ("shape", "shape", "{}"), ("peak_mb", "peak RSS growth MiB", "{:.1f}"),
                           ("vs_numpy", "x numpy", "{:.3f}"), ("inputs_mb", "inputs MiB", "{:.1f}")],
                     title="attention fwd+bwd peak memory (fresh process each)")
-    pools = [] if args.only else pool_interplay(args, mods)
+    pools = [] if args.only or args.api_only else pool_interplay(args, mods)
     if pools:
         print_table(pools, [("pattern", "pattern (768x128@128x384, LN (768,384))", "{}"), ("us", "us", "{:.0f}"),
                             ("reps", "n", "{}")], title="thread pools: matmul and another kernel back to back")
+    api = [] if args.no_api else run_api(args)
+    isa = K.info()["c_extension"].get("isa")
+    torch_isa = torch.backends.cpu.get_cpu_capability() if torch is not None else None
+    if api:
+        print_table(api, [("op", "op", "{}"), ("shape", "shape", "{}"), ("ours_ms", "ours ms", "{:.3f}"),
+                          ("torch_ms", "torch ms", "{:.3f}"), ("vs_torch", "x torch", "{:.2f}"), ("reps", "n", "{}"),
+                          ("err", "max rel err", "{:.1e}"), ("note", "note", "{}")],
+                    title=f"public API (fresh tensors, fwd+bwd), {args.threads} threads, C ISA {isa}, torch {torch_isa}")
     auto = suggest_auto(rows)
-    print("\nsuggested AUTO_TABLE (fastest first):")
-    for name, order in auto.items():
-        print(f"    {name!r}: {order!r},")
-    path = write_json("bench_kernels" + ("_quick" if args.quick else "") + ("_" + "_".join(args.only) if args.only else ""),
-                      dict(args=vars(args), torch=getattr(torch, "__version__", None), info=K.info(), rows=rows,
-                           attention_memory=mem, pool_interplay=pools, suggested_auto=auto))
+    if auto:
+        print("\nsuggested AUTO_TABLE (fastest first):")
+        for name, order in auto.items():
+            print(f"    {name!r}: {order!r},")
+    name = ("bench_kernels" + ("_quick" if args.quick else "") + ("_" + "_".join(args.only) if args.only else "")
+            + ("_api" if args.api_only else "") + (f"_{isa}" if isa != K.info()["c_extension"].get("cpu_isa") else ""))
+    path = write_json(name, dict(args=vars(args), torch=getattr(torch, "__version__", None), info=K.info(),
+                                 isa=isa, torch_cpu_capability=torch_isa, threads=args.threads, rows=rows,
+                                 attention_memory=mem, pool_interplay=pools, suggested_auto=auto, public_api=api))
     print(f"\nwrote {path}")
 
 

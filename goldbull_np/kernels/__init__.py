@@ -79,6 +79,7 @@ AUTO_TABLE = {
     "cross_entropy_backward": ("c", "numpy"),
     "gelu_forward": ("c", "numba", "numpy"),
     "gelu_backward": ("c", "numba", "numpy"),
+    "gelu_forward_backward": ("c", "numba", "numpy"),
     "adamw_step": ("c", "numba", "numpy"),
     "embedding_backward": ("c", "numba", "numpy"),
     "sum_squares": ("c", "numba", "numpy"),

@@ -418,6 +418,17 @@ def gelu_backward(dout, x, approximate="none"):
     return dx
 
 
+def gelu_forward_backward(dout, x, approximate="none"):
+    """(gelu(x), dout * gelu'(x)) from one evaluation of Phi per element; dout None: gelu'(x)."""
+    load()
+    _arr("x", x)
+    _opt("dout", dout, x.shape)
+    out, dx = np.empty_like(x), np.empty_like(x)
+    _ok(lib.gelu_forward_backward(_p(out), _p(dx), _p(dout), _p(x), _approx(approximate), x.size),
+        "gelu_forward_backward")
+    return out, dx
+
+
 # ----------------------------------------------------------------------------------------------
 # AdamW
 

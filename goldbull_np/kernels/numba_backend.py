@@ -498,6 +498,21 @@ def _gelu_bwd(dout, x, dx, tanh_approx):
         dx[i] = dout[i] * g
 
 
+@njit(**_pjit)
+def _gelu_fwd_bwd(dout, x, out, dx, has_dout, tanh_approx):
+    for i in prange(x.size):
+        xi = x[i]
+        if tanh_approx:
+            th = math.tanh(_K * (xi + 0.044715 * xi * xi * xi))
+            out[i] = 0.5 * xi * (1.0 + th)
+            g = 0.5 * (1.0 + th) + 0.5 * xi * (1.0 - th * th) * _K * (1.0 + 3 * 0.044715 * xi * xi)
+        else:
+            cdf = 0.5 * math.erfc(-xi * _INV_SQRT2)
+            out[i] = xi * cdf
+            g = cdf + xi * _INV_SQRT_2PI * math.exp(-0.5 * xi * xi)
+        dx[i] = dout[i] * g if has_dout else g
+
+
 def _tanh_flag(approximate):
     if approximate not in ("none", "tanh"):
         raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
@@ -519,6 +534,20 @@ def gelu_backward(dout, x, approximate="none"):
     dx = np.empty_like(xc)
     _gelu_bwd(dc.reshape(-1), xc.reshape(-1), dx.reshape(-1), flag)
     return dx
+
+
+def gelu_forward_backward(dout, x, approximate="none"):
+    """(gelu(x), dout * gelu'(x)) in one pass; dout None: gelu'(x)."""
+    flag = _tanh_flag(approximate)
+    xc = np.ascontiguousarray(x)
+    if dout is None:
+        dc = xc  # not read
+    else:
+        check_shapes(dout=(dout, x.shape))
+        dc = np.ascontiguousarray(dout, dtype=x.dtype)
+    out, dx = np.empty_like(xc), np.empty_like(xc)
+    _gelu_fwd_bwd(dc.reshape(-1), xc.reshape(-1), out.reshape(-1), dx.reshape(-1), dout is not None, flag)
+    return out, dx
 
 
 # ----------------------------------------------------------------------------------------------

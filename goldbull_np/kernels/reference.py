@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from ._checks import (IGNORE_INDEX, check_attention, check_embedding_backward, check_qkv, check_rotary_qkv,
-                      check_targets)
+                      check_shapes, check_targets)
 from .reference_conv import (CONV_KERNEL_NAMES, avg_pool2d_backward, avg_pool2d_forward,  # noqa: F401
                              batch_norm_backward, batch_norm_forward, conv2d_backward, conv2d_forward,
                              max_pool2d_backward, max_pool2d_forward)
@@ -25,7 +25,7 @@ KERNEL_NAMES = (
     "layer_norm_forward", "layer_norm_backward", "rms_norm_forward", "rms_norm_backward",
     "attention_forward", "attention_backward", "attention_qkv_forward", "attention_qkv_backward",
     "cross_entropy_forward", "cross_entropy_backward",
-    "gelu_forward", "gelu_backward", "adamw_step", "embedding_backward", "sum_squares",
+    "gelu_forward", "gelu_backward", "gelu_forward_backward", "adamw_step", "embedding_backward", "sum_squares",
     "rotary_qkv_forward", "rotary_qkv_backward",
 ) + CONV_KERNEL_NAMES + QUANT_KERNEL_NAMES
 __all__ = list(KERNEL_NAMES)
@@ -345,6 +345,15 @@ def gelu_backward(dout, x, approximate="none"):
     else:
         raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
     return (dout * g).astype(x.dtype)
+
+
+def gelu_forward_backward(dout, x, approximate="none"):
+    """(gelu(x), dout * gelu'(x)) from one evaluation (a fused gelu + linear's backward needs both);
+    dout None: gelu'(x) itself. Any shape; dout, if given, has x's shape."""
+    if dout is not None:
+        check_shapes(dout=(dout, x.shape))
+    g = gelu_backward(np.ones_like(x) if dout is None else dout, x, approximate)
+    return gelu_forward(x, approximate), g
 
 
 # ----------------------------------------------------------------------------------------------

@@ -314,6 +314,41 @@ def test_gelu(backend, dtype, shape, approximate, seed):
 
 
 @SETTINGS
+@given(shape=st.sampled_from([(1,), (7,), (3, 5), (2, 3, 33), (20000,)]),
+       approximate=st.sampled_from(["none", "tanh"]), with_dout=st.booleans(), seed=st.integers(0, 99))
+def test_gelu_forward_backward(backend, dtype, shape, approximate, with_dout, seed):
+    """The fused kernel equals the reference and this backend's own gelu_forward / gelu_backward."""
+    kb = backend_module(backend)
+    rng = np.random.default_rng(seed)
+    x = rand(rng, shape, dtype, 4.0)
+    dout = rand(rng, shape, dtype) if with_dout else None
+    out, dx = kb.gelu_forward_backward(dout, x, approximate)
+    assert out.shape == dx.shape == shape and out.dtype == dx.dtype == x.dtype
+    want_out, want_dx = ref.gelu_forward_backward(dout, x, approximate)
+    assert_close(out, want_out, dtype, "gelu_forward_backward out")
+    assert_close(dx, want_dx, dtype, "gelu_forward_backward dx")
+    ones = np.ones(shape, dtype)
+    np.testing.assert_allclose(out, kb.gelu_forward(x, approximate), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(dx, kb.gelu_backward(ones if dout is None else dout, x, approximate),
+                               rtol=1e-6, atol=1e-7)
+
+
+def test_gelu_exact_tails_relative(backend, dtype):
+    """Exact GELU keeps relative accuracy where Phi(x) is tiny (the negative tail, down to where it
+    underflows float32) and gelu' its absolute accuracy everywhere: float64 erfc as the oracle."""
+    import math
+    kb = backend_module(backend)
+    x = np.linspace(-12.5, 8.0, 30001).astype(dtype)
+    xd = x.astype(np.float64)
+    cdf = np.array([0.5 * math.erfc(-v / math.sqrt(2.0)) for v in xd])
+    out, dx = kb.gelu_forward_backward(None, x, "none")
+    np.testing.assert_allclose(out, xd * cdf, rtol=1e-5, atol=0, err_msg="gelu_forward_backward out")
+    np.testing.assert_allclose(kb.gelu_forward(x, "none"), xd * cdf, rtol=1e-5, atol=0, err_msg="gelu_forward")
+    dens = np.exp(-0.5 * xd * xd) / math.sqrt(2.0 * math.pi)
+    np.testing.assert_allclose(dx, cdf + xd * dens, rtol=0, atol=1e-6, err_msg="gelu_forward_backward dx")
+
+
+@SETTINGS
 @given(P=st.integers(1, 5000), G=st.integers(1, 4), steps=st.integers(1, 3), seed=st.integers(0, 99))
 def test_adamw(backend, dtype, P, G, steps, seed):
     kb = backend_module(backend)

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from kernels_helpers import c_available, run_script
+from kernels_helpers import c_available, c_lower_isas, run_script
 
 pytestmark = pytest.mark.skipif(not c_available(), reason="C extension not built")
 
@@ -48,6 +48,34 @@ def test_layernorm_matches_naive():
     cb.lib.layernorm_forward_naive(*(cb._p(a) for a in naive), cb._p(x), cb._p(w), cb._p(b), 1e-5, 37, 130)
     for f, n in zip(fast, naive):
         np.testing.assert_allclose(f, n, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("isa", ["best"] + c_lower_isas())
+@pytest.mark.parametrize("C", [2051, 5000])
+def test_norms_with_streaming_stores_match_the_reference(C, isa, two_threads):
+    """At >= 2^22 elements (csrc/norm.c NORM_STREAM_MIN_ELEMS) LayerNorm/RMSNorm write out and dx
+    row by row with streaming stores when C fits the row buffer (2051: odd, so rows start at every
+    alignment and the unaligned heads and tails run); C = 5000 exceeds it and takes the plain path.
+    Every ISA tier (the base tier copies the row buffer without streaming stores)."""
+    from goldbull_np.kernels import c_backend as cb
+    from goldbull_np.kernels import reference as ref
+    if isa != "best":
+        assert cb.set_isa(isa) == isa
+    rng = np.random.default_rng(C)
+    N = -(-(1 << 22) // C)
+    x = rng.standard_normal((N, C), np.float32) + 2
+    w, b, dy = rng.standard_normal(C, np.float32), rng.standard_normal(C, np.float32), rng.standard_normal((N, C), np.float32)
+    y, mean, rstd = cb.layer_norm_forward(x, w, b, 1e-5)
+    for got, want in zip((y, mean, rstd), ref.layer_norm_forward(x, w, b, 1e-5)):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    for got, want in zip(cb.layer_norm_backward(dy, x, w, mean, rstd, True),
+                         ref.layer_norm_backward(dy, x, w, mean, rstd, True)):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.sqrt(N))
+    y, rstd = cb.rms_norm_forward(x, w, 1e-6)
+    for got, want in zip((y, rstd), ref.rms_norm_forward(x, w, 1e-6)):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    for got, want in zip(cb.rms_norm_backward(dy, x, w, rstd), ref.rms_norm_backward(dy, x, w, rstd)):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.sqrt(N))
 
 
 @pytest.mark.parametrize("M,N,K", [(610, 33, 520), (200, 130, 520), (40, 2100, 400)])

@@ -5,6 +5,8 @@ The heavy ones reach their kernels only through ``goldbull_np.kernels.get(name, 
 dispatch point, which also decides zero-size inputs (the NumPy reference) and float16 (the float32
 kernel, the primary output cast back); each forward saves what its backward reads (mean/rstd, logsumexp).
 """
+import math
+
 import numpy as np
 
 from ... import kernels as K
@@ -14,6 +16,13 @@ from ..function import Function
 
 def _c(a):
     return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+
+
+def _shaped(a, shape):
+    """`a` with `shape`; `a` itself when it has it already. A reshape is a view (its .base is set),
+    and the engine copies a view before storing it as a leaf's .grad, so a gradient that needs no
+    reshape is handed back as the array the kernel allocated."""
+    return a if a.shape == shape else a.reshape(shape)
 
 
 class Linear(Function):
@@ -33,7 +42,7 @@ class Linear(Function):
         g2 = _c(g).reshape(-1, g.shape[-1])  # (N, OC)
         dx, dw, db = K.get("linear_backward", g.dtype)(
             g2, self.x2, _c(self.weight), need_dx=nx, need_dweight=nw, need_dbias=nb and self.has_bias)
-        dx = dx.reshape(self.lead + (self.x2.shape[1],)) if dx is not None else None
+        dx = _shaped(dx, self.lead + (self.x2.shape[1],)) if dx is not None else None
         return (dx, dw, db) if self.has_bias else (dx, dw)
 
 
@@ -44,23 +53,23 @@ class LayerNorm(Function):
 
     def forward(self, x, weight=None, bias=None, n_norm=1, eps=1e-5):
         self.shape = x.shape
-        C = int(np.prod(x.shape[x.ndim - n_norm:]))
-        N = int(np.prod(x.shape[:x.ndim - n_norm]))  # not -1: reshape cannot infer it when C == 0
-        x2 = _c(x).reshape(N, C)  # (N, C)
-        w2 = None if weight is None else _c(weight).reshape(C)
-        b2 = None if bias is None else _c(bias).reshape(C)
+        C = math.prod(x.shape[x.ndim - n_norm:])
+        N = math.prod(x.shape[:x.ndim - n_norm])  # not -1: reshape cannot infer it when C == 0
+        x2 = _shaped(_c(x), (N, C))  # (N, C)
+        w2 = None if weight is None else _shaped(_c(weight), (C,))
+        b2 = None if bias is None else _shaped(_c(bias), (C,))
         out, self.mean, self.rstd = K.get("layer_norm_forward", x.dtype)(x2, w2, b2, eps)  # (N,C), (N,), (N,)
         self.x2, self.w2, self.has_bias, self.has_weight = x2, w2, bias is not None, weight is not None
         return out.reshape(x.shape)
 
     def backward(self, g):
         dx, dw, db = K.get("layer_norm_backward", g.dtype)(
-            _c(g).reshape(self.x2.shape), self.x2, self.w2, self.mean, self.rstd, self.has_bias)
-        grads = [dx.reshape(self.shape)]
+            _shaped(_c(g), self.x2.shape), self.x2, self.w2, self.mean, self.rstd, self.has_bias)
+        grads = [_shaped(dx, self.shape)]
         if self.has_weight:
-            grads.append(dw.reshape(self.w_shape) if dw is not None else None)
+            grads.append(_shaped(dw, self.w_shape) if dw is not None else None)
         if self.has_bias:
-            grads.append(db.reshape(self.w_shape) if db is not None else None)
+            grads.append(_shaped(db, self.w_shape) if db is not None else None)
         return tuple(grads)
 
     @property
@@ -71,18 +80,18 @@ class LayerNorm(Function):
 class RMSNorm(Function):
     def forward(self, x, weight=None, n_norm=1, eps=1e-6):
         self.shape = x.shape
-        C = int(np.prod(x.shape[x.ndim - n_norm:]))
-        x2 = _c(x).reshape(-1, C)  # (N, C)
-        w2 = None if weight is None else _c(weight).reshape(C)
+        C = math.prod(x.shape[x.ndim - n_norm:])
+        x2 = _shaped(_c(x), (x.size // C, C))  # (N, C); C > 0 (F.rms_norm returns early otherwise)
+        w2 = None if weight is None else _shaped(_c(weight), (C,))
         out, self.rstd = K.get("rms_norm_forward", x.dtype)(x2, w2, eps)  # (N,C), (N,)
         self.x2, self.w2 = x2, w2
         return out.reshape(x.shape)
 
     def backward(self, g):
-        dx, dw = K.get("rms_norm_backward", g.dtype)(_c(g).reshape(self.x2.shape), self.x2, self.w2, self.rstd)
+        dx, dw = K.get("rms_norm_backward", g.dtype)(_shaped(_c(g), self.x2.shape), self.x2, self.w2, self.rstd)
         if self.w2 is None:
-            return dx.reshape(self.shape)
-        return dx.reshape(self.shape), (dw.reshape(self.input_meta[1][0]) if dw is not None else None)
+            return _shaped(dx, self.shape)
+        return _shaped(dx, self.shape), (_shaped(dw, self.input_meta[1][0]) if dw is not None else None)
 
 
 class Attention(Function):
@@ -162,22 +171,26 @@ class CrossEntropy(Function):
 
 
 class Gelu(Function):
-    """GELU, exact (erf) or tanh-approximated; the kernel sees the input flattened to 1-D."""
+    """GELU, exact (erf) or tanh-approximated, elementwise: the kernels take any shape (a 0-d input
+    goes in as shape (1,)), so the gradient comes back in the input's shape, not as a view."""
 
     def forward(self, x, approximate="none"):
-        self.x, self.approximate = _c(x).reshape(-1), approximate  # (N,)
-        return K.get("gelu_forward", x.dtype)(self.x, approximate=approximate).reshape(x.shape)
+        self.x, self.approximate = _c(x if x.ndim else x.reshape(1)), approximate
+        return _shaped(K.get("gelu_forward", x.dtype)(self.x, approximate=approximate), x.shape)
 
     def backward(self, g):
-        dx = K.get("gelu_backward", g.dtype)(_c(g).reshape(-1), self.x, approximate=self.approximate)
-        return dx.reshape(g.shape)
+        g = np.asarray(g)  # a NumPy scalar where 0-d arithmetic made one
+        dx = K.get("gelu_backward", g.dtype)(_c(g).reshape(self.x.shape), self.x, approximate=self.approximate)
+        return _shaped(dx, g.shape)
 
 
 class GeluLinear(Function):
-    """y = gelu(h) @ weight.T + bias, saving h but not gelu(h): backward recomputes gelu(h) (one
-    elementwise pass) instead of keeping a second (..., hidden) activation alive from forward to
-    backward, the MLP's largest (hidden values per token, per layer). Values and gradients
-    are those of Gelu then Linear, bit for bit (the same kernels on the same arrays)."""
+    """y = gelu(h) @ weight.T + bias, saving h but not gelu(h): backward recomputes gelu(h) instead of
+    keeping a second (..., hidden) activation alive from forward to backward, the MLP's largest
+    (hidden values per token, per layer). Backward runs da = g @ weight first, then one kernel,
+    gelu_forward_backward, gives both gelu(h) (for the weight gradient) and dh = da * gelu'(h) from a
+    single evaluation of Phi per element (gelu_forward then gelu_backward evaluated it twice).
+    Values and gradients are those of Gelu then Linear."""
 
     saved_inputs = (0, 1)
 
@@ -185,22 +198,26 @@ class GeluLinear(Function):
         self.lead = h.shape[:-1]
         h2 = _c(h).reshape(-1, h.shape[-1])  # (N, hidden)
         self.h2, self.weight, self.has_bias, self.approximate = h2, weight, bias is not None, approximate
-        a = K.get("gelu_forward", h.dtype)(h2.reshape(-1), approximate=approximate)  # (N*hidden,)
-        out = K.get("linear_forward", h.dtype)(
-            a.reshape(h2.shape), _c(weight), None if bias is None else _c(bias))  # (N, OC)
+        a = K.get("gelu_forward", h.dtype)(h2, approximate=approximate)  # (N, hidden)
+        out = K.get("linear_forward", h.dtype)(a, _c(weight), None if bias is None else _c(bias))  # (N, OC)
         return out.reshape(self.lead + (weight.shape[0],))
 
     def backward(self, g):
         nh, nw, nb = (self.needs_input_grad + (False,))[:3]
-        h2, dt = self.h2, g.dtype
-        a = K.get("gelu_forward", dt)(h2.reshape(-1), approximate=self.approximate)  # recomputed
+        nb = nb and self.has_bias
+        h2, dt, w = self.h2, g.dtype, _c(self.weight)
         g2 = _c(g).reshape(-1, g.shape[-1])  # (N, OC)
-        da, dw, db = K.get("linear_backward", dt)(
-            g2, a.reshape(h2.shape), _c(self.weight), need_dx=nh, need_dweight=nw, need_dbias=nb and self.has_bias)
-        dh = None
+        lin_bwd = K.get("linear_backward", dt)
+        dh = dw = db = None
         if nh:
-            dh = K.get("gelu_backward", dt)(da.reshape(-1), h2.reshape(-1),
-                                            approximate=self.approximate).reshape(self.lead + h2.shape[1:])
+            # da = g @ weight (linear_backward reads its x argument only for dweight: h2 gives the shape)
+            da, _, _ = lin_bwd(g2, h2, w, need_dx=True, need_dweight=False, need_dbias=False)  # (N, hidden)
+            a, dh = K.get("gelu_forward_backward", dt)(da, h2, approximate=self.approximate)  # recomputed, (N, hidden)
+            dh = _shaped(dh, self.lead + h2.shape[1:])
+        elif nw:
+            a = K.get("gelu_forward", dt)(h2, approximate=self.approximate)  # recomputed
+        if nw or nb:
+            _, dw, db = lin_bwd(g2, a if nw else h2, w, need_dx=False, need_dweight=nw, need_dbias=nb)
         return (dh, dw, db) if self.has_bias else (dh, dw)
 
 
@@ -235,7 +252,7 @@ class LayerNormLinear(Function):
         if nx or nlw or nlb:
             dx, dlw, dlb = K.get("layer_norm_backward", dt)(dxn, x2, self.ln_w, self.mean, self.rstd,
                                                             ln_b is not None)
-            dx = dx.reshape(self.lead + (x2.shape[1],))
+            dx = _shaped(dx, self.lead + (x2.shape[1],))
         return dx, dlw, dlb, dw, db
 
 
