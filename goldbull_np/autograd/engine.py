@@ -48,13 +48,14 @@ def run_backward(roots, root_grads, retain_graph=False, capture=None, nested=Fal
     sinks = _sinks()
     outer = sinks[-1] if nested and sinks else None
     sinks.append(leaf_grads)  # nested passes started by a node's backward deliver here
+    borrowed = set()  # root gradients: a leaf never keeps one of them as its .grad without a copy
     try:
-        captured = _propagate(roots, root_grads, retain_graph, capture, leaf_grads)
+        captured = _propagate(roots, root_grads, retain_graph, capture, leaf_grads, borrowed)
     finally:
         sinks.pop()
 
     capture_leaf = {id(t): i for i, t in enumerate(capture)} if capture else {}
-    handed = set()
+    handed = borrowed
     for leaf, g in leaf_grads.values():
         if nested:
             if id(leaf) in capture_leaf:
@@ -74,8 +75,9 @@ def run_backward(roots, root_grads, retain_graph=False, capture=None, nested=Fal
     return captured
 
 
-def _propagate(roots, root_grads, retain_graph, capture, leaf_grads):
-    """The walk: gradients of the Functions reachable from ``roots``; leaf gradients go to ``leaf_grads``.
+def _propagate(roots, root_grads, retain_graph, capture, leaf_grads, borrowed):
+    """The walk: gradients of the Functions reachable from ``roots``; leaf gradients go to ``leaf_grads``;
+    the ids of the root gradients (maybe the caller's own arrays) go to ``borrowed``.
     Returns the list for captured tensors (filled here for captured non-leaves)."""
     grads = {}  # Function -> gradient of its output (summed over consumers)
     capture_fn = {t.grad_fn: i for i, t in enumerate(capture) if t.grad_fn is not None} if capture else {}
@@ -84,6 +86,7 @@ def _propagate(roots, root_grads, retain_graph, capture, leaf_grads):
     root_fns = []
     for k, (t, g) in enumerate(zip(roots, root_grads)):
         g = _root_gradient(t, g, k)
+        borrowed.add(id(g))
         if t.grad_fn is None:
             _add_leaf_grad(leaf_grads, t, g)
         else:
@@ -163,7 +166,11 @@ def _root_gradient(t, g, k):
                 f"{t.data.shape}: pass backward(gradient=...)"
             )
         return np.ones(t.data.shape, dtype=t.data.dtype)
-    g = np.array(g.data if isinstance(g, Tensor) else g, dtype=t.data.dtype)  # a copy we own
+    # the caller's array as it is (torch does not copy it either): nothing in a backward pass writes
+    # into an incoming gradient, and run_backward copies it before it could become a leaf's .grad
+    g = np.asarray(g.data if isinstance(g, Tensor) else g, dtype=t.data.dtype)
+    if not (g.flags.c_contiguous and g.flags.writeable):
+        g = np.array(g, order="C")  # the kernels read one contiguous buffer
     if g.shape != t.data.shape:
         raise RuntimeError(f"gradient has shape {g.shape} but output {k} has shape {t.data.shape}")
     return g

@@ -56,6 +56,18 @@ def test_a_reshaped_gradient_nobody_else_holds_becomes_grad_without_a_copy():
     np.testing.assert_array_equal(c.grad, [3.0, 3.0])
 
 
+@pytest.mark.parametrize("path", ["leaf", "reshape", "add"])
+def test_the_callers_root_gradient_is_read_not_copied_and_never_becomes_grad(path):
+    x = gb.tensor(np.zeros((2, 3), np.float32), requires_grad=True)
+    y = {"leaf": lambda: x, "reshape": lambda: x.reshape(3, 2), "add": lambda: x + 0.0}[path]()
+    G = np.arange(6, dtype=np.float32).reshape(y.shape)
+    y.backward(G)
+    np.testing.assert_array_equal(x.grad, np.arange(6, dtype=np.float32).reshape(2, 3))
+    assert not np.shares_memory(x.grad, G)
+    x.grad += 1  # the caller's array stays as it was
+    np.testing.assert_array_equal(G, np.arange(6, dtype=np.float32).reshape(y.shape))
+
+
 def test_deep_chain_100k_ops_has_no_recursion_error():
     x = gb.tensor([1.0], requires_grad=True)
     y = x
