@@ -5,9 +5,10 @@
  * target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma"), `name_avx2` with target("avx2,fma") and
  * `name_base` for any x86-64 (or other arch). GB_CALL picks one by gb_isa() (runtime.c: the CPU's
  * best tier, capped by gb_set_isa for tests), so the extension is built without -march=native and
- * still runs anywhere. The AVX-512 tier keeps GCC's default 256-bit vectors but gets 32 registers,
- * mask registers and the EVEX forms, which made exact-erf GELU markedly faster than the AVX2 build
- * on Zen 4 (benchmarks/results/kernel_choices.md).
+ * still runs anywhere. Auto-vectorised loops on the AVX-512 tier keep GCC's default 256-bit vectors but
+ * get 32 registers, mask registers and the EVEX forms; the hot kernels written with intrinsics use
+ * 512-bit vectors there (the SGEMM's 6x32 tile, exact GELU, the convolutions), which on a CPU with
+ * full-width 512-bit FMAs (the EPYC these were measured on: Zen 5) doubles their throughput.
  * Parallel work goes through gb_parallel (internal/gb_pool.h): the exported (untargeted) function
  * packs its arguments, and each thread's task calls the targeted per-chunk function with GB_CALL.
  */
