@@ -48,14 +48,16 @@ def run_backward(roots, root_grads, retain_graph=False, capture=None, nested=Fal
     sinks = _sinks()
     outer = sinks[-1] if nested and sinks else None
     sinks.append(leaf_grads)  # nested passes started by a node's backward deliver here
-    borrowed = set()  # root gradients: a leaf never keeps one of them as its .grad without a copy
+    # root gradients (id -> array, held so that no other array can take their ids while this pass runs):
+    # a leaf never keeps one of them as its .grad without a copy
+    borrowed = {}
     try:
         captured = _propagate(roots, root_grads, retain_graph, capture, leaf_grads, borrowed)
     finally:
         sinks.pop()
 
     capture_leaf = {id(t): i for i, t in enumerate(capture)} if capture else {}
-    handed = borrowed
+    handed = set(borrowed)
     for leaf, g in leaf_grads.values():
         if nested:
             if id(leaf) in capture_leaf:
@@ -86,7 +88,7 @@ def _propagate(roots, root_grads, retain_graph, capture, leaf_grads, borrowed):
     root_fns = []
     for k, (t, g) in enumerate(zip(roots, root_grads)):
         g = _root_gradient(t, g, k)
-        borrowed.add(id(g))
+        borrowed[id(g)] = g
         if t.grad_fn is None:
             _add_leaf_grad(leaf_grads, t, g)
         else:
