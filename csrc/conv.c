@@ -35,7 +35,7 @@ static int pointwise(const conv_args *a) {
 }
 
 /* [ow0, ow1): the output columns whose tap kw reads inside the row (iw = ow*sw + off in [0, W)) */
-static void valid_cols(const conv_args *a, int64_t off, int64_t *ow0, int64_t *ow1) {
+void conv_valid_cols(const conv_args *a, int64_t off, int64_t *ow0, int64_t *ow1) {
     int64_t lo = off >= 0 ? 0 : (-off + a->sw - 1) / a->sw;
     int64_t hi = a->W - off <= 0 ? 0 : (a->W - off + a->sw - 1) / a->sw;
     if (hi > a->OW) hi = a->OW;
@@ -48,7 +48,7 @@ static void valid_cols(const conv_args *a, int64_t off, int64_t *ow0, int64_t *o
 static void tap_row(float *row, const float *x, const conv_args *a, int64_t c, int64_t kh, int64_t kw) {
     const float *xc = x + c * a->H * a->W;
     int64_t off = kw * a->dw - a->pl, ow0, ow1;
-    valid_cols(a, off, &ow0, &ow1);
+    conv_valid_cols(a, off, &ow0, &ow1);
     for (int64_t oh = 0; oh < a->OH; oh++) {
         int64_t ih = oh * a->sh - a->pt + kh * a->dh;
         float *r = row + oh * a->OW;
@@ -98,16 +98,16 @@ static void im2col_tpanels(float *colT, float *row, const float *x, const conv_a
             }
 }
 
-/* dx (Cg, H, W) += the adjoint of im2col applied to dcol (Cg*KH*KW, P) */
-static void col2im(float *dx, const float *dcol, const conv_args *a) {
-    int64_t Cg = a->C / a->G, P = a->OH * a->OW, OW = a->OW;
+/* dx (Cg, H, W) += the adjoint of im2col applied to dcol (Cg*KH*KW, P) with row stride ld */
+void conv_col2im(float *dx, const float *dcol, int64_t ld, const conv_args *a) {
+    int64_t Cg = a->C / a->G, OW = a->OW;
     for (int64_t c = 0; c < Cg; c++) {
         float *dc = dx + c * a->H * a->W;
         for (int64_t kh = 0; kh < a->KH; kh++)
             for (int64_t kw = 0; kw < a->KW; kw++) {
-                const float *row = dcol + ((c * a->KH + kh) * a->KW + kw) * P;
+                const float *row = dcol + ((c * a->KH + kh) * a->KW + kw) * ld;
                 int64_t off = kw * a->dw - a->pl, ow0, ow1;
-                valid_cols(a, off, &ow0, &ow1);
+                conv_valid_cols(a, off, &ow0, &ow1);
                 for (int64_t oh = 0; oh < a->OH; oh++) {
                     int64_t ih = oh * a->sh - a->pt + kh * a->dh;
                     if (ih < 0 || ih >= a->H) continue;
@@ -144,7 +144,7 @@ static int depthwise(const conv_args *a) { return a->C == a->G && a->OC == a->G 
 static inline GB_INLINE void dw_fwd_body(float *o, const float *x, const float *w, float bias, const conv_args *a) {
     /* o (OH, OW), x (H, W), w (KH, KW) */
     int64_t OW = a->OW, sw = a->sw, lo[DW_MAX_KW], hi[DW_MAX_KW];
-    for (int64_t kw = 0; kw < a->KW; kw++) valid_cols(a, kw * a->dw - a->pl, &lo[kw], &hi[kw]);
+    for (int64_t kw = 0; kw < a->KW; kw++) conv_valid_cols(a, kw * a->dw - a->pl, &lo[kw], &hi[kw]);
     for (int64_t oh = 0; oh < a->OH; oh++) {
         float *orow = o + oh * OW;
         for (int64_t ow = 0; ow < OW; ow++) orow[ow] = bias;
@@ -172,7 +172,7 @@ static inline GB_INLINE void dw_bwd_body(float *dx, float *dwt, float *dbt, cons
                                          const float *w, const conv_args *a) {
     /* dx (H, W)|NULL (zeroed here), dwt (KH*KW,)|NULL and dbt (1,)|NULL accumulated; dy (OH, OW) */
     int64_t OW = a->OW, sw = a->sw, lo[DW_MAX_KW], hi[DW_MAX_KW];
-    for (int64_t kw = 0; kw < a->KW; kw++) valid_cols(a, kw * a->dw - a->pl, &lo[kw], &hi[kw]);
+    for (int64_t kw = 0; kw < a->KW; kw++) conv_valid_cols(a, kw * a->dw - a->pl, &lo[kw], &hi[kw]);
     if (dx) memset(dx, 0, (size_t)(a->H * a->W) * sizeof(float));
     for (int64_t oh = 0; oh < a->OH; oh++) {
         const float *g = dy + oh * OW;
@@ -523,7 +523,7 @@ static void conv_bwd_task(void *ctx, int t, int nt) {
             } else {
                 conv_gemm(dcol, P, wg, 1, K, dy, P, NR, K, P, OCg, 0, ws);
                 memset(dx, 0, (size_t)(Cg * a->H * a->W) * sizeof(float));
-                col2im(dx, dcol, a);
+                conv_col2im(dx, dcol, a->OH * a->OW, a);
             }
         }
     }

@@ -450,8 +450,11 @@ static void dx_strided_task(void *ctx, int t, int nt) {
             cvx_rows32(Bp, a->dout + (bs * a->OC + g * OCg) * P, P, a->OC * P, OCg, P, n * P);
             cmap cm = {dcol, n * P, n * P, 0};
             fk_gemm(&cm, f->At + g * Kr * OCg, Bp, K, n * P, OCg, 0, NULL);
-            for (int64_t jb = 0; jb < n; jb++)
-                cvx_col2im_ld(a->dinp + ((bs + jb) * a->C + g * Cg) * a->H * a->W, dcol + jb * P, n * P, a);
+            for (int64_t jb = 0; jb < n; jb++) {
+                float *dx = a->dinp + ((bs + jb) * a->C + g * Cg) * a->H * a->W;  /* (Cg, H, W) */
+                memset(dx, 0, (size_t)(Cg * a->H * a->W) * sizeof(float));
+                conv_col2im(dx, dcol + jb * P, n * P, a);
+            }
         }
     }
 }

@@ -1,6 +1,6 @@
 /* Packing for the AVX-512 convolution (conv_avx512.c): zero-padded and parity-split input planes,
  * the micro-kernel's patch panels (pixels as lanes for the forward, taps as lanes for dweight), 8x8
- * register transposes, col2im. */
+ * register transposes. */
 #include <stdlib.h>
 #include "internal/conv_avx512.h"
 
@@ -81,16 +81,6 @@ void cvx_pack_a(float *Ap, const float *base, int64_t rs, int64_t cs, int64_t se
                 for (; i < FMR; i++) dst[r * FMR + i] = 0.0f;
             }
     }
-}
-
-/* [ow0, ow1): the output columns whose tap reads inside the row (iw = ow*sw + off in [0, W)) */
-void cvx_valid_cols(const conv_args *a, int64_t off, int64_t *ow0, int64_t *ow1) {
-    int64_t lo = off >= 0 ? 0 : (-off + a->sw - 1) / a->sw;
-    int64_t hi = a->W - off <= 0 ? 0 : (a->W - off + a->sw - 1) / a->sw;
-    if (hi > a->OW) hi = a->OW;
-    if (lo > hi) lo = hi;
-    *ow0 = lo;
-    *ow1 = hi;
 }
 
 /* The padded extent an output grid reads: Hp = (OH-1)*sh + (KH-1)*dh + 1 rows from ih = -pt, and as
@@ -308,33 +298,6 @@ GB_TARGET_AVX512 void cvx_im2colT_small(float *Bp, float *col, float *xp, const 
     if (Kp > K8)
         for (int64_t r = 0; r < R; r++)
             memset(Bp + (Kp / FNR - 1) * R * FNR + r * FNR + K8 % FNR, 0, (size_t)(Kp - K8) * sizeof(float));
-}
-
-/* dx (Cg, H, W) = the adjoint of im2col applied to dcol (K, P) with row stride ld (dx zeroed here) */
-GB_TARGET_AVX512 void cvx_col2im_ld(float *dx, const float *dcol, int64_t ld, const conv_args *a) {
-    int64_t Cg = a->C / a->G, OW = a->OW;
-    memset(dx, 0, (size_t)(Cg * a->H * a->W) * sizeof(float));
-    for (int64_t c = 0; c < Cg; c++) {
-        float *dc = dx + c * a->H * a->W;
-        for (int64_t kh = 0; kh < a->KH; kh++)
-            for (int64_t kw = 0; kw < a->KW; kw++) {
-                const float *row = dcol + ((c * a->KH + kh) * a->KW + kw) * ld;
-                int64_t off = kw * a->dw - a->pl, ow0, ow1;
-                cvx_valid_cols(a, off, &ow0, &ow1);
-                for (int64_t oh = 0; oh < a->OH; oh++) {
-                    int64_t ih = oh * a->sh - a->pt + kh * a->dh;
-                    if (ih < 0 || ih >= a->H) continue;
-                    float *dr = dc + ih * a->W + off;
-                    const float *r = row + oh * OW;
-                    if (a->sw == 1) {
-                        #pragma omp simd
-                        for (int64_t ow = ow0; ow < ow1; ow++) dr[ow] += r[ow];
-                    } else {
-                        for (int64_t ow = ow0; ow < ow1; ow++) dr[ow * a->sw] += r[ow];
-                    }
-                }
-            }
-    }
 }
 
 #endif

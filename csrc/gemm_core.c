@@ -1,6 +1,6 @@
-/* GEMM building blocks shared by sgemm (matmul.c) and the attention tiles (attention.c):
- * packing, the MRxNR micro-kernels (portable and AVX2/FMA, chosen at run time) and a
- * single-threaded tile product used inside already-parallel regions. */
+/* GEMM building blocks shared by sgemm (matmul.c), the attention tiles (attention.c) and the portable
+ * convolution (conv.c): packing, the MRxNR micro-kernels (portable, AVX2/FMA and the AVX-512 6x32 tile,
+ * chosen at run time) and gb_gemm_small, the unpacked product used inside already-parallel regions. */
 #include <stdlib.h>
 #include "internal/gb_common.h"
 #include "internal/gb_gemm.h"
@@ -42,24 +42,6 @@ GB_TARGET_AVX2 static inline GB_INLINE void transpose8x8(__m256 a[8]) {
     a[6] = _mm256_permute2f128_ps(u2, u6, 0x31); a[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
 }
 
-/* dst (kc, 6) <- six rows r (row stride lda) interleaved: dst[p*6 + i] = r[i*lda + p]. Eight columns
- * at a time through an 8x8 register transpose (rows 6 and 7 zero); each column's 6 floats are stored
- * with one 8-wide store that the next column's store overlaps, the last one as 4 + 2. */
-GB_TARGET_AVX2 static void pack_a_rows_avx2(float *dst, const float *r, int64_t lda, int64_t kc) {
-    int64_t p = 0;
-    for (; p + 8 <= kc; p += 8, dst += 8 * MR) {
-        __m256 a[8];
-        for (int i = 0; i < MR; i++) a[i] = _mm256_loadu_ps(r + i * lda + p);
-        a[6] = a[7] = _mm256_setzero_ps();
-        transpose8x8(a);
-        for (int q = 0; q < 7; q++) _mm256_storeu_ps(dst + q * MR, a[q]);
-        _mm_storeu_ps(dst + 7 * MR, _mm256_castps256_ps128(a[7]));
-        _mm_storel_pi((__m64 *)(dst + 7 * MR + 4), _mm256_extractf128_ps(a[7], 1));
-    }
-    for (; p < kc; p++, dst += MR)
-        for (int i = 0; i < MR; i++) dst[i] = r[i * lda + p];
-}
-
 /* dst (kc, NR) <- the transpose of NR rows of b (row stride ldb, contiguous along p):
  * dst[p*NR + j] = b[j*ldb + p], as two 8-row groups of 8x8 register transposes. */
 GB_TARGET_AVX2 static void pack_b_trans_avx2(float *dst, const float *b, int64_t ldb, int64_t kc) {
@@ -78,46 +60,19 @@ GB_TARGET_AVX2 static void pack_b_trans_avx2(float *dst, const float *b, int64_t
 }
 #endif
 
-/* Ap (ceil(mc/MR), kc, MR) <- op(A)[i0:i0+mc, p0:p0+kc], zero padded. lda = row stride as stored.
- * Full panels of a row-major A go through the AVX2 register transpose where the CPU has it (packing
- * was ~8% of a small transformer linear's time as scalar copies). */
-void gb_pack_a(float *Ap, const float *a, int trans_a, int64_t lda, int64_t i0, int64_t p0,
-               int64_t mc, int64_t kc) {
-#if GB_X86
-    int vec = gb_cpu_has_avx2_fma();
-#else
-    int vec = 0;
-#endif
+/* Ap (ceil(mc/MR), kc, MR) <- A^T[i0:i0+mc, p0:p0+kc] for an A stored transposed (a (K, M), row stride
+ * lda): MR contiguous floats per p, zero padded. (A row-major A is never packed: the micro-kernels read it
+ * in place.) */
+void gb_pack_a_t(float *Ap, const float *a, int64_t lda, int64_t i0, int64_t p0, int64_t mc, int64_t kc) {
     for (int64_t ir = 0; ir < mc; ir += MR) {
         int64_t mr = mc - ir < MR ? mc - ir : MR;
         float *dst = Ap + ir * kc;
-        if (!trans_a && mr == MR) {  /* op(A)[i,p] = a[i*lda + p]: interleave 6 rows */
-            const float *r0 = a + (i0 + ir) * lda + p0;
-#if GB_X86
-            if (vec) {
-                pack_a_rows_avx2(dst, r0, lda, kc);
-                continue;
-            }
-#endif
-            const float *r1 = r0 + lda, *r2 = r1 + lda, *r3 = r2 + lda, *r4 = r3 + lda, *r5 = r4 + lda;
-            for (int64_t p = 0; p < kc; p++, dst += MR) {
-                dst[0] = r0[p]; dst[1] = r1[p]; dst[2] = r2[p];
-                dst[3] = r3[p]; dst[4] = r4[p]; dst[5] = r5[p];
-            }
-        } else if (!trans_a) {
-            for (int64_t p = 0; p < kc; p++) {
-                for (int64_t i = 0; i < mr; i++) dst[p * MR + i] = a[(i0 + ir + i) * lda + p0 + p];
-                for (int64_t i = mr; i < MR; i++) dst[p * MR + i] = 0.0f;
-            }
-        } else {                     /* op(A)[i,p] = a[p*lda + i]: MR contiguous floats per p */
-            const float *src = a + p0 * lda + i0 + ir;
-            for (int64_t p = 0; p < kc; p++, src += lda, dst += MR) {
-                for (int64_t i = 0; i < mr; i++) dst[i] = src[i];
-                for (int64_t i = mr; i < MR; i++) dst[i] = 0.0f;
-            }
+        const float *src = a + p0 * lda + i0 + ir;
+        for (int64_t p = 0; p < kc; p++, src += lda, dst += MR) {
+            for (int64_t i = 0; i < mr; i++) dst[i] = src[i];
+            for (int64_t i = mr; i < MR; i++) dst[i] = 0.0f;
         }
     }
-    (void)vec;
 }
 
 /* panels [jr0, jr1) of Bp (ceil(nc/NR), kc, NR) <- op(B)[p0:p0+kc, j0:j0+nc], zero padded. */
@@ -256,35 +211,6 @@ gb_ukernel_fn gb_ukernel(void) {
     if (gb_cpu_has_avx2_fma()) return ukernel_avx2;
 #endif
     return ukernel_base;
-}
-
-size_t gb_gemm_tile_ws(int64_t M, int64_t N, int64_t K) {
-    int64_t kc = K < KC ? K : KC, mc = M < MC ? M : MC;
-    return (size_t)(((mc + MR - 1) / MR * MR) + ((N + NR - 1) / NR * NR)) * kc;
-}
-
-void gb_gemm_tile(float *c, int64_t ldc, const float *a, int64_t lda, int trans_a, const float *b,
-                  int64_t ldb, int trans_b, int64_t M, int64_t N, int64_t K, int accumulate, float *ws) {
-    gb_ukernel_fn uk = gb_ukernel();
-    int64_t kcmax = K < KC ? K : KC, mcmax = M < MC ? M : MC;
-    float *Ap = ws, *Bp = ws + (mcmax + MR - 1) / MR * MR * kcmax;
-    int64_t npanels = (N + NR - 1) / NR;
-    for (int64_t pc = 0; pc < K; pc += KC) {
-        int64_t kc = K - pc < KC ? K - pc : KC;
-        gb_pack_b(Bp, b, trans_b, ldb, 0, pc, N, kc, 0, npanels);
-        int acc = accumulate || pc > 0;
-        for (int64_t ic = 0; ic < M; ic += MC) {
-            int64_t mc = M - ic < MC ? M - ic : MC;
-            gb_pack_a(Ap, a, trans_a, lda, ic, pc, mc, kc);
-            for (int64_t jr = 0; jr < N; jr += NR) {
-                int64_t nr = N - jr < NR ? N - jr : NR;
-                for (int64_t ir = 0; ir < mc; ir += MR) {
-                    int64_t mr = mc - ir < MR ? mc - ir : MR;
-                    uk(kc, Ap + ir * kc, Bp + jr * kc, c + (ic + ir) * ldc + jr, ldc, mr, nr, acc, NULL);
-                }
-            }
-        }
-    }
 }
 
 /* ---- unpacked small products (gb_gemm_small) ------------------------------------------------ */

@@ -35,7 +35,7 @@ static void gemm_block(gemm_args *g, gb_ukernel_fn uk, float *Ap, const float *B
     gb_ukernel_direct_fn ukd = gb_ukernel_direct();
     for (int64_t ic = m0; ic < m1; ic += MC) {
         int64_t mc = m1 - ic < MC ? m1 - ic : MC;
-        if (g->trans_a) gb_pack_a(Ap, g->a, g->trans_a, lda, ic, pc, mc, kc);
+        if (g->trans_a) gb_pack_a_t(Ap, g->a, lda, ic, pc, mc, kc);
         /* A rows ic+ir..: in place (row stride lda) or the packed panel ir (acs = MR) */
         const float *a_blk = g->trans_a ? Ap : g->a + ic * lda + pc;
         int64_t ars = g->trans_a ? 1 : lda, acs = g->trans_a ? MR : 1;

@@ -11,6 +11,11 @@ typedef struct {
     int64_t next;                                /* a dynamic schedule's next item (start at 0) */
 } conv_args;
 
+/* [ow0, ow1): the output columns whose tap with column offset off reads inside the row (conv.c) */
+void conv_valid_cols(const conv_args *a, int64_t off, int64_t *ow0, int64_t *ow1);
+/* dx (Cg, H, W) += the adjoint of im2col applied to dcol (Cg*KH*KW rows, row stride ld) (conv.c) */
+void conv_col2im(float *dx, const float *dcol, int64_t ld, const conv_args *a);
+
 /* The AVX-512 path (conv_avx512.c): 1 if it ran (0 if the CPU or the shape is not for it), -1 if
  * scratch memory could not be allocated. conv_fast_backward writes every non-NULL gradient. */
 int conv_fast_forward(const conv_args *a);

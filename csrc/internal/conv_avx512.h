@@ -1,6 +1,6 @@
 /* Shared by the AVX-512 convolution sources (not part of the cffi cdef): conv_avx512.c (micro-kernels,
  * GEMM driver, the forward / backward tasks) and conv_avx512_pack.c (the packing: padded and phase
- * planes, patch panels, transposes, col2im). Legend as in conv.h. */
+ * planes, patch panels, transposes). Legend as in conv.h. */
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
@@ -25,7 +25,6 @@ float *cvx_buf(int which, size_t nfloats);
 GB_TARGET_AVX512 void cvx_transpose(float *dst, int64_t ldd, const float *src, int64_t lds, int64_t m, int64_t n);
 GB_TARGET_AVX512 void cvx_pack_a_rows(float *Ap, const float *base, int64_t rs, int64_t seg, int64_t ss, int64_t M, int64_t R);
 void cvx_pack_a(float *Ap, const float *base, int64_t rs, int64_t cs, int64_t seg, int64_t ss, int64_t M, int64_t R);
-void cvx_valid_cols(const conv_args *a, int64_t off, int64_t *ow0, int64_t *ow1);
 void cvx_padded_dims(const conv_args *a, int64_t *Hp, int64_t *Wp);
 GB_TARGET_AVX512 void cvx_pad_planes(float *xp, const float *x, int64_t nb, const conv_args *a, int64_t Hp, int64_t Wp);
 GB_TARGET_AVX512 void cvx_phase_planes(float *xq, const float *x, int64_t nb, const conv_args *a, int64_t Hq, int64_t Wq);
@@ -33,5 +32,4 @@ GB_TARGET_AVX512 void cvx_im2col32(float *Bp, const float *xp, int32_t *idx, con
 GB_TARGET_AVX512 void cvx_rows32(float *Bp, const float *base, int64_t rs, int64_t ss, int64_t R, int64_t P, int64_t N);
 GB_TARGET_AVX512 void cvx_im2colT32(float *Bp, float *xt, const float *x, int64_t nb, const conv_args *a);
 GB_TARGET_AVX512 void cvx_im2colT_small(float *Bp, float *col, float *xp, const float *x, int64_t nb, const conv_args *a, int64_t Hp, int64_t Wp);
-GB_TARGET_AVX512 void cvx_col2im_ld(float *dx, const float *dcol, int64_t ld, const conv_args *a);
 #endif

@@ -29,16 +29,11 @@ typedef void (*gb_ukernel_wide_fn)(int64_t kc, const float *a, int64_t ars, int6
 gb_ukernel_wide_fn gb_ukernel_wide(void);
 /* grown-on-demand thread-local buffer number `which` (0 or 1) of at least nfloats, 64-byte aligned */
 float *gb_workspace(int which, size_t nfloats);
-/* Ap (ceil(mc/MR), kc, MR) <- op(A)[i0:i0+mc, p0:p0+kc]; lda = row stride of A as stored */
-void gb_pack_a(float *Ap, const float *a, int trans_a, int64_t lda, int64_t i0, int64_t p0,
-               int64_t mc, int64_t kc);
+/* Ap (ceil(mc/MR), kc, MR) <- A^T[i0:i0+mc, p0:p0+kc] for an A stored transposed (K, M), row stride lda */
+void gb_pack_a_t(float *Ap, const float *a, int64_t lda, int64_t i0, int64_t p0, int64_t mc, int64_t kc);
 /* panels [jr0,jr1) of Bp (ceil(nc/NR), kc, NR) <- op(B)[p0:p0+kc, j0:j0+nc]; ldb as stored */
 void gb_pack_b(float *Bp, const float *b, int trans_b, int64_t ldb, int64_t j0, int64_t p0,
                int64_t nc, int64_t kc, int64_t jr0, int64_t jr1);
-/* single-threaded C (M,N) (= or +=) op(A) (M,K) @ op(B) (K,N); ws holds gb_gemm_tile_ws floats */
-size_t gb_gemm_tile_ws(int64_t M, int64_t N, int64_t K);
-void gb_gemm_tile(float *c, int64_t ldc, const float *a, int64_t lda, int trans_a, const float *b,
-                  int64_t ldb, int trans_b, int64_t M, int64_t N, int64_t K, int accumulate, float *ws);
 /* single-threaded C (M,N) (= or +=) A (M,K) . B (K,N) read in place, no packing:
  * A(i,p) = a[i*ars + p*acs] (any strides); B in panels of NR columns, B(p,j) = b[(j/NR)*bps + p*ldb + j%NR]:
  * a row-major B (row stride ldb) has bps = NR, a pre-packed (ceil(N/NR), K, NR) one has ldb = NR, bps = K*NR.
