@@ -162,56 +162,6 @@ GB_TARGET_AVX2 static inline GB_INLINE void add_bias_avx2(__m256 acc[MR][2], con
 }
 #endif
 
-static void ukernel_base(int64_t kc, const float *Ap, const float *Bp, float *c, int64_t ldc,
-                         int64_t mr, int64_t nr, int accumulate, const float *bias) {
-    float acc[MR][NR] = {{0}};
-    for (int64_t p = 0; p < kc; p++)
-        for (int i = 0; i < MR; i++)
-            for (int j = 0; j < NR; j++) acc[i][j] += Ap[p * MR + i] * Bp[p * NR + j];
-    for (int64_t i = 0; i < mr; i++)
-        for (int64_t j = 0; j < nr; j++) {
-            float v = acc[i][j] + (bias ? bias[j] : 0.0f);
-            c[i * ldc + j] = accumulate ? c[i * ldc + j] + v : v;
-        }
-}
-
-#if GB_X86
-GB_TARGET_AVX2 static void ukernel_avx2(int64_t kc, const float *Ap, const float *Bp, float *c,
-                                        int64_t ldc, int64_t mr, int64_t nr, int accumulate,
-                                        const float *bias) {
-    /* the C tile is read/written once per call, after kc iterations: fetch its lines now so
-     * those misses overlap the FMAs instead of stalling the stores */
-    for (int i = 0; i < MR; i++) {
-        _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
-        _mm_prefetch((const char *)(c + i * ldc + NR - 1), _MM_HINT_T0);
-    }
-    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
-           c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-    for (int64_t p = 0; p < kc; p++) {
-        __m256 b0 = _mm256_loadu_ps(Bp), b1 = _mm256_loadu_ps(Bp + 8);
-        __m256 a;
-        a = _mm256_broadcast_ss(Ap + 0); c00 = _mm256_fmadd_ps(a, b0, c00); c01 = _mm256_fmadd_ps(a, b1, c01);
-        a = _mm256_broadcast_ss(Ap + 1); c10 = _mm256_fmadd_ps(a, b0, c10); c11 = _mm256_fmadd_ps(a, b1, c11);
-        a = _mm256_broadcast_ss(Ap + 2); c20 = _mm256_fmadd_ps(a, b0, c20); c21 = _mm256_fmadd_ps(a, b1, c21);
-        a = _mm256_broadcast_ss(Ap + 3); c30 = _mm256_fmadd_ps(a, b0, c30); c31 = _mm256_fmadd_ps(a, b1, c31);
-        a = _mm256_broadcast_ss(Ap + 4); c40 = _mm256_fmadd_ps(a, b0, c40); c41 = _mm256_fmadd_ps(a, b1, c41);
-        a = _mm256_broadcast_ss(Ap + 5); c50 = _mm256_fmadd_ps(a, b0, c50); c51 = _mm256_fmadd_ps(a, b1, c51);
-        Ap += MR;
-        Bp += NR;
-    }
-    __m256 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
-    if (bias) add_bias_avx2(acc, bias, nr);
-    store_acc_avx2(acc, c, ldc, mr, nr, accumulate);
-}
-#endif
-
-
-gb_ukernel_fn gb_ukernel(void) {
-#if GB_X86
-    if (gb_cpu_has_avx2_fma()) return ukernel_avx2;
-#endif
-    return ukernel_base;
-}
 
 /* ---- unpacked small products (gb_gemm_small) ------------------------------------------------ */
 

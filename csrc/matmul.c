@@ -26,7 +26,7 @@ static void mark_error(gemm_args *g) { __atomic_store_n(&g->err, 1, __ATOMIC_REL
  * A row-major A is read in place by the direct micro-kernel (six row streams, no packing pass: 5-10%
  * faster on a small transformer's linears, K = 128, and even at K = 384); a transposed A is packed.
  * On the AVX-512 tier pairs of B panels go through the 6x32 kernel (gb_ukernel_wide). */
-static void gemm_block(gemm_args *g, gb_ukernel_fn uk, float *Ap, const float *Bp, int64_t m0, int64_t m1,
+static void gemm_block(gemm_args *g, float *Ap, const float *Bp, int64_t m0, int64_t m1,
                        int64_t jc, int64_t nc, int64_t jp0, int64_t jp1, int64_t pc, int64_t kc) {
     int64_t lda = g->trans_a ? g->M : g->K, N = g->N;
     int first = pc == 0;
@@ -48,8 +48,7 @@ static void gemm_block(gemm_args *g, gb_ukernel_fn uk, float *Ap, const float *B
                 const float *a_ir = g->trans_a ? a_blk + ir * kc : a_blk + ir * lda;
                 float *c_ij = g->c + (ic + ir) * N + jc + jr;
                 if (wide) ukw(kc, a_ir, ars, acs, Bp + jr * kc, NR, NR * kc, c_ij, N, mr, nr, !first, bias_j);
-                else if (g->trans_a) uk(kc, a_ir, Bp + jr * kc, c_ij, N, mr, nr, !first, bias_j);
-                else ukd(kc, a_ir, lda, 1, Bp + jr * kc, NR, c_ij, N, mr, nr, !first, bias_j);
+                else ukd(kc, a_ir, ars, acs, Bp + jr * kc, NR, c_ij, N, mr, nr, !first, bias_j);
             }
             jp += wide ? 2 : 1;
         }
@@ -67,7 +66,6 @@ static void m_split(const gemm_args *g, int t, int nt, int64_t *m0, int64_t *m1)
 /* The M-split product with op(B) packed per thread (no barriers; see sgemm_one). */
 static void sgemm_private_b_task(void *ctx, int t, int nt) {
     gemm_args *g = ctx;
-    gb_ukernel_fn uk = gb_ukernel();
     int64_t ldb = g->trans_b ? g->K : g->N, N = g->N, K = g->K;
     int64_t ncmax = N < NC ? N : NC, kcmax = K < KC ? K : KC;
     float *Bp = gb_workspace(0, (size_t)((ncmax + NR - 1) / NR * NR) * kcmax);  /* this thread's */
@@ -84,7 +82,7 @@ static void sgemm_private_b_task(void *ctx, int t, int nt) {
         for (int64_t pc = 0; pc < K; pc += KC) {
             int64_t kc = K - pc < KC ? K - pc : KC;
             gb_pack_b(Bp, g->b, g->trans_b, ldb, jc, pc, nc, kc, 0, npanels);
-            gemm_block(g, uk, Ap, Bp, m0, m1, jc, nc, 0, npanels, pc, kc);
+            gemm_block(g, Ap, Bp, m0, m1, jc, nc, 0, npanels, pc, kc);
         }
     }
 }
@@ -92,7 +90,6 @@ static void sgemm_private_b_task(void *ctx, int t, int nt) {
 /* The shared-B product: the team packs each KCxNC block of op(B) together, then splits M (or N). */
 static void sgemm_shared_b_task(void *ctx, int t, int nt) {
     gemm_args *g = ctx;
-    gb_ukernel_fn uk = gb_ukernel();
     int64_t ldb = g->trans_b ? g->K : g->N, N = g->N, K = g->K, kcmax = K < KC ? K : KC;
     float *Ap = gb_workspace(1, (size_t)MC * kcmax);
     if (!Ap) mark_error(g);  /* keep meeting the barriers; compute nothing */
@@ -107,7 +104,7 @@ static void sgemm_shared_b_task(void *ctx, int t, int nt) {
             int64_t m0 = 0, m1 = g->M, jp0 = 0, jp1 = npanels;
             if (g->split_m) m_split(g, t, nt, &m0, &m1);
             else gb_split(npanels, t, nt, &jp0, &jp1);
-            if (Ap) gemm_block(g, uk, Ap, g->Bp, m0, m1, jc, nc, jp0, jp1, pc, kc);
+            if (Ap) gemm_block(g, Ap, g->Bp, m0, m1, jc, nc, jp0, jp1, pc, kc);
             gb_barrier();  /* Bp is overwritten by the next block */
         }
     }

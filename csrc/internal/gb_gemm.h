@@ -9,12 +9,9 @@
 #define MC 144   /* multiple of MR; an MCxKC A block (216 KiB) stays in L2 */
 #define NC 2048  /* multiple of NR; a KCxNC B block (3 MiB) stays in L3 */
 
-/* C[0:mr, 0:nr] (= or +=) Ap (kc,MR) . Bp (kc,NR) [+ bias (nr,)]; ldc = row stride of C */
-typedef void (*gb_ukernel_fn)(int64_t kc, const float *Ap, const float *Bp, float *c, int64_t ldc,
-                              int64_t mr, int64_t nr, int accumulate, const float *bias);
-gb_ukernel_fn gb_ukernel(void);
-/* C[0:mr, 0:nr] (= or +=) A (mr,kc) . B (kc,NR) [+ bias (nr,)] with A read in place: A(i,p) = a[i*ars + p*acs],
- * B(p,j) = b[p*ldb + j] (NR readable columns); rows i >= mr re-read row mr-1 (in bounds, dropped) */
+/* The MRxNR micro-kernel (portable or AVX2/FMA): C[0:mr, 0:nr] (= or +=) A (mr,kc) . B (kc,NR) [+ bias (nr,)],
+ * A(i,p) = a[i*ars + p*acs] (in place, or a packed (kc, MR) panel: ars = 1, acs = MR), B(p,j) = b[p*ldb + j]
+ * (NR readable columns); rows i >= mr re-read row mr-1 (in bounds, dropped) */
 typedef void (*gb_ukernel_direct_fn)(int64_t kc, const float *a, int64_t ars, int64_t acs, const float *b,
                                      int64_t ldb, float *c, int64_t ldc, int64_t mr, int64_t nr, int accumulate,
                                      const float *bias);
