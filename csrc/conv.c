@@ -284,71 +284,10 @@ DW_MULTIVERSION(dw1_bwd, (float *dx, float *dwt, float *dbt, const float *dy, co
                           float *xp, float *dxp, float *gp, const conv_args *a),
                 dw1_bwd_body(dx, dwt, dbt, dy, x, w, xp, dxp, gp, a))
 
-/* ---- the GEMM: gb_gemm_small's operands, with a 12x16 AVX-512 tile where the CPU has it --------
- * C (M,N) (=|+=) A (M,K) . B (K,N); A(i,p) = a[i*ars + p*acs] read in place; B in panels of NR = 16
- * columns, B(p,j) = b[(j/NR)*bps + p*ldb + j%NR]. The AVX2 micro-kernel (gb_gemm_small) is 6x16 with
- * 12 ymm accumulators; on AVX-512 one zmm holds a 16-wide row, so 12 rows give 12 independent
- * accumulators (enough to hide the FMA latency) and each B row is loaded once per 12 output rows. */
-#if GB_X86
-#include <immintrin.h>
-#define CMR 12
-
-GB_TARGET_AVX512 static void conv_uk_avx512(int64_t kc, const float *a, int64_t ars, int64_t acs, const float *b,
-                                            int64_t ldb, float *c, int64_t ldc, int64_t mr, int64_t nr,
-                                            int accumulate) {
-    const float *ar[CMR];
-    for (int i = 0; i < CMR; i++) ar[i] = a + (i < mr ? i : mr - 1) * ars;
-    __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0, c8 = c0,
-           c9 = c0, c10 = c0, c11 = c0;
-    for (int64_t p = 0, o = 0; p < kc; p++, o += acs, b += ldb) {
-        __m512 bv = _mm512_loadu_ps(b);
-        c0 = _mm512_fmadd_ps(_mm512_set1_ps(ar[0][o]), bv, c0);
-        c1 = _mm512_fmadd_ps(_mm512_set1_ps(ar[1][o]), bv, c1);
-        c2 = _mm512_fmadd_ps(_mm512_set1_ps(ar[2][o]), bv, c2);
-        c3 = _mm512_fmadd_ps(_mm512_set1_ps(ar[3][o]), bv, c3);
-        c4 = _mm512_fmadd_ps(_mm512_set1_ps(ar[4][o]), bv, c4);
-        c5 = _mm512_fmadd_ps(_mm512_set1_ps(ar[5][o]), bv, c5);
-        c6 = _mm512_fmadd_ps(_mm512_set1_ps(ar[6][o]), bv, c6);
-        c7 = _mm512_fmadd_ps(_mm512_set1_ps(ar[7][o]), bv, c7);
-        c8 = _mm512_fmadd_ps(_mm512_set1_ps(ar[8][o]), bv, c8);
-        c9 = _mm512_fmadd_ps(_mm512_set1_ps(ar[9][o]), bv, c9);
-        c10 = _mm512_fmadd_ps(_mm512_set1_ps(ar[10][o]), bv, c10);
-        c11 = _mm512_fmadd_ps(_mm512_set1_ps(ar[11][o]), bv, c11);
-    }
-    __m512 acc[CMR] = {c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11};
-    __mmask16 m = (__mmask16)((1u << nr) - 1u);
-    for (int64_t i = 0; i < mr; i++) {
-        float *ci = c + i * ldc;
-        __m512 v = accumulate ? _mm512_add_ps(acc[i], _mm512_maskz_loadu_ps(m, ci)) : acc[i];
-        _mm512_mask_storeu_ps(ci, m, v);
-    }
-}
-#endif
-
+/* ---- the GEMM: C (M,N) (=|+=) A (M,K) . B (K,N), A read in place, B in NR-column panels: gb_gemm_small
+ * (gemm_core.c), whose AVX-512 tier runs the SGEMM's 6x32 tile. ws: gb_gemm_small_ws(K) floats. */
 static void conv_gemm(float *c, int64_t ldc, const float *a, int64_t ars, int64_t acs, const float *b, int64_t ldb,
                       int64_t bps, int64_t M, int64_t N, int64_t K, int accumulate, float *ws) {
-    /* ws: gb_gemm_small_ws(K) floats (a zero-padded copy of a row-major B's narrow last panel) */
-#if GB_X86
-    if (gb_isa() >= GB_ISA_AVX512) {
-        for (int64_t jr = 0; jr < N; jr += NR) {
-            int64_t nr = N - jr < NR ? N - jr : NR, ldbp = ldb;
-            const float *bp = b + jr / NR * bps;
-            if (nr < NR && bps == NR) {  /* row-major B: the narrow last panel, copied and zero-padded */
-                for (int64_t p = 0; p < K; p++) {
-                    for (int64_t j = 0; j < nr; j++) ws[p * NR + j] = bp[p * ldb + j];
-                    for (int64_t j = nr; j < NR; j++) ws[p * NR + j] = 0.0f;
-                }
-                bp = ws;
-                ldbp = NR;
-            }
-            for (int64_t ir = 0; ir < M; ir += CMR) {
-                int64_t mr = M - ir < CMR ? M - ir : CMR;
-                conv_uk_avx512(K, a + ir * ars, ars, acs, bp, ldbp, c + ir * ldc + jr, ldc, mr, nr, accumulate);
-            }
-        }
-        return;
-    }
-#endif
     gb_gemm_small(c, ldc, a, ars, acs, b, ldb, bps, M, N, K, accumulate, GB_TRI_NONE, 0, ws);
 }
 
