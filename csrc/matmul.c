@@ -125,7 +125,7 @@ static int sgemm_one(float *c, const float *a, const float *b, const float *bias
     int64_t ncmax = N < NC ? N : NC, kcmax = K < KC ? K : KC;
     g.Bp = gb_workspace(0, (size_t)((ncmax + NR - 1) / NR * NR) * kcmax);  /* the caller's, shared */
     if (!g.Bp) return -1;
-    gb_parallel(sgemm_shared_b_task, &g, nt);
+    gb_parallel_team(sgemm_shared_b_task, &g, nt);  /* its barriers need the whole team */
     return g.err ? -1 : 0;
 }
 

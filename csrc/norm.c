@@ -289,6 +289,7 @@ typedef struct {
     const float *dout, *inp, *weight, *mean, *rstd;
     int rms, nbuf;
     int64_t N, C;
+    int slots_done;  /* slots whose partials are written; the last one reduces them */
 } norm_bwd_args;
 
 static void norm_backward_task(void *ctx, int t, int nt) {
@@ -308,11 +309,10 @@ static void norm_backward_task(void *ctx, int t, int nt) {
         }
         stream_fence();
     }
-    gb_barrier();
-    /* reduce the per-thread partials: columns split over threads */
-    int64_t c0, c1;
-    gb_split(C, t, nt, &c0, &c1);
-    for (int64_t c = c0; c < c1; c++) {
+    /* the last slot to finish sums the per-slot partials (in slot order: the same sums whichever
+     * thread ran which slot); no barrier, so a late worker holds nobody up */
+    if (__atomic_add_fetch(&a->slots_done, 1, __ATOMIC_ACQ_REL) != nt) return;
+    for (int64_t c = 0; c < C; c++) {
         float sw = 0.0f, sb = 0.0f;
         for (int u = 0; u < nt; u++) {
             const float *base = a->scratch + (int64_t)u * nbuf * C;
@@ -334,7 +334,7 @@ static int norm_backward(float *dinp, float *dweight, float *dbias, const float 
         scratch = (float *)calloc((size_t)nt * nbuf * C, sizeof(float));
         if (!scratch) return -1;
     }
-    norm_bwd_args a = {dinp, dweight, dbias, scratch, dout, inp, weight, mean, rstd, rms, nbuf, N, C};
+    norm_bwd_args a = {dinp, dweight, dbias, scratch, dout, inp, weight, mean, rstd, rms, nbuf, N, C, 0};
     gb_parallel(norm_backward_task, &a, nt);
     free(scratch);
     return 0;

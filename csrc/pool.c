@@ -1,9 +1,15 @@
 /* The kernels' thread team (see internal/gb_pool.h for why and how to use it).
  *
- * Linux: nworkers detached pthreads plus the caller. A job is posted by bumping the `job` word; every
- * started worker takes part in every job (those with t >= nt only check in), so the caller's wait on
- * `left` reaching 0 covers them all and no worker can see two posts as one. Waiting (for a job, at the
- * join, at a barrier) is wait_while_equal: pause-spin, then sched_yield-spin, then a futex sleep. */
+ * Linux: nworkers detached pthreads plus the caller. A job is posted by bumping the `job` word (its low
+ * bit says which kind). Two kinds:
+ *   - slots (gb_parallel): the job's nt slots are claimed from the `claim` word, which carries the job's
+ *     number, its slot count and the next free slot, so a claim is valid only for the job it names.
+ *     The caller claims slots too, and waits only for slots a worker has claimed: a worker that is late
+ *     (asleep, or its vCPU descheduled) holds nobody up, it finds no slot left and goes back to waiting.
+ *   - a team (gb_parallel_team): every started worker takes part (those with t >= nt only check in),
+ *     so the caller's wait on `left` reaching 0 covers them all and gb_barrier can wait for nt threads.
+ * Waiting (for a job, at the join, at a barrier) is wait_while_equal: pause-spin, then
+ * sched_yield-spin, then a futex sleep. */
 #if defined(__linux__)
 #define _GNU_SOURCE
 #endif
@@ -12,6 +18,8 @@
 
 #if defined(__linux__)
 #include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
@@ -26,9 +34,11 @@
 static struct {
     pthread_mutex_t lock;     /* one job at a time; a second caller runs inline */
     int nworkers;             /* started workers: thread ids 1 .. nworkers */
-    uint32_t job;             /* bumped to post a job */
-    uint32_t done;            /* set to the job's number by the last worker to finish it */
-    uint32_t left;            /* workers still in the current job */
+    uint32_t job;             /* bumped to post a job: even for slots, odd for a team job */
+    uint32_t done;            /* set to the job's number by the last thread to finish it */
+    uint32_t left;            /* team job: workers still in it */
+    uint64_t claim;           /* slot job: number << 32 | nslots << 16 | next slot */
+    uint32_t finished;        /* slot job: slots finished */
     gb_task_fn task;
     void *ctx;
     int nt;
@@ -37,6 +47,7 @@ static struct {
 } team = {PTHREAD_MUTEX_INITIALIZER};
 static uint32_t start_job[MAX_TEAM];  /* the job number each worker starts from */
 static __thread int team_size;        /* > 0 while this thread runs a task: its team's nt */
+static __thread int in_slots;         /* running a slot of a gb_parallel job: no barrier possible */
 
 static void futex_wait(uint32_t *word, uint32_t val) {
     syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
@@ -85,18 +96,40 @@ static void publish(uint32_t *word, uint32_t value, uint32_t *sleepers) {
     if (__atomic_load_n(sleepers, __ATOMIC_SEQ_CST)) futex_wake_all(word);
 }
 
+/* Run task slot t of the current job on this thread. */
+static void run_slot(int t, int nt, int slots) {
+    team_size = nt;
+    in_slots = slots;
+    team.task(team.ctx, t, nt);
+    in_slots = 0;
+    team_size = 0;
+}
+
+/* Claim and run the current slot job's free slots; the thread that finishes its last slot publishes the
+ * job's number in `done`. Returns once no slot is free. */
+static void run_free_slots(void) {
+    for (;;) {
+        uint64_t w = __atomic_load_n(&team.claim, __ATOMIC_ACQUIRE);
+        uint32_t number = (uint32_t)(w >> 32), nslots = (uint32_t)(w >> 16) & 0xffff, next = (uint32_t)w & 0xffff;
+        if (next >= nslots) return;
+        if (!__atomic_compare_exchange_n(&team.claim, &w, w + 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) continue;
+        run_slot((int)next, (int)nslots, 1);  /* the job cannot end before this slot does */
+        if (__atomic_add_fetch(&team.finished, 1, __ATOMIC_ACQ_REL) == nslots)
+            publish(&team.done, number, &team.done_sleepers);
+    }
+}
+
 static void *worker_main(void *arg) {
     int t = (int)(intptr_t)arg;
     uint32_t seen = start_job[t];
     for (;;) {
         wait_while_equal(&team.job, seen, &team.job_sleepers);
-        seen = __atomic_load_n(&team.job, __ATOMIC_ACQUIRE);  /* the caller waits for us: no skip */
-        int nt = team.nt;
-        if (t < nt) {
-            team_size = nt;
-            team.task(team.ctx, t, nt);
-            team_size = 0;
+        seen = __atomic_load_n(&team.job, __ATOMIC_ACQUIRE);  /* a team job waits for us: no skip */
+        if (!(seen & 1)) {
+            run_free_slots();  /* nothing left if we are late: back to waiting */
+            continue;
         }
+        if (t < team.nt) run_slot(t, team.nt, 0);
         if (__atomic_sub_fetch(&team.left, 1, __ATOMIC_ACQ_REL) == 0) publish(&team.done, seen, &team.done_sleepers);
     }
     return NULL;
@@ -106,10 +139,11 @@ static void *worker_main(void *arg) {
 static void after_fork_in_child(void) {
     pthread_mutex_init(&team.lock, NULL);
     team.nworkers = 0;
-    team.job = team.done = team.left = 0;
+    team.job = team.done = team.left = team.finished = 0;
+    team.claim = 0;
     team.bar_arrived = team.bar_gen = 0;
     team.job_sleepers = team.done_sleepers = team.bar_sleepers = 0;
-    team_size = 0;
+    team_size = in_slots = 0;
 }
 
 /* Start workers until there are `want` (fewer if the system refuses a thread). Caller holds the lock. */
@@ -140,28 +174,48 @@ static void run_inline(gb_task_fn task, void *ctx) {
     team_size = saved;
 }
 
-void gb_parallel(gb_task_fn task, void *ctx, int nt) {
+/* Take the team for a job of nt threads: returns the nt to use (fewer if fewer workers could be
+ * started), or 0 after running the task inline (nt <= 1, the team busy or nested). */
+static int take_team(gb_task_fn task, void *ctx, int nt) {
     if (nt > MAX_TEAM) nt = MAX_TEAM;
     if (nt <= 1 || team_size || pthread_mutex_trylock(&team.lock) != 0) {
         run_inline(task, ctx);
-        return;
+        return 0;
     }
     start_workers(nt - 1);
     if (nt > team.nworkers + 1) nt = team.nworkers + 1;
     if (nt <= 1) {
         pthread_mutex_unlock(&team.lock);
         run_inline(task, ctx);
-        return;
+        return 0;
     }
     team.task = task;
     team.ctx = ctx;
     team.nt = nt;
-    team.left = (uint32_t)team.nworkers;
-    uint32_t before = team.done, job = team.job + 1;
+    return nt;
+}
+
+void gb_parallel(gb_task_fn task, void *ctx, int nt) {
+    if (!(nt = take_team(task, ctx, nt))) return;
+    uint32_t before = team.done, job = (team.job + 2) & ~1u;  /* the next even number */
+    team.finished = 0;
+    /* slot 0 is the caller's; the job's number rides in the claim word so a stale claim fails */
+    __atomic_store_n(&team.claim, (uint64_t)job << 32 | (uint64_t)nt << 16 | 1u, __ATOMIC_RELEASE);
     publish(&team.job, job, &team.job_sleepers);
-    team_size = nt;
-    task(ctx, 0, nt);
-    team_size = 0;
+    run_slot(0, nt, 1);
+    if (__atomic_add_fetch(&team.finished, 1, __ATOMIC_ACQ_REL) != (uint32_t)nt) {
+        run_free_slots();
+        wait_while_equal(&team.done, before, &team.done_sleepers);  /* claimed slots still running */
+    }
+    pthread_mutex_unlock(&team.lock);
+}
+
+void gb_parallel_team(gb_task_fn task, void *ctx, int nt) {
+    if (!(nt = take_team(task, ctx, nt))) return;
+    team.left = (uint32_t)team.nworkers;
+    uint32_t before = team.done, job = (team.job + 2) | 1u;  /* odd: a team job */
+    publish(&team.job, job, &team.job_sleepers);
+    run_slot(0, nt, 0);
     wait_while_equal(&team.done, before, &team.done_sleepers);
     pthread_mutex_unlock(&team.lock);
 }
@@ -169,6 +223,10 @@ void gb_parallel(gb_task_fn task, void *ctx, int nt) {
 void gb_barrier(void) {
     int nt = team_size;
     if (nt <= 1) return;
+    if (in_slots) {  /* a programming error: the other slots may run after this one, on this thread */
+        fprintf(stderr, "goldbull_np: gb_barrier inside a gb_parallel task (use gb_parallel_team)\n");
+        abort();
+    }
     uint32_t gen = __atomic_load_n(&team.bar_gen, __ATOMIC_ACQUIRE);
     if (__atomic_add_fetch(&team.bar_arrived, 1, __ATOMIC_ACQ_REL) == (uint32_t)nt) {
         __atomic_store_n(&team.bar_arrived, 0, __ATOMIC_RELAXED);  /* before anyone can pass */
@@ -188,6 +246,8 @@ void gb_parallel(gb_task_fn task, void *ctx, int nt) {
     #pragma omp parallel num_threads(nt)
     task(ctx, gb_thread_num(), gb_num_threads());
 }
+
+void gb_parallel_team(gb_task_fn task, void *ctx, int nt) { gb_parallel(task, ctx, nt); }
 
 void gb_barrier(void) {
     #pragma omp barrier
