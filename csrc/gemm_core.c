@@ -189,6 +189,10 @@ GB_TARGET_AVX2 static void ukernel_direct_avx2(int64_t kc, const float *a, int64
     const float *a0 = a, *a1 = a + (mr > 1) * ars, *a2 = a + (mr > 2 ? 2 : mr - 1) * ars,
                 *a3 = a + (mr > 3 ? 3 : mr - 1) * ars, *a4 = a + (mr > 4 ? 4 : mr - 1) * ars,
                 *a5 = a + (mr > 5 ? 5 : mr - 1) * ars;
+    for (int64_t i = 0; i < mr; i++) {  /* the C tile's lines, fetched while the FMAs run */
+        _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + i * ldc + nr - 1), _MM_HINT_T0);
+    }
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
            c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
     for (int64_t p = 0, o = 0; p < kc; p++, o += acs, b += ldb) {
@@ -221,6 +225,12 @@ GB_TARGET_AVX512 static void ukernel_wide_avx512(int64_t kc, const float *a, int
     const float *b0p = b, *b1p = b + bps;
     /* a narrow second panel is read with a mask: an in-place B may end right after its nr columns */
     __mmask16 mb1 = nr >= 32 ? (__mmask16)0xFFFF : (__mmask16)((1u << (nr - 16)) - 1);
+    /* fetch the C tile's lines while the FMAs run: a C larger than L2 otherwise stalls the epilogue */
+    for (int64_t i = 0; i < mr; i++) {
+        _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + i * ldc + nr - 1), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + i * ldc + 16), _MM_HINT_T0);
+    }
     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
            c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
     for (int64_t p = 0, o = 0; p < kc; p++, o += acs, b0p += ldb, b1p += ldb) {
