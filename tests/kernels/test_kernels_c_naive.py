@@ -169,3 +169,34 @@ print("OK")
 '''
     r = run_script(code, timeout=120)
     assert r.returncode == 0 and r.stdout.strip().endswith("OK"), r.stderr[-2000:]
+
+
+def test_slots_give_the_same_bits_whichever_thread_runs_them():
+    """gb_parallel's slots (csrc/pool.c) go to whichever thread claims them first: after an idle gap the
+    worker is asleep and the caller may run both slots itself. Per-slot partial sums (LayerNorm's weight
+    gradients, reduced by the last slot to finish) must then give the same bits as with the worker
+    awake, and team jobs (the shared-B SGEMM, with barriers) interleaved with them must stay right."""
+    code = r'''
+import time
+import numpy as np
+from goldbull_np import kernels
+from goldbull_np.kernels import c_backend as cb
+kernels.set_num_threads(2)
+rng = np.random.default_rng(0)
+x = rng.standard_normal((2048, 256), np.float32); w = rng.standard_normal(256, np.float32)
+b = rng.standard_normal(256, np.float32); g = rng.standard_normal((2048, 256), np.float32)
+A, B = rng.standard_normal((700, 900), np.float32), rng.standard_normal((900, 2600), np.float32)
+_, mean, rstd = cb.layer_norm_forward(x, w, b, 1e-5)
+want = [r.copy() for r in cb.layer_norm_backward(g, x, w, mean, rstd, True)]
+want_mm = cb.matmul(A, B).copy()
+assert np.allclose(want_mm, A.astype(np.float64) @ B, rtol=1e-4, atol=1e-2)
+for i in range(60):
+    time.sleep((0.0, 0.0005, 0.003)[i % 3])     # awake, spinning, asleep on the futex
+    got = cb.layer_norm_backward(g, x, w, mean, rstd, True)
+    assert all(np.array_equal(u, v) for u, v in zip(got, want)), i
+    if i % 6 == 0:
+        assert np.array_equal(cb.matmul(A, B), want_mm), i
+print("OK")
+'''
+    r = run_script(code, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip().endswith("OK"), r.stderr[-2000:]
