@@ -158,25 +158,6 @@ GB_TARGET_AVX2 static inline GB_INLINE void v_gelu8(float *out, float *dinp, con
     }
 }
 
-/* two vectors per iteration: independent chains for the out-of-order core to overlap */
-GB_TARGET_AVX2 static inline GB_INLINE void gelu_erf_simd_loop(float *out, float *dinp, const float *dout,
-                                                               const float *inp, int64_t i0, int64_t i1,
-                                                               const int WANT_OUT, const int WANT_D,
-                                                               const int HAS_DOUT) {
-    int64_t i = i0;
-    for (; i + 16 <= i1; i += 16) {
-        v_gelu8(out, dinp, dout, inp, i, WANT_OUT, WANT_D, HAS_DOUT);
-        v_gelu8(out, dinp, dout, inp, i + 8, WANT_OUT, WANT_D, HAS_DOUT);
-    }
-    for (; i + 8 <= i1; i += 8) v_gelu8(out, dinp, dout, inp, i, WANT_OUT, WANT_D, HAS_DOUT);
-    gelu_scalar_loop(out, dinp, dout, inp, 0, i, i1, WANT_OUT, WANT_D, HAS_DOUT);
-}
-
-GB_TARGET_AVX2 static inline GB_INLINE void gelu_erf_simd_chunk(float *out, float *dinp, const float *dout,
-                                                                const float *inp, int64_t i0, int64_t i1) {
-    GELU_DISPATCH(gelu_erf_simd_loop, out, dinp, dout, inp, i0, i1);
-}
-
 /* The tanh form: 0.5 (1 + tanh u) = sigmoid(2u), u = K x (1 + C x^2), from e = exp(-2|u|) <= 1 (no overflow):
  * sp = sigmoid(2|u|) = 1 / (1 + e), sigmoid(-2|u|) = e sp, and 1 - tanh^2 u = 4 sp (e sp) for either sign.
  * gelu' = sigmoid(2u) + x (e sp^2) 2K (1 + 3 C x^2). */
@@ -198,22 +179,30 @@ GB_TARGET_AVX2 static inline GB_INLINE void v_gelu_tanh8(float *out, float *dinp
     }
 }
 
-GB_TARGET_AVX2 static inline GB_INLINE void gelu_tanh_simd_loop(float *out, float *dinp, const float *dout,
-                                                                const float *inp, int64_t i0, int64_t i1,
-                                                                const int WANT_OUT, const int WANT_D,
-                                                                const int HAS_DOUT) {
-    int64_t i = i0;
-    for (; i + 16 <= i1; i += 16) {
-        v_gelu_tanh8(out, dinp, dout, inp, i, WANT_OUT, WANT_D, HAS_DOUT);
-        v_gelu_tanh8(out, dinp, dout, inp, i + 8, WANT_OUT, WANT_D, HAS_DOUT);
-    }
-    for (; i + 8 <= i1; i += 8) v_gelu_tanh8(out, dinp, dout, inp, i, WANT_OUT, WANT_D, HAS_DOUT);
-    gelu_scalar_loop(out, dinp, dout, inp, 1, i, i1, WANT_OUT, WANT_D, HAS_DOUT);
+/* 8 lanes of either form (the choice is per chunk, so the branch always goes the same way) */
+GB_TARGET_AVX2 static inline GB_INLINE void v_gelu8_form(float *out, float *dinp, const float *dout, const float *inp,
+                                                         int tanh_approx, int64_t i, const int WANT_OUT,
+                                                         const int WANT_D, const int HAS_DOUT) {
+    if (tanh_approx) v_gelu_tanh8(out, dinp, dout, inp, i, WANT_OUT, WANT_D, HAS_DOUT);
+    else v_gelu8(out, dinp, dout, inp, i, WANT_OUT, WANT_D, HAS_DOUT);
 }
 
-GB_TARGET_AVX2 static inline GB_INLINE void gelu_tanh_simd_chunk(float *out, float *dinp, const float *dout,
-                                                                 const float *inp, int64_t i0, int64_t i1) {
-    GELU_DISPATCH(gelu_tanh_simd_loop, out, dinp, dout, inp, i0, i1);
+/* two vectors per iteration: independent chains for the out-of-order core to overlap */
+GB_TARGET_AVX2 static inline GB_INLINE void gelu_simd_loop(float *out, float *dinp, const float *dout,
+                                                           const float *inp, int tanh_approx, int64_t i0, int64_t i1,
+                                                           const int WANT_OUT, const int WANT_D, const int HAS_DOUT) {
+    int64_t i = i0;
+    for (; i + 16 <= i1; i += 16) {
+        v_gelu8_form(out, dinp, dout, inp, tanh_approx, i, WANT_OUT, WANT_D, HAS_DOUT);
+        v_gelu8_form(out, dinp, dout, inp, tanh_approx, i + 8, WANT_OUT, WANT_D, HAS_DOUT);
+    }
+    for (; i + 8 <= i1; i += 8) v_gelu8_form(out, dinp, dout, inp, tanh_approx, i, WANT_OUT, WANT_D, HAS_DOUT);
+    gelu_scalar_loop(out, dinp, dout, inp, tanh_approx, i, i1, WANT_OUT, WANT_D, HAS_DOUT);
+}
+
+GB_TARGET_AVX2 static inline GB_INLINE void gelu_simd_chunk(float *out, float *dinp, const float *dout,
+                                                            const float *inp, int tanh_approx, int64_t i0, int64_t i1) {
+    GELU_DISPATCH(gelu_simd_loop, out, dinp, dout, inp, tanh_approx, i0, i1);
 }
 
 /* ---- the same in 512-bit vectors for the AVX-512 tier (16 lanes, the sign select by mask) ---- */
@@ -265,20 +254,6 @@ GB_TARGET_AVX512 static inline GB_INLINE void v_gelu16(float *out, float *dinp, 
     }
 }
 
-GB_TARGET_AVX512 static inline GB_INLINE void gelu_erf_simd16_loop(float *out, float *dinp, const float *dout,
-                                                                   const float *inp, int64_t i0, int64_t i1,
-                                                                   const int WANT_OUT, const int WANT_D,
-                                                                   const int HAS_DOUT) {
-    int64_t i = i0;
-    for (; i + 16 <= i1; i += 16) v_gelu16(out, dinp, dout, inp, i, WANT_OUT, WANT_D, HAS_DOUT);
-    gelu_erf_simd_loop(out, dinp, dout, inp, i, i1, WANT_OUT, WANT_D, HAS_DOUT);  /* < 16 left */
-}
-
-GB_TARGET_AVX512 static inline GB_INLINE void gelu_erf_simd16_chunk(float *out, float *dinp, const float *dout,
-                                                                    const float *inp, int64_t i0, int64_t i1) {
-    GELU_DISPATCH(gelu_erf_simd16_loop, out, dinp, dout, inp, i0, i1);
-}
-
 GB_TARGET_AVX512 static inline GB_INLINE void v_gelu_tanh16(float *out, float *dinp, const float *dout,
                                                             const float *inp, int64_t i, const int WANT_OUT,
                                                             const int WANT_D, const int HAS_DOUT) {
@@ -296,35 +271,25 @@ GB_TARGET_AVX512 static inline GB_INLINE void v_gelu_tanh16(float *out, float *d
     }
 }
 
-GB_TARGET_AVX512 static inline GB_INLINE void gelu_tanh_simd16_loop(float *out, float *dinp, const float *dout,
-                                                                    const float *inp, int64_t i0, int64_t i1,
-                                                                    const int WANT_OUT, const int WANT_D,
-                                                                    const int HAS_DOUT) {
+GB_TARGET_AVX512 static inline GB_INLINE void gelu_simd16_loop(float *out, float *dinp, const float *dout,
+                                                               const float *inp, int tanh_approx, int64_t i0,
+                                                               int64_t i1, const int WANT_OUT, const int WANT_D,
+                                                               const int HAS_DOUT) {
     int64_t i = i0;
-    for (; i + 16 <= i1; i += 16) v_gelu_tanh16(out, dinp, dout, inp, i, WANT_OUT, WANT_D, HAS_DOUT);
-    gelu_tanh_simd_loop(out, dinp, dout, inp, i, i1, WANT_OUT, WANT_D, HAS_DOUT);  /* < 16 left */
+    for (; i + 16 <= i1; i += 16) {
+        if (tanh_approx) v_gelu_tanh16(out, dinp, dout, inp, i, WANT_OUT, WANT_D, HAS_DOUT);
+        else v_gelu16(out, dinp, dout, inp, i, WANT_OUT, WANT_D, HAS_DOUT);
+    }
+    gelu_simd_loop(out, dinp, dout, inp, tanh_approx, i, i1, WANT_OUT, WANT_D, HAS_DOUT);  /* < 16 left */
 }
 
-GB_TARGET_AVX512 static inline GB_INLINE void gelu_tanh_simd16_chunk(float *out, float *dinp, const float *dout,
-                                                                     const float *inp, int64_t i0, int64_t i1) {
-    GELU_DISPATCH(gelu_tanh_simd16_loop, out, dinp, dout, inp, i0, i1);
-}
-
-#ifndef GELU_AVX512_BODY
-#define GELU_AVX512_BODY gelu_erf_simd16_chunk
-#endif
-#define GELU_CHUNK_BODY(erf_simd, tanh_simd)                                                    \
-    do {                                                                                        \
-        if (tanh_approx) tanh_simd(out, dinp, dout, inp, i0, i1);                               \
-        else erf_simd(out, dinp, dout, inp, i0, i1);                                            \
-    } while (0)
 GB_TARGET_AVX512 static void gelu_chunk_avx512(float *out, float *dinp, const float *dout, const float *inp,
                                                int tanh_approx, int64_t i0, int64_t i1) {
-    GELU_CHUNK_BODY(GELU_AVX512_BODY, gelu_tanh_simd16_chunk);
+    GELU_DISPATCH(gelu_simd16_loop, out, dinp, dout, inp, tanh_approx, i0, i1);
 }
 GB_TARGET_AVX2 static void gelu_chunk_avx2(float *out, float *dinp, const float *dout, const float *inp,
                                            int tanh_approx, int64_t i0, int64_t i1) {
-    GELU_CHUNK_BODY(gelu_erf_simd_chunk, gelu_tanh_simd_chunk);
+    gelu_simd_chunk(out, dinp, dout, inp, tanh_approx, i0, i1);
 }
 #endif
 
