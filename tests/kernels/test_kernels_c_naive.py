@@ -173,11 +173,13 @@ print("OK")
 
 def test_slots_give_the_same_bits_whichever_thread_runs_them():
     """gb_parallel's slots (csrc/pool.c) go to whichever thread claims them first: after an idle gap the
-    worker is asleep and the caller may run both slots itself. Per-slot partial sums (LayerNorm's weight
-    gradients, reduced by the last slot to finish) must then give the same bits as with the worker
-    awake, and team jobs (the shared-B SGEMM, with barriers) interleaved with them must stay right."""
+    worker is asleep and the caller may run both slots itself, and with the process confined to one CPU
+    the worker rarely gets there first. Per-slot partial sums (LayerNorm's weight gradients, reduced by
+    the last slot to finish) must give the same bits in every case as with the worker awake on its own
+    CPU, and team jobs (the shared-B SGEMM, whose barriers need both threads at once, so on one CPU they
+    take turns) interleaved with them must stay right."""
     code = r'''
-import time
+import os, time
 import numpy as np
 from goldbull_np import kernels
 from goldbull_np.kernels import c_backend as cb
@@ -190,7 +192,10 @@ _, mean, rstd = cb.layer_norm_forward(x, w, b, 1e-5)
 want = [r.copy() for r in cb.layer_norm_backward(g, x, w, mean, rstd, True)]
 want_mm = cb.matmul(A, B).copy()
 assert np.allclose(want_mm, A.astype(np.float64) @ B, rtol=1e-4, atol=1e-2)
-for i in range(60):
+cpus = sorted(os.sched_getaffinity(0))
+for i in range(80):
+    if i == 40:
+        os.sched_setaffinity(0, {cpus[0]})      # the worker now shares the caller's CPU
     time.sleep((0.0, 0.0005, 0.003)[i % 3])     # awake, spinning, asleep on the futex
     got = cb.layer_norm_backward(g, x, w, mean, rstd, True)
     assert all(np.array_equal(u, v) for u, v in zip(got, want)), i
