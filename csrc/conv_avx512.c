@@ -2,8 +2,8 @@
  * reduction step 2 B loads + 8 broadcasts feed 16 FMAs), the operands packed (conv_avx512_pack.c) so
  * the micro-kernel reads both contiguously, or B read in place from the padded input planes.
  *   forward  out[b,g] (OCg, P) = W[g] (OCg, K) . col (K, P)                  A = W packed once per call
- *            stride-1 grids whose rows are 16k (or 8) outputs wide: B read in place through a table of
- *            tap offsets (no im2col); stride 2: from parity-split planes at unit stride; otherwise
+ *            stride-1 grids whose rows are 16k outputs wide: B read in place through a table of
+ *            tap offsets (no im2col); 8 wide: the same from shifted copies of the rows, 8 columns each; stride 2: from parity-split planes at unit stride; otherwise
  *            patch panels for a chunk of images (as many as keep the panels <= CHUNK_BYTES, so an 8x8
  *            or 4x4 output still fills 32-wide panels)
  *   dinp, stride 1: the transposed convolution, itself a forward convolution of dout with the
@@ -61,35 +61,21 @@ GB_TARGET_AVX512 static void fk_kernel(int64_t kc, const float *a, const float *
 }
 
 /* fk_kernel with B read in place: step p's two 16-lane B vectors at b0 + koff[p] and b1 + koff[p] (the
- * same tap of two 16-pixel runs of the padded input planes: no im2col) */
+ * same tap of two 16-pixel runs of the padded input planes, or of their shifted copies: no im2col) */
 GB_TARGET_AVX512 static void fk_kernel_ind(int64_t kc, const float *a, const int32_t *koff, const float *b0p,
-                                           const float *b1p, int64_t half, float *c0, float *c1, int64_t ldc,
-                                           int64_t mr, __mmask16 m1, int acc, const float *bias) {
-    /* half > 0: each 16-lane B vector is two 8-wide runs, at ptr and ptr + half (two output rows of 8) */
+                                           const float *b1p, float *c0, float *c1, int64_t ldc, int64_t mr,
+                                           __mmask16 m1, int acc, const float *bias) {
     __m512 x0 = _mm512_setzero_ps(), x1 = x0, x2 = x0, x3 = x0, x4 = x0, x5 = x0, x6 = x0, x7 = x0;
     __m512 y0 = x0, y1 = x0, y2 = x0, y3 = x0, y4 = x0, y5 = x0, y6 = x0, y7 = x0;
 #define FK_ROW(i)                             \
         t = _mm512_set1_ps(a[i]);             \
         x##i = _mm512_fmadd_ps(t, b0, x##i);  \
         y##i = _mm512_fmadd_ps(t, b1, y##i);
-#define FK_STEP                                                                        \
+    for (int64_t p = 0; p < kc; p++, a += FMR) {
+        int64_t o = koff[p];
+        __m512 b0 = _mm512_loadu_ps(b0p + o), b1 = _mm512_loadu_ps(b1p + o), t;
         FK_ROW(0) FK_ROW(1) FK_ROW(2) FK_ROW(3) FK_ROW(4) FK_ROW(5) FK_ROW(6) FK_ROW(7)
-    if (half) {
-        for (int64_t p = 0; p < kc; p++, a += FMR) {
-            const float *q0 = b0p + koff[p], *q1 = b1p + koff[p];
-            __m512 b0 = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(q0)), _mm256_loadu_ps(q0 + half), 1);
-            __m512 b1 = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(q1)), _mm256_loadu_ps(q1 + half), 1);
-            __m512 t;
-            FK_STEP
-        }
-    } else {
-        for (int64_t p = 0; p < kc; p++, a += FMR) {
-            int64_t o = koff[p];
-            __m512 b0 = _mm512_loadu_ps(b0p + o), b1 = _mm512_loadu_ps(b1p + o), t;
-            FK_STEP
-        }
     }
-#undef FK_STEP
 #undef FK_ROW
     __m512 X[FMR] = {x0, x1, x2, x3, x4, x5, x6, x7}, Y[FMR] = {y0, y1, y2, y3, y4, y5, y6, y7};
     for (int64_t i = 0; i < mr; i++) {
@@ -207,9 +193,9 @@ static void wait_count(const int64_t *cnt, int64_t target, const int *err) {
 }
 
 /* out (OCg, P) (+ bias) = W (packed Ap) . col of one image's group with B read in place from the planes
- * xp (channel c, row r at xp + c*plane + r*Wp): stride-1 grids whose rows are 16k outputs wide, so
- * each 16-pixel run is one row's contiguous slice, or 8 wide (an even number of rows): two rows' slices.
- * koff (K,) = the taps' offsets. */
+ * xp (output row r's taps at xp + r*rs + koff): grids whose rows are 16k outputs wide, so each 16-pixel
+ * run is one row's contiguous slice, or 8 wide (an even number of rows) read from shifted copies with
+ * rows of 8 (rs = 8), so two rows' slices are one contiguous run. koff (K,) = the taps' offsets. */
 GB_TARGET_AVX512 static void fwd_inplace(float *out, const float *Ap, const int32_t *koff, const float *xp,
                                          int64_t rs, const conv_args *a, int64_t OCg, int64_t K,
                                          const float *bias) {
@@ -223,8 +209,7 @@ GB_TARGET_AVX512 static void fwd_inplace(float *out, const float *Ap, const int3
                 int64_t p0 = v * 16, p1 = v + 1 < nv ? p0 + 16 : p0;
                 const float *b0 = xp + (p0 / a->OW) * rs + p0 % a->OW;
                 const float *b1 = xp + (p1 / a->OW) * rs + p1 % a->OW;
-                fk_kernel_ind(kc, Ap + ir * K + k0 * FMR, koff + k0, b0, b1, a->OW == 8 ? rs : 0,
-                              out + ir * P + p0, out + ir * P + p1,
+                fk_kernel_ind(kc, Ap + ir * K + k0 * FMR, koff + k0, b0, b1, out + ir * P + p0, out + ir * P + p1,
                               P, mr, v + 1 < nv ? 0xFFFF : 0, k0 > 0, bs ? bs + ir : NULL);
             }
         }
@@ -259,11 +244,15 @@ GB_TARGET_AVX512 static void pack_wblock(float *Ap, const wview *v, const conv_a
 /* One thread's plan for a forward convolution a over nt threads: how the patches are read (an unpadded grid
  * inside the image (1x1) from x itself; stride 2 from the four parity planes padded[2i + ry][2j + rx] at unit
  * stride; else from the zero-padded planes), the items (images read in place, or chunks of nb images
- * through patch panels), this thread's scratch and the tap offsets. */
+ * through patch panels), this thread's scratch and the tap offsets. Outputs 8 wide read in place go through
+ * shifted copies of the source rows (sh): one per distinct column offset of a tap, 8 columns each, so a
+ * 16-lane B vector (two output rows) is one load, not two halves joined by a port-5 shuffle. */
+#define MAX_SHIFTS 8
 typedef struct {
     int64_t nb, N, Hp, Wp, Hq, Wq, plane, xs, rs, cs, nitems;
     int direct, parity, inplace;
-    float *Bp, *xp;
+    int64_t wsrc, nrows, nshift, shift[MAX_SHIFTS];  /* the shifted copies: source row width, rows, offsets */
+    float *Bp, *xp, *sh;
     int32_t *idx, *kt;
 } fplan;
 
@@ -278,7 +267,21 @@ static void fwd_geometry(fplan *pl, const conv_args *a, int nt) {
     pl->xs = pl->direct ? a->C * a->H * a->W : Cg * pl->plane;                                 /* per image */
     pl->rs = pl->parity ? pl->Wq : pl->direct ? a->sh * a->W : a->sh * pl->Wp;
     pl->cs = pl->parity ? 1 : a->sw;
-    pl->inplace = pl->cs == 1 && (a->OW % 16 == 0 || (a->OW == 8 && a->OH % 2 == 0));
+    pl->wsrc = pl->parity ? pl->Wq : pl->direct ? a->W : pl->Wp;
+    pl->nrows = Cg * pl->plane / pl->wsrc;
+    pl->nshift = 0;
+    int too_many = 0;
+    for (int64_t kw = 0; kw < a->KW; kw++) {  /* the taps' distinct column offsets */
+        int64_t x = pl->parity ? kw * a->dw / 2 : kw * a->dw, s = 0;
+        while (s < pl->nshift && pl->shift[s] != x) s++;
+        if (s < pl->nshift) continue;
+        if (s == MAX_SHIFTS) too_many = 1;
+        else pl->shift[pl->nshift++] = x;
+    }
+    int shiftable = a->OW == 8 && a->OH % 2 == 0 && pl->rs == pl->wsrc && !too_many &&
+                    pl->nshift * pl->nrows * 8 < (INT64_C(1) << 31);  /* int32 tap offsets */
+    pl->inplace = pl->cs == 1 && (a->OW % 16 == 0 || shiftable);
+    if (!pl->inplace || a->OW % 16 == 0) pl->nshift = 0;
     pl->nb = pl->inplace ? 1 : chunk_dynamic(P * K, a->B, nt);
     pl->N = pl->nb * P;
     pl->nitems = (a->B + pl->nb - 1) / pl->nb;
@@ -287,9 +290,10 @@ static void fwd_geometry(fplan *pl, const conv_args *a, int nt) {
 static int fwd_scratch(fplan *pl, const conv_args *a) {
     int64_t Cg = a->C / a->G, K = Cg * a->KH * a->KW;
     pl->Bp = pl->inplace ? NULL : cvx_buf(0, (size_t)((pl->N + FNR - 1) / FNR * FNR * K));
+    pl->sh = pl->nshift ? cvx_buf(1, (size_t)(pl->nshift * pl->nrows * 8)) : NULL;
     pl->xp = pl->direct ? (float *)a->inp : cvx_buf(2, (size_t)(pl->nb * Cg * pl->plane));
     pl->idx = (int32_t *)cvx_buf(3, (size_t)((pl->N + 15) / 16 * 16 + K));  /* lane offsets, then tap offsets */
-    if ((!pl->inplace && !pl->Bp) || !pl->xp || !pl->idx) return 0;
+    if ((!pl->inplace && !pl->Bp) || (pl->nshift && !pl->sh) || !pl->xp || !pl->idx) return 0;
     pl->kt = pl->idx + (pl->N + 15) / 16 * 16;
     for (int64_t c = 0; c < Cg; c++)
         for (int64_t kh = 0; kh < a->KH; kh++)
@@ -299,6 +303,11 @@ static int fwd_scratch(fplan *pl, const conv_args *a) {
                     c * pl->plane + (pl->parity ? ((y % 2) * 2 + x % 2) * pl->Hq * pl->Wq + (y / 2) * pl->Wq + x / 2
                                                 : y * (pl->direct ? a->W : pl->Wp) + x));
             }
+    for (int64_t k = 0; k < K && pl->nshift; k++) {  /* offsets into the shifted copies instead */
+        int64_t row = pl->kt[k] / pl->wsrc, x = pl->kt[k] % pl->wsrc, s = 0;
+        while (pl->shift[s] != x) s++;
+        pl->kt[k] = (int32_t)((s * pl->nrows + row) * 8);
+    }
     return 1;
 }
 
@@ -311,8 +320,10 @@ static void fwd_item(const fplan *pl, const conv_args *a, const float *Ap, int64
         const float *src = pl->direct ? xg : pl->xp, *bias = a->bias ? a->bias + g * OCg : NULL;
         if (pl->parity) cvx_phase_planes(pl->xp, xg, n, a, pl->Hq, pl->Wq);
         else if (!pl->direct) cvx_pad_planes(pl->xp, xg, n, a, pl->Hp, pl->Wp);
+        if (pl->nshift) cvx_shift_rows(pl->sh, src, pl->nrows, pl->wsrc, pl->shift, pl->nshift);
         if (pl->inplace) {  /* B in place: no im2col */
-            fwd_inplace(a->out + (bs * a->OC + g * OCg) * P, Ap + g * Mp * K, pl->kt, src, pl->rs, a, OCg, K, bias);
+            fwd_inplace(a->out + (bs * a->OC + g * OCg) * P, Ap + g * Mp * K, pl->kt, pl->nshift ? pl->sh : src,
+                        pl->nshift ? 8 : pl->rs, a, OCg, K, bias);
         } else {
             cvx_im2col32(pl->Bp, src, pl->idx, pl->kt, n, a, pl->xs, pl->rs, pl->cs);
             cmap cm = {a->out + (bs * a->OC + g * OCg) * P, P, P, a->OC * P};

@@ -91,6 +91,17 @@ void cvx_padded_dims(const conv_args *a, int64_t *Hp, int64_t *Wp) {
 }
 
 /* xp (nb, Cg, Hp, Wp) <- x (nb images of C*H*W, group offset applied) with zeros outside */
+/* dst (nshift, nrows, 8) <- for each column offset shift[s], columns shift[s] .. shift[s]+7 of the source rows
+ * (nrows rows of wsrc floats at src; shift[s] + 8 <= wsrc) */
+GB_TARGET_AVX512 void cvx_shift_rows(float *dst, const float *src, int64_t nrows, int64_t wsrc, const int64_t *shift,
+                                     int64_t nshift) {
+    for (int64_t s = 0; s < nshift; s++) {
+        const float *sr = src + shift[s];
+        float *d = dst + s * nrows * 8;
+        for (int64_t r = 0; r < nrows; r++) _mm256_storeu_ps(d + r * 8, _mm256_loadu_ps(sr + r * wsrc));
+    }
+}
+
 GB_TARGET_AVX512 void cvx_pad_planes(float *xp, const float *x, int64_t nb, const conv_args *a, int64_t Hp,
                                         int64_t Wp) {
     int64_t Cg = a->C / a->G, HW = a->H * a->W;

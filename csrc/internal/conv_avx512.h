@@ -27,6 +27,7 @@ GB_TARGET_AVX512 void cvx_pack_a_rows(float *Ap, const float *base, int64_t rs, 
 void cvx_pack_a(float *Ap, const float *base, int64_t rs, int64_t cs, int64_t seg, int64_t ss, int64_t M, int64_t R);
 void cvx_padded_dims(const conv_args *a, int64_t *Hp, int64_t *Wp);
 GB_TARGET_AVX512 void cvx_pad_planes(float *xp, const float *x, int64_t nb, const conv_args *a, int64_t Hp, int64_t Wp);
+GB_TARGET_AVX512 void cvx_shift_rows(float *dst, const float *src, int64_t nrows, int64_t wsrc, const int64_t *shift, int64_t nshift);
 GB_TARGET_AVX512 void cvx_phase_planes(float *xq, const float *x, int64_t nb, const conv_args *a, int64_t Hq, int64_t Wq);
 GB_TARGET_AVX512 void cvx_im2col32(float *Bp, const float *xp, int32_t *idx, const int32_t *kt, int64_t nb, const conv_args *a, int64_t xs, int64_t rs, int64_t cs);
 GB_TARGET_AVX512 void cvx_rows32(float *Bp, const float *base, int64_t rs, int64_t ss, int64_t R, int64_t P, int64_t N);

@@ -1,6 +1,6 @@
 """conv2d's AVX-512 implicit-GEMM path (csrc/conv_avx512.c) on shapes that reach each of its branches,
 against the NumPy reference, at every C ISA tier (the lower tiers run conv.c's portable paths on the
-same shapes): stride 2 read at unit stride from parity-split planes, 16k-wide stride-1 rows read in place from the padded planes, batches split into chunks of several images, output grids whose pixel count is or is
+same shapes): stride 2 read at unit stride from parity-split planes, 16k-wide stride-1 rows read in place from the padded planes, 8-wide rows from shifted copies of the source rows, batches split into chunks of several images, output grids whose pixel count is or is
 not a multiple of 16 (a 16-lane vector inside one image, or across two), stride-1 rows of 16, 8 or 4
 outputs (vector copies) and other grids (gathers), reductions longer than one 640-step block, output
 channels that do not fill the 8-row tile, dinp as the transposed convolution (stride 1, at least 8
@@ -21,7 +21,12 @@ FAST_CASES = [
     (2, 8, 31, 16, 8, 3, 3, (2, 1), 1, 1, 1),  # in place, row stride 2
     (2, 80, 16, 16, 8, 3, 3, 1, 1, 1, 1),      # in place, K = 720: two reduction blocks
     (2, 32, 16, 16, 16, 1, 1, 1, 0, 1, 1),     # in place on x itself (1x1)
-    (6, 32, 8, 8, 16, 3, 3, 1, 1, 1, 1),       # 8x8 grids gathered, several images per chunk
+    (6, 32, 8, 8, 16, 3, 3, 1, 1, 1, 1),       # 8-wide rows from shifted copies of the padded planes
+    (3, 16, 10, 10, 16, 3, 3, 1, 0, 1, 1),     # 8-wide rows from shifted copies of x itself (no pad)
+    (2, 16, 12, 12, 8, 3, 3, 1, 0, 2, 1),      # 8-wide rows, dilated: column shifts 0, 2, 4
+    (3, 16, 16, 16, 16, 3, 3, 2, 1, 1, 1),     # 8-wide rows from shifted copies of the parity planes
+    (2, 8, 4, 16, 8, 1, 9, 1, 0, 1, 1),        # 8-wide rows with 9 column shifts: patch panels instead
+    (2, 8, 15, 6, 8, 3, 1, (2, 1), 1, 1, 1),   # 8-wide rows, row stride 2: patch panels instead
     (7, 16, 8, 8, 32, 3, 3, 2, 1, 1, 1),       # stride 2 (phase planes): P = 16, dinp by phases
     (3, 16, 32, 32, 16, 3, 3, 2, 1, 1, 1),     # stride 2 with 16-wide output rows: in place on phase planes
     (2, 16, 13, 13, 8, 3, 3, 2, 2, 2, 1),      # stride 2, dilation 2
