@@ -3,9 +3,10 @@
  * the micro-kernel reads both contiguously, or B read in place from the padded input planes.
  *   forward  out[b,g] (OCg, P) = W[g] (OCg, K) . col (K, P)                  A = W packed once per call
  *            stride-1 grids whose rows are 16k outputs wide: B read in place through a table of
- *            tap offsets (no im2col); 8 wide: the same from shifted copies of the rows, 8 columns each; stride 2: from parity-split planes at unit stride; otherwise
- *            patch panels for a chunk of images (as many as keep the panels <= CHUNK_BYTES, so an 8x8
- *            or 4x4 output still fills 32-wide panels)
+ *            tap offsets (no im2col); 8 wide: the same from shifted copies of the rows, 8 columns
+ *            each; stride 2: from parity-split planes at unit stride; otherwise patch panels for a
+ *            chunk of images (as many as keep the panels <= CHUNK_BYTES, so an 8x8 or 4x4 output
+ *            still fills 32-wide panels)
  *   dinp, stride 1: the transposed convolution, itself a forward convolution of dout with the
  *            flipped, transposed weights W'[c, (oc, kh', kw')] = W[oc, c, KH-1-kh', KW-1-kw'] and
  *            pads dh*(KH-1)-pt, dw*(KW-1)-pl (no col2im, no scatter)
