@@ -334,7 +334,7 @@ def main(argv=None):
         out["conv2d"] = rows
     steps = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name in args.models.split(","):
+        for name in [m for m in args.models.split(",") if m]:  # --models "" times the convolutions only
             spec, nparams = make_spec(name, tmp)
             ours = run_side("goldbull_np", spec, args.threads, args.steps, args.warmup)
             theirs = run_side("torch", spec, args.threads, args.steps, args.warmup)
