@@ -1,4 +1,7 @@
 """The fast C kernels agree with the naive C references kept beside them."""
+import os
+import sys
+
 import numpy as np
 import pytest
 
@@ -171,15 +174,19 @@ print("OK")
     assert r.returncode == 0 and r.stdout.strip().endswith("OK"), r.stderr[-2000:]
 
 
-def test_slots_give_the_same_bits_whichever_thread_runs_them():
+@pytest.mark.parametrize("one_cpu", [False, True])
+def test_slots_give_the_same_bits_whichever_thread_runs_them(one_cpu):
     """gb_parallel's slots (csrc/pool.c) go to whichever thread claims them first: after an idle gap the
-    worker is asleep and the caller may run both slots itself, and with the process confined to one CPU
-    the worker rarely gets there first. Per-slot partial sums (LayerNorm's weight gradients, reduced by
-    the last slot to finish) must give the same bits in every case as with the worker awake on its own
-    CPU, and team jobs (the shared-B SGEMM, whose barriers need both threads at once, so on one CPU they
-    take turns) interleaved with them must stay right."""
+    worker is asleep and the caller may run some slots itself, and with the process confined to one CPU
+    (before the team starts, so the worker shares the caller's CPU) the worker rarely gets there first.
+    Per-slot partial sums (LayerNorm's weight gradients, reduced by the last slot to finish) must give
+    the same bits in every case as with the worker awake on its own CPU, and team jobs (the shared-B
+    SGEMM, whose barriers need both threads at once, so on one CPU they take turns) interleaved with them
+    must stay right."""
     code = r'''
 import os, time
+if os.environ["ONE_CPU"] == "1":
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # before the team starts: workers inherit it
 import numpy as np
 from goldbull_np import kernels
 from goldbull_np.kernels import c_backend as cb
@@ -192,15 +199,43 @@ _, mean, rstd = cb.layer_norm_forward(x, w, b, 1e-5)
 want = [r.copy() for r in cb.layer_norm_backward(g, x, w, mean, rstd, True)]
 want_mm = cb.matmul(A, B).copy()
 assert np.allclose(want_mm, A.astype(np.float64) @ B, rtol=1e-4, atol=1e-2)
-cpus = sorted(os.sched_getaffinity(0))
-for i in range(80):
-    if i == 40:
-        os.sched_setaffinity(0, {cpus[0]})      # the worker now shares the caller's CPU
+for i in range(40):
     time.sleep((0.0, 0.0005, 0.003)[i % 3])     # awake, spinning, asleep on the futex
     got = cb.layer_norm_backward(g, x, w, mean, rstd, True)
     assert all(np.array_equal(u, v) for u, v in zip(got, want)), i
     if i % 6 == 0:
         assert np.array_equal(cb.matmul(A, B), want_mm), i
+print("OK")
+'''
+    r = run_script(code, env={"ONE_CPU": "1" if one_cpu else "0"}, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip().endswith("OK"), r.stderr[-2000:]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs Linux and at least 2 CPUs")
+def test_workers_are_kept_off_the_callers_cpu():
+    """The pool's workers run on the process's CPUs minus the one the caller is on (csrc/pool.c): a
+    worker woken from its sleep was otherwise placed on the caller's CPU and waited behind it for
+    milliseconds. With the caller held to one CPU, after a parallel job every worker's affinity is the
+    others, and it follows the caller when the caller moves."""
+    code = r'''
+import os, threading
+import numpy as np
+from goldbull_np import kernels
+from goldbull_np.kernels import c_backend as cb
+kernels.set_num_threads(2)
+cpus = sorted(os.sched_getaffinity(0))
+main_tid = threading.get_native_id()
+a = np.ones((512, 512), np.float32)
+cb.matmul(a, a)                                 # the team starts with this thread's CPUs
+def workers_masks():
+    tids = [int(t) for t in os.listdir("/proc/self/task") if int(t) != main_tid]
+    return [os.sched_getaffinity(t) for t in tids]
+for cpu in (cpus[0], cpus[-1], cpus[0]):
+    os.sched_setaffinity(0, {cpu})              # this thread only
+    cb.matmul(a, a)                             # a 2-thread job
+    masks = workers_masks()
+    assert set(cpus) - {cpu} in masks, (cpu, masks)
 print("OK")
 '''
     r = run_script(code, timeout=120)
