@@ -17,6 +17,7 @@ typedef struct {
     int trans_a, trans_b, split_m;
     int64_t M, N, K;
     float *Bp;  /* sgemm_one: the team's shared packed B block */
+    int64_t next_row;  /* the private-B product's next unclaimed row */
     int err;
 } gemm_args;
 
@@ -63,7 +64,28 @@ static void m_split(const gemm_args *g, int t, int nt, int64_t *m0, int64_t *m1)
     *m1 = p1 * MR < g->M ? p1 * MR : g->M;
 }
 
-/* The M-split product with op(B) packed per thread (no barriers; see sgemm_one). */
+/* Rows [*r0, *r0 + n) of an M-row product, claimed from *next: chunks shrink from MC toward
+ * ROWS_MIN rows as the rows run out (guided), so the threads finish together even when one of them
+ * runs slower (a busy neighbour on a shared VM: the static split left one thread idle 6-10% of a call). */
+#define ROWS_MIN (8 * MR)
+static int64_t claim_rows(int64_t *next, int64_t M, int nt, int64_t *r0) {
+    int64_t cur = __atomic_load_n(next, __ATOMIC_RELAXED);
+    for (;;) {
+        if (cur >= M) return 0;
+        int64_t n = (M - cur) / (2 * nt);
+        n = n < ROWS_MIN ? ROWS_MIN : n > MC ? MC : (n + MR - 1) / MR * MR;
+        int64_t end = cur + n < M ? cur + n : M;
+        if (__atomic_compare_exchange_n(next, &cur, end, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+            *r0 = cur;
+            return end - cur;
+        }
+    }
+}
+
+/* The M-split product with op(B) packed per thread (no barriers; see sgemm_one). One KCxNC block (a
+ * transformer's K = n_embd): row chunks claimed dynamically. More blocks: a static split, since a row
+ * chunk must meet the blocks in order and going through all of them per chunk re-read op(B) from L3
+ * (2-6% slower at K = 1536 with both threads at full speed). */
 static void sgemm_private_b_task(void *ctx, int t, int nt) {
     gemm_args *g = ctx;
     int64_t ldb = g->trans_b ? g->K : g->N, N = g->N, K = g->K;
@@ -72,6 +94,12 @@ static void sgemm_private_b_task(void *ctx, int t, int nt) {
     float *Ap = gb_workspace(1, (size_t)MC * kcmax);
     if (!Ap || !Bp) {
         mark_error(g);
+        return;
+    }
+    if (K <= KC && N <= NC) {
+        int64_t npanels = (N + NR - 1) / NR, r0, n;
+        gb_pack_b(Bp, g->b, g->trans_b, ldb, 0, 0, N, K, 0, npanels);
+        while ((n = claim_rows(&g->next_row, g->M, nt, &r0)) > 0) gemm_block(g, Ap, Bp, r0, r0 + n, 0, N, 0, npanels, 0, K);
         return;
     }
     int64_t m0, m1;
@@ -114,7 +142,7 @@ static int sgemm_one(float *c, const float *a, const float *b, const float *bias
                      int trans_b, int64_t M, int64_t N, int64_t K, int nt) {
     /* Split threads over M when there are enough MR-row panels, else over N (NR-column panels). */
     int split_m = (M + MR - 1) / MR >= 2 * nt || N <= NR * nt;
-    gemm_args g = {c, a, b, bias, trans_a, trans_b, split_m, M, N, K, NULL, 0};
+    gemm_args g = {c, a, b, bias, trans_a, trans_b, split_m, M, N, K, NULL, 0, 0};
     /* Small op(B) (at most one KCxNC block's worth) with the M split: each thread packs all of it
      * itself, so the team never meets at a barrier: for a transformer's small linears a barrier
      * cost more than packing B twice (benchmarks/results/kernel_choices.md). */
