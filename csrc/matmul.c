@@ -11,16 +11,20 @@
 
 /* ---- driver ------------------------------------------------------------------------------ */
 
+#define OWNERS_MAX 1024
 typedef struct {
     float *c;
     const float *a, *b, *bias;
     int trans_a, trans_b, split_m;
     int64_t M, N, K;
     float *Bp;  /* sgemm_one: the team's shared packed B block */
-    int64_t next_row;  /* the private-B product's next unclaimed row */
+    int64_t next_row;  /* the private-B product's next unclaimed row (one block) */
+    int64_t next_chunk;  /* ... its next unclaimed chunk of rows (more blocks), and who took each */
+    uint8_t owner[OWNERS_MAX];
     int err;
 } gemm_args;
 
+static inline int64_t imin64(int64_t x, int64_t y) { return x < y ? x : y; }
 static void mark_error(gemm_args *g) { __atomic_store_n(&g->err, 1, __ATOMIC_RELAXED); }
 
 /* C[ic.., jc + panels jp0..jp1) for rows [m0, m1) of one packed (kc, nc) block of op(B).
@@ -83,9 +87,9 @@ static int64_t claim_rows(int64_t *next, int64_t M, int nt, int64_t *r0) {
 }
 
 /* The M-split product with op(B) packed per thread (no barriers; see sgemm_one). One KCxNC block (a
- * transformer's K = n_embd): row chunks claimed dynamically. More blocks: a static split, since a row
- * chunk must meet the blocks in order and going through all of them per chunk re-read op(B) from L3
- * (2-6% slower at K = 1536 with both threads at full speed). */
+ * transformer's K = n_embd): row chunks claimed dynamically. More blocks: a row's sums must meet the
+ * blocks in order in one thread, so the chunks claimed in the first block stay with their thread
+ * (going through every block per chunk instead re-read op(B) from L3: 2-6% slower at K = 1536). */
 static void sgemm_private_b_task(void *ctx, int t, int nt) {
     gemm_args *g = ctx;
     int64_t ldb = g->trans_b ? g->K : g->N, N = g->N, K = g->K;
@@ -102,15 +106,32 @@ static void sgemm_private_b_task(void *ctx, int t, int nt) {
         while ((n = claim_rows(&g->next_row, g->M, nt, &r0)) > 0) gemm_block(g, Ap, Bp, r0, r0 + n, 0, N, 0, npanels, 0, K);
         return;
     }
-    int64_t m0, m1;
-    m_split(g, t, nt, &m0, &m1);
-    if (m0 >= m1) return;
+    /* More blocks: chunks of rows claimed in the first block and kept by their thread for the others,
+     * so a thread that runs slower takes fewer from the start. Beyond OWNERS_MAX chunks: thread t's
+     * static share is chunk t. */
+    int64_t rows = (g->M + 8 * nt - 1) / (8 * nt), nchunks, q;
+    rows = rows < ROWS_MIN ? ROWS_MIN : rows > MC ? MC : (rows + MR - 1) / MR * MR;
+    nchunks = (g->M + rows - 1) / rows;
+    int claimed = nchunks <= OWNERS_MAX, first = 1;
+    if (!claimed) {
+        rows = ((g->M + MR - 1) / MR + nt - 1) / nt * MR;
+        nchunks = nt;
+    }
     for (int64_t jc = 0; jc < N; jc += NC) {
         int64_t nc = N - jc < NC ? N - jc : NC, npanels = (nc + NR - 1) / NR;
-        for (int64_t pc = 0; pc < K; pc += KC) {
+        for (int64_t pc = 0; pc < K; pc += KC, first = 0) {
             int64_t kc = K - pc < KC ? K - pc : KC;
             gb_pack_b(Bp, g->b, g->trans_b, ldb, jc, pc, nc, kc, 0, npanels);
-            gemm_block(g, Ap, Bp, m0, m1, jc, nc, 0, npanels, pc, kc);
+            if (claimed && first) {
+                while ((q = __atomic_fetch_add(&g->next_chunk, 1, __ATOMIC_RELAXED)) < nchunks) {
+                    g->owner[q] = (uint8_t)t;
+                    gemm_block(g, Ap, Bp, q * rows, imin64(g->M, (q + 1) * rows), jc, nc, 0, npanels, pc, kc);
+                }
+                continue;
+            }
+            for (q = 0; q < nchunks; q++)  /* chunks this thread took in the first block (its own writes) */
+                if ((claimed ? g->owner[q] : q) == t && q * rows < g->M)
+                    gemm_block(g, Ap, Bp, q * rows, imin64(g->M, (q + 1) * rows), jc, nc, 0, npanels, pc, kc);
         }
     }
 }
@@ -142,7 +163,7 @@ static int sgemm_one(float *c, const float *a, const float *b, const float *bias
                      int trans_b, int64_t M, int64_t N, int64_t K, int nt) {
     /* Split threads over M when there are enough MR-row panels, else over N (NR-column panels). */
     int split_m = (M + MR - 1) / MR >= 2 * nt || N <= NR * nt;
-    gemm_args g = {c, a, b, bias, trans_a, trans_b, split_m, M, N, K, NULL, 0, 0};
+    gemm_args g = {c, a, b, bias, trans_a, trans_b, split_m, M, N, K, NULL, 0, 0, {0}, 0};
     /* Small op(B) (at most one KCxNC block's worth) with the M split: each thread packs all of it
      * itself, so the team never meets at a barrier: for a transformer's small linears a barrier
      * cost more than packing B twice (benchmarks/results/kernel_choices.md). */
