@@ -90,6 +90,32 @@ def test_sgemm_two_threads_both_splits_match_naive(M, N, K, ta, tb, two_threads)
     _check_sgemm_against_naive(M, N, K, ta, tb, seed=M + N + K)
 
 
+@pytest.mark.parametrize("M,N,K", [(2000, 300, 384), (1000, 200, 1500), (300, 2100, 900)])
+@pytest.mark.parametrize("ta,tb", [(0, 0), (0, 1), (1, 0)])
+def test_sgemm_gives_the_same_bits_at_one_and_two_threads(M, N, K, ta, tb):
+    """Row chunks claimed dynamically (one KCxNC block of op(B): the first shape), chunks kept for the
+    later blocks by the thread that claimed them in the first (K > KC: the second), the shared-B team
+    path (the third): each element is one thread's sum, in the one-thread order, so the two-thread
+    result has the one-thread result's bits whichever thread took which rows."""
+    from goldbull_np import kernels
+    from goldbull_np.kernels import c_backend as cb
+    rng = np.random.default_rng(M + N + K)
+    a = rng.standard_normal((K, M) if ta else (M, K), np.float32)
+    b = rng.standard_normal((N, K) if tb else (K, N), np.float32)
+    before = cb.load().gb_omp_max_threads()
+    try:
+        outs = []
+        for nt in (1, 2, 2):
+            kernels.set_num_threads(nt)
+            outs.append(cb.matmul(a, b, trans_a=bool(ta), trans_b=bool(tb)).copy())
+    finally:
+        kernels.set_num_threads(before)
+    np.testing.assert_array_equal(outs[1], outs[0])
+    np.testing.assert_array_equal(outs[2], outs[0])
+    want = (a.T if ta else a).astype(np.float64) @ (b.T if tb else b)
+    np.testing.assert_allclose(outs[0], want, rtol=1e-4, atol=1e-4 * np.sqrt(K))
+
+
 def test_parallel_regions_match_the_reference(two_threads):
     """Shapes above the parallel thresholds (csrc/internal/gb_common.h), so the two-thread splits
     (row blocks, per-thread weight-gradient partials, column-split dbias and embedding gradient,
