@@ -90,7 +90,6 @@ void cvx_padded_dims(const conv_args *a, int64_t *Hp, int64_t *Wp) {
     *Wp = (a->OW - 1) * a->sw + (a->KW - 1) * a->dw + 1;
 }
 
-/* xp (nb, Cg, Hp, Wp) <- x (nb images of C*H*W, group offset applied) with zeros outside */
 /* dst (nshift, nrows, 8) <- for each column offset shift[s], columns shift[s] .. shift[s]+7 of the source rows
  * (nrows rows of wsrc floats at src; shift[s] + 8 <= wsrc) */
 GB_TARGET_AVX512 void cvx_shift_rows(float *dst, const float *src, int64_t nrows, int64_t wsrc, const int64_t *shift,
@@ -102,6 +101,7 @@ GB_TARGET_AVX512 void cvx_shift_rows(float *dst, const float *src, int64_t nrows
     }
 }
 
+/* xp (nb, Cg, Hp, Wp) <- x (nb images of C*H*W, group offset applied) with zeros outside */
 GB_TARGET_AVX512 void cvx_pad_planes(float *xp, const float *x, int64_t nb, const conv_args *a, int64_t Hp,
                                         int64_t Wp) {
     int64_t Cg = a->C / a->G, HW = a->H * a->W;
