@@ -107,30 +107,27 @@ static void sgemm_private_b_task(void *ctx, int t, int nt) {
         return;
     }
     /* More blocks: chunks of rows claimed in the first block and kept by their thread for the others,
-     * so a thread that runs slower takes fewer from the start. Beyond OWNERS_MAX chunks: thread t's
-     * static share is chunk t. */
-    int64_t rows = (g->M + 8 * nt - 1) / (8 * nt), nchunks, q;
-    rows = rows < ROWS_MIN ? ROWS_MIN : rows > MC ? MC : (rows + MR - 1) / MR * MR;
-    nchunks = (g->M + rows - 1) / rows;
-    int claimed = nchunks <= OWNERS_MAX, first = 1;
-    if (!claimed) {
-        rows = ((g->M + MR - 1) / MR + nt - 1) / nt * MR;
-        nchunks = nt;
-    }
+     * so a thread that runs slower takes fewer from the start. About 8 chunks per thread, of 8*MR to MC
+     * rows, or larger when more than OWNERS_MAX would be needed (gemm_block walks a chunk MC rows at a
+     * time either way). */
+    int64_t rows = (g->M + 8 * nt - 1) / (8 * nt), least = (g->M + OWNERS_MAX - 1) / OWNERS_MAX, q;
+    rows = rows < ROWS_MIN ? ROWS_MIN : rows > MC ? MC : rows;
+    rows = ((rows > least ? rows : least) + MR - 1) / MR * MR;
+    int64_t nchunks = (g->M + rows - 1) / rows;
     for (int64_t jc = 0; jc < N; jc += NC) {
         int64_t nc = N - jc < NC ? N - jc : NC, npanels = (nc + NR - 1) / NR;
-        for (int64_t pc = 0; pc < K; pc += KC, first = 0) {
+        for (int64_t pc = 0; pc < K; pc += KC) {
             int64_t kc = K - pc < KC ? K - pc : KC;
             gb_pack_b(Bp, g->b, g->trans_b, ldb, jc, pc, nc, kc, 0, npanels);
-            if (claimed && first) {
+            if (jc == 0 && pc == 0) {
                 while ((q = __atomic_fetch_add(&g->next_chunk, 1, __ATOMIC_RELAXED)) < nchunks) {
                     g->owner[q] = (uint8_t)t;
                     gemm_block(g, Ap, Bp, q * rows, imin64(g->M, (q + 1) * rows), jc, nc, 0, npanels, pc, kc);
                 }
                 continue;
             }
-            for (q = 0; q < nchunks; q++)  /* chunks this thread took in the first block (its own writes) */
-                if ((claimed ? g->owner[q] : q) == t && q * rows < g->M)
+            for (q = 0; q < nchunks; q++)  /* the chunks this thread took in the first block (its own writes) */
+                if (g->owner[q] == t)
                     gemm_block(g, Ap, Bp, q * rows, imin64(g->M, (q + 1) * rows), jc, nc, 0, npanels, pc, kc);
         }
     }
