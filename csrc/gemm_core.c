@@ -75,6 +75,18 @@ void gb_pack_a_t(float *Ap, const float *a, int64_t lda, int64_t i0, int64_t p0,
     }
 }
 
+void gb_pack_a_n(float *Ap, const float *a, int64_t lda, int64_t i0, int64_t p0, int64_t mc, int64_t kc) {
+    for (int64_t ir = 0; ir < mc; ir += MR) {
+        int64_t mr = mc - ir < MR ? mc - ir : MR;
+        float *dst = Ap + ir * kc;
+        const float *src = a + (i0 + ir) * lda + p0;
+        for (int64_t p = 0; p < kc; p++, dst += MR) {
+            for (int64_t i = 0; i < mr; i++) dst[i] = src[i * lda + p];
+            for (int64_t i = mr; i < MR; i++) dst[i] = 0.0f;
+        }
+    }
+}
+
 /* panels [jr0, jr1) of Bp (ceil(nc/NR), kc, NR) <- op(B)[p0:p0+kc, j0:j0+nc], zero padded. */
 void gb_pack_b(float *Bp, const float *b, int trans_b, int64_t ldb, int64_t j0, int64_t p0,
                int64_t nc, int64_t kc, int64_t jr0, int64_t jr1) {

@@ -27,6 +27,13 @@ typedef struct {
 static inline int64_t imin64(int64_t x, int64_t y) { return x < y ? x : y; }
 static void mark_error(gemm_args *g) { __atomic_store_n(&g->err, 1, __ATOMIC_RELAXED); }
 
+/* Whether the AVX2 tier packs a row-major A block rather than reading it in place: when the block
+ * serves many B panels (nc columns), or fewer but with rows longer than a k-block (K > KC, whose
+ * in-place row streams stride wider). Measured on Zen 3 (benchmarks/results/kernel_choices.md): +2-6%
+ * on a mid transformer's linears and 1536^3, -5..-10% on a small one's (N = 128-512, K <= 512). The
+ * AVX-512 tier reads A in place always (packing was 0-9% slower on Intel). */
+static int pack_rows_of_a(int64_t nc, int64_t K) { return nc >= 768 || (nc >= 384 && K > KC); }
+
 /* C[ic.., jc + panels jp0..jp1) for rows [m0, m1) of one packed (kc, nc) block of op(B).
  * A row-major A is read in place by the direct micro-kernel (six row streams, no packing pass: 5-10%
  * faster on a small transformer's linears, K = 128, and even at K = 384); a transposed A is packed.
@@ -40,17 +47,19 @@ static void gemm_block(gemm_args *g, float *Ap, const float *Bp, int64_t m0, int
     gb_ukernel_direct_fn ukd = gb_ukernel_direct();
     for (int64_t ic = m0; ic < m1; ic += MC) {
         int64_t mc = m1 - ic < MC ? m1 - ic : MC;
+        int packa = g->trans_a || (!ukw && pack_rows_of_a((jp1 - jp0) * NR, g->K));
         if (g->trans_a) gb_pack_a_t(Ap, g->a, lda, ic, pc, mc, kc);
+        else if (packa) gb_pack_a_n(Ap, g->a, lda, ic, pc, mc, kc);
         /* A rows ic+ir..: in place (row stride lda) or the packed panel ir (acs = MR) */
-        const float *a_blk = g->trans_a ? Ap : g->a + ic * lda + pc;
-        int64_t ars = g->trans_a ? 1 : lda, acs = g->trans_a ? MR : 1;
+        const float *a_blk = packa ? Ap : g->a + ic * lda + pc;
+        int64_t ars = packa ? 1 : lda, acs = packa ? MR : 1;
         for (int64_t jp = jp0; jp < jp1;) {
             int64_t jr = jp * NR, wide = ukw && jp + 1 < jp1;
             int64_t nr = nc - jr < (wide ? 2 : 1) * NR ? nc - jr : (wide ? 2 : 1) * NR;
             const float *bias_j = bias_k ? bias_k + jc + jr : NULL;
             for (int64_t ir = 0; ir < mc; ir += MR) {
                 int64_t mr = mc - ir < MR ? mc - ir : MR;
-                const float *a_ir = g->trans_a ? a_blk + ir * kc : a_blk + ir * lda;
+                const float *a_ir = packa ? a_blk + ir * kc : a_blk + ir * lda;
                 float *c_ij = g->c + (ic + ir) * N + jc + jr;
                 if (wide) ukw(kc, a_ir, ars, acs, Bp + jr * kc, NR, NR * kc, c_ij, N, mr, nr, !first, bias_j);
                 else ukd(kc, a_ir, ars, acs, Bp + jr * kc, NR, c_ij, N, mr, nr, !first, bias_j);

@@ -90,6 +90,32 @@ def test_sgemm_two_threads_both_splits_match_naive(M, N, K, ta, tb, two_threads)
     _check_sgemm_against_naive(M, N, K, ta, tb, seed=M + N + K)
 
 
+def _avx2_capable():
+    if not c_available():
+        return False
+    from goldbull_np.kernels import c_backend as cb
+    return cb.ISAS.index(cb.cpu_isa()) >= cb.ISAS.index("avx2")
+
+
+@pytest.mark.skipif(not _avx2_capable(), reason="the CPU has no AVX2/FMA")
+@pytest.mark.parametrize("M,N,K", [(37, 800, 130), (31, 400, 900), (700, 1000, 500), (13, 2100, 50)])
+@pytest.mark.parametrize("tb", [0, 1])
+@pytest.mark.parametrize("nt", [1, 2])
+def test_sgemm_avx2_packed_row_major_a_matches_naive(M, N, K, tb, nt):
+    """On the AVX2 tier a row-major A is packed when its block serves many B panels (N >= 768) or rows
+    longer than a k-block (N >= 384, K > KC) (csrc/matmul.c pack_rows_of_a): MR tails (M % 6 != 0),
+    several k-blocks, the shared-B path (N > NC) and one and two threads equal the reference."""
+    from goldbull_np import kernels
+    from goldbull_np.kernels import c_backend as cb
+    before = cb.load().gb_omp_max_threads()
+    assert cb.set_isa("avx2") == "avx2"
+    kernels.set_num_threads(nt)
+    try:
+        _check_sgemm_against_naive(M, N, K, 0, tb, seed=M * 7 + N + K)
+    finally:
+        kernels.set_num_threads(before)
+
+
 @pytest.mark.parametrize("M,N,K", [(2000, 300, 384), (1000, 200, 1500), (300, 2100, 900)])
 @pytest.mark.parametrize("ta,tb", [(0, 0), (0, 1), (1, 0)])
 def test_sgemm_gives_the_same_bits_at_one_and_two_threads(M, N, K, ta, tb):
