@@ -81,12 +81,19 @@ static void m_split(const gemm_args *g, int t, int nt, int64_t *m0, int64_t *m1)
  * ROWS_MIN rows as the rows run out (guided), so the threads finish together even when one of them
  * runs slower (a busy neighbour on a shared VM: the static split left one thread idle 6-10% of a call). */
 #define ROWS_MIN (8 * MR)
+/* The least rows of a chunk: ROWS_MIN, or fewer when M gives fewer than four chunks a thread (M = 128:
+ * 48-row chunks split 80/48 between two threads) */
+static int64_t rows_floor(int64_t M, int nt) {
+    int64_t quarter = ((M + 4 * nt - 1) / (4 * nt) + MR - 1) / MR * MR;
+    return quarter < ROWS_MIN ? quarter : ROWS_MIN;
+}
+
 static int64_t claim_rows(int64_t *next, int64_t M, int nt, int64_t *r0) {
     int64_t cur = __atomic_load_n(next, __ATOMIC_RELAXED);
     for (;;) {
         if (cur >= M) return 0;
-        int64_t n = (M - cur) / (2 * nt);
-        n = n < ROWS_MIN ? ROWS_MIN : n > MC ? MC : (n + MR - 1) / MR * MR;
+        int64_t n = (M - cur) / (2 * nt), least = rows_floor(M, nt);
+        n = n < least ? least : n > MC ? MC : (n + MR - 1) / MR * MR;
         int64_t end = cur + n < M ? cur + n : M;
         if (__atomic_compare_exchange_n(next, &cur, end, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
             *r0 = cur;
@@ -120,7 +127,7 @@ static void sgemm_private_b_task(void *ctx, int t, int nt) {
      * rows, or larger when more than OWNERS_MAX would be needed (gemm_block walks a chunk MC rows at a
      * time either way). */
     int64_t rows = (g->M + 8 * nt - 1) / (8 * nt), least = (g->M + OWNERS_MAX - 1) / OWNERS_MAX, q;
-    rows = rows < ROWS_MIN ? ROWS_MIN : rows > MC ? MC : rows;
+    rows = rows < rows_floor(g->M, nt) ? rows_floor(g->M, nt) : rows > MC ? MC : rows;
     rows = ((rows > least ? rows : least) + MR - 1) / MR * MR;
     int64_t nchunks = (g->M + rows - 1) / rows;
     for (int64_t jc = 0; jc < N; jc += NC) {

@@ -116,12 +116,12 @@ def test_sgemm_avx2_packed_row_major_a_matches_naive(M, N, K, tb, nt):
         kernels.set_num_threads(before)
 
 
-@pytest.mark.parametrize("M,N,K", [(2000, 300, 384), (1000, 200, 1500), (300, 2100, 900)])
+@pytest.mark.parametrize("M,N,K", [(2000, 300, 384), (1000, 200, 1500), (130, 512, 800), (300, 2100, 900)])
 @pytest.mark.parametrize("ta,tb", [(0, 0), (0, 1), (1, 0)])
 def test_sgemm_gives_the_same_bits_at_one_and_two_threads(M, N, K, ta, tb):
     """Row chunks claimed dynamically (one KCxNC block of op(B): the first shape), chunks kept for the
-    later blocks by the thread that claimed them in the first (K > KC: the second), the shared-B team
-    path (the third): each element is one thread's sum, in the one-thread order, so the two-thread
+    later blocks by the thread that claimed them in the first (K > KC: the second; the third with M small
+    enough for chunks below ROWS_MIN), the shared-B team path (the last): each element is one thread's sum, in the one-thread order, so the two-thread
     result has the one-thread result's bits whichever thread took which rows."""
     from goldbull_np import kernels
     from goldbull_np.kernels import c_backend as cb
