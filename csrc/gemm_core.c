@@ -61,8 +61,7 @@ GB_TARGET_AVX2 static void pack_b_trans_avx2(float *dst, const float *b, int64_t
 #endif
 
 /* Ap (ceil(mc/MR), kc, MR) <- A^T[i0:i0+mc, p0:p0+kc] for an A stored transposed (a (K, M), row stride
- * lda): MR contiguous floats per p, zero padded. (A row-major A is never packed: the micro-kernels read it
- * in place.) */
+ * lda): MR contiguous floats per p, zero padded. */
 void gb_pack_a_t(float *Ap, const float *a, int64_t lda, int64_t i0, int64_t p0, int64_t mc, int64_t kc) {
     for (int64_t ir = 0; ir < mc; ir += MR) {
         int64_t mr = mc - ir < MR ? mc - ir : MR;
@@ -75,6 +74,8 @@ void gb_pack_a_t(float *Ap, const float *a, int64_t lda, int64_t i0, int64_t p0,
     }
 }
 
+/* The same panels from a row-major A (M, K), row stride lda: on the AVX2 tier for blocks that serve many
+ * B panels (matmul.c pack_rows_of_a); otherwise the micro-kernels read a row-major A in place. */
 void gb_pack_a_n(float *Ap, const float *a, int64_t lda, int64_t i0, int64_t p0, int64_t mc, int64_t kc) {
     for (int64_t ir = 0; ir < mc; ir += MR) {
         int64_t mr = mc - ir < MR ? mc - ir : MR;

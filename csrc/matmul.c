@@ -36,7 +36,8 @@ static int pack_rows_of_a(int64_t nc, int64_t K) { return nc >= 768 || (nc >= 38
 
 /* C[ic.., jc + panels jp0..jp1) for rows [m0, m1) of one packed (kc, nc) block of op(B).
  * A row-major A is read in place by the direct micro-kernel (six row streams, no packing pass: 5-10%
- * faster on a small transformer's linears, K = 128, and even at K = 384); a transposed A is packed.
+ * faster on a small transformer's linears, K = 128, and even at K = 384) unless pack_rows_of_a says
+ * otherwise on the AVX2 tier; a transposed A is packed.
  * On the AVX-512 tier pairs of B panels go through the 6x32 kernel (gb_ukernel_wide). */
 static void gemm_block(gemm_args *g, float *Ap, const float *Bp, int64_t m0, int64_t m1,
                        int64_t jc, int64_t nc, int64_t jp0, int64_t jp1, int64_t pc, int64_t kc) {
@@ -123,7 +124,7 @@ static void sgemm_private_b_task(void *ctx, int t, int nt) {
         return;
     }
     /* More blocks: chunks of rows claimed in the first block and kept by their thread for the others,
-     * so a thread that runs slower takes fewer from the start. About 8 chunks per thread, of 8*MR to MC
+     * so a thread that runs slower takes fewer from the start. About 8 chunks per thread, of rows_floor to MC
      * rows, or larger when more than OWNERS_MAX would be needed (gemm_block walks a chunk MC rows at a
      * time either way). */
     int64_t rows = (g->M + 8 * nt - 1) / (8 * nt), least = (g->M + OWNERS_MAX - 1) / OWNERS_MAX, q;
