@@ -376,6 +376,49 @@ int conv2d_forward(float *out, const float *inp, const float *weight, const floa
     return a.err ? -1 : 0;
 }
 
+/* A stride-1 input gradient is the convolution of dy with the weights flipped in space and transposed
+ * in channels (wflip), padded by d*(k-1) - p: im2col panels of dy and one GEMM with a KT = OCg*KH*KW
+ * reduction, instead of a GEMM with an OCg-step reduction into a (K, P) column buffer that col2im reads
+ * back (more than an L2 per image at 64->64 16x16). Padding larger than d*(k-1) keeps col2im, and so do
+ * few input channels (the GEMM's M): at 3 (a stem) the col2im form was 2.3x faster. */
+#define DX_CONV_MIN_C 16
+static int dx_by_convolution(const conv_args *a) {
+    return a->sh == 1 && a->sw == 1 && a->dh * (a->KH - 1) >= a->pt && a->dw * (a->KW - 1) >= a->pl &&
+           a->C / a->G >= DX_CONV_MIN_C;
+}
+
+static conv_args transposed_args(const conv_args *a) {
+    conv_args t = *a;
+    t.C = a->OC, t.H = a->OH, t.W = a->OW, t.OC = a->C, t.OH = a->H, t.OW = a->W;
+    t.pt = a->dh * (a->KH - 1) - a->pt, t.pl = a->dw * (a->KW - 1) - a->pl;
+    return t;
+}
+
+/* dx (Cg, H*W) of one image and group = wflip_g (Cg, KT) . the panels of dy's (OCg, OH, OW) windows under
+ * the transposed arguments t; tcol: the panels and one row. Kept out of conv_bwd_task (its stride-2 dx ran
+ * 8-10% slower with this inlined there). */
+static __attribute__((noinline)) void dx_image_by_convolution(float *dx, const float *dy, const float *wflip_g,
+                                                              const conv_args *t, float *tcol, float *ws) {
+    int64_t KT = t->C / t->G * t->KH * t->KW, PT = t->OH * t->OW, tpan = (PT + NR - 1) / NR;
+    im2col_panels(tcol, tcol + tpan * KT * NR, dy, t);
+    conv_gemm(dx, PT, wflip_g, KT, 1, tcol, NR, KT * NR, t->OC / t->G, PT, KT, 0, ws);
+}
+
+/* wflip (G, Cg, OCg*KH*KW): wflip[g, c, (o*KH + kh)*KW + kw] = weight[g*OCg + o, c, KH-1-kh, KW-1-kw] */
+static float *flip_weights(const conv_args *a) {
+    int64_t Cg = a->C / a->G, OCg = a->OC / a->G, KK = a->KH * a->KW;
+    float *wf = conv_alloc((size_t)(a->G * Cg * OCg * KK));
+    if (!wf) return NULL;
+    for (int64_t g = 0; g < a->G; g++)
+        for (int64_t o = 0; o < OCg; o++)
+            for (int64_t c = 0; c < Cg; c++) {
+                const float *src = a->weight + ((g * OCg + o) * Cg + c) * KK;
+                float *dst = wf + (g * Cg + c) * OCg * KK + o * KK;
+                for (int64_t k = 0; k < KK; k++) dst[k] = src[KK - 1 - k];
+            }
+    return wf;
+}
+
 static void conv_bwd_task(void *ctx, int t, int nt) {
     conv_args *a = ctx;
     int64_t Cg = a->C / a->G, OCg = a->OC / a->G, K = Cg * a->KH * a->KW, P = a->OH * a->OW;
@@ -424,13 +467,18 @@ static void conv_bwd_task(void *ctx, int t, int nt) {
     if (i0 >= i1) return;
     size_t w1 = gb_gemm_small_ws(P), w2 = gb_gemm_small_ws(OCg);
     int64_t kpan = (K + NR - 1) / NR;
+    conv_args ta = transposed_args(a);  /* dx as a convolution of dy (only used with a->wflip) */
+    int64_t KT = OCg * a->KH * a->KW, tpan = (a->H * a->W + NR - 1) / NR;
     float *col = dw_t ? conv_alloc((size_t)kpan * P * NR + (size_t)P) : NULL;  /* colT panels + one row */
-    float *dcol = (!direct && a->dinp) ? conv_alloc((size_t)K * P) : NULL;
+    int by_col2im = !direct && a->dinp && !a->wflip;
+    float *dcol = by_col2im ? conv_alloc((size_t)K * P) : NULL;
+    float *tcol = a->wflip ? conv_alloc((size_t)tpan * KT * NR + (size_t)(a->H * a->W)) : NULL;  /* + one row */
     float *ws = conv_alloc(w1 > w2 ? w1 : w2);
-    if ((dw_t && !col) || (!direct && a->dinp && !dcol) || !ws) {
+    if ((dw_t && !col) || (by_col2im && !dcol) || (a->wflip && !tcol) || !ws) {
         mark_error(a);
         free(col);
         free(dcol);
+        free(tcol);
         free(ws);
         return;
     }
@@ -459,6 +507,8 @@ static void conv_bwd_task(void *ctx, int t, int nt) {
             /* A = weight[g]^T read in place: A(i, o) = wg[o*K + i]; B = dy (OCg, P) row-major */
             if (direct) {
                 conv_gemm(dx, P, wg, 1, K, dy, P, NR, K, P, OCg, 0, ws);
+            } else if (a->wflip) {
+                dx_image_by_convolution(dx, dy, a->wflip + g * Cg * KT, &ta, tcol, ws);
             } else {
                 conv_gemm(dcol, P, wg, 1, K, dy, P, NR, K, P, OCg, 0, ws);
                 memset(dx, 0, (size_t)(Cg * a->H * a->W) * sizeof(float));
@@ -468,6 +518,7 @@ static void conv_bwd_task(void *ctx, int t, int nt) {
     }
     free(col);
     free(dcol);
+    free(tcol);
     free(ws);
 }
 
@@ -494,7 +545,17 @@ int conv2d_backward(float *dinp, float *dweight, float *dbias,
             return -1;
         }
     }
+    float *wflip = NULL;
+    if (dinp && !depthwise(&a) && !pointwise(&a) && dx_by_convolution(&a)) {
+        a.wflip = wflip = flip_weights(&a);
+        if (!wflip) {
+            free(a.dw_part);
+            free(a.db_part);
+            return -1;
+        }
+    }
     gb_parallel(conv_bwd_task, &a, nt);
+    free(wflip);
     /* sum the partials in slot order (deterministic for a thread count; depthwise: for any) */
     if (dweight && !a.err) {
         memcpy(dweight, a.dw_part, (size_t)(OC * K) * sizeof(float));

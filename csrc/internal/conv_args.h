@@ -9,6 +9,7 @@ typedef struct {
     int64_t B, C, H, W, OC, KH, KW, OH, OW, sh, sw, pt, pl, dh, dw, G;
     int err;
     int64_t next;                                /* a dynamic schedule's next item (start at 0) */
+    const float *wflip;                          /* conv.c's dx as a convolution: (G, Cg, OCg*KH*KW) or NULL */
 } conv_args;
 
 /* [ow0, ow1): the output columns whose tap with column offset off reads inside the row (conv.c) */

@@ -41,6 +41,11 @@ FAST_CASES = [
     (3, 16, 13, 13, 8, 1, 1, 2, 0, 1, 1),      # strided 1x1 in place (the grid ends inside the image)
     (2, 8, 9, 7, 9, 2, 3, (1, 2), (0, 1, 1, 0), 1, 1),  # asymmetric pads, stride (1, 2)
     (2, 12, 6, 6, 24, 3, 3, 1, 1, 1, 3),       # groups with 4 input channels each: dinp by col2im
+    # conv.c (the lower tiers): a stride-1 dinp with >= 16 input channels a group is the convolution of
+    # dout with the flipped, transposed weights; larger pads and fewer channels keep col2im
+    (2, 32, 9, 11, 20, 3, 3, 1, 2, 2, 2),      # dinp as a convolution: groups of 16, dilation 2, odd sizes
+    (2, 16, 9, 7, 9, 2, 3, 1, (0, 1, 1, 0), 1, 1),  # ... asymmetric pads, an even kernel height
+    (2, 16, 8, 8, 8, 3, 3, 1, 3, 1, 1),        # pad 3 > kernel - 1: dinp by col2im
 ]
 
 
