@@ -383,7 +383,7 @@ int conv2d_forward(float *out, const float *inp, const float *weight, const floa
  * few input channels (the GEMM's M): at 3 (a stem) the col2im form was 2.3x faster. */
 #define DX_CONV_MIN_C 16
 static int dx_by_convolution(const conv_args *a) {
-    return a->sh == 1 && a->sw == 1 && a->dh * (a->KH - 1) >= a->pt && a->dw * (a->KW - 1) >= a->pl &&
+    return !depthwise(a) && !pointwise(a) && a->sh == 1 && a->sw == 1 && a->dh * (a->KH - 1) >= a->pt && a->dw * (a->KW - 1) >= a->pl &&
            a->C / a->G >= DX_CONV_MIN_C;
 }
 
@@ -546,7 +546,7 @@ int conv2d_backward(float *dinp, float *dweight, float *dbias,
         }
     }
     float *wflip = NULL;
-    if (dinp && !depthwise(&a) && !pointwise(&a) && dx_by_convolution(&a)) {
+    if (dinp && dx_by_convolution(&a)) {
         a.wflip = wflip = flip_weights(&a);
         if (!wflip) {
             free(a.dw_part);

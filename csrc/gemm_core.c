@@ -60,29 +60,16 @@ GB_TARGET_AVX2 static void pack_b_trans_avx2(float *dst, const float *b, int64_t
 }
 #endif
 
-/* Ap (ceil(mc/MR), kc, MR) <- A^T[i0:i0+mc, p0:p0+kc] for an A stored transposed (a (K, M), row stride
- * lda): MR contiguous floats per p, zero padded. */
-void gb_pack_a_t(float *Ap, const float *a, int64_t lda, int64_t i0, int64_t p0, int64_t mc, int64_t kc) {
+/* Ap (ceil(mc/MR), kc, MR) <- A[i0:i0+mc, p0:p0+kc], A(i, p) = a[i*rs + p*cs]: MR floats per p, zero padded.
+ * A transposed A (K, M) is rs = 1, cs = lda; a row-major one (AVX2 tier, matmul.c pack_rows_of_a) rs = lda,
+ * cs = 1 (elsewhere the micro-kernels read a row-major A in place). */
+void gb_pack_a(float *Ap, const float *a, int64_t rs, int64_t cs, int64_t i0, int64_t p0, int64_t mc, int64_t kc) {
     for (int64_t ir = 0; ir < mc; ir += MR) {
         int64_t mr = mc - ir < MR ? mc - ir : MR;
         float *dst = Ap + ir * kc;
-        const float *src = a + p0 * lda + i0 + ir;
-        for (int64_t p = 0; p < kc; p++, src += lda, dst += MR) {
-            for (int64_t i = 0; i < mr; i++) dst[i] = src[i];
-            for (int64_t i = mr; i < MR; i++) dst[i] = 0.0f;
-        }
-    }
-}
-
-/* The same panels from a row-major A (M, K), row stride lda: on the AVX2 tier for blocks that serve many
- * B panels (matmul.c pack_rows_of_a); otherwise the micro-kernels read a row-major A in place. */
-void gb_pack_a_n(float *Ap, const float *a, int64_t lda, int64_t i0, int64_t p0, int64_t mc, int64_t kc) {
-    for (int64_t ir = 0; ir < mc; ir += MR) {
-        int64_t mr = mc - ir < MR ? mc - ir : MR;
-        float *dst = Ap + ir * kc;
-        const float *src = a + (i0 + ir) * lda + p0;
-        for (int64_t p = 0; p < kc; p++, dst += MR) {
-            for (int64_t i = 0; i < mr; i++) dst[i] = src[i * lda + p];
+        const float *src = a + (i0 + ir) * rs + p0 * cs;
+        for (int64_t p = 0; p < kc; p++, src += cs, dst += MR) {
+            for (int64_t i = 0; i < mr; i++) dst[i] = src[i * rs];
             for (int64_t i = mr; i < MR; i++) dst[i] = 0.0f;
         }
     }

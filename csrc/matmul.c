@@ -46,11 +46,10 @@ static void gemm_block(gemm_args *g, float *Ap, const float *Bp, int64_t m0, int
     const float *bias_k = first ? g->bias : NULL;  /* the bias epilogue on the first k-block */
     gb_ukernel_wide_fn ukw = gb_ukernel_wide();  /* AVX-512: two B panels (6x32) per call */
     gb_ukernel_direct_fn ukd = gb_ukernel_direct();
+    int packa = g->trans_a || (!ukw && pack_rows_of_a((jp1 - jp0) * NR, g->K));
     for (int64_t ic = m0; ic < m1; ic += MC) {
         int64_t mc = m1 - ic < MC ? m1 - ic : MC;
-        int packa = g->trans_a || (!ukw && pack_rows_of_a((jp1 - jp0) * NR, g->K));
-        if (g->trans_a) gb_pack_a_t(Ap, g->a, lda, ic, pc, mc, kc);
-        else if (packa) gb_pack_a_n(Ap, g->a, lda, ic, pc, mc, kc);
+        if (packa) gb_pack_a(Ap, g->a, g->trans_a ? 1 : lda, g->trans_a ? lda : 1, ic, pc, mc, kc);
         /* A rows ic+ir..: in place (row stride lda) or the packed panel ir (acs = MR) */
         const float *a_blk = packa ? Ap : g->a + ic * lda + pc;
         int64_t ars = packa ? 1 : lda, acs = packa ? MR : 1;
@@ -128,7 +127,8 @@ static void sgemm_private_b_task(void *ctx, int t, int nt) {
      * rows, or larger when more than OWNERS_MAX would be needed (gemm_block walks a chunk MC rows at a
      * time either way). */
     int64_t rows = (g->M + 8 * nt - 1) / (8 * nt), least = (g->M + OWNERS_MAX - 1) / OWNERS_MAX, q;
-    rows = rows < rows_floor(g->M, nt) ? rows_floor(g->M, nt) : rows > MC ? MC : rows;
+    int64_t floor_rows = rows_floor(g->M, nt);
+    rows = rows < floor_rows ? floor_rows : rows > MC ? MC : rows;
     rows = ((rows > least ? rows : least) + MR - 1) / MR * MR;
     int64_t nchunks = (g->M + rows - 1) / rows;
     for (int64_t jc = 0; jc < N; jc += NC) {

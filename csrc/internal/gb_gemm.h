@@ -26,10 +26,8 @@ typedef void (*gb_ukernel_wide_fn)(int64_t kc, const float *a, int64_t ars, int6
 gb_ukernel_wide_fn gb_ukernel_wide(void);
 /* grown-on-demand thread-local buffer number `which` (0 or 1) of at least nfloats, 64-byte aligned */
 float *gb_workspace(int which, size_t nfloats);
-/* Ap (ceil(mc/MR), kc, MR) <- A[i0:i0+mc, p0:p0+kc] for a row-major A (M, K), row stride lda */
-void gb_pack_a_n(float *Ap, const float *a, int64_t lda, int64_t i0, int64_t p0, int64_t mc, int64_t kc);
-/* Ap (ceil(mc/MR), kc, MR) <- A^T[i0:i0+mc, p0:p0+kc] for an A stored transposed (K, M), row stride lda */
-void gb_pack_a_t(float *Ap, const float *a, int64_t lda, int64_t i0, int64_t p0, int64_t mc, int64_t kc);
+/* Ap (ceil(mc/MR), kc, MR) <- A[i0:i0+mc, p0:p0+kc] with A(i, p) = a[i*rs + p*cs], zero padded */
+void gb_pack_a(float *Ap, const float *a, int64_t rs, int64_t cs, int64_t i0, int64_t p0, int64_t mc, int64_t kc);
 /* panels [jr0,jr1) of Bp (ceil(nc/NR), kc, NR) <- op(B)[p0:p0+kc, j0:j0+nc]; ldb as stored */
 void gb_pack_b(float *Bp, const float *b, int trans_b, int64_t ldb, int64_t j0, int64_t p0,
                int64_t nc, int64_t kc, int64_t jr0, int64_t jr1);

@@ -34,6 +34,14 @@ def backend_module(name):
     return mod
 
 
+def c_runs_isa(isa):
+    """True if the C extension is built and this CPU can run its ISA tier `isa`."""
+    if not c_available():
+        return False
+    c = importlib.import_module("goldbull_np.kernels.c_backend")
+    return c.ISAS.index(c.cpu_isa()) >= c.ISAS.index(isa)
+
+
 def c_lower_isas():
     """The C ISA tiers below this CPU's best (each has its own compiled code path to test)."""
     if not c_available():

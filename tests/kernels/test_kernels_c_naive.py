@@ -5,7 +5,7 @@ import sys
 import numpy as np
 import pytest
 
-from kernels_helpers import c_available, c_lower_isas, run_script
+from kernels_helpers import c_available, c_lower_isas, c_runs_isa, run_script
 
 pytestmark = pytest.mark.skipif(not c_available(), reason="C extension not built")
 
@@ -90,14 +90,7 @@ def test_sgemm_two_threads_both_splits_match_naive(M, N, K, ta, tb, two_threads)
     _check_sgemm_against_naive(M, N, K, ta, tb, seed=M + N + K)
 
 
-def _avx2_capable():
-    if not c_available():
-        return False
-    from goldbull_np.kernels import c_backend as cb
-    return cb.ISAS.index(cb.cpu_isa()) >= cb.ISAS.index("avx2")
-
-
-@pytest.mark.skipif(not _avx2_capable(), reason="the CPU has no AVX2/FMA")
+@pytest.mark.skipif(not c_runs_isa("avx2"), reason="the CPU has no AVX2/FMA")
 @pytest.mark.parametrize("M,N,K", [(37, 800, 130), (31, 400, 900), (700, 1000, 500), (13, 2100, 50)])
 @pytest.mark.parametrize("tb", [0, 1])
 @pytest.mark.parametrize("nt", [1, 2])
