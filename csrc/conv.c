@@ -324,6 +324,10 @@ static void conv_fwd_task(void *ctx, int t, int nt) {
     }
     gb_split(a->B * a->G, t, nt, &i0, &i1);
     if (i0 >= i1) return;
+    if (a->wino_u) {  /* a stride-1 3x3: Winograd F(2x2, 3x3) (conv_winograd.c) */
+        if (conv_winograd_items(a, a->wino_u, i0, i1)) mark_error(a);
+        return;
+    }
     int direct = pointwise(a);
     int64_t npan = (P + NR - 1) / NR;
     float *colp = direct ? NULL : conv_alloc((size_t)npan * K * NR + (size_t)P);  /* panels + one row */
@@ -372,7 +376,10 @@ int conv2d_forward(float *out, const float *inp, const float *weight, const floa
                    B, C, H, W, OC, KH, KW, OH, OW, sh, sw, pt, pl, dh, dw, G, 0};
     int fast = conv_fast_forward(&a);
     if (fast) return fast < 0 ? -1 : 0;
+    float *U = NULL;
+    if (conv_winograd_applies(&a) && !(a.wino_u = U = conv_winograd_weights(weight, &a))) return -1;
     gb_parallel(conv_fwd_task, &a, conv_threads(&a));
+    free(U);
     return a.err ? -1 : 0;
 }
 
@@ -470,7 +477,7 @@ static void conv_bwd_task(void *ctx, int t, int nt) {
     conv_args ta = transposed_args(a);  /* dx as a convolution of dy (only used with a->wflip) */
     int64_t KT = OCg * a->KH * a->KW, tpan = (a->H * a->W + NR - 1) / NR;
     float *col = dw_t ? conv_alloc((size_t)kpan * P * NR + (size_t)P) : NULL;  /* colT panels + one row */
-    int by_col2im = !direct && a->dinp && !a->wflip;
+    int by_col2im = !direct && a->dinp && !a->wflip && !a->wino_u;
     float *dcol = by_col2im ? conv_alloc((size_t)K * P) : NULL;
     float *tcol = a->wflip ? conv_alloc((size_t)tpan * KT * NR + (size_t)(a->H * a->W)) : NULL;  /* + one row */
     float *ws = conv_alloc(w1 > w2 ? w1 : w2);
@@ -502,7 +509,7 @@ static void conv_bwd_task(void *ctx, int t, int nt) {
                 for (int64_t p = 0; p < P; p++) s += r[p];
                 db_t[g * OCg + oc] += s;
             }
-        if (a->dinp) {
+        if (a->dinp && !a->wino_u) {
             float *dx = a->dinp + (b * a->C + g * Cg) * a->H * a->W;       /* (Cg, H, W) */
             /* A = weight[g]^T read in place: A(i, o) = wg[o*K + i]; B = dy (OCg, P) row-major */
             if (direct) {
@@ -520,6 +527,11 @@ static void conv_bwd_task(void *ctx, int t, int nt) {
     free(dcol);
     free(tcol);
     free(ws);
+    if (a->dinp && a->wino_u) {  /* dx: the transposed convolution of dy, by Winograd F(2x2, 3x3) */
+        conv_args ta = transposed_args(a);
+        ta.inp = a->dout, ta.out = a->dinp, ta.bias = NULL;
+        if (conv_winograd_items(&ta, a->wino_u, i0, i1)) mark_error(a);
+    }
 }
 
 int conv2d_backward(float *dinp, float *dweight, float *dbias,
@@ -548,7 +560,13 @@ int conv2d_backward(float *dinp, float *dweight, float *dbias,
     float *wflip = NULL;
     if (dinp && dx_by_convolution(&a)) {
         a.wflip = wflip = flip_weights(&a);
-        if (!wflip) {
+        conv_args ta = transposed_args(&a);
+        float *U = wflip && conv_winograd_applies(&ta) ? conv_winograd_weights(wflip, &ta) : NULL;
+        if (U) {  /* the flipped weights' Winograd transform replaces them */
+            free(wflip);
+            a.wflip = wflip = NULL, a.wino_u = U;
+        }
+        if (!wflip && !U) {
             free(a.dw_part);
             free(a.db_part);
             return -1;
@@ -556,6 +574,7 @@ int conv2d_backward(float *dinp, float *dweight, float *dbias,
     }
     gb_parallel(conv_bwd_task, &a, nt);
     free(wflip);
+    free((void *)a.wino_u);
     /* sum the partials in slot order (deterministic for a thread count; depthwise: for any) */
     if (dweight && !a.err) {
         memcpy(dweight, a.dw_part, (size_t)(OC * K) * sizeof(float));

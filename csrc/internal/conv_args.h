@@ -10,6 +10,7 @@ typedef struct {
     int err;
     int64_t next;                                /* a dynamic schedule's next item (start at 0) */
     const float *wflip;                          /* conv.c's dx as a convolution: (G, Cg, OCg*KH*KW) or NULL */
+    const float *wino_u;                         /* Winograd-transformed weights (conv_winograd.c) or NULL */
 } conv_args;
 
 /* [ow0, ow1): the output columns whose tap with column offset off reads inside the row (conv.c) */
@@ -21,3 +22,10 @@ void conv_col2im(float *dx, const float *dcol, int64_t ld, const conv_args *a);
  * scratch memory could not be allocated. conv_fast_backward writes every non-NULL gradient. */
 int conv_fast_forward(const conv_args *a);
 int conv_fast_backward(float *dinp, float *dweight, float *dbias, const conv_args *a);
+
+/* Winograd F(2x2, 3x3) for stride-1 undilated 3x3 convolutions (conv_winograd.c): whether it runs for a,
+ * the transformed weights U (G, 16, OCg, Cg) of a (OC, Cg, 3, 3) weight (malloc'd; NULL if out of memory),
+ * and a->out for the (image, group) items [i0, i1) of a->inp (0, or -1 if out of memory). */
+int conv_winograd_applies(const conv_args *a);
+float *conv_winograd_weights(const float *weight, const conv_args *a);
+int conv_winograd_items(const conv_args *a, const float *U, int64_t i0, int64_t i1);

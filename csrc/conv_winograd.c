@@ -1,0 +1,192 @@
+/* Stride-1, undilated 3x3 convolutions as Winograd F(2x2, 3x3) (Lavin & Gray, "Fast Algorithms for
+ * Convolutional Neural Networks", 2016), on the AVX2 and base tiers (conv.c calls it; the AVX-512 tier runs
+ * conv_avx512.c's implicit GEMM). Each 2x2 output tile is
+ *     Y = A^T [ (G g G^T) (.) (B^T d B) ] A
+ * for its 4x4 input patch d and each 3x3 filter g, so the channel reduction becomes 16 independent GEMMs
+ *     M[xi] (OCg, N) = U[xi] (OCg, Cg) . V[xi] (Cg, N),   xi = the 16 entries of the 4x4 transformed tile,
+ * over N = the tiles of a few images side by side: 16*OCg*Cg multiply-adds per tile instead of 36*OCg*Cg
+ * (2.25x fewer), plus transforms that only add. The transform matrices hold 0, +-1 and 1/2, so the result
+ * differs from the direct sum by rounding only (float32 errors of the direct form's size).
+ *   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]   G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1]
+ *   A^T = [1 1 1 0; 0 1 -1 -1]
+ * An image is copied into a zero-padded plane per channel first, so pads of any size (and the bottom and
+ * right pads OH/OW imply) cost no branch in the transform; tiles past an odd OH/OW are computed and
+ * dropped. conv.c also runs a stride-1 input gradient through here, as the convolution of dout with the
+ * flipped, transposed weights. */
+#include <stdlib.h>
+#include "internal/gb_common.h"
+#include "internal/gb_gemm.h"
+#include "internal/conv_args.h"
+
+#define WINO_MIN_C 16   /* input and output channels a group, at least (the GEMMs' K and M) */
+#define WINO_COLS 128   /* tiles a GEMM, at least: images are batched until their tiles reach this */
+
+int conv_winograd_applies(const conv_args *a) {
+    return a->KH == 3 && a->KW == 3 && a->sh == 1 && a->sw == 1 && a->dh == 1 && a->dw == 1 &&
+           a->C / a->G >= WINO_MIN_C && a->OC / a->G >= WINO_MIN_C;
+}
+
+/* ---- weights: U (G, 16, OCg, Cg), U[g, xi, o, c] = (G w[g*OCg + o, c] G^T)[xi] ---- */
+static void filter_transform(float u[16], const float *g /* (3, 3) */) {
+    float t[4][3];
+    for (int j = 0; j < 3; j++) {  /* t (4, 3) = G g */
+        float g0 = g[j], g1 = g[3 + j], g2 = g[6 + j];
+        t[0][j] = g0, t[1][j] = 0.5f * (g0 + g1 + g2), t[2][j] = 0.5f * (g0 - g1 + g2), t[3][j] = g2;
+    }
+    for (int i = 0; i < 4; i++) {  /* u (4, 4) = t G^T */
+        float a0 = t[i][0], a1 = t[i][1], a2 = t[i][2];
+        u[4 * i] = a0, u[4 * i + 1] = 0.5f * (a0 + a1 + a2), u[4 * i + 2] = 0.5f * (a0 - a1 + a2), u[4 * i + 3] = a2;
+    }
+}
+
+float *conv_winograd_weights(const float *weight, const conv_args *a) {
+    int64_t Cg = a->C / a->G, OCg = a->OC / a->G;
+    float *U = NULL;
+    if (posix_memalign((void **)&U, 64, (size_t)(a->G * 16 * OCg * Cg) * sizeof(float))) return NULL;
+    for (int64_t g = 0; g < a->G; g++)
+        for (int64_t o = 0; o < OCg; o++)
+            for (int64_t c = 0; c < Cg; c++) {
+                float u[16];
+                filter_transform(u, weight + ((g * OCg + o) * Cg + c) * 9);
+                for (int xi = 0; xi < 16; xi++) U[((g * 16 + xi) * OCg + o) * Cg + c] = u[xi];
+            }
+    return U;
+}
+
+/* ---- the per-thread scratch ---- */
+typedef struct {
+    int64_t TH, TW, T;  /* tile rows and columns, T = TH*TW a plane */
+    int64_t Hp, We;     /* the padded plane: Hp rows, split into even and odd columns of We = TW + 1 each */
+    int64_t nb;         /* images a GEMM batch */
+} wino_geom;
+
+static wino_geom geometry(const conv_args *a) {
+    wino_geom q;
+    q.TH = (a->OH + 1) / 2, q.TW = (a->OW + 1) / 2, q.T = q.TH * q.TW;
+    q.Hp = 2 * q.TH + 2, q.We = q.TW + 1;
+    q.nb = (WINO_COLS + q.T - 1) / q.T;
+    if (a->G > 1) q.nb = 1;  /* items are (image, group) pairs: one at a time */
+    return q;
+}
+
+/* The 16 planes of V and M sit a plane plus 16 floats apart: at exactly 32 KiB (64 channels x 128 tiles) the
+ * transforms' 16 streams would share one L1 set. */
+static int64_t plane_stride(int64_t rows, int64_t n) { return rows * n + 16; }
+
+/* xe, xo (Hp, We): the even and odd columns of one channel's plane zero-padded by (pt, pl), i.e.
+ * xe[r][k] = x[r - pt][2k - pl] and xo[r][k] = x[r - pt][2k + 1 - pl] (0 outside x) */
+static inline GB_INLINE void split_padded_plane(float *xe, float *xo, const float *x, const conv_args *a,
+                                                const wino_geom *q) {
+    memset(xe, 0, (size_t)(2 * q->Hp * q->We) * sizeof(float));  /* xo follows xe */
+    for (int par = 0; par < 2; par++) {
+        float *dst = par ? xo : xe;
+        int64_t k0 = (a->pl - par + 1) / 2, k1 = (a->W + a->pl - par + 1) / 2;  /* 0 <= 2k + par - pl < W */
+        if (k0 < 0) k0 = 0;
+        if (k1 > q->We) k1 = q->We;
+        for (int64_t r = a->pt; r < q->Hp && r - a->pt < a->H; r++) {
+            const float *src = x + (r - a->pt) * a->W;
+            float *d = dst + r * q->We;
+            for (int64_t k = k0; k < k1; k++) d[k] = src[2 * k + par - a->pl];
+        }
+    }
+}
+
+/* ---- input: V[xi, c, tile] = (B^T d B)[xi] for one image's (Cg, H, W) channels; xe: 2*Hp*We floats.
+ * Row i of B^T d combines two rows of the patch (ra +- rb); its column transform reads columns 2tx..2tx+3,
+ * i.e. the even and odd planes at tx and tx + 1. */
+static inline GB_INLINE void input_transform_body(float *V, int64_t ldv, int64_t xis, const float *x,
+                                                  const conv_args *a, const wino_geom *q, float *xe) {
+    static const int ra[4] = {0, 1, 2, 1}, rb[4] = {2, 2, 1, 3};
+    static const float sb[4] = {-1.0f, 1.0f, -1.0f, -1.0f};  /* t_i = d[ra] + sb * d[rb] */
+    int64_t Cg = a->C / a->G, We = q->We;
+    float *xo = xe + q->Hp * We;
+    for (int64_t c = 0; c < Cg; c++) {
+        split_padded_plane(xe, xo, x + c * a->H * a->W, a, q);
+        for (int64_t ty = 0; ty < q->TH; ty++)
+            for (int i = 0; i < 4; i++) {
+                const float *ae = xe + (2 * ty + ra[i]) * We, *ao = xo + (2 * ty + ra[i]) * We;
+                const float *be = xe + (2 * ty + rb[i]) * We, *bo = xo + (2 * ty + rb[i]) * We;
+                float sg = sb[i];
+                float *v0 = V + 4 * i * xis + c * ldv + ty * q->TW, *v1 = v0 + xis, *v2 = v1 + xis, *v3 = v2 + xis;
+                #pragma omp simd
+                for (int64_t tx = 0; tx < q->TW; tx++) {
+                    float e0 = ae[tx] + sg * be[tx], o0 = ao[tx] + sg * bo[tx];             /* columns 2tx, 2tx+1 */
+                    float e1 = ae[tx + 1] + sg * be[tx + 1], o1 = ao[tx + 1] + sg * bo[tx + 1];  /* 2tx+2, 2tx+3 */
+                    v0[tx] = e0 - e1, v1[tx] = o0 + e1, v2[tx] = e1 - o0, v3[tx] = o0 - o1;
+                }
+            }
+    }
+}
+
+/* ---- output: out (OCg, OH, OW) of one image = (A^T M A)[tile] (+ bias); yb: 8*TW floats.
+ * First m A for each of the tile's 4 rows (q_r0, q_r1), then A^T (...) down the rows, then the 2x2
+ * outputs interleaved into the two output rows. */
+static inline GB_INLINE void output_transform_body(float *out, const float *M, int64_t ldm, int64_t xis,
+                                                   const float *bias, const conv_args *a, const wino_geom *q,
+                                                   float *yb) {
+    int64_t OCg = a->OC / a->G, TW = q->TW, half = a->OW / 2;
+    for (int64_t o = 0; o < OCg; o++) {
+        float bv = bias ? bias[o] : 0.0f;
+        float *oo = out + o * a->OH * a->OW;
+        for (int64_t ty = 0; ty < q->TH; ty++) {
+            const float *m = M + o * ldm + ty * TW;
+            for (int r = 0; r < 4; r++) {  /* yb[2r + j] (TW,) = (m A)[r][j] */
+                const float *m0 = m + 4 * r * xis, *m1 = m0 + xis, *m2 = m1 + xis, *m3 = m2 + xis;
+                float *q0 = yb + 2 * r * TW, *q1 = q0 + TW;
+                #pragma omp simd
+                for (int64_t tx = 0; tx < TW; tx++) q0[tx] = m0[tx] + m1[tx] + m2[tx], q1[tx] = m1[tx] - m2[tx] - m3[tx];
+            }
+            for (int i = 0; i < 2 && 2 * ty + i < a->OH; i++) {
+                float *row = oo + (2 * ty + i) * a->OW;
+                for (int j = 0; j < 2; j++) {  /* yb row r, column j = yb[2r + j]: A^T down the rows */
+                    const float *p0 = yb + j * TW, *p1 = p0 + 2 * TW, *p2 = p1 + 2 * TW, *p3 = p2 + 2 * TW;
+                    float *y = yb + (8 + 2 * i + j) * TW;
+                    #pragma omp simd
+                    for (int64_t tx = 0; tx < TW; tx++) y[tx] = (i ? p1[tx] - p2[tx] - p3[tx] : p0[tx] + p1[tx] + p2[tx]) + bv;
+                }
+                const float *e = yb + (8 + 2 * i) * TW, *f = e + TW;
+                for (int64_t tx = 0; tx < half; tx++) row[2 * tx] = e[tx], row[2 * tx + 1] = f[tx];
+                if (a->OW % 2) row[a->OW - 1] = e[half];
+            }
+        }
+    }
+}
+
+GB_MULTIVERSION(input_transform, (float *V, int64_t ldv, int64_t xis, const float *x, const conv_args *a,
+                                  const wino_geom *q, float *xe),
+                input_transform_body(V, ldv, xis, x, a, q, xe))
+GB_MULTIVERSION(output_transform, (float *out, const float *M, int64_t ldm, int64_t xis, const float *bias,
+                                   const conv_args *a, const wino_geom *q, float *yb),
+                output_transform_body(out, M, ldm, xis, bias, a, q, yb))
+
+/* out[it] for the (image, group) items [i0, i1) of a->inp (a->out, a->bias; U from conv_winograd_weights),
+ * a few images a GEMM batch. Returns -1 if scratch memory could not be allocated. */
+int conv_winograd_items(const conv_args *a, const float *U, int64_t i0, int64_t i1) {
+    if (i0 >= i1) return 0;
+    wino_geom q = geometry(a);
+    int64_t Cg = a->C / a->G, OCg = a->OC / a->G, N = q.nb * q.T;
+    size_t nv = (size_t)(16 * plane_stride(Cg, N)), nm = (size_t)(16 * plane_stride(OCg, N));
+    size_t nx = (size_t)(2 * q.Hp * q.We), nw = gb_gemm_small_ws(Cg), ny = (size_t)(12 * q.TW);
+    float *buf = NULL;
+    if (posix_memalign((void **)&buf, 64, (nv + nm + nx + nw + ny) * sizeof(float))) return -1;
+    float *V = buf, *M = V + nv, *xe = M + nm, *ws = xe + nx, *yb = ws + nw;
+    for (int64_t it = i0; it < i1; it += q.nb) {
+        int64_t nb = i1 - it < q.nb ? i1 - it : q.nb, n = nb * q.T, g = it % a->G;
+        int64_t vs = plane_stride(Cg, n), ms = plane_stride(OCg, n);  /* V (16, Cg, n), M (16, OCg, n) */
+        for (int64_t k = 0; k < nb; k++) {
+            int64_t b = (it + k) / a->G;
+            const float *x = a->inp + (b * a->C + g * Cg) * a->H * a->W;
+            GB_CALL(input_transform, (V + k * q.T, n, vs, x, a, &q, xe));
+        }
+        for (int xi = 0; xi < 16; xi++)
+            gb_gemm_small(M + xi * ms, n, U + (g * 16 + xi) * OCg * Cg, Cg, 1, V + xi * vs, n, NR,
+                          OCg, n, Cg, 0, GB_TRI_NONE, 0, ws);
+        for (int64_t k = 0; k < nb; k++) {
+            int64_t b = (it + k) / a->G;
+            float *o = a->out + (b * a->OC + g * OCg) * a->OH * a->OW;
+            GB_CALL(output_transform, (o, M + k * q.T, n, ms, a->bias ? a->bias + g * OCg : NULL, a, &q, yb));
+        }
+    }
+    free(buf);
+    return 0;
+}
