@@ -476,12 +476,13 @@ static void conv_bwd_task(void *ctx, int t, int nt) {
     int64_t kpan = (K + NR - 1) / NR;
     conv_args ta = transposed_args(a);  /* dx as a convolution of dy (only used with a->wflip) */
     int64_t KT = OCg * a->KH * a->KW, tpan = (a->H * a->W + NR - 1) / NR;
-    float *col = dw_t ? conv_alloc((size_t)kpan * P * NR + (size_t)P) : NULL;  /* colT panels + one row */
+    int wino_dw = dw_t && conv_winograd_applies(a);  /* dweight by Winograd F(2x2, 3x3), after the loop */
+    float *col = dw_t && !wino_dw ? conv_alloc((size_t)kpan * P * NR + (size_t)P) : NULL;  /* colT panels + one row */
     int by_col2im = !direct && a->dinp && !a->wflip && !a->wino_u;
     float *dcol = by_col2im ? conv_alloc((size_t)K * P) : NULL;
     float *tcol = a->wflip ? conv_alloc((size_t)tpan * KT * NR + (size_t)(a->H * a->W)) : NULL;  /* + one row */
     float *ws = conv_alloc(w1 > w2 ? w1 : w2);
-    if ((dw_t && !col) || (by_col2im && !dcol) || (a->wflip && !tcol) || !ws) {
+    if ((dw_t && !wino_dw && !col) || (by_col2im && !dcol) || (a->wflip && !tcol) || !ws) {
         mark_error(a);
         free(col);
         free(dcol);
@@ -497,7 +498,7 @@ static void conv_bwd_task(void *ctx, int t, int nt) {
         const float *x = a->inp + (b * a->C + g * Cg) * a->H * a->W;     /* (Cg, H, W) */
         const float *dy = a->dout + (b * a->OC + g * OCg) * P;            /* (OCg, P) */
         const float *wg = a->weight + g * OCg * K;                        /* (OCg, K) */
-        if (dw_t) {  /* dweight[g] (OCg, K) += dy (OCg, P) . col^T (P, K), B = the colT panels */
+        if (col) {  /* dweight[g] (OCg, K) += dy (OCg, P) . col^T (P, K), B = the colT panels */
             im2col_tpanels(col, col + kpan * P * NR, x, a);
             conv_gemm(dw_t + g * OCg * K, K, dy, P, 1, col, NR, P * NR, OCg, K, P, 1, ws);
         }
@@ -527,6 +528,7 @@ static void conv_bwd_task(void *ctx, int t, int nt) {
     free(dcol);
     free(tcol);
     free(ws);
+    if (wino_dw && conv_winograd_dweight(dw_t, a, i0, i1)) mark_error(a);
     if (a->dinp && a->wino_u) {  /* dx: the transposed convolution of dy, by Winograd F(2x2, 3x3) */
         conv_args ta = transposed_args(a);
         ta.inp = a->dout, ta.out = a->dinp, ta.bias = NULL;

@@ -190,3 +190,99 @@ int conv_winograd_items(const conv_args *a, const float *U, int64_t i0, int64_t 
     free(buf);
     return 0;
 }
+
+/* ---- the weight gradient. With Y = A^T [U (.) V] A per tile, dL/dU = (A dY A^T) (.) V and
+ * dL/dg = G^T (dL/dU) G, so for each xi
+ *     dU[xi] (Cg, OCg) += V[xi] (Cg, n) . Mt[xi] (n, OCg),   Mt[xi, tile, o] = (A dY_tile A^T)[xi],
+ * summed over the tiles of every image (tiles past an odd OH/OW see dY = 0), then one back-transform.
+ * dy is transposed to (pixel, channel) first so that the dY transform runs along the channels. */
+
+/* dyT (2TH * 2TW, OCg): dyT[r * 2TW + s][o] = dy[o][r][s] (0 past OH, OW) */
+static inline GB_INLINE void transpose_dy_body(float *dyT, const float *dy, const conv_args *a, const wino_geom *q) {
+    int64_t OCg = a->OC / a->G, W2 = 2 * q->TW;
+    memset(dyT, 0, (size_t)(4 * q->T * OCg) * sizeof(float));
+    for (int64_t r = 0; r < a->OH; r++)
+        for (int64_t o0 = 0; o0 < OCg; o0 += 8) {
+            int64_t o1 = o0 + 8 < OCg ? o0 + 8 : OCg;
+            for (int64_t s = 0; s < a->OW; s++)
+                for (int64_t o = o0; o < o1; o++) dyT[(r * W2 + s) * OCg + o] = dy[(o * a->OH + r) * a->OW + s];
+        }
+}
+
+/* Mt[xi, tile, o] for one image's tiles; ldm: Mt's row stride (OCg), xis its plane stride */
+static inline GB_INLINE void dy_transform_body(float *Mt, int64_t xis, const float *dyT, const conv_args *a,
+                                               const wino_geom *q) {
+    int64_t OCg = a->OC / a->G, W2 = 2 * q->TW;
+    for (int64_t ty = 0; ty < q->TH; ty++)
+        for (int64_t tx = 0; tx < q->TW; tx++) {
+            const float *p0 = dyT + (2 * ty * W2 + 2 * tx) * OCg, *p1 = p0 + OCg, *p2 = p0 + W2 * OCg, *p3 = p2 + OCg;
+            float *m = Mt + (ty * q->TW + tx) * OCg;
+            #pragma omp simd
+            for (int64_t o = 0; o < OCg; o++) {
+                float d00 = p0[o], d01 = p1[o], d10 = p2[o], d11 = p3[o];
+                float r[4][2] = {{d00, d01}, {d00 + d10, d01 + d11}, {d00 - d10, d01 - d11}, {-d10, -d11}};  /* A dY */
+                for (int i = 0; i < 4; i++) {  /* (A dY) A^T */
+                    m[(4 * i) * xis + o] = r[i][0];
+                    m[(4 * i + 1) * xis + o] = r[i][0] + r[i][1];
+                    m[(4 * i + 2) * xis + o] = r[i][0] - r[i][1];
+                    m[(4 * i + 3) * xis + o] = -r[i][1];
+                }
+            }
+        }
+}
+
+GB_MULTIVERSION(transpose_dy, (float *dyT, const float *dy, const conv_args *a, const wino_geom *q),
+                transpose_dy_body(dyT, dy, a, q))
+GB_MULTIVERSION(dy_transform, (float *Mt, int64_t xis, const float *dyT, const conv_args *a, const wino_geom *q),
+                dy_transform_body(Mt, xis, dyT, a, q))
+
+/* dw (OC, Cg*9) += G^T dU G for group g; dU (16, Cg, OCg), zeroed after */
+static void add_weight_gradient(float *dw, float *dU, int64_t g, const conv_args *a) {
+    int64_t Cg = a->C / a->G, OCg = a->OC / a->G, cs = Cg * OCg;
+    for (int64_t c = 0; c < Cg; c++)
+        for (int64_t o = 0; o < OCg; o++) {
+            float d[16], t[3][4];
+            for (int xi = 0; xi < 16; xi++) d[xi] = dU[xi * cs + c * OCg + o];
+            for (int j = 0; j < 4; j++) {  /* t (3, 4) = G^T d */
+                float d0 = d[j], d1 = d[4 + j], d2 = d[8 + j], d3 = d[12 + j];
+                t[0][j] = d0 + 0.5f * (d1 + d2), t[1][j] = 0.5f * (d1 - d2), t[2][j] = 0.5f * (d1 + d2) + d3;
+            }
+            float *w = dw + ((g * OCg + o) * Cg + c) * 9;
+            for (int i = 0; i < 3; i++) {  /* (t G)[i] */
+                w[3 * i] += t[i][0] + 0.5f * (t[i][1] + t[i][2]);
+                w[3 * i + 1] += 0.5f * (t[i][1] - t[i][2]);
+                w[3 * i + 2] += 0.5f * (t[i][1] + t[i][2]) + t[i][3];
+            }
+        }
+    memset(dU, 0, (size_t)(16 * cs) * sizeof(float));
+}
+
+/* dw (OC, Cg*9) += the weight gradient of the items [i0, i1) (a->inp, a->dout). 0, or -1 if out of memory. */
+int conv_winograd_dweight(float *dw, const conv_args *a, int64_t i0, int64_t i1) {
+    if (i0 >= i1) return 0;
+    wino_geom q = geometry(a);
+    int64_t Cg = a->C / a->G, OCg = a->OC / a->G, N = q.nb * q.T;
+    size_t nv = (size_t)(16 * plane_stride(Cg, N)), nm = (size_t)(16 * plane_stride(N, OCg));
+    size_t nu = (size_t)(16 * Cg * OCg), nt = (size_t)(4 * q.T * OCg), nx = (size_t)(2 * q.Hp * q.We);
+    size_t nw = gb_gemm_small_ws(N);
+    float *buf = NULL;
+    if (posix_memalign((void **)&buf, 64, (nv + nm + nu + nt + nx + nw) * sizeof(float))) return -1;
+    float *V = buf, *Mt = V + nv, *dU = Mt + nm, *dyT = dU + nu, *xe = dyT + nt, *ws = xe + nx;
+    memset(dU, 0, nu * sizeof(float));
+    for (int64_t it = i0; it < i1; it += q.nb) {
+        int64_t nb = i1 - it < q.nb ? i1 - it : q.nb, n = nb * q.T, g = it % a->G;
+        int64_t vs = plane_stride(Cg, n), ms = plane_stride(n, OCg);  /* V (16, Cg, n), Mt (16, n, OCg) */
+        for (int64_t k = 0; k < nb; k++) {
+            int64_t b = (it + k) / a->G;
+            GB_CALL(input_transform, (V + k * q.T, n, vs, a->inp + (b * a->C + g * Cg) * a->H * a->W, a, &q, xe));
+            GB_CALL(transpose_dy, (dyT, a->dout + (b * a->OC + g * OCg) * a->OH * a->OW, a, &q));
+            GB_CALL(dy_transform, (Mt + k * q.T * OCg, ms, dyT, a, &q));
+        }
+        for (int xi = 0; xi < 16; xi++)
+            gb_gemm_small(dU + xi * Cg * OCg, OCg, V + xi * vs, n, 1, Mt + xi * ms, OCg, NR, Cg, OCg, n, 1,
+                          GB_TRI_NONE, 0, ws);
+        if (a->G > 1 || it + nb >= i1) add_weight_gradient(dw, dU, g, a);  /* the group changes, or the end */
+    }
+    free(buf);
+    return 0;
+}

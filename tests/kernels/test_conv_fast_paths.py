@@ -46,6 +46,16 @@ FAST_CASES = [
     (2, 32, 9, 11, 20, 3, 3, 1, 2, 2, 2),      # dinp as a convolution: groups of 16, dilation 2, odd sizes
     (2, 16, 9, 7, 9, 2, 3, 1, (0, 1, 1, 0), 1, 1),  # ... asymmetric pads, an even kernel height
     (2, 16, 8, 8, 8, 3, 3, 1, 3, 1, 1),        # pad 3 > kernel - 1: dinp by col2im
+    # conv.c: stride-1 undilated 3x3 with >= 16 channels in and out a group run Winograd F(2x2, 3x3)
+    # (forward, dinp as the transposed convolution, dweight), several images' tiles a GEMM
+    (9, 16, 8, 8, 24, 3, 3, 1, 1, 1, 1),       # 16 tiles an image: 8 images a GEMM, then a batch of 1
+    (3, 32, 9, 11, 16, 3, 3, 1, 1, 1, 1),      # odd output sizes: the last tile row and column dropped
+    (2, 16, 7, 5, 20, 3, 3, 1, 2, 1, 1),       # pad 2 (transposed pad 0)
+    (2, 16, 6, 9, 16, 3, 3, 1, 3, 1, 1),       # pad 3: forward and dweight by Winograd, dinp by col2im
+    (2, 16, 5, 6, 16, 3, 3, 1, (0, 2, 1, 0), 1, 1),  # asymmetric pads
+    (5, 16, 1, 1, 16, 3, 3, 1, 1, 1, 1),       # 1x1 images: one tile, three quarters dropped
+    (3, 32, 6, 7, 48, 3, 3, 1, 1, 1, 2),       # groups of 16 and 24 channels: one (image, group) a GEMM
+    (2, 16, 16, 16, 16, 3, 3, 1, 0, 1, 1),     # no pad: 14x14 outputs
 ]
 
 
