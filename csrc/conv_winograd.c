@@ -19,7 +19,6 @@
 #include "internal/conv_args.h"
 
 #define WINO_MIN_C 16   /* input and output channels a group, at least (the GEMMs' K and M) */
-#define WINO_ROW_MIN 8  /* tiles a row, at least, for the input transform to run along tile rows (else gathers) */
 #define WINO_COLS 64    /* tiles a GEMM, at least: images are batched until their tiles reach this (64 over 128: 12-19% faster) */
 
 int conv_winograd_applies(const conv_args *a) {
@@ -69,7 +68,6 @@ typedef struct {
     int64_t TH, TW, T;  /* tile rows and columns, T = TH*TW a plane */
     int64_t Hp, We;     /* the padded plane: Hp rows, split into even and odd columns of We = TW + 1 each */
     int64_t nb;         /* images a GEMM batch */
-    int32_t *corner;    /* (T,): tile ty*TW + tx's top-left in the split planes, 2ty*We + tx (short rows only) */
 } wino_geom;
 
 static wino_geom geometry(const conv_args *a) {
@@ -78,16 +76,7 @@ static wino_geom geometry(const conv_args *a) {
     q.Hp = 2 * q.TH + 2, q.We = q.TW + 1;
     q.nb = (WINO_COLS + q.T - 1) / q.T;
     if (a->G > 1) q.nb = 1;  /* items are (image, group) pairs: one at a time */
-    q.corner = NULL;
     return q;
-}
-
-/* the gathered input transform's tile corners, or NULL when the rows are long enough (or out of memory: -1) */
-static int tile_corners(wino_geom *q) {
-    if (q->TW >= WINO_ROW_MIN) return 0;
-    if (!(q->corner = malloc((size_t)q->T * sizeof(int32_t)))) return -1;
-    for (int64_t n = 0; n < q->T; n++) q->corner[n] = (int32_t)(2 * (n / q->TW) * q->We + n % q->TW);
-    return 0;
 }
 
 /* xe, xo (Hp, We): the even and odd columns of one channel's plane zero-padded by (pt, pl), i.e.
@@ -119,22 +108,6 @@ static inline GB_INLINE void input_transform_body(float *V, int64_t ldv, int64_t
     float *xo = xe + q->Hp * We;
     for (int64_t c = 0; c < Cg; c++) {
         split_padded_plane(xe, xo, x + c * a->H * a->W, a, q);
-        if (q->TW < WINO_ROW_MIN) {  /* short tile rows: all the plane's tiles in one loop, the patches gathered */
-            const int32_t *idx = q->corner;
-            float *v = V + c * ldv;
-            #pragma omp simd
-            for (int64_t n = 0; n < q->T; n++) {
-                int32_t id = idx[n];
-                for (int i = 0; i < 4; i++) {
-                    int32_t pa = id + ra[i] * (int32_t)We, pb = id + rb[i] * (int32_t)We;
-                    float e0 = xe[pa] + sb[i] * xe[pb], o0 = xo[pa] + sb[i] * xo[pb];
-                    float e1 = xe[pa + 1] + sb[i] * xe[pb + 1], o1 = xo[pa + 1] + sb[i] * xo[pb + 1];
-                    v[(4 * i) * xis + n] = e0 - e1, v[(4 * i + 1) * xis + n] = o0 + e1;
-                    v[(4 * i + 2) * xis + n] = e1 - o0, v[(4 * i + 3) * xis + n] = o0 - o1;
-                }
-            }
-            continue;
-        }
         for (int64_t ty = 0; ty < q->TH; ty++)
             for (int i = 0; i < 4; i++) {
                 const float *ae = xe + (2 * ty + ra[i]) * We, *ao = xo + (2 * ty + ra[i]) * We;
@@ -200,10 +173,7 @@ int conv_winograd_items(const conv_args *a, const float *U, int64_t i0, int64_t 
     size_t nv = (size_t)(16 * plane_stride(Cg, N)), nm = (size_t)(16 * plane_stride(OCg, N));
     size_t nx = (size_t)(2 * q.Hp * q.We), nw = gb_gemm_small_ws(Cg), ny = (size_t)(4 * OCg * N);
     float *buf = NULL;
-    if (tile_corners(&q) || posix_memalign((void **)&buf, 64, (nv + nm + nx + nw + ny) * sizeof(float))) {
-        free(q.corner);
-        return -1;
-    }
+    if (posix_memalign((void **)&buf, 64, (nv + nm + nx + nw + ny) * sizeof(float))) return -1;
     float *V = buf, *M = V + nv, *xe = M + nm, *ws = xe + nx, *yb = ws + nw;
     for (int64_t it = i0; it < i1; it += q.nb) {
         int64_t nb = i1 - it < q.nb ? i1 - it : q.nb, n = nb * q.T, g = it % a->G;
@@ -224,7 +194,6 @@ int conv_winograd_items(const conv_args *a, const float *U, int64_t i0, int64_t 
         }
     }
     free(buf);
-    free(q.corner);
     return 0;
 }
 
@@ -303,10 +272,7 @@ int conv_winograd_dweight(float *dw, const conv_args *a, int64_t i0, int64_t i1)
     size_t nu = (size_t)(16 * Cg * OCg), nt = (size_t)(4 * q.T * OCg), nx = (size_t)(2 * q.Hp * q.We);
     size_t nw = gb_gemm_small_ws(N);
     float *buf = NULL;
-    if (tile_corners(&q) || posix_memalign((void **)&buf, 64, (nv + nm + nu + nt + nx + nw) * sizeof(float))) {
-        free(q.corner);
-        return -1;
-    }
+    if (posix_memalign((void **)&buf, 64, (nv + nm + nu + nt + nx + nw) * sizeof(float))) return -1;
     float *V = buf, *Mt = V + nv, *dU = Mt + nm, *dyT = dU + nu, *xe = dyT + nt, *ws = xe + nx;
     memset(dU, 0, nu * sizeof(float));
     for (int64_t it = i0; it < i1; it += q.nb) {
@@ -324,6 +290,5 @@ int conv_winograd_dweight(float *dw, const conv_args *a, int64_t i0, int64_t i1)
         if (a->G > 1 || it + nb >= i1) add_weight_gradient(dw, dU, g, a);  /* the group changes, or the end */
     }
     free(buf);
-    free(q.corner);
     return 0;
 }
