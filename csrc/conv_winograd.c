@@ -203,42 +203,48 @@ int conv_winograd_items(const conv_args *a, const float *U, int64_t i0, int64_t 
  * summed over the tiles of every image (tiles past an odd OH/OW see dY = 0), then one back-transform.
  * dy is transposed to (pixel, channel) first so that the dY transform runs along the channels. */
 
-/* dyT (2TH * 2TW, OCg): dyT[r * 2TW + s][o] = dy[o][r][s] (0 past OH, OW) */
-static inline GB_INLINE void transpose_dy_body(float *dyT, const float *dy, const conv_args *a, const wino_geom *q) {
-    int64_t OCg = a->OC / a->G, W2 = 2 * q->TW;
-    memset(dyT, 0, (size_t)(4 * q->T * OCg) * sizeof(float));
-    for (int64_t r = 0; r < a->OH; r++)
-        for (int64_t o0 = 0; o0 < OCg; o0 += 8) {
-            int64_t o1 = o0 + 8 < OCg ? o0 + 8 : OCg;
-            for (int64_t s = 0; s < a->OW; s++)
-                for (int64_t o = o0; o < o1; o++) dyT[(r * W2 + s) * OCg + o] = dy[(o * a->OH + r) * a->OW + s];
+/* dyT (ceil(OCg/NR), 2TH * 2TW, NR): panels of NR channels, dyT[o/NR][r * 2TW + s][o%NR] = dy[o][r][s] (0 past
+ * OH, OW and OCg). An even OW makes the pixel grid dy's own: one transposing pack (gb_pack_b). */
+static void transpose_dy(float *dyT, const float *dy, const conv_args *a, const wino_geom *q) {
+    int64_t OCg = a->OC / a->G, W2 = 2 * q->TW, P = a->OH * a->OW, npan = (OCg + NR - 1) / NR, G4 = 4 * q->T;
+    if (W2 == a->OW) {
+        gb_pack_b(dyT, dy, 1, P, 0, 0, OCg, P, 0, npan);  /* panel stride P*NR; moved apart below */
+        for (int64_t jp = npan - 1; jp >= 0 && G4 > P; jp--) {  /* an odd OH: a zero row past each panel */
+            memmove(dyT + jp * G4 * NR, dyT + jp * P * NR, (size_t)(P * NR) * sizeof(float));
+            memset(dyT + jp * G4 * NR + P * NR, 0, (size_t)((G4 - P) * NR) * sizeof(float));
         }
+        return;
+    }
+    memset(dyT, 0, (size_t)(npan * G4 * NR) * sizeof(float));
+    for (int64_t o = 0; o < OCg; o++)
+        for (int64_t r = 0; r < a->OH; r++)
+            for (int64_t s = 0; s < a->OW; s++) dyT[((o / NR) * G4 + r * W2 + s) * NR + o % NR] = dy[(o * a->OH + r) * a->OW + s];
 }
 
-/* Mt[xi, tile, o] for one image's tiles; ldm: Mt's row stride (OCg), xis its plane stride */
+/* Mt[xi, tile, o] for one image's tiles; xis: Mt's plane stride (its row stride is OCg) */
 static inline GB_INLINE void dy_transform_body(float *Mt, int64_t xis, const float *dyT, const conv_args *a,
                                                const wino_geom *q) {
-    int64_t OCg = a->OC / a->G, W2 = 2 * q->TW;
+    int64_t OCg = a->OC / a->G, W2 = 2 * q->TW, G4 = 4 * q->T, npan = (OCg + NR - 1) / NR;
     for (int64_t ty = 0; ty < q->TH; ty++)
-        for (int64_t tx = 0; tx < q->TW; tx++) {
-            const float *p0 = dyT + (2 * ty * W2 + 2 * tx) * OCg, *p1 = p0 + OCg, *p2 = p0 + W2 * OCg, *p3 = p2 + OCg;
-            float *m = Mt + (ty * q->TW + tx) * OCg;
-            #pragma omp simd
-            for (int64_t o = 0; o < OCg; o++) {
-                float d00 = p0[o], d01 = p1[o], d10 = p2[o], d11 = p3[o];
-                float r[4][2] = {{d00, d01}, {d00 + d10, d01 + d11}, {d00 - d10, d01 - d11}, {-d10, -d11}};  /* A dY */
-                for (int i = 0; i < 4; i++) {  /* (A dY) A^T */
-                    m[(4 * i) * xis + o] = r[i][0];
-                    m[(4 * i + 1) * xis + o] = r[i][0] + r[i][1];
-                    m[(4 * i + 2) * xis + o] = r[i][0] - r[i][1];
-                    m[(4 * i + 3) * xis + o] = -r[i][1];
+        for (int64_t tx = 0; tx < q->TW; tx++)
+            for (int64_t jp = 0; jp < npan; jp++) {
+                const float *p0 = dyT + (jp * G4 + 2 * ty * W2 + 2 * tx) * NR, *p1 = p0 + NR, *p2 = p0 + W2 * NR, *p3 = p2 + NR;
+                float *m = Mt + (ty * q->TW + tx) * OCg + jp * NR;
+                int64_t nr = OCg - jp * NR < NR ? OCg - jp * NR : NR;
+                #pragma omp simd
+                for (int64_t o = 0; o < nr; o++) {
+                    float d00 = p0[o], d01 = p1[o], d10 = p2[o], d11 = p3[o];
+                    float r[4][2] = {{d00, d01}, {d00 + d10, d01 + d11}, {d00 - d10, d01 - d11}, {-d10, -d11}};  /* A dY */
+                    for (int i = 0; i < 4; i++) {  /* (A dY) A^T */
+                        m[(4 * i) * xis + o] = r[i][0];
+                        m[(4 * i + 1) * xis + o] = r[i][0] + r[i][1];
+                        m[(4 * i + 2) * xis + o] = r[i][0] - r[i][1];
+                        m[(4 * i + 3) * xis + o] = -r[i][1];
+                    }
                 }
             }
-        }
 }
 
-GB_MULTIVERSION(transpose_dy, (float *dyT, const float *dy, const conv_args *a, const wino_geom *q),
-                transpose_dy_body(dyT, dy, a, q))
 GB_MULTIVERSION(dy_transform, (float *Mt, int64_t xis, const float *dyT, const conv_args *a, const wino_geom *q),
                 dy_transform_body(Mt, xis, dyT, a, q))
 
@@ -269,7 +275,7 @@ int conv_winograd_dweight(float *dw, const conv_args *a, int64_t i0, int64_t i1)
     wino_geom q = geometry(a);
     int64_t Cg = a->C / a->G, OCg = a->OC / a->G, N = q.nb * q.T;
     size_t nv = (size_t)(16 * plane_stride(Cg, N)), nm = (size_t)(16 * plane_stride(N, OCg));
-    size_t nu = (size_t)(16 * Cg * OCg), nt = (size_t)(4 * q.T * OCg), nx = (size_t)(2 * q.Hp * q.We);
+    size_t nu = (size_t)(16 * Cg * OCg), nt = (size_t)(4 * q.T * ((OCg + NR - 1) / NR) * NR), nx = (size_t)(2 * q.Hp * q.We);
     size_t nw = gb_gemm_small_ws(N);
     float *buf = NULL;
     if (posix_memalign((void **)&buf, 64, (nv + nm + nu + nt + nx + nw) * sizeof(float))) return -1;
@@ -281,7 +287,7 @@ int conv_winograd_dweight(float *dw, const conv_args *a, int64_t i0, int64_t i1)
         for (int64_t k = 0; k < nb; k++) {
             int64_t b = (it + k) / a->G;
             GB_CALL(input_transform, (V + k * q.T, n, vs, a->inp + (b * a->C + g * Cg) * a->H * a->W, a, &q, xe));
-            GB_CALL(transpose_dy, (dyT, a->dout + (b * a->OC + g * OCg) * a->OH * a->OW, a, &q));
+            transpose_dy(dyT, a->dout + (b * a->OC + g * OCg) * a->OH * a->OW, a, &q);
             GB_CALL(dy_transform, (Mt + k * q.T * OCg, ms, dyT, a, &q));
         }
         for (int xi = 0; xi < 16; xi++)

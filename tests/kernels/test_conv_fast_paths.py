@@ -56,6 +56,7 @@ FAST_CASES = [
     (5, 16, 1, 1, 16, 3, 3, 1, 1, 1, 1),       # 1x1 images: one tile, three quarters dropped
     (3, 32, 6, 7, 48, 3, 3, 1, 1, 1, 2),       # groups of 16 and 24 channels: one (image, group) a GEMM
     (2, 16, 16, 16, 16, 3, 3, 1, 0, 1, 1),     # no pad: 14x14 outputs
+    (2, 16, 9, 8, 40, 3, 3, 1, 1, 1, 1),       # odd OH, even OW: dout transposed by one pack, a zero row added
 ]
 
 
