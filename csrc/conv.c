@@ -12,8 +12,9 @@
  *                                                                      partials summed after the join
  *   dinp     dcol = weight[g]^T (K,OCg) . dout[b,g] (OCg,P)             then col2im (scatter-add)
  * A 1x1, stride-1, unpadded convolution reads the input as B directly (forward) and writes dinp
- * directly; depthwise convolutions (Cg = OCg = 1) run the taps directly. Backward recomputes the
- * patches (nothing is saved but x). */
+ * directly; depthwise convolutions (Cg = OCg = 1) run the taps directly. Stride-1 undilated 3x3
+ * convolutions with >= 16 channels in and out a group run Winograd F(2x2, 3x3) instead, for all three
+ * products (conv_winograd.c). Backward recomputes the patches (nothing is saved but x). */
 #include <stdlib.h>
 #include "internal/gb_common.h"
 #include "internal/gb_gemm.h"

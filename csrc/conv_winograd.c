@@ -12,14 +12,14 @@
  * An image is copied into a zero-padded plane per channel first, so pads of any size (and the bottom and
  * right pads OH/OW imply) cost no branch in the transform; tiles past an odd OH/OW are computed and
  * dropped. conv.c also runs a stride-1 input gradient through here, as the convolution of dout with the
- * flipped, transposed weights. */
+ * flipped, transposed weights, and the weight gradient (conv_winograd_dweight, below). */
 #include <stdlib.h>
 #include "internal/gb_common.h"
 #include "internal/gb_gemm.h"
 #include "internal/conv_args.h"
 
 #define WINO_MIN_C 16   /* input and output channels a group, at least (the GEMMs' K and M) */
-#define WINO_COLS 64    /* tiles a GEMM, at least: images are batched until their tiles reach this (64 over 128: 12-19% faster) */
+#define WINO_COLS 64    /* tiles a GEMM, at least: images are batched until their tiles reach this */
 
 int conv_winograd_applies(const conv_args *a) {
     return a->KH == 3 && a->KW == 3 && a->sh == 1 && a->sw == 1 && a->dh == 1 && a->dw == 1 &&
@@ -30,7 +30,8 @@ int conv_winograd_applies(const conv_args *a) {
  * transforms' 16 streams would share one L1 set. */
 static int64_t plane_stride(int64_t rows, int64_t n) { return rows * n + 16; }
 
-/* ---- weights: U (G, 16, OCg, Cg) (planes plane_stride(OCg, Cg) apart), U[g, xi, o, c] = (G w[g*OCg + o, c] G^T)[xi], along c ---- */
+/* ---- weights: U (G, 16, OCg, Cg), planes plane_stride(OCg, Cg) apart, U[g, xi, o, c] = (G w[g*OCg + o, c] G^T)[xi],
+ * computed along c */
 static inline GB_INLINE void weight_transform_body(float *U, const float *weight, const conv_args *a) {
     int64_t Cg = a->C / a->G, OCg = a->OC / a->G, xis = plane_stride(OCg, Cg);
     for (int64_t go = 0; go < a->OC; go++) {  /* g*OCg + o */
@@ -53,7 +54,8 @@ static inline GB_INLINE void weight_transform_body(float *U, const float *weight
     }
 }
 
-GB_MULTIVERSION(weight_transform, (float *U, const float *weight, const conv_args *a), weight_transform_body(U, weight, a))
+GB_MULTIVERSION(weight_transform, (float *U, const float *weight, const conv_args *a),
+                weight_transform_body(U, weight, a))
 
 float *conv_winograd_weights(const float *weight, const conv_args *a) {
     float *U = NULL;
@@ -159,7 +161,8 @@ static inline GB_INLINE void scatter_tiles_body(float *out, const float *Y, int6
 GB_MULTIVERSION(input_transform, (float *V, int64_t ldv, int64_t xis, const float *x, const conv_args *a,
                                   const wino_geom *q, float *xe),
                 input_transform_body(V, ldv, xis, x, a, q, xe))
-GB_MULTIVERSION(output_transform, (float *Y, const float *M, int64_t xis, int64_t L), output_transform_body(Y, M, xis, L))
+GB_MULTIVERSION(output_transform, (float *Y, const float *M, int64_t xis, int64_t L),
+                output_transform_body(Y, M, xis, L))
 GB_MULTIVERSION(scatter_tiles, (float *out, const float *Y, int64_t L, int64_t ldy, const float *bias,
                                 const conv_args *a, const wino_geom *q),
                 scatter_tiles_body(out, Y, L, ldy, bias, a, q))
@@ -201,7 +204,7 @@ int conv_winograd_items(const conv_args *a, const float *U, int64_t i0, int64_t 
  * dL/dg = G^T (dL/dU) G, so for each xi
  *     dU[xi] (Cg, OCg) += V[xi] (Cg, n) . Mt[xi] (n, OCg),   Mt[xi, tile, o] = (A dY_tile A^T)[xi],
  * summed over the tiles of every image (tiles past an odd OH/OW see dY = 0), then one back-transform.
- * dy is transposed to (pixel, channel) first so that the dY transform runs along the channels. */
+ * dy is transposed to (pixel, channel) panels first so that the dY transform runs along the channels. */
 
 /* dyT (ceil(OCg/NR), 2TH * 2TW, NR): panels of NR channels, dyT[o/NR][r * 2TW + s][o%NR] = dy[o][r][s] (0 past
  * OH, OW and OCg). An even OW makes the pixel grid dy's own: one transposing pack (gb_pack_b). */

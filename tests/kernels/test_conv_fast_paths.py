@@ -5,7 +5,8 @@ not a multiple of 16 (a 16-lane vector inside one image, or across two), stride-
 outputs (vector copies) and other grids (gathers), reductions longer than one 640-step block, output
 channels that do not fill the 8-row tile, dinp as the transposed convolution (stride 1, at least 8
 input channels, with groups, with pads larger than the dilated kernel) and as GEMM + col2im
-(stride > 1, few input channels), dweight from 16-channel-multiple and few-channel patches."""
+(stride > 1, few input channels), dweight from 16-channel-multiple and few-channel patches; on the lower
+tiers also conv.c's Winograd F(2x2, 3x3) shapes (several images a GEMM, odd sizes, pads 0-3, groups)."""
 import numpy as np
 import pytest
 
