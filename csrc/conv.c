@@ -84,17 +84,18 @@ static void im2col_panels(float *colp, float *row, const float *x, const conv_ar
             }
 }
 
-/* colT (ceil(K/NR), P, NR) <- col^T in B panels for dweight = dout . col^T: lane k % NR of panel k / NR
- * holds patch row k. The lanes past K are zeroed once by the caller (rows never write them); a panel
- * (P*NR floats, 16 KB at P = 256) stays in L1 while its NR rows are written. */
-static void im2col_tpanels(float *colT, float *row, const float *x, const conv_args *a) {
+/* colT (ceil(K/NR), prow, NR) <- col^T in B panels for dweight = dout . col^T: lane k % NR of panel k / NR
+ * holds patch row k in its first P rows (prow >= P: the panels of several images, interleaved by the
+ * caller). The lanes past K are zeroed by the caller (rows never write them); a panel (P*NR floats, 16 KB
+ * at P = 256) stays in L1 while its NR rows are written. */
+static void im2col_tpanels(float *colT, int64_t prow, float *row, const float *x, const conv_args *a) {
     int64_t Cg = a->C / a->G, P = a->OH * a->OW;
     for (int64_t c = 0; c < Cg; c++)
         for (int64_t kh = 0; kh < a->KH; kh++)
             for (int64_t kw = 0; kw < a->KW; kw++) {
                 int64_t k = (c * a->KH + kh) * a->KW + kw;
                 tap_row(row, x, a, c, kh, kw);
-                float *dst = colT + (k / NR) * P * NR + k % NR;
+                float *dst = colT + (k / NR) * prow * NR + k % NR;
                 for (int64_t p = 0; p < P; p++) dst[p * NR] = row[p];
             }
 }
@@ -294,6 +295,36 @@ static void conv_gemm(float *c, int64_t ldc, const float *a, int64_t ars, int64_
 
 static void mark_error(conv_args *a) { __atomic_store_n(&a->err, 1, __ATOMIC_RELAXED); }
 
+/* Images a dweight GEMM: with few output pixels an image (a stride-2 3x3 at 4x4 has P = 16) the reduction
+ * of dweight[g] (OCg, K) += dy (OCg, P) . col^T (P, K) is P deep, so the C tile (590 KB at 128 channels)
+ * would be read and written for every image; the patches of several images are stacked along the
+ * reduction instead. Groups keep one (image, group) pair a GEMM. */
+#define DW_BATCH_ROWS 64  /* reduction rows (output pixels) a batched dweight GEMM, at least */
+static int64_t images_a_dweight_gemm(const conv_args *a) {
+    int64_t P = a->OH * a->OW;
+    if (a->G > 1 || P >= DW_BATCH_ROWS) return 1;
+    return (DW_BATCH_ROWS + P - 1) / P;
+}
+
+/* dw (OC, K) += the weight gradient of images [i0, i1) in GEMMs of nbat images (G == 1): A = their dy rows
+ * side by side (dycat (OC, nb*P)), B = their colT panels stacked (col (kpan, nb*P, NR) + one row) */
+static void dweight_batched(float *dw, const conv_args *a, int64_t i0, int64_t i1, int64_t nbat, float *col,
+                            float *dycat, float *ws) {
+    int64_t P = a->OH * a->OW, K = a->C * a->KH * a->KW, kpan = (K + NR - 1) / NR;
+    for (int64_t b0 = i0; b0 < i1; b0 += nbat) {
+        int64_t nb = i1 - b0 < nbat ? i1 - b0 : nbat, rows = nb * P;
+        if (K % NR)  /* the lanes past K of the last panel: zero, never written by a row */
+            for (int64_t p = 0; p < rows; p++)
+                memset(col + ((kpan - 1) * rows + p) * NR + K % NR, 0, (size_t)(NR - K % NR) * sizeof(float));
+        for (int64_t k = 0; k < nb; k++) {
+            im2col_tpanels(col + k * P * NR, rows, col + kpan * nbat * P * NR, a->inp + (b0 + k) * a->C * a->H * a->W, a);
+            for (int64_t oc = 0; oc < a->OC; oc++)
+                memcpy(dycat + oc * rows + k * P, a->dout + ((b0 + k) * a->OC + oc) * P, (size_t)P * sizeof(float));
+        }
+        conv_gemm(dw, K, dycat, rows, 1, col, NR, rows * NR, a->OC, K, rows, 1, ws);
+    }
+}
+
 static void conv_fwd_task(void *ctx, int t, int nt) {
     conv_args *a = ctx;
     int64_t Cg = a->C / a->G, OCg = a->OC / a->G, K = Cg * a->KH * a->KW, P = a->OH * a->OW;
@@ -473,23 +504,32 @@ static void conv_bwd_task(void *ctx, int t, int nt) {
     float *db_t = a->db_part ? a->db_part + (int64_t)t * a->OC : NULL;       /* (OC,), zeroed */
     gb_split(a->B * a->G, t, nt, &i0, &i1);
     if (i0 >= i1) return;
-    size_t w1 = gb_gemm_small_ws(P), w2 = gb_gemm_small_ws(OCg);
+    int64_t nbat = images_a_dweight_gemm(a);  /* > 1: dweight in batched GEMMs before the loop */
+    size_t w1 = gb_gemm_small_ws(nbat * P), w2 = gb_gemm_small_ws(OCg);
     int64_t kpan = (K + NR - 1) / NR;
     conv_args ta = transposed_args(a);  /* dx as a convolution of dy (only used with a->wflip) */
     int64_t KT = OCg * a->KH * a->KW, tpan = (a->H * a->W + NR - 1) / NR;
     int wino_dw = dw_t && conv_winograd_applies(a);  /* dweight by Winograd F(2x2, 3x3), after the loop */
-    float *col = dw_t && !wino_dw ? conv_alloc((size_t)kpan * P * NR + (size_t)P) : NULL;  /* colT panels + one row */
+    float *col = dw_t && !wino_dw ? conv_alloc((size_t)(kpan * nbat * P * NR + P)) : NULL;  /* colT panels + one row */
+    float *dycat = col && nbat > 1 ? conv_alloc((size_t)(OCg * nbat * P)) : NULL;
     int by_col2im = !direct && a->dinp && !a->wflip && !a->wino_u;
     float *dcol = by_col2im ? conv_alloc((size_t)K * P) : NULL;
     float *tcol = a->wflip ? conv_alloc((size_t)tpan * KT * NR + (size_t)(a->H * a->W)) : NULL;  /* + one row */
     float *ws = conv_alloc(w1 > w2 ? w1 : w2);
-    if ((dw_t && !wino_dw && !col) || (by_col2im && !dcol) || (a->wflip && !tcol) || !ws) {
+    if ((dw_t && !wino_dw && !col) || (col && nbat > 1 && !dycat) || (by_col2im && !dcol) || (a->wflip && !tcol) || !ws) {
         mark_error(a);
         free(col);
+        free(dycat);
         free(dcol);
         free(tcol);
         free(ws);
         return;
+    }
+    if (dycat) {
+        dweight_batched(dw_t, a, i0, i1, nbat, col, dycat, ws);
+        free(col);
+        free(dycat);
+        col = dycat = NULL;
     }
     if (col && K % NR)  /* the lanes past K of the last colT panel: zero, never written by a row */
         for (int64_t p = 0; p < P; p++)
@@ -500,7 +540,7 @@ static void conv_bwd_task(void *ctx, int t, int nt) {
         const float *dy = a->dout + (b * a->OC + g * OCg) * P;            /* (OCg, P) */
         const float *wg = a->weight + g * OCg * K;                        /* (OCg, K) */
         if (col) {  /* dweight[g] (OCg, K) += dy (OCg, P) . col^T (P, K), B = the colT panels */
-            im2col_tpanels(col, col + kpan * P * NR, x, a);
+            im2col_tpanels(col, P, col + kpan * P * NR, x, a);
             conv_gemm(dw_t + g * OCg * K, K, dy, P, 1, col, NR, P * NR, OCg, K, P, 1, ws);
         }
         if (db_t)

@@ -58,6 +58,9 @@ FAST_CASES = [
     (3, 32, 6, 7, 48, 3, 3, 1, 1, 1, 2),       # groups of 16 and 24 channels: one (image, group) a GEMM
     (2, 16, 16, 16, 16, 3, 3, 1, 0, 1, 1),     # no pad: 14x14 outputs
     (2, 16, 9, 8, 40, 3, 3, 1, 1, 1, 1),       # odd OH, even OW: dout transposed by one pack, a zero row added
+    # conv.c: fewer than 64 output pixels an image: dweight over several images' patches a GEMM
+    (9, 24, 8, 8, 20, 3, 3, 2, 1, 1, 1),       # P = 16: 4 images a GEMM, then 1 (K = 216, not a panel multiple)
+    (5, 8, 7, 5, 8, 2, 2, 1, 0, 1, 1),         # P = 24: 3 images a GEMM
 ]
 
 
