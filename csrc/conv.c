@@ -45,11 +45,12 @@ void conv_valid_cols(const conv_args *a, int64_t off, int64_t *ow0, int64_t *ow1
     *ow1 = hi;
 }
 
-/* row (P,) <- tap (kh, kw) of channel c of x (Cg, H, W): row[oh*OW + ow] = x[c, ih, iw] or 0 outside */
-static void tap_row(float *row, const float *x, const conv_args *a, int64_t c, int64_t kh, int64_t kw) {
+/* row (P,) <- tap (kh, kw) of channel c of x (Cg, H, W): row[oh*OW + ow] = x[c, ih, iw] or 0 outside;
+ * [ow0, ow1): the tap's valid output columns (conv_valid_cols) */
+static void tap_row(float *row, const float *x, const conv_args *a, int64_t c, int64_t kh, int64_t kw,
+                    int64_t ow0, int64_t ow1) {
     const float *xc = x + c * a->H * a->W;
-    int64_t off = kw * a->dw - a->pl, ow0, ow1;
-    conv_valid_cols(a, off, &ow0, &ow1);
+    int64_t off = kw * a->dw - a->pl;
     for (int64_t oh = 0; oh < a->OH; oh++) {
         int64_t ih = oh * a->sh - a->pt + kh * a->dh;
         float *r = row + oh * a->OW;
@@ -65,23 +66,73 @@ static void tap_row(float *row, const float *x, const conv_args *a, int64_t c, i
     }
 }
 
+/* A strided convolution's taps read a zero-padded copy of the channel instead (xp (Hp, Wp), the rows and
+ * columns the windows reach): no bounds checks per tap row, which at a 4x4 output were a third of im2col. */
+static int strided(const conv_args *a) { return a->sh > 1 || a->sw > 1; }
+
+static void padded_plane_dims(const conv_args *a, int64_t *Hp, int64_t *Wp) {
+    *Hp = (a->OH - 1) * a->sh + (a->KH - 1) * a->dh + 1;
+    *Wp = (a->OW - 1) * a->sw + (a->KW - 1) * a->dw + 1;
+}
+
+/* xp (Hp, Wp) <- channel xc (H, W) shifted by the pads: xp[r][q] = xc[r - pt][q - pl] or 0 outside */
+static void pad_channel(float *xp, const float *xc, const conv_args *a, int64_t Hp, int64_t Wp) {
+    int64_t q0 = a->pl < Wp ? a->pl : Wp, q1 = a->pl + a->W < Wp ? a->pl + a->W : Wp;
+    for (int64_t r = 0; r < Hp; r++) {
+        float *d = xp + r * Wp;
+        int64_t ih = r - a->pt;
+        if (ih < 0 || ih >= a->H || q0 >= q1) {
+            memset(d, 0, (size_t)Wp * sizeof(float));
+            continue;
+        }
+        memset(d, 0, (size_t)q0 * sizeof(float));
+        memcpy(d + q0, xc + ih * a->W + q0 - a->pl, (size_t)(q1 - q0) * sizeof(float));
+        memset(d + q1, 0, (size_t)(Wp - q1) * sizeof(float));
+    }
+}
+
+/* row (P,) <- tap (kh, kw) read from the padded channel xp (Hp, Wp) */
+static void tap_row_padded(float *row, const float *xp, int64_t Wp, const conv_args *a, int64_t kh, int64_t kw) {
+    for (int64_t oh = 0; oh < a->OH; oh++) {
+        const float *src = xp + (oh * a->sh + kh * a->dh) * Wp + kw * a->dw;
+        float *r = row + oh * a->OW;
+        if (a->sw == 2)
+            for (int64_t ow = 0; ow < a->OW; ow++) r[ow] = src[2 * ow];
+        else
+            for (int64_t ow = 0; ow < a->OW; ow++) r[ow] = src[ow * a->sw];
+    }
+}
+
 /* colp (ceil(P/NR), K, NR) <- the windows of x (Cg, H, W) written straight into the GEMM's B panels
  * (zero-padded past P), row by row through the L1-resident `row` (P floats): forward's B = col */
 static void im2col_panels(float *colp, float *row, const float *x, const conv_args *a) {
     int64_t Cg = a->C / a->G, P = a->OH * a->OW, K = Cg * a->KH * a->KW;
-    int64_t npan = (P + NR - 1) / NR, tail = P - (npan - 1) * NR;
-    for (int64_t c = 0; c < Cg; c++)
+    int64_t npan = (P + NR - 1) / NR, tail = P - (npan - 1) * NR, lo[a->KW], hi[a->KW];
+    for (int64_t kw = 0; kw < a->KW; kw++) conv_valid_cols(a, kw * a->dw - a->pl, &lo[kw], &hi[kw]);
+    int64_t Hp, Wp;
+    padded_plane_dims(a, &Hp, &Wp);
+    float *xp = strided(a) ? malloc((size_t)(Hp * Wp) * sizeof(float)) : NULL;  /* NULL: the bounds-checked taps */
+    for (int64_t c = 0; c < Cg; c++) {
+        if (xp) pad_channel(xp, x + c * a->H * a->W, a, Hp, Wp);
         for (int64_t kh = 0; kh < a->KH; kh++)
             for (int64_t kw = 0; kw < a->KW; kw++) {
                 int64_t k = (c * a->KH + kh) * a->KW + kw;
-                tap_row(row, x, a, c, kh, kw);
+                float *dst = npan == 1 ? colp + k * NR : row;  /* one panel: the tap's row straight into it */
+                if (xp) tap_row_padded(dst, xp, Wp, a, kh, kw);
+                else tap_row(dst, x, a, c, kh, kw, lo[kw], hi[kw]);
+                if (npan == 1) {
+                    for (int64_t j = P; j < NR; j++) dst[j] = 0.0f;
+                    continue;
+                }
                 for (int64_t jp = 0; jp < npan; jp++) {
-                    float *dst = colp + (jp * K + k) * NR;
+                    float *pd = colp + (jp * K + k) * NR;
                     int64_t n = jp == npan - 1 ? tail : NR;
-                    memcpy(dst, row + jp * NR, (size_t)n * sizeof(float));
-                    for (int64_t j = n; j < NR; j++) dst[j] = 0.0f;
+                    memcpy(pd, row + jp * NR, (size_t)n * sizeof(float));
+                    for (int64_t j = n; j < NR; j++) pd[j] = 0.0f;
                 }
             }
+    }
+    free(xp);
 }
 
 /* colT (ceil(K/NR), prow, NR) <- col^T in B panels for dweight = dout . col^T: lane k % NR of panel k / NR
@@ -89,15 +140,22 @@ static void im2col_panels(float *colp, float *row, const float *x, const conv_ar
  * caller). The lanes past K are zeroed by the caller (rows never write them); a panel (P*NR floats, 16 KB
  * at P = 256) stays in L1 while its NR rows are written. */
 static void im2col_tpanels(float *colT, int64_t prow, float *row, const float *x, const conv_args *a) {
-    int64_t Cg = a->C / a->G, P = a->OH * a->OW;
-    for (int64_t c = 0; c < Cg; c++)
+    int64_t Cg = a->C / a->G, P = a->OH * a->OW, lo[a->KW], hi[a->KW], Hp, Wp;
+    for (int64_t kw = 0; kw < a->KW; kw++) conv_valid_cols(a, kw * a->dw - a->pl, &lo[kw], &hi[kw]);
+    padded_plane_dims(a, &Hp, &Wp);
+    float *xp = strided(a) ? malloc((size_t)(Hp * Wp) * sizeof(float)) : NULL;  /* NULL: the bounds-checked taps */
+    for (int64_t c = 0; c < Cg; c++) {
+        if (xp) pad_channel(xp, x + c * a->H * a->W, a, Hp, Wp);
         for (int64_t kh = 0; kh < a->KH; kh++)
             for (int64_t kw = 0; kw < a->KW; kw++) {
                 int64_t k = (c * a->KH + kh) * a->KW + kw;
-                tap_row(row, x, a, c, kh, kw);
+                if (xp) tap_row_padded(row, xp, Wp, a, kh, kw);
+                else tap_row(row, x, a, c, kh, kw, lo[kw], hi[kw]);
                 float *dst = colT + (k / NR) * prow * NR + k % NR;
                 for (int64_t p = 0; p < P; p++) dst[p * NR] = row[p];
             }
+    }
+    free(xp);
 }
 
 /* dx (Cg, H, W) += the adjoint of im2col applied to dcol (Cg*KH*KW, P) with row stride ld */
