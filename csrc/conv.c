@@ -66,6 +66,20 @@ static void tap_row(float *row, const float *x, const conv_args *a, int64_t c, i
     }
 }
 
+/* The valid output columns of each kernel column kw, tabulated once a call for up to COLS_TAB_KW of them
+ * (computed per tap beyond) */
+#define COLS_TAB_KW 32
+typedef struct { int64_t lo[COLS_TAB_KW], hi[COLS_TAB_KW]; } tap_cols;
+
+static void tabulate_cols(tap_cols *t, const conv_args *a) {
+    for (int64_t kw = 0; kw < a->KW && kw < COLS_TAB_KW; kw++) conv_valid_cols(a, kw * a->dw - a->pl, &t->lo[kw], &t->hi[kw]);
+}
+
+static void cols_of(const tap_cols *t, const conv_args *a, int64_t kw, int64_t *ow0, int64_t *ow1) {
+    if (kw < COLS_TAB_KW) *ow0 = t->lo[kw], *ow1 = t->hi[kw];
+    else conv_valid_cols(a, kw * a->dw - a->pl, ow0, ow1);
+}
+
 /* A strided convolution's taps read a zero-padded copy of the channel instead (xp (Hp, Wp), the rows and
  * columns the windows reach): no bounds checks per tap row, which at a 4x4 output were a third of im2col. */
 static int strided(const conv_args *a) { return a->sh > 1 || a->sw > 1; }
@@ -107,9 +121,9 @@ static void tap_row_padded(float *row, const float *xp, int64_t Wp, const conv_a
  * (zero-padded past P), row by row through the L1-resident `row` (P floats): forward's B = col */
 static void im2col_panels(float *colp, float *row, const float *x, const conv_args *a) {
     int64_t Cg = a->C / a->G, P = a->OH * a->OW, K = Cg * a->KH * a->KW;
-    int64_t npan = (P + NR - 1) / NR, tail = P - (npan - 1) * NR, lo[a->KW], hi[a->KW];
-    for (int64_t kw = 0; kw < a->KW; kw++) conv_valid_cols(a, kw * a->dw - a->pl, &lo[kw], &hi[kw]);
-    int64_t Hp, Wp;
+    int64_t npan = (P + NR - 1) / NR, tail = P - (npan - 1) * NR, Hp, Wp, ow0, ow1;
+    tap_cols tc;
+    tabulate_cols(&tc, a);
     padded_plane_dims(a, &Hp, &Wp);
     float *xp = strided(a) ? malloc((size_t)(Hp * Wp) * sizeof(float)) : NULL;  /* NULL: the bounds-checked taps */
     for (int64_t c = 0; c < Cg; c++) {
@@ -118,8 +132,12 @@ static void im2col_panels(float *colp, float *row, const float *x, const conv_ar
             for (int64_t kw = 0; kw < a->KW; kw++) {
                 int64_t k = (c * a->KH + kh) * a->KW + kw;
                 float *dst = npan == 1 ? colp + k * NR : row;  /* one panel: the tap's row straight into it */
-                if (xp) tap_row_padded(dst, xp, Wp, a, kh, kw);
-                else tap_row(dst, x, a, c, kh, kw, lo[kw], hi[kw]);
+                if (xp) {
+                    tap_row_padded(dst, xp, Wp, a, kh, kw);
+                } else {
+                    cols_of(&tc, a, kw, &ow0, &ow1);
+                    tap_row(dst, x, a, c, kh, kw, ow0, ow1);
+                }
                 if (npan == 1) {
                     for (int64_t j = P; j < NR; j++) dst[j] = 0.0f;
                     continue;
@@ -140,8 +158,9 @@ static void im2col_panels(float *colp, float *row, const float *x, const conv_ar
  * caller). The lanes past K are zeroed by the caller (rows never write them); a panel (P*NR floats, 16 KB
  * at P = 256) stays in L1 while its NR rows are written. */
 static void im2col_tpanels(float *colT, int64_t prow, float *row, const float *x, const conv_args *a) {
-    int64_t Cg = a->C / a->G, P = a->OH * a->OW, lo[a->KW], hi[a->KW], Hp, Wp;
-    for (int64_t kw = 0; kw < a->KW; kw++) conv_valid_cols(a, kw * a->dw - a->pl, &lo[kw], &hi[kw]);
+    int64_t Cg = a->C / a->G, P = a->OH * a->OW, Hp, Wp, ow0, ow1;
+    tap_cols tc;
+    tabulate_cols(&tc, a);
     padded_plane_dims(a, &Hp, &Wp);
     float *xp = strided(a) ? malloc((size_t)(Hp * Wp) * sizeof(float)) : NULL;  /* NULL: the bounds-checked taps */
     for (int64_t c = 0; c < Cg; c++) {
@@ -149,8 +168,12 @@ static void im2col_tpanels(float *colT, int64_t prow, float *row, const float *x
         for (int64_t kh = 0; kh < a->KH; kh++)
             for (int64_t kw = 0; kw < a->KW; kw++) {
                 int64_t k = (c * a->KH + kh) * a->KW + kw;
-                if (xp) tap_row_padded(row, xp, Wp, a, kh, kw);
-                else tap_row(row, x, a, c, kh, kw, lo[kw], hi[kw]);
+                if (xp) {
+                    tap_row_padded(row, xp, Wp, a, kh, kw);
+                } else {
+                    cols_of(&tc, a, kw, &ow0, &ow1);
+                    tap_row(row, x, a, c, kh, kw, ow0, ow1);
+                }
                 float *dst = colT + (k / NR) * prow * NR + k % NR;
                 for (int64_t p = 0; p < P; p++) dst[p * NR] = row[p];
             }

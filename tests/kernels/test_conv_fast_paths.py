@@ -61,6 +61,8 @@ FAST_CASES = [
     # conv.c: fewer than 64 output pixels an image: dweight over several images' patches a GEMM
     (9, 24, 8, 8, 20, 3, 3, 2, 1, 1, 1),       # P = 16: 4 images a GEMM, then 1 (K = 216, not a panel multiple)
     (5, 8, 7, 5, 8, 2, 2, 1, 0, 1, 1),         # P = 24: 3 images a GEMM
+    (2, 8, 3, 40, 8, 1, 35, 1, 1, 1, 1),       # 35 kernel columns: past the tabulated column ranges
+    (2, 8, 3, 41, 8, 1, 35, 2, 1, 1, 1),       # ... strided: taps from the zero-padded channel copy
 ]
 
 
