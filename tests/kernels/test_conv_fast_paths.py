@@ -131,6 +131,29 @@ def test_conv2d_fast_paths_random(backend, case):
     test_conv2d_fast_paths(backend, case)
 
 
+def _winograd_cases(n, seed=7):
+    """Stride-1 undilated 3x3 convolutions with 16-24 channels in and out a group (conv.c's Winograd
+    F(2x2, 3x3) on the lower tiers) drawn at random: sizes 1-13, pads 0-3 per side, batches 1-10 (so the
+    images a GEMM and the thread split vary), groups 1-2."""
+    rng = np.random.default_rng(seed)
+    cases = []
+    while len(cases) < n:
+        G = int(rng.integers(1, 3))
+        pt, pb, pl, pr = (int(v) for v in rng.integers(0, 4, 4))
+        H, W = (int(v) for v in rng.integers(1, 14, 2))
+        if H + pt + pb < 3 or W + pl + pr < 3:
+            continue
+        cases.append((int(rng.integers(1, 11)), G * int(rng.integers(16, 25)), H, W, G * int(rng.integers(16, 25)),
+                      3, 3, 1, (pt, pb, pl, pr), 1, G))
+    return cases
+
+
+@pytest.mark.parametrize("backend", CONV_C)
+@pytest.mark.parametrize("case", _winograd_cases(12))
+def test_conv2d_winograd_random(backend, case):
+    test_conv2d_fast_paths(backend, case)
+
+
 @pytest.mark.parametrize("backend", CONV_C)
 def test_depthwise_thread_counts_agree_exactly(backend):
     """Depthwise convolutions (conv.c, every tier) schedule planes / images dynamically; each output is one
