@@ -13,8 +13,9 @@
  *   dinp     dcol = weight[g]^T (K,OCg) . dout[b,g] (OCg,P)             then col2im (scatter-add)
  * A 1x1, stride-1, unpadded convolution reads the input as B directly (forward) and writes dinp
  * directly; depthwise convolutions (Cg = OCg = 1) run the taps directly. Stride-1 undilated 3x3
- * convolutions with >= 16 channels in and out a group run Winograd F(2x2, 3x3) instead, for all three
- * products (conv_winograd.c). Backward recomputes the patches (nothing is saved but x). */
+ * convolutions run Winograd F(2x2, 3x3) instead (conv_winograd.c), each product where it measured faster:
+ * the forward with >= 8 channels in and out a group, dinp with >= 16 in, dweight with >= 3 in and 8 out.
+ * Backward recomputes the patches (nothing is saved but x). */
 #include <stdlib.h>
 #include "internal/gb_common.h"
 #include "internal/gb_gemm.h"
@@ -514,6 +515,13 @@ static conv_args transposed_args(const conv_args *a) {
     return t;
 }
 
+/* dx as that transposed convolution by Winograd (conv_winograd.c); with fewer than DX_CONV_MIN_C input
+ * channels (its M) col2im stays faster here too: 8 inputs and 32 outputs took 1.14x col2im's time */
+static int dx_by_winograd(const conv_args *a) {
+    conv_args t = transposed_args(a);
+    return dx_by_convolution(a) && conv_winograd_applies(&t);
+}
+
 /* dx (Cg, H*W) of one image and group = wflip_g (Cg, KT) . the panels of dy's (OCg, OH, OW) windows under
  * the transposed arguments t; tcol: the panels and one row. Kept out of conv_bwd_task (its stride-2 dx ran
  * 8-10% slower with this inlined there). */
@@ -590,7 +598,7 @@ static void conv_bwd_task(void *ctx, int t, int nt) {
     int64_t kpan = (K + NR - 1) / NR;
     conv_args ta = transposed_args(a);  /* dx as a convolution of dy (only used with a->wflip) */
     int64_t KT = OCg * a->KH * a->KW, tpan = (a->H * a->W + NR - 1) / NR;
-    int wino_dw = dw_t && conv_winograd_applies(a);  /* dweight by Winograd F(2x2, 3x3), after the loop */
+    int wino_dw = dw_t && conv_winograd_dweight_applies(a);  /* dweight by Winograd F(2x2, 3x3), after the loop */
     float *col = dw_t && !wino_dw ? conv_alloc((size_t)(kpan * nbat * P * NR + P)) : NULL;  /* colT panels + one row */
     float *dycat = col && nbat > 1 ? conv_alloc((size_t)(OCg * nbat * P)) : NULL;
     int by_col2im = !direct && a->dinp && !a->wflip && !a->wino_u;
@@ -683,18 +691,15 @@ int conv2d_backward(float *dinp, float *dweight, float *dbias,
     }
     float *wflip = NULL;
     if (dinp && dx_by_convolution(&a)) {
-        a.wflip = wflip = flip_weights(&a);
+        /* the flipped weights, or their Winograd transform (out of memory: the flipped weights) */
         conv_args ta = transposed_args(&a);
-        float *U = wflip && conv_winograd_applies(&ta) ? conv_winograd_weights(wflip, &ta) : NULL;
-        if (U) {  /* the flipped weights' Winograd transform replaces them */
+        wflip = flip_weights(&a);
+        float *U = wflip && dx_by_winograd(&a) ? conv_winograd_weights(wflip, &ta) : NULL;
+        if (U) {
             free(wflip);
-            a.wflip = wflip = NULL, a.wino_u = U;
+            wflip = NULL;
         }
-        if (!wflip && !U) {
-            free(a.dw_part);
-            free(a.db_part);
-            return -1;
-        }
+        a.wflip = wflip, a.wino_u = U;
     }
     gb_parallel(conv_bwd_task, &a, nt);
     free(wflip);

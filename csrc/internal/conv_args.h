@@ -27,6 +27,7 @@ int conv_fast_backward(float *dinp, float *dweight, float *dbias, const conv_arg
  * the transformed weights U (G, 16, OCg, Cg) of a (OC, Cg, 3, 3) weight (malloc'd; NULL if out of memory),
  * and a->out for the (image, group) items [i0, i1) of a->inp (0, or -1 if out of memory). */
 int conv_winograd_applies(const conv_args *a);
+int conv_winograd_dweight_applies(const conv_args *a);  /* the weight gradient's (fewer input channels) */
 float *conv_winograd_weights(const float *weight, const conv_args *a);
 int conv_winograd_items(const conv_args *a, const float *U, int64_t i0, int64_t i1);
 /* dw (OC, Cg*9) += the weight gradient of the items [i0, i1) of a->inp and a->dout (0, or -1 if out of memory) */

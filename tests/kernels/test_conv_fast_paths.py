@@ -47,8 +47,9 @@ FAST_CASES = [
     (2, 32, 9, 11, 20, 3, 3, 1, 2, 2, 2),      # dinp as a convolution: groups of 16, dilation 2, odd sizes
     (2, 16, 9, 7, 9, 2, 3, 1, (0, 1, 1, 0), 1, 1),  # ... asymmetric pads, an even kernel height
     (2, 16, 8, 8, 8, 3, 3, 1, 3, 1, 1),        # pad 3 > kernel - 1: dinp by col2im
-    # conv.c: stride-1 undilated 3x3 with >= 16 channels in and out a group run Winograd F(2x2, 3x3)
-    # (forward, dinp as the transposed convolution, dweight), several images' tiles a GEMM
+    # conv.c: stride-1 undilated 3x3 convolutions run Winograd F(2x2, 3x3), several images' tiles a GEMM:
+    # the forward with >= 8 channels in and out a group, dinp (the transposed convolution) with >= 16 in,
+    # dweight with >= 3 in
     (9, 16, 8, 8, 24, 3, 3, 1, 1, 1, 1),       # 16 tiles an image: 8 images a GEMM, then a batch of 1
     (3, 32, 9, 11, 16, 3, 3, 1, 1, 1, 1),      # odd output sizes: the last tile row and column dropped
     (2, 16, 7, 5, 20, 3, 3, 1, 2, 1, 1),       # pad 2 (transposed pad 0)
@@ -58,6 +59,8 @@ FAST_CASES = [
     (3, 32, 6, 7, 48, 3, 3, 1, 1, 1, 2),       # groups of 16 and 24 channels: one (image, group) a GEMM
     (2, 16, 16, 16, 16, 3, 3, 1, 0, 1, 1),     # no pad: 14x14 outputs
     (2, 16, 9, 8, 40, 3, 3, 1, 1, 1, 1),       # odd OH, even OW: dout transposed by one pack, a zero row added
+    (3, 8, 10, 10, 12, 3, 3, 1, 1, 1, 1),      # 8 inputs: forward and dweight by Winograd, dinp by col2im
+    (4, 3, 12, 12, 16, 3, 3, 1, 1, 1, 1),      # a stem's 3 inputs: dweight only by Winograd
     # conv.c: fewer than 64 output pixels an image: dweight over several images' patches a GEMM
     (9, 24, 8, 8, 20, 3, 3, 2, 1, 1, 1),       # P = 16: 4 images a GEMM, then 1 (K = 216, not a panel multiple)
     (5, 8, 7, 5, 8, 2, 2, 1, 0, 1, 1),         # P = 24: 3 images a GEMM
@@ -132,8 +135,9 @@ def test_conv2d_fast_paths_random(backend, case):
 
 
 def _winograd_cases(n, seed=7):
-    """Stride-1 undilated 3x3 convolutions with 16-24 channels in and out a group (conv.c's Winograd
-    F(2x2, 3x3) on the lower tiers) drawn at random: sizes 1-13, pads 0-3 per side, batches 1-10 (so the
+    """Stride-1 undilated 3x3 convolutions drawn at random for conv.c's Winograd F(2x2, 3x3) on the lower
+    tiers (forward with >= 8 channels in and out a group, dweight with >= 3 in, dinp with >= 16 in):
+    3-24 input and 8-24 output channels a group, sizes 1-13, pads 0-3 per side, batches 1-10 (so the
     images a GEMM and the thread split vary), groups 1-2."""
     rng = np.random.default_rng(seed)
     cases = []
@@ -143,13 +147,13 @@ def _winograd_cases(n, seed=7):
         H, W = (int(v) for v in rng.integers(1, 14, 2))
         if H + pt + pb < 3 or W + pl + pr < 3:
             continue
-        cases.append((int(rng.integers(1, 11)), G * int(rng.integers(16, 25)), H, W, G * int(rng.integers(16, 25)),
+        cases.append((int(rng.integers(1, 11)), G * int(rng.integers(3, 25)), H, W, G * int(rng.integers(8, 25)),
                       3, 3, 1, (pt, pb, pl, pr), 1, G))
     return cases
 
 
 @pytest.mark.parametrize("backend", CONV_C)
-@pytest.mark.parametrize("case", _winograd_cases(12))
+@pytest.mark.parametrize("case", _winograd_cases(16))
 def test_conv2d_winograd_random(backend, case):
     test_conv2d_fast_paths(backend, case)
 
