@@ -118,27 +118,50 @@ static void tap_row_padded(float *row, const float *xp, int64_t Wp, const conv_a
     }
 }
 
+/* One image's taps, channel by channel: bounds-checked rows of x, or for a strided convolution rows of a
+ * zero-padded copy of the current channel (xp; NULL if it could not be allocated) */
+typedef struct {
+    tap_cols tc;
+    float *xp;
+    int64_t Hp, Wp;
+} tap_reader;
+
+static void tap_reader_init(tap_reader *r, const conv_args *a) {
+    tabulate_cols(&r->tc, a);
+    padded_plane_dims(a, &r->Hp, &r->Wp);
+    r->xp = strided(a) ? malloc((size_t)(r->Hp * r->Wp) * sizeof(float)) : NULL;
+}
+
+static void tap_reader_channel(tap_reader *r, const float *x, int64_t c, const conv_args *a) {
+    if (r->xp) pad_channel(r->xp, x + c * a->H * a->W, a, r->Hp, r->Wp);
+}
+
+/* row (P,) <- tap (kh, kw) of channel c (the reader's current channel) */
+static void read_tap(const tap_reader *r, float *row, const float *x, const conv_args *a, int64_t c, int64_t kh,
+                     int64_t kw) {
+    if (r->xp) {
+        tap_row_padded(row, r->xp, r->Wp, a, kh, kw);
+        return;
+    }
+    int64_t ow0, ow1;
+    cols_of(&r->tc, a, kw, &ow0, &ow1);
+    tap_row(row, x, a, c, kh, kw, ow0, ow1);
+}
+
 /* colp (ceil(P/NR), K, NR) <- the windows of x (Cg, H, W) written straight into the GEMM's B panels
  * (zero-padded past P), row by row through the L1-resident `row` (P floats): forward's B = col */
 static void im2col_panels(float *colp, float *row, const float *x, const conv_args *a) {
     int64_t Cg = a->C / a->G, P = a->OH * a->OW, K = Cg * a->KH * a->KW;
-    int64_t npan = (P + NR - 1) / NR, tail = P - (npan - 1) * NR, Hp, Wp, ow0, ow1;
-    tap_cols tc;
-    tabulate_cols(&tc, a);
-    padded_plane_dims(a, &Hp, &Wp);
-    float *xp = strided(a) ? malloc((size_t)(Hp * Wp) * sizeof(float)) : NULL;  /* NULL: the bounds-checked taps */
+    int64_t npan = (P + NR - 1) / NR, tail = P - (npan - 1) * NR;
+    tap_reader rd;
+    tap_reader_init(&rd, a);
     for (int64_t c = 0; c < Cg; c++) {
-        if (xp) pad_channel(xp, x + c * a->H * a->W, a, Hp, Wp);
+        tap_reader_channel(&rd, x, c, a);
         for (int64_t kh = 0; kh < a->KH; kh++)
             for (int64_t kw = 0; kw < a->KW; kw++) {
                 int64_t k = (c * a->KH + kh) * a->KW + kw;
                 float *dst = npan == 1 ? colp + k * NR : row;  /* one panel: the tap's row straight into it */
-                if (xp) {
-                    tap_row_padded(dst, xp, Wp, a, kh, kw);
-                } else {
-                    cols_of(&tc, a, kw, &ow0, &ow1);
-                    tap_row(dst, x, a, c, kh, kw, ow0, ow1);
-                }
+                read_tap(&rd, dst, x, a, c, kh, kw);
                 if (npan == 1) {
                     for (int64_t j = P; j < NR; j++) dst[j] = 0.0f;
                     continue;
@@ -151,7 +174,7 @@ static void im2col_panels(float *colp, float *row, const float *x, const conv_ar
                 }
             }
     }
-    free(xp);
+    free(rd.xp);
 }
 
 /* colT (ceil(K/NR), prow, NR) <- col^T in B panels for dweight = dout . col^T: lane k % NR of panel k / NR
@@ -159,27 +182,20 @@ static void im2col_panels(float *colp, float *row, const float *x, const conv_ar
  * caller). The lanes past K are zeroed by the caller (rows never write them); a panel (P*NR floats, 16 KB
  * at P = 256) stays in L1 while its NR rows are written. */
 static void im2col_tpanels(float *colT, int64_t prow, float *row, const float *x, const conv_args *a) {
-    int64_t Cg = a->C / a->G, P = a->OH * a->OW, Hp, Wp, ow0, ow1;
-    tap_cols tc;
-    tabulate_cols(&tc, a);
-    padded_plane_dims(a, &Hp, &Wp);
-    float *xp = strided(a) ? malloc((size_t)(Hp * Wp) * sizeof(float)) : NULL;  /* NULL: the bounds-checked taps */
+    int64_t Cg = a->C / a->G, P = a->OH * a->OW;
+    tap_reader rd;
+    tap_reader_init(&rd, a);
     for (int64_t c = 0; c < Cg; c++) {
-        if (xp) pad_channel(xp, x + c * a->H * a->W, a, Hp, Wp);
+        tap_reader_channel(&rd, x, c, a);
         for (int64_t kh = 0; kh < a->KH; kh++)
             for (int64_t kw = 0; kw < a->KW; kw++) {
                 int64_t k = (c * a->KH + kh) * a->KW + kw;
-                if (xp) {
-                    tap_row_padded(row, xp, Wp, a, kh, kw);
-                } else {
-                    cols_of(&tc, a, kw, &ow0, &ow1);
-                    tap_row(row, x, a, c, kh, kw, ow0, ow1);
-                }
+                read_tap(&rd, row, x, a, c, kh, kw);
                 float *dst = colT + (k / NR) * prow * NR + k % NR;
                 for (int64_t p = 0; p < P; p++) dst[p * NR] = row[p];
             }
     }
-    free(xp);
+    free(rd.xp);
 }
 
 /* dx (Cg, H, W) += the adjoint of im2col applied to dcol (Cg*KH*KW, P) with row stride ld */
