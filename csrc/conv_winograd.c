@@ -112,27 +112,38 @@ static inline GB_INLINE void split_padded_plane(float *xe, float *xo, const floa
 /* ---- input: V[xi, c, tile] = (B^T d B)[xi] for one image's (Cg, H, W) channels; xe: 2*Hp*We floats.
  * Row i of B^T d combines two rows of the patch (ra +- rb); its column transform reads columns 2tx..2tx+3,
  * i.e. the even and odd planes at tx and tx + 1. */
-static inline GB_INLINE void input_transform_body(float *V, int64_t ldv, int64_t xis, const float *x,
-                                                  const conv_args *a, const wino_geom *q, float *xe) {
+/* the tile rows of one channel from its split planes xe, xo; TW a compile-time constant where it is a
+ * common width (one or two vectors: no loop control or remainder code) */
+static inline GB_INLINE void channel_tiles(float *v, int64_t xis, const float *xe, const float *xo, int64_t TH,
+                                           int64_t TW, int64_t We) {
     static const int ra[4] = {0, 1, 2, 1}, rb[4] = {2, 2, 1, 3};
     static const float sb[4] = {-1.0f, 1.0f, -1.0f, -1.0f};  /* t_i = d[ra] + sb * d[rb] */
-    int64_t Cg = a->C / a->G, We = q->We;
+    for (int64_t ty = 0; ty < TH; ty++)
+        for (int i = 0; i < 4; i++) {
+            const float *ae = xe + (2 * ty + ra[i]) * We, *ao = xo + (2 * ty + ra[i]) * We;
+            const float *be = xe + (2 * ty + rb[i]) * We, *bo = xo + (2 * ty + rb[i]) * We;
+            float sg = sb[i];
+            float *v0 = v + 4 * i * xis + ty * TW, *v1 = v0 + xis, *v2 = v1 + xis, *v3 = v2 + xis;
+            #pragma omp simd
+            for (int64_t tx = 0; tx < TW; tx++) {
+                float e0 = ae[tx] + sg * be[tx], o0 = ao[tx] + sg * bo[tx];             /* columns 2tx, 2tx+1 */
+                float e1 = ae[tx + 1] + sg * be[tx + 1], o1 = ao[tx + 1] + sg * bo[tx + 1];  /* 2tx+2, 2tx+3 */
+                v0[tx] = e0 - e1, v1[tx] = o0 + e1, v2[tx] = e1 - o0, v3[tx] = o0 - o1;
+            }
+        }
+}
+
+static inline GB_INLINE void input_transform_body(float *V, int64_t ldv, int64_t xis, const float *x,
+                                                  const conv_args *a, const wino_geom *q, float *xe) {
+    int64_t Cg = a->C / a->G, We = q->We, TH = q->TH, TW = q->TW;
     float *xo = xe + q->Hp * We;
     for (int64_t c = 0; c < Cg; c++) {
         split_padded_plane(xe, xo, x + c * a->H * a->W, a, q);
-        for (int64_t ty = 0; ty < q->TH; ty++)
-            for (int i = 0; i < 4; i++) {
-                const float *ae = xe + (2 * ty + ra[i]) * We, *ao = xo + (2 * ty + ra[i]) * We;
-                const float *be = xe + (2 * ty + rb[i]) * We, *bo = xo + (2 * ty + rb[i]) * We;
-                float sg = sb[i];
-                float *v0 = V + 4 * i * xis + c * ldv + ty * q->TW, *v1 = v0 + xis, *v2 = v1 + xis, *v3 = v2 + xis;
-                #pragma omp simd
-                for (int64_t tx = 0; tx < q->TW; tx++) {
-                    float e0 = ae[tx] + sg * be[tx], o0 = ao[tx] + sg * bo[tx];             /* columns 2tx, 2tx+1 */
-                    float e1 = ae[tx + 1] + sg * be[tx + 1], o1 = ao[tx + 1] + sg * bo[tx + 1];  /* 2tx+2, 2tx+3 */
-                    v0[tx] = e0 - e1, v1[tx] = o0 + e1, v2[tx] = e1 - o0, v3[tx] = o0 - o1;
-                }
-            }
+        float *v = V + c * ldv;
+        if (TW == 8) channel_tiles(v, xis, xe, xo, TH, 8, 9);
+        else if (TW == 16) channel_tiles(v, xis, xe, xo, TH, 16, 17);
+        else if (TW == 4) channel_tiles(v, xis, xe, xo, TH, 4, 5);
+        else channel_tiles(v, xis, xe, xo, TH, TW, We);
     }
 }
 
