@@ -61,6 +61,8 @@ FAST_CASES = [
     (2, 16, 9, 8, 40, 3, 3, 1, 1, 1, 1),       # odd OH, even OW: dout transposed by one pack, a zero row added
     (3, 8, 10, 10, 12, 3, 3, 1, 1, 1, 1),      # 8 inputs: forward and dweight by Winograd, dinp by col2im
     (4, 3, 12, 12, 16, 3, 3, 1, 1, 1, 1),      # a stem's 3 inputs: dweight only by Winograd
+    (2, 16, 35, 34, 16, 3, 3, 1, 1, 1, 1),     # 18 x 17 tiles, odd OH: bands of 16 tile rows and 2 (3 output rows)
+    (2, 16, 43, 45, 20, 3, 3, 1, (0, 1, 2, 0), 1, 1),  # 21 x 23 tiles, odd OW: bands of 12 and 9 tile rows
     # conv.c: fewer than 64 output pixels an image: dweight over several images' patches a GEMM
     (9, 24, 8, 8, 20, 3, 3, 2, 1, 1, 1),       # P = 16: 4 images a GEMM, then 1 (K = 216, not a panel multiple)
     (5, 8, 7, 5, 8, 2, 2, 1, 0, 1, 1),         # P = 24: 3 images a GEMM
@@ -137,14 +139,14 @@ def test_conv2d_fast_paths_random(backend, case):
 def _winograd_cases(n, seed=7):
     """Stride-1 undilated 3x3 convolutions drawn at random for conv.c's Winograd F(2x2, 3x3) on the lower
     tiers (forward with >= 8 channels in and out a group, dweight with >= 3 in, dinp with >= 16 in):
-    3-24 input and 8-24 output channels a group, sizes 1-13, pads 0-3 per side, batches 1-10 (so the
+    3-24 input and 8-24 output channels a group, sizes 1-24, pads 0-3 per side, batches 1-10 (so the
     images a GEMM and the thread split vary), groups 1-2."""
     rng = np.random.default_rng(seed)
     cases = []
     while len(cases) < n:
         G = int(rng.integers(1, 3))
         pt, pb, pl, pr = (int(v) for v in rng.integers(0, 4, 4))
-        H, W = (int(v) for v in rng.integers(1, 14, 2))
+        H, W = (int(v) for v in rng.integers(1, 25, 2))
         if H + pt + pb < 3 or W + pl + pr < 3:
             continue
         cases.append((int(rng.integers(1, 11)), G * int(rng.integers(3, 25)), H, W, G * int(rng.integers(8, 25)),
