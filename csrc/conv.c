@@ -25,7 +25,7 @@
 
 
 
-static float *conv_alloc(size_t nfloats) {
+float *conv_alloc(size_t nfloats) {
     void *p = NULL;
     if (posix_memalign(&p, 64, (nfloats ? nfloats : 1) * sizeof(float))) return NULL;
     return p;
@@ -129,7 +129,7 @@ typedef struct {
 static void tap_reader_init(tap_reader *r, const conv_args *a) {
     tabulate_cols(&r->tc, a);
     padded_plane_dims(a, &r->Hp, &r->Wp);
-    r->xp = strided(a) ? malloc((size_t)(r->Hp * r->Wp) * sizeof(float)) : NULL;
+    r->xp = strided(a) ? conv_alloc((size_t)(r->Hp * r->Wp)) : NULL;
 }
 
 static void tap_reader_channel(tap_reader *r, const float *x, int64_t c, const conv_args *a) {
@@ -612,7 +612,8 @@ static void conv_bwd_task(void *ctx, int t, int nt) {
     int64_t nbat = images_a_dweight_gemm(a);  /* > 1: dweight in batched GEMMs before the loop */
     size_t w1 = gb_gemm_small_ws(nbat * P), w2 = gb_gemm_small_ws(OCg);
     int64_t kpan = (K + NR - 1) / NR;
-    conv_args ta = transposed_args(a);  /* dx as a convolution of dy (only used with a->wflip) */
+    conv_args ta = transposed_args(a);  /* dx as the convolution of dy (with a->wflip or a->wino_u) */
+    ta.inp = a->dout, ta.out = a->dinp, ta.bias = NULL;
     int64_t KT = OCg * a->KH * a->KW, tpan = (a->H * a->W + NR - 1) / NR;
     int wino_dw = dw_t && conv_winograd_dweight_applies(a);  /* dweight by Winograd F(2x2, 3x3), after the loop */
     float *col = dw_t && !wino_dw ? conv_alloc((size_t)(kpan * nbat * P * NR + P)) : NULL;  /* colT panels + one row */
@@ -675,11 +676,7 @@ static void conv_bwd_task(void *ctx, int t, int nt) {
     free(tcol);
     free(ws);
     if (wino_dw && conv_winograd_dweight(dw_t, a, i0, i1)) mark_error(a);
-    if (a->dinp && a->wino_u) {  /* dx: the transposed convolution of dy, by Winograd F(2x2, 3x3) */
-        conv_args ta = transposed_args(a);
-        ta.inp = a->dout, ta.out = a->dinp, ta.bias = NULL;
-        if (conv_winograd_items(&ta, a->wino_u, i0, i1)) mark_error(a);
-    }
+    if (a->dinp && a->wino_u && conv_winograd_items(&ta, a->wino_u, i0, i1)) mark_error(a);  /* dx by Winograd */
 }
 
 int conv2d_backward(float *dinp, float *dweight, float *dbias,

@@ -69,10 +69,8 @@ GB_MULTIVERSION(weight_transform, (float *U, const float *weight, const conv_arg
                 weight_transform_body(U, weight, a))
 
 float *conv_winograd_weights(const float *weight, const conv_args *a) {
-    float *U = NULL;
-    if (posix_memalign((void **)&U, 64, (size_t)(a->G * 16 * plane_stride(a->OC / a->G, a->C / a->G)) * sizeof(float)))
-        return NULL;
-    GB_CALL(weight_transform, (U, weight, a));
+    float *U = conv_alloc((size_t)(a->G * 16 * plane_stride(a->OC / a->G, a->C / a->G)));
+    if (U) GB_CALL(weight_transform, (U, weight, a));
     return U;
 }
 
@@ -213,8 +211,8 @@ int conv_winograd_items(const conv_args *a, const float *U, int64_t i0, int64_t 
     int64_t Cg = a->C / a->G, OCg = a->OC / a->G, N = q.nb * q.bt * q.TW;
     size_t nv = (size_t)(16 * plane_stride(Cg, N)), nm = (size_t)(16 * plane_stride(OCg, N));
     size_t nx = (size_t)(2 * (2 * q.bt + 2) * q.We), nw = gb_gemm_small_ws(Cg), ny = (size_t)(4 * OCg * N);
-    float *buf = NULL;
-    if (posix_memalign((void **)&buf, 64, (nv + nm + nx + nw + ny) * sizeof(float))) return -1;
+    float *buf = conv_alloc(nv + nm + nx + nw + ny);
+    if (!buf) return -1;
     float *V = buf, *M = V + nv, *xe = M + nm, *ws = xe + nx, *yb = ws + nw;
     for (int64_t it = i0; it < i1; it += q.nb)
         for (int64_t ty0 = 0; ty0 < q.TH; ty0 += q.bt) {
@@ -323,8 +321,8 @@ int conv_winograd_dweight(float *dw, const conv_args *a, int64_t i0, int64_t i1)
     size_t nv = (size_t)(16 * plane_stride(Cg, N)), nm = (size_t)(16 * plane_stride(N, OCg));
     size_t nu = (size_t)(16 * Cg * OCg), nt = (size_t)(4 * q.bt * q.TW * ((OCg + NR - 1) / NR) * NR);
     size_t nx = (size_t)(2 * (2 * q.bt + 2) * q.We), nw = gb_gemm_small_ws(N);
-    float *buf = NULL;
-    if (posix_memalign((void **)&buf, 64, (nv + nm + nu + nt + nx + nw) * sizeof(float))) return -1;
+    float *buf = conv_alloc(nv + nm + nu + nt + nx + nw);
+    if (!buf) return -1;
     float *V = buf, *Mt = V + nv, *dU = Mt + nm, *dyT = dU + nu, *xe = dyT + nt, *ws = xe + nx;
     memset(dU, 0, nu * sizeof(float));
     for (int64_t it = i0; it < i1; it += q.nb) {

@@ -13,6 +13,8 @@ typedef struct {
     const float *wino_u;                         /* Winograd-transformed weights (conv_winograd.c) or NULL */
 } conv_args;
 
+/* a 64-byte aligned buffer of nfloats floats (at least one), or NULL (conv.c) */
+float *conv_alloc(size_t nfloats);
 /* [ow0, ow1): the output columns whose tap with column offset off reads inside the row (conv.c) */
 void conv_valid_cols(const conv_args *a, int64_t off, int64_t *ow0, int64_t *ow1);
 /* dx (Cg, H, W) += the adjoint of im2col applied to dcol (Cg*KH*KW rows, row stride ld) (conv.c) */
