@@ -62,6 +62,11 @@ def machine_info():
             info["cpu"] = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), None)
     except OSError:
         pass
+    try:  # the C kernels' instruction-set tier: the CPU's best, and the one run (GOLDBULL_C_ISA caps it)
+        from goldbull_np.kernels import c_backend  # noqa: PLC0415
+        info["c_isa_cpu"], info["c_isa"] = c_backend.cpu_isa(), c_backend.isa()
+    except ImportError:
+        info["c_isa"] = None
     try:
         with open("/proc/loadavg") as f:
             info["loadavg_at_start"] = f.read().split()[:3]  # other work on the machine skews timings

@@ -1,6 +1,7 @@
 /* conv2d over NCHW as implicit GEMMs, one (image, group) pair at a time: the AVX2 and base tiers, and
  * depthwise convolutions on every tier. On an AVX-512 CPU every other convolution runs conv_avx512.c's
- * path (conv2d_forward/backward try it first).
+ * path (conv2d_forward/backward try it first), but for the large stride-1 3x3 products that Winograd does
+ * faster (winograd_over_avx512, below).
  *
  * The team splits the B*G (image, group) pairs statically (a deterministic sum order for dweight at a
  * given thread count). Each thread writes its pair's patches straight into the micro-kernel's B panels
@@ -497,6 +498,26 @@ static int conv_threads(const conv_args *a) {
     return nt < 1 ? 1 : nt;
 }
 
+/* On the AVX-512 tier conv_avx512.c's implicit GEMM runs every convolution but depthwise ones, except the
+ * stride-1 3x3 products where Winograd (on the AVX-512 micro-kernel) measured faster (a Sapphire Rapids
+ * Xeon, 2 threads, batch 32, in-process A/B): images of 16+ tiles (8x8) and 256+ tiles in the batch, and
+ *   forward, dx: 64+ channels in and out, 0.70-0.90x the implicit GEMM's time (64 at 8x8 0.87, 64 at 16x16
+ *                0.78, 128 at 16x16 0.70); 32 channels at 16x16 took 1.03-1.13x.
+ *   dweight:     32+ channels in and out and 64K+ multiply-adds a transformed element per image
+ *                (Cg*OCg*tiles): 0.64-0.88x (32 at 16x16 0.80, 32 at 32x32 0.69); 32 at 8x8 1.03x.
+ * Elsewhere Winograd took 1.0-1.7x: 16 channels, 4x4 images (dweight 1.4-1.5x), batches of 8 (1.1-1.2x). */
+#define WINO512_MIN_C 64
+#define WINO512_DW_MIN_C 32
+#define WINO512_DW_MIN_WORK (INT64_C(1) << 16)
+static int dx_by_convolution(const conv_args *a);
+static int winograd_over_avx512(const conv_args *a, int dweight) {
+    if (gb_isa() < GB_ISA_AVX512 || !conv_winograd_applies(a) || !dx_by_convolution(a)) return 0;
+    int64_t Cg = a->C / a->G, OCg = a->OC / a->G, mc = Cg < OCg ? Cg : OCg;
+    int64_t tiles = ((a->OH + 1) / 2) * ((a->OW + 1) / 2);
+    if (tiles < 16 || a->B * tiles < 256) return 0;
+    return dweight ? mc >= WINO512_DW_MIN_C && Cg * OCg * tiles >= WINO512_DW_MIN_WORK : mc >= WINO512_MIN_C;
+}
+
 int conv2d_forward(float *out, const float *inp, const float *weight, const float *bias,
                    int64_t B, int64_t C, int64_t H, int64_t W, int64_t OC, int64_t KH, int64_t KW,
                    int64_t OH, int64_t OW, int64_t sh, int64_t sw, int64_t pt, int64_t pl,
@@ -504,7 +525,7 @@ int conv2d_forward(float *out, const float *inp, const float *weight, const floa
     /* out (B,OC,OH,OW), inp (B,C,H,W), weight (OC,C/G,KH,KW), bias (OC,)|NULL */
     conv_args a = {out, NULL, NULL, NULL, inp, weight, bias, NULL,
                    B, C, H, W, OC, KH, KW, OH, OW, sh, sw, pt, pl, dh, dw, G, 0};
-    int fast = conv_fast_forward(&a);
+    int fast = winograd_over_avx512(&a, 0) ? 0 : conv_fast_forward(&a);
     if (fast) return fast < 0 ? -1 : 0;
     float *U = NULL;
     if (conv_winograd_applies(&a) && !(a.wino_u = U = conv_winograd_weights(weight, &a))) return -1;
@@ -687,8 +708,16 @@ int conv2d_backward(float *dinp, float *dweight, float *dbias,
     /* dinp (B,C,H,W)|NULL, dweight (OC,C/G,KH,KW)|NULL, dbias (OC,)|NULL; dout (B,OC,OH,OW) */
     conv_args a = {NULL, dinp, NULL, NULL, inp, weight, NULL, dout,
                    B, C, H, W, OC, KH, KW, OH, OW, sh, sw, pt, pl, dh, dw, G, 0};
-    int fast = conv_fast_backward(dinp, dweight, dbias, &a);
-    if (fast) return fast < 0 ? -1 : 0;
+    /* the AVX-512 path first, for the products Winograd does not take over; conv.c then does the rest */
+    int wdx = dinp && winograd_over_avx512(&a, 0), wdw = dweight && winograd_over_avx512(&a, 1);
+    int fast = wdx && wdw ? 0 : conv_fast_backward(wdx ? NULL : dinp, wdw ? NULL : dweight, dbias, &a);
+    if (fast < 0) return -1;
+    if (fast) {
+        if (!wdx && !wdw) return 0;
+        a.dinp = dinp = wdx ? dinp : NULL;
+        dweight = wdw ? dweight : NULL;
+        dbias = NULL;
+    }
     int nt = conv_threads(&a);
     int64_t K = (C / G) * KH * KW, ns = depthwise(&a) ? B : nt;  /* partial slots: per image / per thread */
     if (dweight) {

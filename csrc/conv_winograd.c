@@ -1,6 +1,7 @@
 /* Stride-1, undilated 3x3 convolutions as Winograd F(2x2, 3x3) (Lavin & Gray, "Fast Algorithms for
- * Convolutional Neural Networks", 2016), on the AVX2 and base tiers (conv.c calls it; the AVX-512 tier runs
- * conv_avx512.c's implicit GEMM). Each 2x2 output tile is
+ * Convolutional Neural Networks", 2016), on the AVX2 and base tiers, and on the AVX-512 tier for the large
+ * shapes where it beat conv_avx512.c's implicit GEMM (conv.c routes; the GEMMs run the tier's micro-kernel).
+ * Each 2x2 output tile is
  *     Y = A^T [ (G g G^T) (.) (B^T d B) ] A
  * for its 4x4 input patch d and each 3x3 filter g, so the channel reduction becomes 16 independent GEMMs
  *     M[xi] (OCg, N) = U[xi] (OCg, Cg) . V[xi] (Cg, N),   xi = the 16 entries of the 4x4 transformed tile,

@@ -6,7 +6,8 @@ outputs (vector copies) and other grids (gathers), reductions longer than one 64
 channels that do not fill the 8-row tile, dinp as the transposed convolution (stride 1, at least 8
 input channels, with groups, with pads larger than the dilated kernel) and as GEMM + col2im
 (stride > 1, few input channels), dweight from 16-channel-multiple and few-channel patches; on the lower
-tiers also conv.c's Winograd F(2x2, 3x3) shapes (several images a GEMM, odd sizes, pads 0-3, groups)."""
+tiers also conv.c's Winograd F(2x2, 3x3) shapes (several images a GEMM, odd sizes, pads 0-3, groups), and
+the large stride-1 3x3 shapes that the AVX-512 tier hands to Winograd (all products, or dweight alone)."""
 import numpy as np
 import pytest
 
@@ -63,6 +64,11 @@ FAST_CASES = [
     (4, 3, 12, 12, 16, 3, 3, 1, 1, 1, 1),      # a stem's 3 inputs: dweight only by Winograd
     (2, 16, 35, 34, 16, 3, 3, 1, 1, 1, 1),     # 18 x 17 tiles, odd OH: bands of 16 tile rows and 2 (3 output rows)
     (2, 16, 43, 45, 20, 3, 3, 1, (0, 1, 2, 0), 1, 1),  # 21 x 23 tiles, odd OW: bands of 12 and 9 tile rows
+    # the AVX-512 tier hands stride-1 3x3 products to conv.c's Winograd where it measured faster (images of
+    # 16+ tiles, 256+ tiles a batch): all three with 64+ channels, dweight alone with 32+ (backward split)
+    (4, 64, 16, 16, 64, 3, 3, 1, 1, 1, 1),     # forward, dinp and dweight by Winograd on every tier
+    (4, 32, 16, 15, 48, 3, 3, 1, 1, 1, 1),     # AVX-512: dweight by Winograd, dinp and dbias by the implicit GEMM
+    (16, 64, 8, 8, 64, 3, 3, 1, (1, 0, 1, 1), 1, 1),  # 16 tiles an image (7x8 outputs), 256 in the batch
     # conv.c: fewer than 64 output pixels an image: dweight over several images' patches a GEMM
     (9, 24, 8, 8, 20, 3, 3, 2, 1, 1, 1),       # P = 16: 4 images a GEMM, then 1 (K = 216, not a panel multiple)
     (5, 8, 7, 5, 8, 2, 2, 1, 0, 1, 1),         # P = 24: 3 images a GEMM
