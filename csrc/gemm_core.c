@@ -64,6 +64,18 @@ GB_TARGET_AVX2 static void pack_b_trans_avx2(float *dst, const float *b, int64_t
  * A transposed A (K, M) is rs = 1, cs = lda; a row-major one (AVX2 tier, matmul.c pack_rows_of_a) rs = lda,
  * cs = 1 (elsewhere the micro-kernels read a row-major A in place). */
 void gb_pack_a(float *Ap, const float *a, int64_t rs, int64_t cs, int64_t i0, int64_t p0, int64_t mc, int64_t kc) {
+    if (rs == 1) {  /* a transposed A (dweight = dout^T x): step p's mc floats are contiguous, so each row is read
+                     * once, MR floats to each panel (panel by panel re-read each row's lines: 0.90-0.93x the time
+                     * of the weight gradients of a small GPT, both tiers) */
+        int64_t full = mc / MR * MR;
+        for (int64_t p = 0; p < kc; p++) {
+            const float *src = a + i0 + (p0 + p) * cs;
+            float *dst = Ap + p * MR;
+            for (int64_t ir = 0; ir < full; ir += MR, src += MR, dst += MR * kc) memcpy(dst, src, MR * sizeof(float));
+        }
+        if (full == mc) return;
+        Ap += full * kc, i0 += full, mc -= full;  /* the last, short panel below */
+    }
     for (int64_t ir = 0; ir < mc; ir += MR) {
         int64_t mr = mc - ir < MR ? mc - ir : MR;
         float *dst = Ap + ir * kc;

@@ -81,12 +81,13 @@ def test_norms_with_streaming_stores_match_the_reference(C, isa, two_threads):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.sqrt(N))
 
 
-@pytest.mark.parametrize("M,N,K", [(610, 33, 520), (200, 130, 520), (40, 2100, 400)])
+@pytest.mark.parametrize("M,N,K", [(610, 33, 520), (200, 130, 520), (40, 2100, 400), (61, 300, 800)])
 @pytest.mark.parametrize("ta,tb", [(0, 1), (1, 0)])
 def test_sgemm_two_threads_both_splits_match_naive(M, N, K, ta, tb, two_threads):
     """Two threads (every shape is above GB_PAR_MIN_MACS): small op(B) takes the per-thread-packing
     path (no barriers), the last shape (K*N above one KCxNC block, N above NC) the shared-packing
-    path; both equal the reference."""
+    path; both equal the reference. The last is split over N (N >= 4M) with two k-blocks and a short MR
+    panel of a transposed A."""
     _check_sgemm_against_naive(M, N, K, ta, tb, seed=M + N + K)
 
 
@@ -109,12 +110,13 @@ def test_sgemm_avx2_packed_row_major_a_matches_naive(M, N, K, tb, nt):
         kernels.set_num_threads(before)
 
 
-@pytest.mark.parametrize("M,N,K", [(2000, 300, 384), (1000, 200, 1500), (130, 512, 800), (300, 2100, 900)])
+@pytest.mark.parametrize("M,N,K", [(2000, 300, 384), (1000, 200, 1500), (130, 512, 800), (300, 2100, 900),
+                                   (100, 600, 800)])
 @pytest.mark.parametrize("ta,tb", [(0, 0), (0, 1), (1, 0)])
 def test_sgemm_gives_the_same_bits_at_one_and_two_threads(M, N, K, ta, tb):
     """Row chunks claimed dynamically (one KCxNC block of op(B): the first shape), chunks kept for the
     later blocks by the thread that claimed them in the first (K > KC: the second; the third with M small
-    enough for chunks below ROWS_MIN), the shared-B team path (the last): each element is one thread's sum, in the one-thread order, so the two-thread
+    enough for chunks below ROWS_MIN), the shared-B team path (the fourth; the fifth split over N, N >= 4M): each element is one thread's sum, in the one-thread order, so the two-thread
     result has the one-thread result's bits whichever thread took which rows."""
     from goldbull_np import kernels
     from goldbull_np.kernels import c_backend as cb
