@@ -187,6 +187,36 @@ def test_parallel_regions_match_the_reference(two_threads):
     close(cb.rotary_qkv_backward(qkv, cos, sin, 6), ref.rotary_qkv_backward(qkv, cos, sin, 6), "rotary_qkv_backward")
 
 
+@pytest.mark.parametrize("B,H,Hkv,T", [(3, 3, 3, 70), (7, 2, 1, 64), (1, 5, 5, 130)])
+def test_attention_items_spread_over_threads_give_the_one_thread_bits(B, H, Hkv, T):
+    """Attention items are claimed dynamically but dealt apart (csrc/attention.c next_item_spread); with item
+    counts that do not divide by the team (9, 7, 5 and the forward's query-tile runs) every item still runs
+    exactly once, on one thread, in the one-thread order: one and two threads give the same bits, and those
+    equal the reference."""
+    from goldbull_np import kernels
+    from goldbull_np.kernels import c_backend as cb
+    from goldbull_np.kernels import reference as ref
+    rng = np.random.default_rng(B * H + T)
+    D = 16
+    qkv = rng.standard_normal((B, T, (H + 2 * Hkv) * D), np.float32)
+    dy = rng.standard_normal((B, T, H * D), np.float32)
+    before = cb.load().gb_omp_max_threads()
+    outs = []
+    try:
+        for nt in (1, 2):
+            kernels.set_num_threads(nt)
+            out, lse = cb.attention_qkv_forward(qkv, H, Hkv, 0.25)
+            outs.append((out, lse, cb.attention_qkv_backward(dy, qkv, out, lse, H, Hkv, 0.25)))
+    finally:
+        kernels.set_num_threads(before)
+    for a, b in zip(*outs):
+        np.testing.assert_array_equal(a, b)
+    want_out, want_lse = ref.attention_qkv_forward(qkv, H, Hkv, 0.25)
+    np.testing.assert_allclose(outs[0][0], want_out, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(outs[0][2], ref.attention_qkv_backward(dy, qkv, want_out, want_lse, H, Hkv, 0.25),
+                               rtol=1e-4, atol=1e-4)
+
+
 def test_malloc_keep_freed_is_callable():
     """The mallopt wrapper goldbull_np.runtime.tune_malloc calls (its policy: tests/test_runtime.py)."""
     from goldbull_np.kernels import c_backend as cb
