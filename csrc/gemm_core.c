@@ -224,6 +224,30 @@ GB_TARGET_AVX2 static void ukernel_direct_avx2(int64_t kc, const float *a, int64
 #endif
 
 #if GB_X86
+/* C[0:rows, 0:nr] (=|+=) the (rows, 2) zmm accumulators [+ bias (nr,)]: the AVX-512 kernels' epilogue */
+GB_TARGET_AVX512 static inline GB_INLINE void store_acc_avx512(__m512 acc[][2], int64_t rows, float *c, int64_t ldc,
+                                                               int64_t nr, int accumulate, const float *bias) {
+    __mmask16 m0 = nr >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1);
+    __mmask16 m1 = nr >= 32 ? (__mmask16)0xFFFF : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : 0;
+    __m512 bv0 = _mm512_setzero_ps(), bv1 = bv0;
+    if (bias) {
+        bv0 = _mm512_maskz_loadu_ps(m0, bias);
+        bv1 = _mm512_maskz_loadu_ps(m1, bias + 16);
+    }
+    for (int64_t i = 0; i < rows; i++) {
+        float *ci = c + i * ldc;
+        __m512 v0 = _mm512_add_ps(acc[i][0], bv0), v1 = _mm512_add_ps(acc[i][1], bv1);
+        if (accumulate) {
+            v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, ci));
+            v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, ci + 16));
+        }
+        _mm512_mask_storeu_ps(ci, m0, v0);
+        _mm512_mask_storeu_ps(ci + 16, m1, v1);
+    }
+}
+#endif
+
+#if GB_X86
 /* The AVX-512 tier's 6x32 tile: two NR-wide B panels per call, 12 zmm accumulators, one FMA instruction
  * per 16 MACs (half the AVX2 kernel's instructions per FLOP; Zen 4 issues 512-bit FMAs double-pumped, so
  * the gain is front-end room, not peak). A(i,p) = a[i*ars + p*acs]: packed (ars 1, acs MR, zero rows
@@ -255,23 +279,7 @@ GB_TARGET_AVX512 static void ukernel_wide_avx512(int64_t kc, const float *a, int
         x = _mm512_set1_ps(a5[o]); c50 = _mm512_fmadd_ps(x, b0, c50); c51 = _mm512_fmadd_ps(x, b1, c51);
     }
     __m512 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
-    __mmask16 m0 = nr >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1);
-    __mmask16 m1 = nr >= 32 ? (__mmask16)0xFFFF : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : 0;
-    __m512 bv0 = _mm512_setzero_ps(), bv1 = bv0;
-    if (bias) {
-        bv0 = _mm512_maskz_loadu_ps(m0, bias);
-        bv1 = _mm512_maskz_loadu_ps(m1, bias + 16);
-    }
-    for (int64_t i = 0; i < mr; i++) {
-        float *ci = c + i * ldc;
-        __m512 v0 = _mm512_add_ps(acc[i][0], bv0), v1 = _mm512_add_ps(acc[i][1], bv1);
-        if (accumulate) {
-            v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, ci));
-            v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, ci + 16));
-        }
-        _mm512_mask_storeu_ps(ci, m0, v0);
-        _mm512_mask_storeu_ps(ci + 16, m1, v1);
-    }
+    store_acc_avx512(acc, mr, c, ldc, nr, accumulate, bias);
 }
 #endif
 
@@ -299,23 +307,7 @@ GB_TARGET_AVX512 static void ukernel_tall_avx512(int64_t kc, const float *a_lo, 
     }
     __m512 acc[2 * MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51},
                              {c60, c61}, {c70, c71}, {c80, c81}, {c90, c91}, {ca0, ca1}, {cb0, cb1}};
-    __mmask16 m0 = nr >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1);
-    __mmask16 m1 = nr >= 32 ? (__mmask16)0xFFFF : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : 0;
-    __m512 bv0 = _mm512_setzero_ps(), bv1 = bv0;
-    if (bias) {
-        bv0 = _mm512_maskz_loadu_ps(m0, bias);
-        bv1 = _mm512_maskz_loadu_ps(m1, bias + 16);
-    }
-    for (int64_t i = 0; i < 2 * MR; i++) {
-        float *ci = c + i * ldc;
-        __m512 v0 = _mm512_add_ps(acc[i][0], bv0), v1 = _mm512_add_ps(acc[i][1], bv1);
-        if (accumulate) {
-            v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, ci));
-            v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, ci + 16));
-        }
-        _mm512_mask_storeu_ps(ci, m0, v0);
-        _mm512_mask_storeu_ps(ci + 16, m1, v1);
-    }
+    store_acc_avx512(acc, 2 * MR, c, ldc, nr, accumulate, bias);
 }
 #undef T12_FMA
 #endif
