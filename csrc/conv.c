@@ -499,8 +499,8 @@ static int conv_threads(const conv_args *a) {
 }
 
 /* On the AVX-512 tier conv_avx512.c's implicit GEMM runs every convolution but depthwise ones, except the
- * stride-1 3x3 products where Winograd (on the AVX-512 micro-kernel) measured faster (a Sapphire Rapids
- * Xeon, 2 threads, batch 32, in-process A/B): images of 16+ tiles (8x8) and 256+ tiles in the batch, and
+ * stride-1 3x3 products where Winograd (on the AVX-512 micro-kernel) measured faster (a 2-vCPU Xeon VM with
+ * AVX-512 FP16, 2 threads, batch 32, in-process A/B): images of 16+ tiles (8x8) and 256+ tiles a batch, and
  *   forward, dx: 64+ channels in and out, 0.70-0.90x the implicit GEMM's time (64 at 8x8 0.87, 64 at 16x16
  *                0.78, 128 at 16x16 0.70); 32 channels at 16x16 took 1.03-1.13x.
  *   dweight:     32+ channels in and out and 64K+ multiply-adds a transformed element per image
