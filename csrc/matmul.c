@@ -65,8 +65,8 @@ static void gemm_block(gemm_args *g, float *Ap, const float *Bp, int64_t m0, int
                 const float *a_ir = packa ? a_blk + ir * kc : a_blk + ir * lda;
                 float *c_ij = g->c + (ic + ir) * N + jc + jr;
                 if (wide && ukt && ir + 2 * MR <= mc) {  /* two full MR panels: the 12x32 tile */
-                    ukt(kc, a_ir, packa ? a_ir + MR * kc : a_ir + MR * lda, ars, acs, Bp + jr * kc, NR, NR * kc,
-                        c_ij, N, nr, !first, bias_j);
+                    ukt(kc, a_ir, packa ? a_ir + MR * kc : a_ir + MR * lda, ars, acs, Bp + jr * kc, NR * kc, c_ij,
+                        N, nr, !first, bias_j);
                     ir += MR;
                     continue;
                 }

@@ -25,10 +25,11 @@ typedef void (*gb_ukernel_wide_fn)(int64_t kc, const float *a, int64_t ars, int6
                                    const float *bias);
 gb_ukernel_wide_fn gb_ukernel_wide(void);
 /* The AVX-512 tier's 12-row form of the wide kernel: 2*MR full rows, rows 0-5 at a_lo and 6-11 at a_hi (each
- * A(i,p) = a[i*ars + p*acs]); B, nr and C as for gb_ukernel_wide_fn. NULL below AVX-512. */
+ * A(i,p) = a[i*ars + p*acs], acs = 1 (in place) or MR (packed)); B packed (two (kc, NR) panels bps apart), nr
+ * and C as for gb_ukernel_wide_fn. NULL below AVX-512. */
 typedef void (*gb_ukernel_tall_fn)(int64_t kc, const float *a_lo, const float *a_hi, int64_t ars, int64_t acs,
-                                   const float *b, int64_t ldb, int64_t bps, float *c, int64_t ldc, int64_t nr,
-                                   int accumulate, const float *bias);
+                                   const float *b, int64_t bps, float *c, int64_t ldc, int64_t nr, int accumulate,
+                                   const float *bias);
 gb_ukernel_tall_fn gb_ukernel_tall(void);
 /* grown-on-demand thread-local buffer number `which` (0 or 1) of at least nfloats, 64-byte aligned */
 float *gb_workspace(int which, size_t nfloats);
