@@ -92,8 +92,7 @@ static wino_geom geometry(const conv_args *a) {
     q.Hp = 2 * q.TH + 2, q.We = q.TW + 1, q.ty0 = 0;
     q.nb = (WINO_COLS + q.T - 1) / q.T;
     if (a->G > 1) q.nb = 1;  /* items are (image, group) pairs: one at a time */
-    q.bt = q.T > WINO_BAND_TILES ? (WINO_BAND_TILES + q.TW - 1) / q.TW : q.TH;
-    if (q.bt > q.TH) q.bt = q.TH;
+    q.bt = q.T > WINO_BAND_TILES ? (WINO_BAND_TILES + q.TW - 1) / q.TW : q.TH;  /* <= TH: T > 256 means TH > 256/TW */
     return q;
 }
 
@@ -215,11 +214,11 @@ int conv_winograd_items(const conv_args *a, const float *U, int64_t i0, int64_t 
     float *buf = conv_alloc(nv + nm + nx + nw + ny);
     if (!buf) return -1;
     float *V = buf, *M = V + nv, *xe = M + nm, *ws = xe + nx, *yb = ws + nw;
-    for (int64_t it = i0; it < i1; it += q.nb)
+    for (int64_t it = i0; it < i1; it += q.nb) {
+        int64_t nb = i1 - it < q.nb ? i1 - it : q.nb, g = it % a->G;
         for (int64_t ty0 = 0; ty0 < q.TH; ty0 += q.bt) {
             wino_geom qb = band(&q, ty0);
-            int64_t nb = i1 - it < q.nb ? i1 - it : q.nb, n = nb * qb.T, g = it % a->G;
-            int64_t vs = plane_stride(Cg, n), ms = plane_stride(OCg, n);  /* V (16, Cg, n), M (16, OCg, n) */
+            int64_t n = nb * qb.T, vs = plane_stride(Cg, n), ms = plane_stride(OCg, n);  /* V (16, Cg, n), M (16, OCg, n) */
             for (int64_t k = 0; k < nb; k++) {
                 int64_t b = (it + k) / a->G;
                 const float *x = a->inp + (b * a->C + g * Cg) * a->H * a->W;
@@ -235,6 +234,7 @@ int conv_winograd_items(const conv_args *a, const float *U, int64_t i0, int64_t 
                 GB_CALL(scatter_tiles, (o, yb + k * qb.T, OCg * n, n, a->bias ? a->bias + g * OCg : NULL, a, &qb));
             }
         }
+    }
     free(buf);
     return 0;
 }
