@@ -203,6 +203,16 @@ GB_MULTIVERSION(scatter_tiles, (float *out, const float *Y, int64_t L, int64_t l
                                 const conv_args *a, const wino_geom *q),
                 scatter_tiles_body(out, Y, L, ldy, bias, a, q))
 
+/* V (16, Cg, n) <- the transformed input tiles of band qb of the nb items it.. (one group g), side by side */
+static void transform_inputs(float *V, int64_t n, int64_t vs, const conv_args *a, int64_t it, int64_t nb, int64_t g,
+                             const wino_geom *qb, float *xe) {
+    int64_t Cg = a->C / a->G;
+    for (int64_t k = 0; k < nb; k++) {
+        int64_t b = (it + k) / a->G;
+        GB_CALL(input_transform, (V + k * qb->T, n, vs, a->inp + (b * a->C + g * Cg) * a->H * a->W, a, qb, xe));
+    }
+}
+
 /* out[it] for the (image, group) items [i0, i1) of a->inp (a->out, a->bias; U from conv_winograd_weights),
  * a few images a GEMM batch. Returns -1 if scratch memory could not be allocated. */
 int conv_winograd_items(const conv_args *a, const float *U, int64_t i0, int64_t i1) {
@@ -219,11 +229,7 @@ int conv_winograd_items(const conv_args *a, const float *U, int64_t i0, int64_t 
         for (int64_t ty0 = 0; ty0 < q.TH; ty0 += q.bt) {
             wino_geom qb = band(&q, ty0);
             int64_t n = nb * qb.T, vs = plane_stride(Cg, n), ms = plane_stride(OCg, n);  /* V (16, Cg, n), M (16, OCg, n) */
-            for (int64_t k = 0; k < nb; k++) {
-                int64_t b = (it + k) / a->G;
-                const float *x = a->inp + (b * a->C + g * Cg) * a->H * a->W;
-                GB_CALL(input_transform, (V + k * qb.T, n, vs, x, a, &qb, xe));
-            }
+            transform_inputs(V, n, vs, a, it, nb, g, &qb, xe);
             for (int xi = 0; xi < 16; xi++)
                 gb_gemm_small(M + xi * ms, n, U + (g * 16 + xi) * plane_stride(OCg, Cg), Cg, 1, V + xi * vs, n, NR,
                               OCg, n, Cg, 0, GB_TRI_NONE, 0, ws);
@@ -331,9 +337,9 @@ int conv_winograd_dweight(float *dw, const conv_args *a, int64_t i0, int64_t i1)
         for (int64_t ty0 = 0; ty0 < q.TH; ty0 += q.bt) {
             wino_geom qb = band(&q, ty0);
             int64_t n = nb * qb.T, vs = plane_stride(Cg, n), ms = plane_stride(n, OCg);  /* V (16, Cg, n), Mt (16, n, OCg) */
+            transform_inputs(V, n, vs, a, it, nb, g, &qb, xe);
             for (int64_t k = 0; k < nb; k++) {
                 int64_t b = (it + k) / a->G;
-                GB_CALL(input_transform, (V + k * qb.T, n, vs, a->inp + (b * a->C + g * Cg) * a->H * a->W, a, &qb, xe));
                 transpose_dy(dyT, a->dout + (b * a->OC + g * OCg) * a->OH * a->OW, a, &qb);
                 GB_CALL(dy_transform, (Mt + k * qb.T * OCg, ms, dyT, a, &qb));
             }
