@@ -162,11 +162,19 @@ GB_TARGET_AVX2 static inline GB_INLINE void store_acc_avx2(__m256 acc[MR][2], fl
 #endif
 
 #if GB_X86
-/* acc[i] += bias[0:nr] (zero beyond nr) for every row of the 6x16 accumulators */
+/* acc[i] += bias[0:nr] (zero beyond nr) for every row of the 6x16 accumulators. A full tile loads the bias
+ * straight from memory: copying it through a zeroed buffer on every tile cost 4% of a (768,128)->512 linear. */
 GB_TARGET_AVX2 static inline GB_INLINE void add_bias_avx2(__m256 acc[MR][2], const float *bias, int64_t nr) {
-    float bb[NR] = {0};
-    for (int64_t j = 0; j < nr; j++) bb[j] = bias[j];
-    __m256 bv0 = _mm256_loadu_ps(bb), bv1 = _mm256_loadu_ps(bb + 8);
+    __m256 bv0, bv1;
+    if (nr == NR) {
+        bv0 = _mm256_loadu_ps(bias);
+        bv1 = _mm256_loadu_ps(bias + 8);
+    } else {
+        float bb[NR] = {0};
+        for (int64_t j = 0; j < nr; j++) bb[j] = bias[j];
+        bv0 = _mm256_loadu_ps(bb);
+        bv1 = _mm256_loadu_ps(bb + 8);
+    }
     for (int i = 0; i < MR; i++) {
         acc[i][0] = _mm256_add_ps(acc[i][0], bv0);
         acc[i][1] = _mm256_add_ps(acc[i][1], bv1);

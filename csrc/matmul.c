@@ -8,6 +8,7 @@
 #include "matmul.h"
 #include "internal/gb_gemm.h"
 #include "internal/gb_pool.h"
+#include "internal/gb_vec.h"
 
 /* ---- driver ------------------------------------------------------------------------------ */
 
@@ -288,19 +289,50 @@ int linear_forward(float *out, const float *inp, const float *weight, const floa
     return sgemm(out, inp, weight, bias, 0, 1, N, OC, C, 1, 0, 0, 0);  /* NT sgemm with the bias epilogue */
 }
 
+/* dbias[c0:c1] = column sums of dout (N, OC), each column summed row by row from row 0 (the bits do
+ * not depend on the blocking or the thread count). A section of up to DBIAS_SECTION columns is summed in a
+ * private buffer, 64 columns at a time in eight 8-wide registers over DBIAS_ROWS rows, then written to
+ * dbias once: the threads had added into dbias row by row, and the cache line holding their split point
+ * went back and forth between them at every row (two threads 57 us at (768, 512) against one's 38). */
+#define DBIAS_SECTION 1024
+#define DBIAS_ROWS 32
+static inline GB_INLINE void dbias_columns(float *dbias, const float *dout, int64_t N, int64_t OC,
+                                           int64_t c0, int64_t c1) {
+    float acc[DBIAS_SECTION];
+    for (int64_t s0 = c0; s0 < c1; s0 += DBIAS_SECTION) {
+        int64_t w = c1 - s0 < DBIAS_SECTION ? c1 - s0 : DBIAS_SECTION, wv = w / 64 * 64;
+        memset(acc, 0, (size_t)w * sizeof(float));
+        for (int64_t r0 = 0; r0 < N; r0 += DBIAS_ROWS) {
+            int64_t r1 = r0 + DBIAS_ROWS < N ? r0 + DBIAS_ROWS : N;
+            for (int64_t o = 0; o < wv; o += 64) {
+                gb_v8 v[8];
+                memcpy(v, acc + o, sizeof v);
+                for (int64_t r = r0; r < r1; r++) {
+                    const float *g = dout + r * OC + s0 + o;
+                    for (int k = 0; k < 8; k++) v[k] += ld8(g + 8 * k);
+                }
+                memcpy(acc + o, v, sizeof v);
+            }
+            for (int64_t r = r0; r < r1; r++) {
+                const float *g = dout + r * OC + s0;
+                for (int64_t o = wv; o < w; o++) acc[o] += g[o];
+            }
+        }
+        memcpy(dbias + s0, acc, (size_t)w * sizeof(float));
+    }
+}
+GB_MULTIVERSION(dbias_f, (float *dbias, const float *dout, int64_t N, int64_t OC, int64_t c0, int64_t c1),
+                dbias_columns(dbias, dout, N, OC, c0, c1))
+
 typedef struct { float *dbias; const float *dout; int64_t N, OC; } dbias_args;
 
-/* dbias (OC,) = column sums of dout (N,OC); columns split over threads, rows streamed */
+/* dbias (OC,) = column sums of dout (N,OC); columns split over threads in whole 16-float lines */
 static void dbias_task(void *ctx, int t, int nt) {
     dbias_args *d = ctx;
-    int64_t c0, c1;
-    gb_split(d->OC, t, nt, &c0, &c1);
-    for (int64_t o = c0; o < c1; o++) d->dbias[o] = 0.0f;
-    for (int64_t r = 0; r < d->N; r++) {
-        const float *g = d->dout + r * d->OC;
-        #pragma omp simd
-        for (int64_t o = c0; o < c1; o++) d->dbias[o] += g[o];
-    }
+    int64_t l0, l1, lines = (d->OC + 15) / 16;
+    gb_split(lines, t, nt, &l0, &l1);
+    int64_t c0 = l0 * 16, c1 = l1 * 16 < d->OC ? l1 * 16 : d->OC;
+    if (c0 < c1) GB_CALL(dbias_f, (d->dbias, d->dout, d->N, d->OC, c0, c1));
 }
 
 int linear_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include "internal/gb_common.h"
 #include "internal/gb_pool.h"
+#include "internal/gb_vec.h"
 #include "norm.h"
 
 /* Two threads only from this many elements up (the shared GB_PAR_MIN_ELEMS is 32768). A norm pass
@@ -45,15 +46,9 @@ static void stream_fence(void) {
 #endif
 }
 
-/* Row reductions with four 8-wide partial sums (GCC vector types, so every tier compiles them): with
+/* Row reductions with four 8-wide partial sums (gb_v8, internal/gb_vec.h, so every tier compiles them): with
  * one accumulator (omp simd reduction) a row's sum was a chain of C/8 dependent adds, and the norms
  * ran at ~1 cycle per element at C = 384, latency-bound. */
-/* ld8/hsum8 are always inlined, so no 32-byte vector crosses a call in the base tier either */
-#pragma GCC diagnostic ignored "-Wpsabi"
-typedef float gb_v8 __attribute__((vector_size(32)));
-static inline GB_INLINE gb_v8 ld8(const float *p) { gb_v8 v; memcpy(&v, p, sizeof v); return v; }
-static inline GB_INLINE float hsum8(gb_v8 v) { return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7])); }
-
 /* sum(x[0:C]) */
 static inline GB_INLINE float row_sum(const float *x, int64_t C) {
     gb_v8 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};

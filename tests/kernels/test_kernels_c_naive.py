@@ -187,6 +187,34 @@ def test_parallel_regions_match_the_reference(two_threads):
     close(cb.rotary_qkv_backward(qkv, cos, sin, 6), ref.rotary_qkv_backward(qkv, cos, sin, 6), "rotary_qkv_backward")
 
 
+@pytest.mark.parametrize("isa", ["best"] + c_lower_isas())
+@pytest.mark.parametrize("N,OC", [(769, 65), (1000, 520), (37, 2100), (5, 3001), (2113, 48)])
+def test_linear_dbias_is_the_row_by_row_column_sum_on_one_and_two_threads(N, OC, isa):
+    """linear_backward's dbias (csrc/matmul.c dbias_columns) sums each column row by row from row 0
+    whatever the blocking (64-column registers over 32-row chunks, 1024-column sections, the thread split in
+    16-float lines), so its bits are those of the plain float32 loop on every tier and thread count. The
+    shapes cover column tails (65, 3001), sections past 1024 columns, row counts that are not a multiple
+    of 32, and the two-thread split (N * OC above the parallel threshold)."""
+    from goldbull_np import kernels
+    from goldbull_np.kernels import c_backend as cb
+    if isa != "best":
+        assert cb.set_isa(isa) == isa
+    rng = np.random.default_rng(N + OC)
+    dy = rng.standard_normal((N, OC), np.float32)
+    x, w = rng.standard_normal((N, 3), np.float32), rng.standard_normal((OC, 3), np.float32)
+    want = np.zeros(OC, np.float32)
+    for row in dy:
+        want += row
+    before = cb.load().gb_omp_max_threads()
+    try:
+        for nt in (1, 2):
+            kernels.set_num_threads(nt)
+            _, _, db = cb.linear_backward(dy, x, w, need_dx=False, need_dweight=False, need_dbias=True)
+            np.testing.assert_array_equal(db, want, err_msg=f"{nt} thread(s)")
+    finally:
+        kernels.set_num_threads(before)
+
+
 @pytest.mark.parametrize("B,H,Hkv,T", [(3, 3, 3, 70), (7, 2, 1, 64), (1, 5, 5, 130)])
 def test_attention_items_spread_over_threads_give_the_one_thread_bits(B, H, Hkv, T):
     """Attention items are claimed dynamically but dealt apart (csrc/attention.c next_item_spread); with item
