@@ -268,7 +268,7 @@ GB_TARGET_AVX512 static void ukernel_wide_avx512(int64_t kc, const float *a, int
                 *a5 = a + (mr > 5 ? 5 : mr - 1) * ars;
     const float *b0p = b, *b1p = b + bps;
     /* a narrow second panel is read with a mask: an in-place B may end right after its nr columns */
-    __mmask16 mb1 = nr >= 32 ? (__mmask16)0xFFFF : (__mmask16)((1u << (nr - 16)) - 1);
+    __mmask16 mb1 = nr >= 32 ? (__mmask16)0xFFFF : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : 0;  /* as the epilogue's m1 */
     /* fetch the C tile's lines while the FMAs run: a C larger than L2 otherwise stalls the epilogue */
     for (int64_t i = 0; i < mr; i++) {
         _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
@@ -319,7 +319,7 @@ GB_TARGET_AVX512 static void ukernel_tall_avx512(int64_t kc, const float *a_lo, 
     const char *A0 = (const char *)a_lo, *A3 = (const char *)(a_lo + 3 * ars), *A6 = (const char *)a_hi,
                *A9 = (const char *)(a_hi + 3 * ars), *bq = (const char *)b;
     const int64_t rs = ars * (int64_t)sizeof(float), bs = bps * (int64_t)sizeof(float);
-    __mmask16 mb1 = nr >= 32 ? (__mmask16)0xFFFF : (__mmask16)((1u << (nr - 16)) - 1);
+    __mmask16 mb1 = nr >= 32 ? (__mmask16)0xFFFF : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : 0;  /* as the epilogue's m1 */
     for (int64_t i = 0; i < 2 * MR; i++) _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00,
            c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00,

@@ -188,13 +188,14 @@ def test_parallel_regions_match_the_reference(two_threads):
 
 
 @pytest.mark.parametrize("isa", ["best"] + c_lower_isas())
-@pytest.mark.parametrize("N,OC", [(769, 65), (1000, 520), (37, 2100), (5, 3001), (2113, 48)])
+@pytest.mark.parametrize("N,OC", [(769, 65), (1000, 520), (200, 2100), (37, 2100), (5, 3001), (2113, 48)])
 def test_linear_dbias_is_the_row_by_row_column_sum_on_one_and_two_threads(N, OC, isa):
     """linear_backward's dbias (csrc/matmul.c dbias_columns) sums each column row by row from row 0
     whatever the blocking (64-column registers over 32-row chunks, 1024-column sections, the thread split in
     16-float lines), so its bits are those of the plain float32 loop on every tier and thread count. The
     shapes cover column tails (65, 3001), sections past 1024 columns, row counts that are not a multiple
-    of 32, and the two-thread split (N * OC above the parallel threshold)."""
+    of 32, and the two-thread split (N * OC above the parallel threshold: (1000, 520), and (200, 2100), whose
+    1056 columns a thread take a second section)."""
     from goldbull_np import kernels
     from goldbull_np.kernels import c_backend as cb
     if isa != "best":
