@@ -17,6 +17,7 @@ typedef struct {
     float *c;
     const float *a, *b, *bias;
     int trans_a, trans_b, split_m;
+    int accumulate;  /* C += the product (C's values are read by the first k-block's epilogue) */
     int64_t M, N, K;
     float *Bp;  /* sgemm_one: the team's shared packed B block */
     int64_t next_row;  /* the private-B product's next unclaimed row (one block) */
@@ -45,8 +46,8 @@ static int pack_rows_of_a(int64_t nc, int64_t K) { return nc >= 768 || (nc >= 38
 static void gemm_block(gemm_args *g, float *Ap, const float *Bp, int64_t m0, int64_t m1,
                        int64_t jc, int64_t nc, int64_t jp0, int64_t jp1, int64_t pc, int64_t kc) {
     int64_t lda = g->trans_a ? g->M : g->K, N = g->N;
-    int first = pc == 0;
-    const float *bias_k = first ? g->bias : NULL;  /* the bias epilogue on the first k-block */
+    int first = pc == 0 && !g->accumulate;  /* the first k-block stores, the others (and accumulate) add */
+    const float *bias_k = pc == 0 ? g->bias : NULL;  /* the bias epilogue on the first k-block */
     gb_ukernel_wide_fn ukw = gb_ukernel_wide();  /* AVX-512: two B panels (6x32) per call */
     gb_ukernel_direct_fn ukd = gb_ukernel_direct();
     gb_ukernel_tall_fn ukt = gb_ukernel_tall();  /* AVX-512: two full MR panels (12x32) per call */
@@ -184,12 +185,12 @@ static void sgemm_shared_b_task(void *ctx, int t, int nt) {
 }
 
 static int sgemm_one(float *c, const float *a, const float *b, const float *bias, int trans_a,
-                     int trans_b, int64_t M, int64_t N, int64_t K, int nt) {
+                     int trans_b, int accumulate, int64_t M, int64_t N, int64_t K, int nt) {
     /* Split threads over M when there are enough MR-row panels, else over N (NR-column panels). Also over N
      * when N >= 4M (a weight gradient's fc-down or lm shapes: 128x512 or 128x1536): the M split packs all of
      * op(B) in every thread, the N split only each thread's columns (0.80-0.91x the time at M = 64-128). */
     int split_m = ((M + MR - 1) / MR >= 2 * nt && N < 4 * M) || N <= NR * nt;
-    gemm_args g = {c, a, b, bias, trans_a, trans_b, split_m, M, N, K, NULL, 0, 0, {0}, 0};
+    gemm_args g = {c, a, b, bias, trans_a, trans_b, split_m, accumulate, M, N, K, NULL, 0, 0, {0}, 0};
     /* Small op(B) (at most one KCxNC block's worth) with the M split: each thread packs all of it
      * itself, so the team never meets at a barrier: for a transformer's small linears a barrier
      * cost more than packing B twice (benchmarks/results/kernel_choices.md). */
@@ -204,14 +205,20 @@ static int sgemm_one(float *c, const float *a, const float *b, const float *bias
     return g.err ? -1 : 0;
 }
 
+/* C (M,N) (= or +=) op(A) op(B) [+ bias]: one product, the linear layer's entry (accumulate: a weight gradient
+ * added into the parameter's .grad in the epilogue instead of a separate pass). K = 0 leaves C as it was. */
+static int sgemm_acc(float *c, const float *a, const float *b, const float *bias, int trans_a, int trans_b,
+                     int accumulate, int64_t M, int64_t N, int64_t K) {
+    /* Small products are not worth waking the thread team (gb_common.h). */
+    int nt = (M * N * K >= GB_PAR_MIN_MACS) ? gb_threads() : 1;
+    return sgemm_one(c, a, b, bias, trans_a, trans_b, accumulate, M, N, K, nt);
+}
+
 int sgemm(float *c, const float *a, const float *b, const float *bias, int trans_a, int trans_b,
           int64_t M, int64_t N, int64_t K, int64_t batch, int64_t stride_a, int64_t stride_b,
           int64_t stride_c) {
-    /* Small products are not worth waking the thread team (gb_common.h). */
-    int nt = (M * N * K >= GB_PAR_MIN_MACS) ? gb_threads() : 1;
     for (int64_t i = 0; i < batch; i++) {
-        int rc = sgemm_one(c + i * stride_c, a + i * stride_a, b + i * stride_b, bias, trans_a, trans_b,
-                           M, N, K, nt);
+        int rc = sgemm_acc(c + i * stride_c, a + i * stride_a, b + i * stride_b, bias, trans_a, trans_b, 0, M, N, K);
         if (rc) return rc;
     }
     return 0;
@@ -297,7 +304,7 @@ int linear_forward(float *out, const float *inp, const float *weight, const floa
 #define DBIAS_SECTION 1024
 #define DBIAS_ROWS 32
 static inline GB_INLINE void dbias_columns(float *dbias, const float *dout, int64_t N, int64_t OC,
-                                           int64_t c0, int64_t c1) {
+                                           int64_t c0, int64_t c1, int accumulate) {
     float acc[DBIAS_SECTION];
     for (int64_t s0 = c0; s0 < c1; s0 += DBIAS_SECTION) {
         int64_t w = c1 - s0 < DBIAS_SECTION ? c1 - s0 : DBIAS_SECTION, wv = w / 64 * 64;
@@ -318,13 +325,14 @@ static inline GB_INLINE void dbias_columns(float *dbias, const float *dout, int6
                 for (int64_t o = wv; o < w; o++) acc[o] += g[o];
             }
         }
-        memcpy(dbias + s0, acc, (size_t)w * sizeof(float));
+        if (accumulate) for (int64_t o = 0; o < w; o++) dbias[s0 + o] += acc[o];
+        else memcpy(dbias + s0, acc, (size_t)w * sizeof(float));
     }
 }
-GB_MULTIVERSION(dbias_f, (float *dbias, const float *dout, int64_t N, int64_t OC, int64_t c0, int64_t c1),
-                dbias_columns(dbias, dout, N, OC, c0, c1))
+GB_MULTIVERSION(dbias_f, (float *dbias, const float *dout, int64_t N, int64_t OC, int64_t c0, int64_t c1,
+                          int accumulate), dbias_columns(dbias, dout, N, OC, c0, c1, accumulate))
 
-typedef struct { float *dbias; const float *dout; int64_t N, OC; } dbias_args;
+typedef struct { float *dbias; const float *dout; int64_t N, OC; int accumulate; } dbias_args;
 
 /* dbias (OC,) = column sums of dout (N,OC); columns split over threads in whole 16-float lines */
 static void dbias_task(void *ctx, int t, int nt) {
@@ -332,17 +340,17 @@ static void dbias_task(void *ctx, int t, int nt) {
     int64_t l0, l1, lines = (d->OC + 15) / 16;
     gb_split(lines, t, nt, &l0, &l1);
     int64_t c0 = l0 * 16, c1 = l1 * 16 < d->OC ? l1 * 16 : d->OC;
-    if (c0 < c1) GB_CALL(dbias_f, (d->dbias, d->dout, d->N, d->OC, c0, c1));
+    if (c0 < c1) GB_CALL(dbias_f, (d->dbias, d->dout, d->N, d->OC, c0, c1, d->accumulate));
 }
 
 int linear_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
-                    const float *weight, int64_t N, int64_t C, int64_t OC) {
+                    const float *weight, int64_t N, int64_t C, int64_t OC, int accumulate) {
     int rc = 0;
-    if (dinp) rc = sgemm(dinp, dout, weight, NULL, 0, 0, N, C, OC, 1, 0, 0, 0);     /* (N,OC)@(OC,C) */
-    if (!rc && dweight) rc = sgemm(dweight, dout, inp, NULL, 1, 0, OC, C, N, 1, 0, 0, 0); /* (OC,N)@(N,C) */
+    if (dinp) rc = sgemm_acc(dinp, dout, weight, NULL, 0, 0, 0, N, C, OC);                /* (N,OC)@(OC,C) */
+    if (!rc && dweight) rc = sgemm_acc(dweight, dout, inp, NULL, 1, 0, accumulate, OC, C, N);  /* (OC,N)@(N,C) */
     if (!rc && dbias) {
         /* one add per element, so 4x the elementwise threshold */
-        dbias_args d = {dbias, dout, N, OC};
+        dbias_args d = {dbias, dout, N, OC, accumulate};
         gb_parallel(dbias_task, &d, N * OC >= 4 * GB_PAR_MIN_ELEMS ? gb_threads() : 1);
     }
     return rc;

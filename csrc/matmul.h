@@ -13,6 +13,8 @@ void sgemm_naive(float *c, const float *a, const float *b, const float *bias, in
 /* Legend: N = rows (B*T), C = in channels, OC = out channels. Pointers that are NULL are skipped. */
 int linear_forward(float *out, const float *inp, const float *weight, const float *bias,
                    int64_t N, int64_t C, int64_t OC);
+/* accumulate: dweight and dbias += their gradients (a parameter's .grad, added in the GEMM's epilogue and the
+ * column sums' store) instead of =; dinp is always overwritten. */
 int linear_backward(float *dinp, float *dweight, float *dbias,
                     const float *dout, const float *inp, const float *weight,
-                    int64_t N, int64_t C, int64_t OC);
+                    int64_t N, int64_t C, int64_t OC, int accumulate);

@@ -28,6 +28,47 @@ def _sinks():
     return sinks
 
 
+def _lends():
+    """The per-pass tables of leaf-gradient arrays handed to a backward (``leaf_grad_buffer``): one per
+    running pass on this thread, None for a pass that hands out none."""
+    lends = getattr(_local, "lends", None)
+    if lends is None:
+        lends = _local.lends = []
+    return lends
+
+
+def leaf_grad_buffer(node, dtype):
+    """Where a backward may put the gradient of a leaf parent: ``(array, accumulate)``, or None.
+
+    Only a plain ``Tensor.backward()`` pass hands these out (not ``autograd.grad``, not a checkpoint's
+    nested pass), to one backward per leaf and pass, for a leaf without hooks whose gradient is ``dtype``:
+      - ``.grad`` is None and an optimizer lent ``_grad_into`` (``zero_grad(set_to_none=True)``): write
+        the gradient there (accumulate False); it becomes ``.grad`` without a copy;
+      - ``.grad`` is the leaf's own array (``zero_grad(set_to_none=False)``, or an earlier backward): add
+        the gradient into it (accumulate True), which the pass would have done at its end.
+    Either way the backward returns that array as the input's gradient, and the pass adds it nowhere
+    else. A kernel that writes its output in place (a GEMM's epilogue) so saves a pass over the gradient.
+    """
+    lends = getattr(_local, "lends", None)
+    if not lends:
+        return None
+    given = lends[-1]
+    if given is None or node is None or not isinstance(node, Tensor) or node._hooks or id(node) in given:
+        return None
+    data, grad = node.data, node.grad
+    if grad is None:
+        buf, accumulate = getattr(node, "_grad_into", None), False
+        if buf is None:
+            return None
+    else:
+        buf, accumulate = grad, True
+    if (buf.__class__ is not np.ndarray or buf.shape != data.shape or buf.dtype != data.dtype or buf.dtype != dtype
+            or not (buf.flags.c_contiguous and buf.flags.writeable)):
+        return None
+    given[id(node)] = (buf, accumulate)
+    return buf, accumulate
+
+
 def run_backward(roots, root_grads, retain_graph=False, capture=None, nested=False):
     """Propagate gradients from ``roots`` to every leaf (or to ``capture`` for autograd.grad).
 
@@ -48,13 +89,17 @@ def run_backward(roots, root_grads, retain_graph=False, capture=None, nested=Fal
     sinks = _sinks()
     outer = sinks[-1] if nested and sinks else None
     sinks.append(leaf_grads)  # nested passes started by a node's backward deliver here
+    given = {} if capture is None and not nested else None  # id(leaf) -> (array, accumulate) handed out
+    lends = _lends()
+    lends.append(given)
     # root gradients (id -> array, held so that no other array can take their ids while this pass runs):
     # a leaf never keeps one of them as its .grad without a copy
     borrowed = {}
     try:
-        captured = _propagate(roots, root_grads, retain_graph, capture, leaf_grads, borrowed)
+        captured = _propagate(roots, root_grads, retain_graph, capture, leaf_grads, borrowed, given)
     finally:
         sinks.pop()
+        lends.pop()
 
     capture_leaf = {id(t): i for i, t in enumerate(capture)} if capture else {}
     handed = set(borrowed)
@@ -77,9 +122,10 @@ def run_backward(roots, root_grads, retain_graph=False, capture=None, nested=Fal
     return captured
 
 
-def _propagate(roots, root_grads, retain_graph, capture, leaf_grads, borrowed):
-    """The walk: gradients of the Functions reachable from ``roots``; leaf gradients go to ``leaf_grads``;
-    the ids of the root gradients (maybe the caller's own arrays) go to ``borrowed``.
+def _propagate(roots, root_grads, retain_graph, capture, leaf_grads, borrowed, given):
+    """The walk: gradients of the Functions reachable from ``roots``; leaf gradients go to ``leaf_grads``
+    (except one a backward already added into ``.grad``: see ``leaf_grad_buffer``, whose hand-outs are
+    ``given``); the ids of the root gradients (maybe the caller's own arrays) go to ``borrowed``.
     Returns the list for captured tensors (filled here for captured non-leaves)."""
     grads = {}  # Function -> gradient of its output (summed over consumers)
     capture_fn = {t.grad_fn: i for i, t in enumerate(capture) if t.grad_fn is not None} if capture else {}
@@ -142,6 +188,10 @@ def _propagate(roots, root_grads, retain_graph, capture, leaf_grads, borrowed):
                 if ig.dtype != dtype:
                     ig = ig.astype(dtype)
                 if node.__class__ is Tensor or isinstance(node, Tensor):
+                    if given:
+                        lent = given.get(id(node))
+                        if lent is not None and lent[1] and ig is lent[0]:
+                            continue  # added into .grad by the backward itself
                     _add_leaf_grad(leaf_grads, node, ig)
                 else:
                     prev = grads.get(node)
@@ -218,7 +268,8 @@ def _accumulate_leaf(leaf, g, handed):
         if into is not None:
             leaf._grad_into = None
             if into.shape == g.shape and into.dtype == leaf.data.dtype:
-                np.copyto(into, g)
+                if into is not g:  # else a backward wrote it there (leaf_grad_buffer)
+                    np.copyto(into, g)
                 handed.add(id(into))
                 leaf.grad = into
                 return

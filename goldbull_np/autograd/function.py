@@ -12,6 +12,7 @@ by the nodes that saved it, the way PyTorch's autograd graph works.
 import numpy as np
 
 from . import grad_mode
+from .engine import leaf_grad_buffer
 from .tensor import Tensor
 
 _grad_enabled = grad_mode._enabled
@@ -53,6 +54,16 @@ class Function:
 
     def __repr__(self):
         return f"<{self.name}>"
+
+    def grad_buffer(self, i, dtype):
+        """Where ``backward`` may put the gradient of input ``i`` when that input is a leaf (a parameter):
+        ``(array, accumulate)``: write the gradient into ``array`` (``accumulate``: add it to the values
+        there) and return ``array`` itself as input i's gradient. None: return a gradient as usual.
+        ``dtype`` is the gradient's dtype the kernel would produce (nothing is handed out for another).
+        For kernels that can write in place (a GEMM's epilogue): it saves the copy or add of the gradient
+        into ``.grad`` (see ``engine.leaf_grad_buffer``). Ask only when the gradient will be computed."""
+        nodes = self.next_functions
+        return leaf_grad_buffer(nodes[i], dtype) if i < len(nodes) else None
 
     def release(self):
         """Drop saved arrays and the links to parents once backward has used them."""

@@ -172,15 +172,28 @@ def linear_forward(x, weight, bias=None, out=None):
     return out
 
 
-def linear_backward(dout, x, weight, need_dx=True, need_dweight=True, need_dbias=True):
-    """-> dx (N,C) = dout @ weight, dweight (OC,C) = dout.T @ x, dbias (OC,) (None where not needed)."""
+def linear_backward(dout, x, weight, need_dx=True, need_dweight=True, need_dbias=True, dweight_out=None,
+                    dbias_out=None, accumulate=False):
+    """-> dx (N,C) = dout @ weight, dweight (OC,C) = dout.T @ x, dbias (OC,) (None where not needed).
+
+    dweight_out / dbias_out: arrays to write those gradients into (a parameter's lent ``.grad`` buffer),
+    returned in place of fresh ones; ``accumulate=True`` adds them to the arrays' values instead
+    (``.grad += ...`` in the GEMM's epilogue, no separate pass). A needed gradient without an array is fresh
+    either way."""
     load()
     N, C, OC = _linear_shapes(x, weight)
     _arr("dout", dout, (N, OC))
+    inputs = (dout, x, weight)
     dx = np.empty((N, C), _F32) if need_dx else None
-    dw = np.empty((OC, C), _F32) if need_dweight else None
-    db = np.empty((OC,), _F32) if need_dbias else None
-    _ok(lib.linear_backward(_p(dx), _p(dw), _p(db), _p(dout), _p(x), _p(weight), N, C, OC), "linear_backward")
+    dw = db = None
+    if need_dweight:
+        dw = _out("dweight_out", dweight_out, (OC, C), inputs) if dweight_out is not None or not accumulate \
+            else np.zeros((OC, C), _F32)
+    if need_dbias:
+        db = _out("dbias_out", dbias_out, (OC,), inputs) if dbias_out is not None or not accumulate \
+            else np.zeros((OC,), _F32)
+    _ok(lib.linear_backward(_p(dx), _p(dw), _p(db), _p(dout), _p(x), _p(weight), N, C, OC, int(bool(accumulate))),
+        "linear_backward")
     return dx, dw, db
 
 

@@ -15,6 +15,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import reference as _ref
+from .reference import _into
 from ._checks import (IGNORE_INDEX, attention_bias_4d, check_attention, check_embedding_backward,
                       check_rotary_qkv, check_segments, check_shapes, check_targets)
 from .reference import KERNEL_NAMES
@@ -109,8 +110,11 @@ def _colsum(g, out):
             out[c] += g[r, c]
 
 
-def linear_backward(dout, x, weight, need_dx=True, need_dweight=True, need_dbias=True):
-    check_shapes(weight=(weight, (weight.shape[0], x.shape[1])), dout=(dout, (x.shape[0], weight.shape[0])))
+def linear_backward(dout, x, weight, need_dx=True, need_dweight=True, need_dbias=True, dweight_out=None,
+                    dbias_out=None, accumulate=False):
+    """As the reference's: dweight_out / dbias_out are written into (accumulate: added to) and returned."""
+    check_shapes(weight=(weight, (weight.shape[0], x.shape[1])), dout=(dout, (x.shape[0], weight.shape[0])),
+                 dweight_out=(dweight_out, weight.shape), dbias_out=(dbias_out, (weight.shape[0],)))
     dx = dw = db = None
     if need_dx:
         dx = np.empty(x.shape, x.dtype)
@@ -118,9 +122,11 @@ def linear_backward(dout, x, weight, need_dx=True, need_dweight=True, need_dbias
     if need_dweight:
         dw = np.empty(weight.shape, x.dtype)
         _gemm(dout, x, True, False, dw)
+        dw = _into(dweight_out, dw, accumulate)
     if need_dbias:
         db = np.empty(weight.shape[0], x.dtype)
         _colsum(dout, db)
+        db = _into(dbias_out, db, accumulate)
     return dx, dw, db
 
 

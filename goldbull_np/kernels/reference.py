@@ -53,12 +53,29 @@ def linear_forward(x, weight, bias=None, out=None):
     return out
 
 
-def linear_backward(dout, x, weight, need_dx=True, need_dweight=True, need_dbias=True):
-    """dout (N,OC) -> dx (N,C) = dout @ weight, dweight (OC,C) = dout.T @ x, dbias (OC,) = sum(dout)."""
+def linear_backward(dout, x, weight, need_dx=True, need_dweight=True, need_dbias=True, dweight_out=None,
+                    dbias_out=None, accumulate=False):
+    """dout (N,OC) -> dx (N,C) = dout @ weight, dweight (OC,C) = dout.T @ x, dbias (OC,) = sum(dout).
+
+    dweight_out / dbias_out: arrays the gradients are written into (``accumulate=True``: added to) and
+    returned in place of fresh ones."""
     dx = dout @ weight if need_dx else None
-    dweight = dout.T @ x if need_dweight else None
-    dbias = dout.sum(axis=0) if need_dbias else None
+    dweight = _into(dweight_out, dout.T @ x, accumulate) if need_dweight else None
+    dbias = _into(dbias_out, dout.sum(axis=0), accumulate) if need_dbias else None
     return dx, dweight, dbias
+
+
+def _into(out, value, accumulate):
+    """``value`` written into (or, accumulating, added to) ``out``; ``value`` itself when there is no ``out``."""
+    if out is None:
+        return value
+    if out.shape != value.shape:
+        raise ValueError(f"an output array has shape {out.shape}, the gradient {value.shape}")
+    if accumulate:
+        out += value
+    else:
+        out[...] = value
+    return out
 
 
 # ----------------------------------------------------------------------------------------------

@@ -48,6 +48,25 @@ def test_linear(backend, dtype, N, C, OC, has_bias, need, seed):
           "linear_backward", np.sqrt(max(N, OC)))
 
 
+@SETTINGS
+@given(N=st.sampled_from([1, 7, 64, 400, 800]), C=st.integers(1, 40), OC=st.integers(1, 40),  # 400, 800 > KC
+       accumulate=st.booleans(), bias_out=st.booleans(), seed=st.integers(0, 99))
+def test_linear_backward_into_parameter_grads(backend, dtype, N, C, OC, accumulate, bias_out, seed):
+    """dweight_out / dbias_out (a parameter's .grad): written, or added to in the GEMM epilogue (every k-block)."""
+    kb = backend_module(backend)
+    rng = np.random.default_rng(seed)
+    x, w, dout = rand(rng, (N, C), dtype), rand(rng, (OC, C), dtype), rand(rng, (N, OC), dtype)
+    gw0, gb0 = rand(rng, (OC, C), dtype), rand(rng, (OC,), dtype)
+    gw, gb = gw0.copy(), gb0.copy() if bias_out else None
+    dx, dw, db = kb.linear_backward(dout, x, w, dweight_out=gw, dbias_out=gb, accumulate=accumulate)
+    want_dx, want_dw, want_db = ref.linear_backward(dout, x, w)
+    assert dw is gw and (db is gb if bias_out else db is not gb0)
+    assert_close(dx, want_dx, dtype, "linear_backward dx", np.sqrt(OC))
+    assert_close(dw, gw0 + want_dw if accumulate else want_dw, dtype, "linear_backward dweight_out", np.sqrt(N))
+    want_bias = gb0 + want_db if accumulate and bias_out else want_db
+    assert_close(db, want_bias, dtype, "linear_backward dbias", np.sqrt(N))
+
+
 # ---- normalisation ---------------------------------------------------------------------------
 
 @SETTINGS

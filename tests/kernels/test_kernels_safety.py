@@ -52,6 +52,14 @@ CASES = {
     "linear_backward dout shape": lambda: cb.linear_backward(f32(3, 4), f32(3, 4), f32(5, 4)),
     "linear_backward x int": lambda: cb.linear_backward(f32(3, 5), np.ones((3, 4), np.int32), f32(5, 4)),
     "linear_backward zero OC": lambda: cb.linear_backward(f32(3, 0), f32(3, 4), f32(0, 4)),
+    "linear_backward dweight_out shape": lambda: cb.linear_backward(f32(3, 5), f32(3, 4), f32(5, 4),
+                                                                    dweight_out=f32(4, 5)),
+    "linear_backward dbias_out float64": lambda: cb.linear_backward(f32(3, 5), f32(3, 4), f32(5, 4),
+                                                                    dbias_out=np.ones(5)),
+    "linear_backward dweight_out read-only": lambda: cb.linear_backward(f32(3, 5), f32(3, 4), f32(5, 4),
+                                                                        dweight_out=ro(f32(5, 4))),
+    "linear_backward dweight_out aliases weight": (lambda w: lambda: cb.linear_backward(
+        f32(3, 5), f32(3, 4), w, dweight_out=w, accumulate=True))(f32(5, 4)),
     # norms
     "layer_norm_forward x 3-D": lambda: cb.layer_norm_forward(f32(2, 3, 4), None, None, 1e-5),
     "layer_norm_forward weight shape": lambda: cb.layer_norm_forward(f32(3, 4), f32(5), None, 1e-5),
@@ -237,6 +245,7 @@ CASES = {
     "linear weight C": lambda: nb.linear_forward(f32(3, 4), f32(5, 6)),
     "linear bias": lambda: nb.linear_forward(f32(3, 4), f32(5, 4), f32(4)),
     "linear_backward dout": lambda: nb.linear_backward(f32(3, 4), f32(3, 4), f32(5, 4)),
+    "linear_backward dweight_out": lambda: nb.linear_backward(f32(3, 5), f32(3, 4), f32(5, 4), dweight_out=f32(4, 5)),
     "layer_norm weight": lambda: nb.layer_norm_forward(f32(3, 4), f32(3), None, 1e-5),
     "layer_norm_backward rstd": lambda: nb.layer_norm_backward(f32(3, 4), f32(3, 4), None, f32(3), f32(2), True),
     "rms_norm_backward dout": lambda: nb.rms_norm_backward(f32(2, 4), f32(3, 4), None, f32(3)),

@@ -25,6 +25,22 @@ def _shaped(a, shape):
     return a if a.shape == shape else a.reshape(shape)
 
 
+def _param_grad_outs(fn, iw, ib, need_w, need_b, dtype):
+    """linear_backward's keyword arguments that put the weight and bias gradients (inputs iw, ib of ``fn``)
+    straight into the parameters' ``.grad`` where the engine hands those out (Function.grad_buffer): the
+    GEMM's epilogue writes or adds them, instead of a separate copy or add per parameter after the pass."""
+    if dtype != np.float32:  # the float32 kernels write float32 only
+        return {}
+    w = fn.grad_buffer(iw, dtype) if need_w else None
+    b = fn.grad_buffer(ib, dtype) if need_b else None
+    if w is not None and b is not None and w[1] != b[1]:
+        b = None  # one accumulate flag per call: the bias gradient comes back fresh, the engine adds it
+    if w is None and b is None:
+        return {}
+    return {"dweight_out": None if w is None else w[0], "dbias_out": None if b is None else b[0],
+            "accumulate": (w or b)[1]}
+
+
 class Linear(Function):
     """y = x @ weight.T + bias; x (..., C), weight (OC, C), bias (OC,) or None."""
 
@@ -40,8 +56,10 @@ class Linear(Function):
     def backward(self, g):
         nx, nw, nb = (self.needs_input_grad + (False,))[:3]
         g2 = _c(g).reshape(-1, g.shape[-1])  # (N, OC)
+        nb = nb and self.has_bias
         dx, dw, db = K.get("linear_backward", g.dtype)(
-            g2, self.x2, _c(self.weight), need_dx=nx, need_dweight=nw, need_dbias=nb and self.has_bias)
+            g2, self.x2, _c(self.weight), need_dx=nx, need_dweight=nw, need_dbias=nb,
+            **_param_grad_outs(self, 1, 2, nw, nb, g.dtype))
         dx = _shaped(dx, self.lead + (self.x2.shape[1],)) if dx is not None else None
         return (dx, dw, db) if self.has_bias else (dx, dw)
 
@@ -217,7 +235,8 @@ class GeluLinear(Function):
         elif nw:
             a = K.get("gelu_forward", dt)(h2, approximate=self.approximate)  # recomputed
         if nw or nb:
-            _, dw, db = lin_bwd(g2, a if nw else h2, w, need_dx=False, need_dweight=nw, need_dbias=nb)
+            _, dw, db = lin_bwd(g2, a if nw else h2, w, need_dx=False, need_dweight=nw, need_dbias=nb,
+                                **_param_grad_outs(self, 1, 2, nw, nb, dt))
         return (dh, dw, db) if self.has_bias else (dh, dw)
 
 
@@ -247,7 +266,8 @@ class LayerNormLinear(Function):
         xn, _, _ = K.get("layer_norm_forward", dt)(x2, self.ln_w, ln_b, self.eps)  # recomputed (N,C)
         g2 = _c(g).reshape(-1, g.shape[-1])  # (N, OC)
         dxn, dw, db = K.get("linear_backward", dt)(
-            g2, xn, _c(self.weight), need_dx=nx or nlw or nlb, need_dweight=nw, need_dbias=nb)
+            g2, xn, _c(self.weight), need_dx=nx or nlw or nlb, need_dweight=nw, need_dbias=nb,
+            **_param_grad_outs(self, 3, 4, nw, nb, dt))
         dx = dlw = dlb = None
         if nx or nlw or nlb:
             dx, dlw, dlb = K.get("layer_norm_backward", dt)(dxn, x2, self.ln_w, self.mean, self.rstd,
