@@ -203,7 +203,10 @@ class AdamW(Adam):
         self._flat_grad[...] = 0
         for i, (p, _, _, _) in enumerate(self._entries):
             p.grad = self._gviews[i]
-        super().zero_grad(set_to_none=False)
+        flat = self._flat_grad
+        for p in self._params():  # the others (not float32): zeroed in place (the views are zero already)
+            if p.grad is not None and p.grad.base is not flat:
+                p.grad[...] = 0
 
     def _lend_gradient_views(self):
         """Offer each float32 parameter (``p._grad_into``) its view of the flat gradient buffer: the

@@ -296,3 +296,16 @@ def test_matches_torch_when_available():
             topt.step()
         for p, t in zip(ps, tp):
             np.testing.assert_allclose(p.data, t.detach().numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_adamw_zero_grad_in_place_zeroes_every_gradient_once():
+    """set_to_none=False: float32 gradients become the zeroed flat buffer's views; a float64 parameter (outside
+    the buffer) keeps its own array, zeroed in place."""
+    p32, p64 = nn.Parameter(np.ones((2, 3), np.float32)), nn.Parameter(np.ones(4))
+    opt = gb.optim.AdamW([p32, p64], lr=0.1)
+    p32.grad, p64.grad = np.full((2, 3), 5, np.float32), np.full(4, 5.0)
+    own64 = p64.grad
+    opt.zero_grad(set_to_none=False)
+    assert p32.grad.base is opt.flat_gradient and p64.grad is own64
+    np.testing.assert_array_equal(p32.grad, np.zeros((2, 3), np.float32))
+    np.testing.assert_array_equal(p64.grad, np.zeros(4))
