@@ -16,6 +16,7 @@
 typedef struct {
     float *c;
     const float *a, *b, *bias;
+    const float *addend;  /* C = addend (M,N) + the product (a residual stream), or NULL */
     int trans_a, trans_b, split_m;
     int accumulate;  /* C += the product (C's values are read by the first k-block's epilogue) */
     int64_t M, N, K;
@@ -36,6 +37,15 @@ static void mark_error(gemm_args *g) { __atomic_store_n(&g->err, 1, __ATOMIC_REL
  * AVX-512 tier reads A in place always (packing was 0-9% slower on Intel). */
 static int pack_rows_of_a(int64_t nc, int64_t K) { return nc >= 768 || (nc >= 384 && K > KC); }
 
+/* C's finished (rows, nr) tile (row stride ldc) += the addend's, while the tile is in L1: the addend is read once,
+ * where a separate add read it and all of C again and wrote a third array. The bits of residual + (the product). */
+static inline GB_INLINE void add_tile_rows(float *c, const float *d, int64_t ldc, int64_t rows, int64_t nr) {
+    for (int64_t i = 0; i < rows; i++)
+        for (int64_t j = 0; j < nr; j++) c[i * ldc + j] = d[i * ldc + j] + c[i * ldc + j];
+}
+GB_MULTIVERSION(add_tile, (float *c, const float *d, int64_t ldc, int64_t rows, int64_t nr),
+                add_tile_rows(c, d, ldc, rows, nr))
+
 /* C[ic.., jc + panels jp0..jp1) for rows [m0, m1) of one packed (kc, nc) block of op(B).
  * A row-major A is read in place by the direct micro-kernel (six row streams, no packing pass: 5-10%
  * faster on a small transformer's linears, K = 128, and even at K = 384) unless pack_rows_of_a says
@@ -48,6 +58,7 @@ static void gemm_block(gemm_args *g, float *Ap, const float *Bp, int64_t m0, int
     int64_t lda = g->trans_a ? g->M : g->K, N = g->N;
     int first = pc == 0 && !g->accumulate;  /* the first k-block stores, the others (and accumulate) add */
     const float *bias_k = pc == 0 ? g->bias : NULL;  /* the bias epilogue on the first k-block */
+    const float *addend_k = pc + kc >= g->K ? g->addend : NULL;  /* added to each finished tile of the last k-block */
     gb_ukernel_wide_fn ukw = gb_ukernel_wide();  /* AVX-512: two B panels (6x32) per call */
     gb_ukernel_direct_fn ukd = gb_ukernel_direct();
     gb_ukernel_tall_fn ukt = gb_ukernel_tall();  /* AVX-512: two full MR panels (12x32) per call */
@@ -64,16 +75,21 @@ static void gemm_block(gemm_args *g, float *Ap, const float *Bp, int64_t m0, int
             const float *bias_j = bias_k ? bias_k + jc + jr : NULL;
             for (int64_t ir = 0; ir < mc; ir += MR) {
                 int64_t mr = mc - ir < MR ? mc - ir : MR;
+                int tall = wide && ukt && ir + 2 * MR <= mc;  /* two full MR panels: the 12x32 tile */
                 const float *a_ir = packa ? a_blk + ir * kc : a_blk + ir * lda;
                 float *c_ij = g->c + (ic + ir) * N + jc + jr;
-                if (wide && ukt && ir + 2 * MR <= mc) {  /* two full MR panels: the 12x32 tile */
+                const float *d_ij = addend_k ? addend_k + (ic + ir) * N + jc + jr : NULL;
+                for (int64_t i = 0; d_ij && i < (tall ? 2 * MR : mr); i++) {  /* in flight while the FMAs run */
+                    __builtin_prefetch(d_ij + i * N);
+                    __builtin_prefetch(d_ij + i * N + nr - 1);
+                }
+                if (tall)
                     ukt(kc, a_ir, packa ? a_ir + MR * kc : a_ir + MR * lda, ars, acs, Bp + jr * kc, NR * kc, c_ij,
                         N, nr, !first, bias_j);
-                    ir += MR;
-                    continue;
-                }
-                if (wide) ukw(kc, a_ir, ars, acs, Bp + jr * kc, NR, NR * kc, c_ij, N, mr, nr, !first, bias_j);
+                else if (wide) ukw(kc, a_ir, ars, acs, Bp + jr * kc, NR, NR * kc, c_ij, N, mr, nr, !first, bias_j);
                 else ukd(kc, a_ir, ars, acs, Bp + jr * kc, NR, c_ij, N, mr, nr, !first, bias_j);
+                if (d_ij) GB_CALL(add_tile, (c_ij, d_ij, N, tall ? 2 * MR : mr, nr));
+                ir += tall ? MR : 0;
             }
             jp += wide ? 2 : 1;
         }
@@ -184,13 +200,13 @@ static void sgemm_shared_b_task(void *ctx, int t, int nt) {
     }
 }
 
-static int sgemm_one(float *c, const float *a, const float *b, const float *bias, int trans_a,
+static int sgemm_one(float *c, const float *a, const float *b, const float *bias, const float *addend, int trans_a,
                      int trans_b, int accumulate, int64_t M, int64_t N, int64_t K, int nt) {
     /* Split threads over M when there are enough MR-row panels, else over N (NR-column panels). Also over N
      * when N >= 4M (a weight gradient's fc-down or lm shapes: 128x512 or 128x1536): the M split packs all of
      * op(B) in every thread, the N split only each thread's columns (0.80-0.91x the time at M = 64-128). */
     int split_m = ((M + MR - 1) / MR >= 2 * nt && N < 4 * M) || N <= NR * nt;
-    gemm_args g = {c, a, b, bias, trans_a, trans_b, split_m, accumulate, M, N, K, NULL, 0, 0, {0}, 0};
+    gemm_args g = {c, a, b, bias, addend, trans_a, trans_b, split_m, accumulate, M, N, K, NULL, 0, 0, {0}, 0};
     /* Small op(B) (at most one KCxNC block's worth) with the M split: each thread packs all of it
      * itself, so the team never meets at a barrier: for a transformer's small linears a barrier
      * cost more than packing B twice (benchmarks/results/kernel_choices.md). */
@@ -205,20 +221,22 @@ static int sgemm_one(float *c, const float *a, const float *b, const float *bias
     return g.err ? -1 : 0;
 }
 
-/* C (M,N) (= or +=) op(A) op(B) [+ bias]: one product, the linear layer's entry (accumulate: a weight gradient
- * added into the parameter's .grad in the epilogue instead of a separate pass). K = 0 leaves C as it was. */
-static int sgemm_acc(float *c, const float *a, const float *b, const float *bias, int trans_a, int trans_b,
-                     int accumulate, int64_t M, int64_t N, int64_t K) {
+/* C (M,N) (= or +=) op(A) op(B) [+ bias] [+ addend (M,N)]: one product, the linear layer's entry (accumulate: a
+ * weight gradient added into the parameter's .grad in the epilogue instead of a separate pass; addend: a residual
+ * stream added the same way, not with accumulate). K = 0 leaves C as it was. */
+static int sgemm_acc(float *c, const float *a, const float *b, const float *bias, const float *addend, int trans_a,
+                     int trans_b, int accumulate, int64_t M, int64_t N, int64_t K) {
     /* Small products are not worth waking the thread team (gb_common.h). */
     int nt = (M * N * K >= GB_PAR_MIN_MACS) ? gb_threads() : 1;
-    return sgemm_one(c, a, b, bias, trans_a, trans_b, accumulate, M, N, K, nt);
+    return sgemm_one(c, a, b, bias, addend, trans_a, trans_b, accumulate, M, N, K, nt);
 }
 
 int sgemm(float *c, const float *a, const float *b, const float *bias, int trans_a, int trans_b,
           int64_t M, int64_t N, int64_t K, int64_t batch, int64_t stride_a, int64_t stride_b,
           int64_t stride_c) {
     for (int64_t i = 0; i < batch; i++) {
-        int rc = sgemm_acc(c + i * stride_c, a + i * stride_a, b + i * stride_b, bias, trans_a, trans_b, 0, M, N, K);
+        int rc = sgemm_acc(c + i * stride_c, a + i * stride_a, b + i * stride_b, bias, NULL, trans_a, trans_b, 0,
+                           M, N, K);
         if (rc) return rc;
     }
     return 0;
@@ -285,15 +303,17 @@ static void gemv_task(void *ctx, int t, int nt) {
 
 #define GEMV_MAX_ROWS 4  /* below this many input rows the dot-per-output path beats packing for SGEMM */
 
-int linear_forward(float *out, const float *inp, const float *weight, const float *bias,
+int linear_forward(float *out, const float *inp, const float *weight, const float *bias, const float *residual,
                    int64_t N, int64_t C, int64_t OC) {
-    /* out (N,OC) = inp (N,C) @ weight (OC,C)^T + bias (OC,) */
+    /* out (N,OC) = [residual (N,OC) +] inp (N,C) @ weight (OC,C)^T + bias (OC,) */
     if (N < GEMV_MAX_ROWS) {
         gemv_args g = {out, inp, weight, bias, N, C, OC};
         gb_parallel(gemv_task, &g, N * C * OC >= GB_PAR_MIN_MACS && OC >= 16 ? gb_threads() : 1);
+        if (residual) for (int64_t i = 0; i < N * OC; i++) out[i] = residual[i] + out[i];
         return 0;
     }
-    return sgemm(out, inp, weight, bias, 0, 1, N, OC, C, 1, 0, 0, 0);  /* NT sgemm with the bias epilogue */
+    /* NT sgemm with the bias and residual epilogue */
+    return sgemm_acc(out, inp, weight, bias, residual, 0, 1, 0, N, OC, C);
 }
 
 /* dbias[c0:c1] = column sums of dout (N, OC), each column summed row by row from row 0 (the bits do
@@ -346,8 +366,8 @@ static void dbias_task(void *ctx, int t, int nt) {
 int linear_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                     const float *weight, int64_t N, int64_t C, int64_t OC, int accumulate) {
     int rc = 0;
-    if (dinp) rc = sgemm_acc(dinp, dout, weight, NULL, 0, 0, 0, N, C, OC);                /* (N,OC)@(OC,C) */
-    if (!rc && dweight) rc = sgemm_acc(dweight, dout, inp, NULL, 1, 0, accumulate, OC, C, N);  /* (OC,N)@(N,C) */
+    if (dinp) rc = sgemm_acc(dinp, dout, weight, NULL, NULL, 0, 0, 0, N, C, OC);             /* (N,OC)@(OC,C) */
+    if (!rc && dweight) rc = sgemm_acc(dweight, dout, inp, NULL, NULL, 1, 0, accumulate, OC, C, N);  /* (OC,N)@(N,C) */
     if (!rc && dbias) {
         /* one add per element, so 4x the elementwise threshold */
         dbias_args d = {dbias, dout, N, OC, accumulate};

@@ -11,7 +11,9 @@ int sgemm(float *c, const float *a, const float *b, const float *bias, int trans
 void sgemm_naive(float *c, const float *a, const float *b, const float *bias, int trans_a, int trans_b,
                  int64_t M, int64_t N, int64_t K);
 /* Legend: N = rows (B*T), C = in channels, OC = out channels. Pointers that are NULL are skipped. */
-int linear_forward(float *out, const float *inp, const float *weight, const float *bias,
+/* residual (N, OC) or NULL: out = residual + inp @ weight^T + bias (a transformer block's x + proj(y)), added in
+ * the GEMM's epilogue; it must not overlap out. */
+int linear_forward(float *out, const float *inp, const float *weight, const float *bias, const float *residual,
                    int64_t N, int64_t C, int64_t OC);
 /* accumulate: dweight and dbias += their gradients (a parameter's .grad, added in the GEMM's epilogue and the
  * column sums' store) instead of =; dinp is always overwritten. */

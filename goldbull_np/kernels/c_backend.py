@@ -162,13 +162,15 @@ def _linear_shapes(x, weight):
     return N, C, OC
 
 
-def linear_forward(x, weight, bias=None, out=None):
-    """x (N,C), weight (OC,C), bias (OC,)|None -> out (N,OC) = x @ weight.T + bias (fused epilogue)."""
+def linear_forward(x, weight, bias=None, out=None, residual=None):
+    """x (N,C), weight (OC,C), bias (OC,)|None -> out (N,OC) = x @ weight.T + bias (fused epilogue);
+    residual (N,OC): out = residual + x @ weight.T + bias, added in the same epilogue."""
     load()
     N, C, OC = _linear_shapes(x, weight)
     _opt("bias", bias, (OC,))
-    out = _out("out", out, (N, OC), (x, weight, bias))
-    _ok(lib.linear_forward(_p(out), _p(x), _p(weight), _p(bias), N, C, OC), "linear_forward")
+    _opt("residual", residual, (N, OC))
+    out = _out("out", out, (N, OC), (x, weight, bias, residual))
+    _ok(lib.linear_forward(_p(out), _p(x), _p(weight), _p(bias), _p(residual), N, C, OC), "linear_forward")
     return out
 
 

@@ -93,12 +93,14 @@ def matmul(a, b, trans_a=False, trans_b=False, out=None):
     return out
 
 
-def linear_forward(x, weight, bias=None, out=None):
+def linear_forward(x, weight, bias=None, out=None, residual=None):
     check_shapes(weight=(weight, (weight.shape[0], x.shape[1])), bias=(bias, (weight.shape[0],)),
-                 out=(out, (x.shape[0], weight.shape[0])))
+                 out=(out, (x.shape[0], weight.shape[0])), residual=(residual, (x.shape[0], weight.shape[0])))
     if out is None:
         out = np.empty((x.shape[0], weight.shape[0]), x.dtype)
     _mm_nt(x, weight, out, bias if bias is not None else np.zeros(1, x.dtype), bias is not None)
+    if residual is not None:
+        np.add(residual, out, out=out)
     return out
 
 

@@ -45,11 +45,15 @@ def matmul(a, b, trans_a=False, trans_b=False, out=None):
     return np.matmul(A, Bm, out=out)
 
 
-def linear_forward(x, weight, bias=None, out=None):
-    """x (N,C), weight (OC,C), bias (OC,) or None -> out (N,OC) = x @ weight.T + bias."""
+def linear_forward(x, weight, bias=None, out=None, residual=None):
+    """x (N,C), weight (OC,C), bias (OC,) or None -> out (N,OC) = x @ weight.T + bias [+ residual (N,OC)]."""
+    if residual is not None and residual.shape != (x.shape[0], weight.shape[0]):
+        raise ValueError(f"residual must have shape {(x.shape[0], weight.shape[0])}, got {residual.shape}")
     out = np.matmul(x, weight.T, out=out)
     if bias is not None:
         out += bias
+    if residual is not None:
+        np.add(residual, out, out=out)
     return out
 
 

@@ -21,17 +21,31 @@ def _dim(dim, ndim, op):
     return dim % max(ndim, 1)
 
 
-def linear(input, weight, bias=None):
-    """y = input @ weight.T + bias, with weight (out_features, in_features)."""
+def linear(input, weight, bias=None, *, residual=None):
+    """y = input @ weight.T + bias, with weight (out_features, in_features).
+
+    ``residual`` (goldbull): a tensor of the output's shape, (..., out_features), added to y as one op
+    (``residual + linear(input, weight, bias)``, the add in the GEMM's epilogue: a transformer block's
+    ``x + proj(y)`` without a separate pass). Its gradient is the output's."""
     if weight.ndim != 2 or input.shape[-1:] != weight.shape[1:]:
         raise ValueError(f"linear: input of shape {input.shape} does not match weight of shape {weight.shape} "
                          "(expected input[..., in_features] and weight[out_features, in_features])")
     if bias is not None and bias.shape != weight.shape[:1]:
         raise ValueError(f"linear: bias of shape {bias.shape} does not match weight of shape {weight.shape}")
-    _same_dtype("linear", input=input, weight=weight, bias=bias)
+    _same_dtype("linear", input=input, weight=weight, bias=bias, residual=residual)
+    if residual is not None:
+        _check_residual("linear", input, weight, residual)
+        return _fused.Linear.apply(input, weight, bias, residual)
     if bias is None:
         return _fused.Linear.apply(input, weight)
     return _fused.Linear.apply(input, weight, bias)
+
+
+def _check_residual(op, input, weight, residual):
+    out_shape = tuple(input.shape[:-1]) + (weight.shape[0],)
+    if tuple(residual.shape) != out_shape:
+        raise ValueError(f"{op}: residual of shape {tuple(residual.shape)} does not match the output's {out_shape} "
+                         "(it is added to the output as it is, without broadcasting)")
 
 
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
@@ -164,16 +178,21 @@ def gelu(input, approximate="none"):
     return _fused.Gelu.apply(input, approximate=approximate)
 
 
-def gelu_linear(input, weight, bias=None, approximate="none"):
+def gelu_linear(input, weight, bias=None, approximate="none", *, residual=None):
     """``linear(gelu(input, approximate), weight, bias)`` as one op that does not keep
     ``gelu(input)`` for backward (it is recomputed there): same values and gradients, one
-    activation less held between forward and backward."""
+    activation less held between forward and backward. ``residual``: as for :func:`linear`
+    (``residual + gelu_linear(...)``, the add in the GEMM's epilogue)."""
     if approximate not in ("none", "tanh"):
         raise ValueError(f"gelu_linear: approximate must be 'none' or 'tanh', got {approximate!r}")
     if weight.ndim != 2 or input.shape[-1:] != weight.shape[1:]:
         raise ValueError(f"gelu_linear: input of shape {input.shape} does not match weight of shape {weight.shape}")
     if bias is not None and bias.shape != weight.shape[:1]:
         raise ValueError(f"gelu_linear: bias of shape {bias.shape} does not match weight of shape {weight.shape}")
+    if residual is not None:
+        _same_dtype("gelu_linear", input=input, residual=residual)
+        _check_residual("gelu_linear", input, weight, residual)
+        return _fused.GeluLinear.apply(input, weight, bias, residual, approximate=approximate)
     if bias is None:
         return _fused.GeluLinear.apply(input, weight, approximate=approximate)
     return _fused.GeluLinear.apply(input, weight, bias, approximate=approximate)

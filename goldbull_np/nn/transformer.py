@@ -55,14 +55,16 @@ class MLP(Module):
             return self.down_proj(h)  # (B,T,C)
         return self.from_up(self.up_proj(x))
 
-    def from_up(self, h):
-        """The GELU MLP from up_proj's output h (B, T, hidden) to (B, T, C)."""
+    def from_up(self, h, residual=None):
+        """The GELU MLP from up_proj's output h (B, T, hidden) to (B, T, C); ``residual`` (B, T, C) or None:
+        ``residual + mlp`` (a block's stream), added in down_proj's GEMM epilogue where the op is fused."""
         if type(self.act) is GELU and type(self.down_proj) is Linear:
             # one fused op for gelu + down_proj: it keeps up_proj's output but not its GELU for
             # backward (recomputed there), so the MLP holds one (B,T,hidden) activation, not two
             d = self.down_proj
-            return F.gelu_linear(h, d.weight, d.bias, self.act.approximate)  # (B,T,C)
-        return self.down_proj(self.act(h))  # a wrapped (LoRA) down_proj or a replaced activation
+            return F.gelu_linear(h, d.weight, d.bias, self.act.approximate, residual=residual)  # (B,T,C)
+        m = self.down_proj(self.act(h))  # a wrapped (LoRA) down_proj or a replaced activation
+        return m if residual is None else residual + m
 
 
 class LayerKVCache:
@@ -161,8 +163,9 @@ class CausalSelfAttention(Module):
         """
         return self.from_qkv(self.qkv_proj(x), kv_cache)
 
-    def from_qkv(self, qkv, kv_cache=None):
-        """The attention from qkv_proj's output (B, T, (H + 2 Hkv) D) to (B, T, C); as ``forward``."""
+    def from_qkv(self, qkv, kv_cache=None, residual=None):
+        """The attention from qkv_proj's output (B, T, (H + 2 Hkv) D) to (B, T, C); as ``forward``.
+        ``residual`` (B, T, C) or None: ``residual + attention`` (a block's stream), added in o_proj's epilogue."""
         B, T, _ = qkv.shape
         H, Hkv, D = self.n_head, self.n_kv_head, self.head_dim
         start = 0 if kv_cache is None else kv_cache.pos
@@ -170,7 +173,7 @@ class CausalSelfAttention(Module):
             qkv = self.rotary.rotate_qkv(qkv, H, Hkv, start)  # (B,T,(H+2Hkv)D), q and k rotated
         if kv_cache is None:  # training / full-sequence: one fused op reads q, k, v inside qkv
             y = F.causal_self_attention_qkv(qkv, H, Hkv, self.scale)  # (B,T,C)
-            return self.o_proj(y)
+            return self.project_out(y, residual)
         qkv = qkv.reshape(B, T, H + 2 * Hkv, D).permute(0, 2, 1, 3)  # (B, H+2Hkv, T, D)
         q, k, v = qkv.split([H, Hkv, Hkv], dim=1)  # (B,H,T,D), (B,Hkv,T,D), (B,Hkv,T,D)
         kv_cache.append(k.data, v.data)
@@ -181,7 +184,16 @@ class CausalSelfAttention(Module):
         vc = Tensor._make(kv_cache.v, False, None)
         y = Attention.apply(q, kc, vc, scale=self.scale, causal_offset=start)  # (B,H,T,D)
         y = y.transpose(1, 2).reshape(B, T, H * D)  # (B,T,C)
-        return self.o_proj(y)
+        return self.project_out(y, residual)
+
+    def project_out(self, y, residual=None):
+        """``o_proj(y)`` (B, T, C), or ``residual + o_proj(y)`` as one op (the add in the GEMM's epilogue) when
+        o_proj is the plain Linear."""
+        if residual is None:
+            return self.o_proj(y)
+        if type(self.o_proj) is Linear:
+            return F.linear(y, self.o_proj.weight, self.o_proj.bias, residual=residual)
+        return residual + self.o_proj(y)  # a wrapped (LoRA) projection
 
     def extra_repr(self):
         return f"n_head={self.n_head}, n_kv_head={self.n_kv_head}, head_dim={self.head_dim}"
@@ -212,24 +224,26 @@ class TransformerBlock(Module):
 
     def forward(self, x, kv_cache=None):
         """x (B, T, C) -> (B, T, C); ``kv_cache`` is this layer's LayerKVCache or None."""
+        if self.dropout is None:  # each residual add in its projection's GEMM epilogue (same values)
+            x = self.attention(x, kv_cache, residual=x)  # (B,T,C)
+            return self.feed_forward(x, residual=x)
         a = self.attention(x, kv_cache)  # (B,T,C)
-        if self.dropout is not None:
-            a = self.dropout(a)
-        x = x + a
+        x = x + self.dropout(a)
         m = self.feed_forward(x)  # (B,T,C)
-        if self.dropout is not None:
-            m = self.dropout(m)
-        return x + m
+        return x + self.dropout(m)
 
-    def attention(self, x, kv_cache=None):
-        """``attn(attn_norm(x))`` (B, T, C), with the norm fused into qkv_proj where it can be."""
-        return self.attn.from_qkv(_norm_then_linear(self.attn_norm, self.attn.qkv_proj, x), kv_cache)
+    def attention(self, x, kv_cache=None, residual=None):
+        """``attn(attn_norm(x))`` (B, T, C), with the norm fused into qkv_proj where it can be;
+        ``residual`` (B, T, C) or None: ``residual + attn(...)``."""
+        return self.attn.from_qkv(_norm_then_linear(self.attn_norm, self.attn.qkv_proj, x), kv_cache, residual)
 
-    def feed_forward(self, x):
-        """``mlp(mlp_norm(x))`` (B, T, C), with the norm fused into up_proj where it can be."""
+    def feed_forward(self, x, residual=None):
+        """``mlp(mlp_norm(x))`` (B, T, C), with the norm fused into up_proj where it can be;
+        ``residual`` (B, T, C) or None: ``residual + mlp(...)``."""
         if self.mlp.kind != "gelu":
-            return self.mlp(self.mlp_norm(x))
-        return self.mlp.from_up(_norm_then_linear(self.mlp_norm, self.mlp.up_proj, x))
+            m = self.mlp(self.mlp_norm(x))
+            return m if residual is None else residual + m
+        return self.mlp.from_up(_norm_then_linear(self.mlp_norm, self.mlp.up_proj, x), residual)
 
 
 def _norm_then_linear(norm, proj, x):

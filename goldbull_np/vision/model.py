@@ -76,13 +76,13 @@ class ResNet(nn.Module):
 class SelfAttention(CausalSelfAttention):
     """Bidirectional multi-head self-attention (no mask): the causal module's fused qkv_proj and o_proj."""
 
-    def from_qkv(self, qkv, kv_cache=None):
+    def from_qkv(self, qkv, kv_cache=None, residual=None):
         B, T, _ = qkv.shape
         H, D = self.n_head, self.head_dim
         qkv = qkv.reshape(B, T, 3 * H, D).permute(0, 2, 1, 3)   # (B, 3H, T, D)
         q, k, v = qkv.split([H, H, H], dim=1)                    # (B, H, T, D) each
         y = _fused.Attention.apply(q, k, v, scale=self.scale, causal_offset=None)
-        return self.o_proj(y.transpose(1, 2).reshape(B, T, H * D))
+        return self.project_out(y.transpose(1, 2).reshape(B, T, H * D), residual)  # [residual +] o_proj(y)
 
 
 def encoder_block(n_embd, n_head, mlp_ratio):

@@ -49,6 +49,21 @@ def test_linear(backend, dtype, N, C, OC, has_bias, need, seed):
 
 
 @SETTINGS
+@given(N=st.sampled_from([1, 3, 4, 13, 64]), C=st.sampled_from([1, 17, 130, 400]), OC=st.integers(1, 70),  # 400 > KC
+       has_bias=st.booleans(), seed=st.integers(0, 99))
+def test_linear_forward_with_residual(backend, dtype, N, C, OC, has_bias, seed):
+    """out = residual + x @ w.T + bias: the residual added to each finished tile (the few-rows path below 4 rows)."""
+    kb = backend_module(backend)
+    rng = np.random.default_rng(seed)
+    x, w, res = rand(rng, (N, C), dtype), rand(rng, (OC, C), dtype), rand(rng, (N, OC), dtype)
+    bias = rand(rng, (OC,), dtype) if has_bias else None
+    got = kb.linear_forward(x, w, bias, residual=res)
+    assert_close(got, res + ref.linear_forward(x, w, bias), dtype, "linear_forward(residual=)", np.sqrt(C))
+    if backend.startswith("c"):  # the same bits as the add after the product
+        np.testing.assert_array_equal(got, res + kb.linear_forward(x, w, bias))
+
+
+@SETTINGS
 @given(N=st.sampled_from([1, 7, 64, 400, 800]), C=st.integers(1, 40), OC=st.integers(1, 40),  # 400, 800 > KC
        accumulate=st.booleans(), bias_out=st.booleans(), seed=st.integers(0, 99))
 def test_linear_backward_into_parameter_grads(backend, dtype, N, C, OC, accumulate, bias_out, seed):

@@ -49,6 +49,10 @@ CASES = {
     "linear_forward x non-contiguous": lambda: cb.linear_forward(nc(3, 4), f32(5, 4)),
     "linear_forward out read-only": lambda: cb.linear_forward(f32(3, 4), f32(5, 4), out=ro(f32(3, 5))),
     "linear_forward zero N": lambda: cb.linear_forward(f32(0, 4), f32(5, 4)),
+    "linear_forward residual shape": lambda: cb.linear_forward(f32(3, 4), f32(5, 4), residual=f32(5, 3)),
+    "linear_forward residual float64": lambda: cb.linear_forward(f32(3, 4), f32(5, 4), residual=np.ones((3, 5))),
+    "linear_forward residual is out": (lambda o: lambda: cb.linear_forward(f32(3, 4), f32(5, 4), out=o, residual=o))(
+        f32(3, 5)),
     "linear_backward dout shape": lambda: cb.linear_backward(f32(3, 4), f32(3, 4), f32(5, 4)),
     "linear_backward x int": lambda: cb.linear_backward(f32(3, 5), np.ones((3, 4), np.int32), f32(5, 4)),
     "linear_backward zero OC": lambda: cb.linear_backward(f32(3, 0), f32(3, 4), f32(0, 4)),
@@ -244,6 +248,7 @@ q, k = f32(1, 2, 4, 8), f32(1, 2, 5, 8)
 CASES = {
     "linear weight C": lambda: nb.linear_forward(f32(3, 4), f32(5, 6)),
     "linear bias": lambda: nb.linear_forward(f32(3, 4), f32(5, 4), f32(4)),
+    "linear residual": lambda: nb.linear_forward(f32(3, 4), f32(5, 4), residual=f32(3, 4)),
     "linear_backward dout": lambda: nb.linear_backward(f32(3, 4), f32(3, 4), f32(5, 4)),
     "linear_backward dweight_out": lambda: nb.linear_backward(f32(3, 5), f32(3, 4), f32(5, 4), dweight_out=f32(4, 5)),
     "layer_norm weight": lambda: nb.layer_norm_forward(f32(3, 4), f32(3), None, 1e-5),

@@ -549,3 +549,67 @@ def test_transformer_block_fused_paths_equal_the_plain_modules():
         outs.append([y.data, x.grad] + [p.grad.copy() for p in blk.parameters()])
     for a, e in zip(*outs):
         np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("backend", ["auto", "numba", "numpy"])
+@pytest.mark.parametrize("op", ["linear", "gelu_linear"])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("rows", [2, 40])  # 2: the few-rows (GEMV) path; 40: the SGEMM's epilogue
+def test_residual_is_the_add_of_the_composition_bit_for_bit(backend, op, bias, rows):
+    """``residual=`` gives ``residual + op(...)`` exactly, values and every gradient (the residual's is the
+    output's), on every backend; K = 400 spans two k-blocks of the C SGEMM."""
+    rng = np.random.default_rng(4)
+    x0 = rng.standard_normal((rows, 400), np.float32)
+    w0, b0 = rng.standard_normal((24, 400), np.float32) * 0.1, rng.standard_normal(24, np.float32)
+    r0, g = rng.standard_normal((rows, 24), np.float32), rng.standard_normal((rows, 24), np.float32)
+    fn = getattr(F, op)
+    outs = []
+    with gb.kernels.use(backend):
+        for fused in (True, False):
+            x, w, r = (gb.tensor(a, requires_grad=True) for a in (x0, w0, r0))
+            b = gb.tensor(b0, requires_grad=True) if bias else None
+            y = fn(x, w, b, residual=r) if fused else r + fn(x, w, b)
+            y.backward(g)
+            outs.append([y.data, x.grad, w.grad, r.grad] + ([b.grad] if bias else []))
+    for got, want in zip(*outs):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("op", ["linear", "gelu_linear"])
+def test_residual_gradcheck_float64_and_errors(op):
+    from goldbull_np.autograd.gradcheck import gradcheck
+    rng = np.random.default_rng(5)
+    x = gb.tensor(rng.standard_normal((2, 3, 6)), requires_grad=True)
+    w = gb.tensor(rng.standard_normal((4, 6)), requires_grad=True)
+    b = gb.tensor(rng.standard_normal(4), requires_grad=True)
+    r = gb.tensor(rng.standard_normal((2, 3, 4)), requires_grad=True)
+    fn = getattr(F, op)
+    assert gradcheck(lambda x, w, b, r: fn(x, w, b, residual=r), [x, w, b, r])
+    assert gradcheck(lambda x, w, r: fn(x, w, residual=r), [x, w, r])  # no bias: the residual is input 3
+    with pytest.raises(ValueError, match=r"residual of shape \(3, 4\) does not match the output's \(2, 3, 4\)"):
+        fn(x, w, b, residual=gb.tensor(rng.standard_normal((3, 4))))  # no broadcasting
+    with pytest.raises(TypeError, match="residual float32"):
+        fn(x, w, b, residual=gb.tensor(rng.standard_normal((2, 3, 4)).astype(np.float32)))
+
+
+@pytest.mark.parametrize("mlp", ["gelu", "swiglu"])
+def test_transformer_block_residual_adds_fused_equal_the_composition(mlp):
+    """Without dropout the block adds each residual in its projection's GEMM epilogue; values and gradients are
+    those of ``x + attn(x)`` then ``x + mlp(x)`` composed by hand, bit for bit."""
+    from goldbull_np.nn.transformer import TransformerBlock
+    gb.manual_seed(0)
+    blk = TransformerBlock(32, 4, mlp=mlp)
+    x0 = np.random.default_rng(6).standard_normal((2, 9, 32)).astype(np.float32)
+    outs = []
+    for fused in (True, False):
+        x = gb.tensor(x0, requires_grad=True)
+        if fused:
+            y = blk(x)
+        else:
+            h = x + blk.attention(x)
+            y = h + blk.feed_forward(h)
+        blk.zero_grad()
+        (y * y).sum().backward()
+        outs.append([y.data, x.grad] + [p.grad.copy() for p in blk.parameters()])
+    for got, want in zip(*outs):
+        np.testing.assert_array_equal(got, want)

@@ -41,17 +41,37 @@ def _param_grad_outs(fn, iw, ib, need_w, need_b, dtype):
             "accumulate": (w or b)[1]}
 
 
+def _residual_kw(residual, out_shape):
+    """linear_forward's keyword for a residual (..., OC) added to the output in the GEMM's epilogue."""
+    if residual is None:
+        return {}
+    if residual.shape != out_shape:
+        raise ValueError(f"residual of shape {residual.shape} does not match the output's {out_shape}")
+    return {"residual": _c(residual).reshape(-1, out_shape[-1])}  # (N, OC)
+
+
+def _linear_grads(fn, dx, dw, db, g):
+    """The gradients for (input, weight[, bias][, residual]) as the op was called; the residual's is g itself
+    (y = residual + ...), handed on as Add hands it."""
+    if fn.has_residual:
+        return dx, dw, db, (g if fn.needs_input_grad[3] else None)
+    return (dx, dw, db) if fn.has_bias else (dx, dw)
+
+
 class Linear(Function):
-    """y = x @ weight.T + bias; x (..., C), weight (OC, C), bias (OC,) or None."""
+    """y = x @ weight.T + bias [+ residual]; x (..., C), weight (OC, C), bias (OC,) or None, residual (..., OC) or
+    None (a transformer block's stream: ``residual + linear(x)`` with the add in the GEMM's epilogue)."""
 
     saved_inputs = (0, 1)
 
-    def forward(self, x, weight, bias=None):
+    def forward(self, x, weight, bias=None, residual=None):
         self.lead = x.shape[:-1]
+        out_shape = self.lead + (weight.shape[0],)
         x2 = _c(x).reshape(-1, x.shape[-1])  # (N, C)
-        self.x2, self.weight, self.has_bias = x2, weight, bias is not None
-        out = K.get("linear_forward", x.dtype)(x2, _c(weight), None if bias is None else _c(bias))  # (N, OC)
-        return out.reshape(self.lead + (weight.shape[0],))
+        self.x2, self.weight, self.has_bias, self.has_residual = x2, weight, bias is not None, residual is not None
+        out = K.get("linear_forward", x.dtype)(x2, _c(weight), None if bias is None else _c(bias),
+                                               **_residual_kw(residual, out_shape))  # (N, OC)
+        return out.reshape(out_shape)
 
     def backward(self, g):
         nx, nw, nb = (self.needs_input_grad + (False,))[:3]
@@ -61,7 +81,7 @@ class Linear(Function):
             g2, self.x2, _c(self.weight), need_dx=nx, need_dweight=nw, need_dbias=nb,
             **_param_grad_outs(self, 1, 2, nw, nb, g.dtype))
         dx = _shaped(dx, self.lead + (self.x2.shape[1],)) if dx is not None else None
-        return (dx, dw, db) if self.has_bias else (dx, dw)
+        return _linear_grads(self, dx, dw, db, g)
 
 
 class LayerNorm(Function):
@@ -203,7 +223,7 @@ class Gelu(Function):
 
 
 class GeluLinear(Function):
-    """y = gelu(h) @ weight.T + bias, saving h but not gelu(h): backward recomputes gelu(h) instead of
+    """y = gelu(h) @ weight.T + bias [+ residual (..., OC), added in the GEMM's epilogue], saving h but not gelu(h): backward recomputes gelu(h) instead of
     keeping a second (..., hidden) activation alive from forward to backward, the MLP's largest
     (hidden values per token, per layer). Backward runs da = g @ weight first, then one kernel,
     gelu_forward_backward, gives both gelu(h) (for the weight gradient) and dh = da * gelu'(h) from a
@@ -212,13 +232,16 @@ class GeluLinear(Function):
 
     saved_inputs = (0, 1)
 
-    def forward(self, h, weight, bias=None, approximate="none"):
+    def forward(self, h, weight, bias=None, residual=None, approximate="none"):
         self.lead = h.shape[:-1]
+        out_shape = self.lead + (weight.shape[0],)
         h2 = _c(h).reshape(-1, h.shape[-1])  # (N, hidden)
         self.h2, self.weight, self.has_bias, self.approximate = h2, weight, bias is not None, approximate
+        self.has_residual = residual is not None
         a = K.get("gelu_forward", h.dtype)(h2, approximate=approximate)  # (N, hidden)
-        out = K.get("linear_forward", h.dtype)(a, _c(weight), None if bias is None else _c(bias))  # (N, OC)
-        return out.reshape(self.lead + (weight.shape[0],))
+        out = K.get("linear_forward", h.dtype)(a, _c(weight), None if bias is None else _c(bias),
+                                               **_residual_kw(residual, out_shape))  # (N, OC)
+        return out.reshape(out_shape)
 
     def backward(self, g):
         nh, nw, nb = (self.needs_input_grad + (False,))[:3]
@@ -237,7 +260,7 @@ class GeluLinear(Function):
         if nw or nb:
             _, dw, db = lin_bwd(g2, a if nw else h2, w, need_dx=False, need_dweight=nw, need_dbias=nb,
                                 **_param_grad_outs(self, 1, 2, nw, nb, dt))
-        return (dh, dw, db) if self.has_bias else (dh, dw)
+        return _linear_grads(self, dh, dw, db, g)
 
 
 class LayerNormLinear(Function):
