@@ -213,10 +213,11 @@ int rmsnorm_forward(float *out, float *rstd, const float *inp, const float *weig
 
 /* ---- backward ---------------------------------------------------------------------------- */
 
-/* one row: dx written; dw/db (C,) accumulated in the same pass as the row sums (the flags are
- * constants at each call, norm_backward_rows, so every combination is its own vectorised loop) */
+/* one row: dx written (add non-NULL: dx = add + the gradient, a pending gradient summed in the same pass);
+ * dw/db (C,) accumulated in the same pass as the row sums (the flags are constants at each call,
+ * norm_backward_rows, so every combination is its own vectorised loop) */
 static inline GB_INLINE void norm_backward_row(
-    float *dx, float *dw, float *db,                 /* (C,), (C,)|NULL, (C,)|NULL */
+    float *dx, const float *add, float *dw, float *db,  /* (C,), (C,)|NULL, (C,)|NULL, (C,)|NULL */
     const float *g, const float *x, const float *weight,  /* (C,), (C,), (C,)|NULL */
     float m, float rs, int rms, int64_t C, const int HAS_W, const int HAS_DW, const int HAS_DB) {
     /* sum(dxhat), sum(dxhat * xhat), two 8-wide partial sums each (row_sum's reason) */
@@ -246,25 +247,35 @@ static inline GB_INLINE void norm_backward_row(
         if (HAS_DB) db[i] += g[i];
     }
     float c1 = rms ? 0.0f : s1 / (float)C, c2 = s2 / (float)C;
-    #pragma omp simd
-    for (int64_t i = 0; i < C; i++) {
-        float xh = (x[i] - m) * rs, dxh = HAS_W ? g[i] * weight[i] : g[i];
-        dx[i] = (dxh - c1 - xh * c2) * rs;
+#define NORM_BWD_DX(i) ((((HAS_W ? g[i] * weight[i] : g[i]) - c1 - ((x[i] - m) * rs) * c2)) * rs)
+    if (add) {  /* through a small buffer, so the add is not fused into the last multiply: the bits of add + dx */
+        float t[256];
+        for (int64_t i0 = 0; i0 < C; i0 += 256) {
+            int64_t n = C - i0 < 256 ? C - i0 : 256;
+            #pragma omp simd
+            for (int64_t i = i0; i < i0 + n; i++) t[i - i0] = NORM_BWD_DX(i);
+            #pragma omp simd
+            for (int64_t i = 0; i < n; i++) dx[i0 + i] = add[i0 + i] + t[i];
+        }
+    } else {
+        #pragma omp simd
+        for (int64_t i = 0; i < C; i++) dx[i] = NORM_BWD_DX(i);
     }
+#undef NORM_BWD_DX
 }
 
-/* rows [r0,r1): dinp written; dw/db (C,) private accumulators of this thread (may be NULL).
- * rms = 1 drops the mean terms (RMSNorm). */
+/* rows [r0,r1): dinp written (add non-NULL: dinp = add (N,C) + the gradient; add may be dinp itself);
+ * dw/db (C,) private accumulators of this thread (may be NULL). rms = 1 drops the mean terms (RMSNorm). */
 static inline GB_INLINE void norm_backward_rows(
-    float *dinp, float *dw, float *db,               /* (N,C), (C,)|NULL, (C,)|NULL */
+    float *dinp, const float *add, float *dw, float *db,  /* (N,C), (N,C)|NULL, (C,)|NULL, (C,)|NULL */
     const float *dout, const float *inp, const float *weight,  /* (N,C), (N,C), (C,)|NULL */
     const float *mean, const float *rstd,            /* (N,)|NULL for rms, (N,) */
     int rms, int64_t r0, int64_t r1, int64_t C) {
     for (int64_t r = r0; r < r1; r++) {
-        const float *x = inp + r * C, *g = dout + r * C;
+        const float *x = inp + r * C, *g = dout + r * C, *a = add ? add + r * C : NULL;
         float *dx = dinp + r * C;
         float m = rms ? 0.0f : mean[r], rs = rstd[r];
-#define NORM_ROW(w_, dw_, db_) norm_backward_row(dx, dw, db, g, x, weight, m, rs, rms, C, w_, dw_, db_)
+#define NORM_ROW(w_, dw_, db_) norm_backward_row(dx, a, dw, db, g, x, weight, m, rs, rms, C, w_, dw_, db_)
         if (weight) {
             if (dw && db) NORM_ROW(1, 1, 1);
             else if (dw) NORM_ROW(1, 1, 0);
@@ -279,15 +290,15 @@ static inline GB_INLINE void norm_backward_rows(
 #undef NORM_ROW
     }
 }
-GB_MULTIVERSION(norm_bwd, (float *dinp, float *dw, float *db, const float *dout, const float *inp,
+GB_MULTIVERSION(norm_bwd, (float *dinp, const float *add, float *dw, float *db, const float *dout, const float *inp,
                            const float *weight, const float *mean, const float *rstd, int rms,
                            int64_t r0, int64_t r1, int64_t C),
-                norm_backward_rows(dinp, dw, db, dout, inp, weight, mean, rstd, rms, r0, r1, C))
+                norm_backward_rows(dinp, add, dw, db, dout, inp, weight, mean, rstd, rms, r0, r1, C))
 
 typedef struct {
     float *dinp, *dweight, *dbias, *scratch;  /* scratch (nt, nbuf, C): per-thread weight-gradient sums */
     const float *dout, *inp, *weight, *mean, *rstd;
-    int rms, nbuf;
+    int rms, nbuf, accumulate;  /* accumulate: dinp += the input gradient */
     int64_t N, C;
     int slots_done;  /* slots whose partials are written; the last one reduces them */
 } norm_bwd_args;
@@ -299,12 +310,13 @@ static void norm_backward_task(void *ctx, int t, int nt) {
     float *dw = a->dweight ? a->scratch + (int64_t)t * nbuf * C : NULL;
     float *db = a->dbias ? a->scratch + (int64_t)t * nbuf * C + (a->dweight ? C : 0) : NULL;
     if (!norm_streams(a->N, C)) {
-        GB_CALL(norm_bwd, (a->dinp, dw, db, a->dout, a->inp, a->weight, a->mean, a->rstd, a->rms, r0, r1, C));
+        GB_CALL(norm_bwd, (a->dinp, a->accumulate ? a->dinp : NULL, dw, db, a->dout, a->inp, a->weight, a->mean,
+                           a->rstd, a->rms, r0, r1, C));
     } else {
         float row[NORM_STREAM_MAX_C];
         for (int64_t r = r0; r < r1; r++) {
-            GB_CALL(norm_bwd, (row, dw, db, a->dout + r * C, a->inp + r * C, a->weight, a->mean ? a->mean + r : NULL,
-                                   a->rstd + r, a->rms, 0, 1, C));
+            GB_CALL(norm_bwd, (row, a->accumulate ? a->dinp + r * C : NULL, dw, db, a->dout + r * C, a->inp + r * C,
+                               a->weight, a->mean ? a->mean + r : NULL, a->rstd + r, a->rms, 0, 1, C));
             stream_row(a->dinp + r * C, row, C);
         }
         stream_fence();
@@ -326,7 +338,7 @@ static void norm_backward_task(void *ctx, int t, int nt) {
 
 static int norm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                          const float *inp, const float *weight, const float *mean,
-                         const float *rstd, int rms, int64_t N, int64_t C) {
+                         const float *rstd, int rms, int accumulate, int64_t N, int64_t C) {
     int nt = (N * C >= NORM_PAR_MIN_ELEMS) ? gb_threads() : 1;
     int nbuf = (dweight != NULL) + (dbias != NULL);
     float *scratch = NULL;  /* (nt, nbuf, C); a team that runs inline uses row 0 only */
@@ -334,7 +346,7 @@ static int norm_backward(float *dinp, float *dweight, float *dbias, const float 
         scratch = (float *)calloc((size_t)nt * nbuf * C, sizeof(float));
         if (!scratch) return -1;
     }
-    norm_bwd_args a = {dinp, dweight, dbias, scratch, dout, inp, weight, mean, rstd, rms, nbuf, N, C, 0};
+    norm_bwd_args a = {dinp, dweight, dbias, scratch, dout, inp, weight, mean, rstd, rms, nbuf, accumulate, N, C, 0};
     gb_parallel(norm_backward_task, &a, nt);
     free(scratch);
     return 0;
@@ -342,11 +354,11 @@ static int norm_backward(float *dinp, float *dweight, float *dbias, const float 
 
 int layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                        const float *inp, const float *weight, const float *mean,
-                       const float *rstd, int64_t N, int64_t C) {
-    return norm_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, 0, N, C);
+                       const float *rstd, int64_t N, int64_t C, int accumulate) {
+    return norm_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, 0, accumulate, N, C);
 }
 
 int rmsnorm_backward(float *dinp, float *dweight, const float *dout, const float *inp,
-                     const float *weight, const float *rstd, int64_t N, int64_t C) {
-    return norm_backward(dinp, dweight, NULL, dout, inp, weight, NULL, rstd, 1, N, C);
+                     const float *weight, const float *rstd, int64_t N, int64_t C, int accumulate) {
+    return norm_backward(dinp, dweight, NULL, dout, inp, weight, NULL, rstd, 1, accumulate, N, C);
 }

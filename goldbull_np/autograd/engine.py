@@ -29,31 +29,48 @@ def _sinks():
 
 
 def _lends():
-    """The per-pass tables of leaf-gradient arrays handed to a backward (``leaf_grad_buffer``): one per
-    running pass on this thread, None for a pass that hands out none."""
+    """The hand-out tables of the passes running on this thread (``grad_buffer``): one per pass, None for a
+    pass that hands out nothing."""
     lends = getattr(_local, "lends", None)
     if lends is None:
         lends = _local.lends = []
     return lends
 
 
-def leaf_grad_buffer(node, dtype):
-    """Where a backward may put the gradient of a leaf parent: ``(array, accumulate)``, or None.
+class _Lending:
+    """A pass's hand-outs: ``given`` id(node) -> (id(array), accumulate) (ids: holding the array would keep a
+    pending gradient from being the table's alone); ``grads``, the pass's pending gradients of Functions;
+    ``borrowed``, its root gradients (never written into)."""
+    __slots__ = ("given", "grads", "borrowed")
+
+    def __init__(self, borrowed):
+        self.given, self.grads, self.borrowed = {}, {}, borrowed
+
+
+def grad_buffer(node, dtype):
+    """Where a backward may put the gradient for a parent ``node``: ``(array, accumulate)``, or None.
 
     Only a plain ``Tensor.backward()`` pass hands these out (not ``autograd.grad``, not a checkpoint's
-    nested pass), to one backward per leaf and pass, for a leaf without hooks whose gradient is ``dtype``:
-      - ``.grad`` is None and an optimizer lent ``_grad_into`` (``zero_grad(set_to_none=True)``): write
-        the gradient there (accumulate False); it becomes ``.grad`` without a copy;
-      - ``.grad`` is the leaf's own array (``zero_grad(set_to_none=False)``, or an earlier backward): add
-        the gradient into it (accumulate True), which the pass would have done at its end.
+    nested pass), for gradients of ``dtype``:
+      - a leaf without hooks, once per pass: ``.grad`` None and an optimizer lent ``_grad_into``
+        (``zero_grad(set_to_none=True)``): write the gradient there (accumulate False), it becomes ``.grad``
+        without a copy; or ``.grad`` the leaf's own array (``zero_grad(set_to_none=False)``, an earlier
+        backward): add the gradient into it (accumulate True), as the pass would at its end;
+      - a Function whose output gradient is pending (summed from the consumers that ran so far) in an array
+        nothing else references: add into it (accumulate True) instead of the pass's ``pending + gradient``
+        (a residual stream's gradient meeting a LayerNorm's input gradient).
     Either way the backward returns that array as the input's gradient, and the pass adds it nowhere
-    else. A kernel that writes its output in place (a GEMM's epilogue) so saves a pass over the gradient.
+    else. A kernel that writes its output in place (a GEMM's epilogue, a norm's dx pass) so saves a pass.
     """
     lends = getattr(_local, "lends", None)
     if not lends:
         return None
-    given = lends[-1]
-    if given is None or node is None or not isinstance(node, Tensor) or node._hooks or id(node) in given:
+    lend = lends[-1]
+    if lend is None or node is None:
+        return None
+    if not isinstance(node, Tensor):
+        return _pending_buffer(lend, node, dtype)
+    if node._hooks or id(node) in lend.given:
         return None
     data, grad = node.data, node.grad
     if grad is None:
@@ -65,8 +82,20 @@ def leaf_grad_buffer(node, dtype):
     if (buf.__class__ is not np.ndarray or buf.shape != data.shape or buf.dtype != data.dtype or buf.dtype != dtype
             or not (buf.flags.c_contiguous and buf.flags.writeable)):
         return None
-    given[id(node)] = (buf, accumulate)
+    lend.given[id(node)] = (id(buf), accumulate)
     return buf, accumulate
+
+
+def _pending_buffer(lend, fn, dtype):
+    """A Function's pending gradient as an accumulation buffer, if only the pass's table holds it."""
+    prev = lend.grads.get(fn)
+    # references when nobody else holds it: the table's, the local and getrefcount's argument
+    if (prev is None or prev.__class__ is not np.ndarray or prev.dtype != dtype or id(prev) in lend.borrowed
+            or not (prev.flags.c_contiguous and prev.flags.writeable) or sys.getrefcount(prev) != 3
+            or (prev.base is not None and not _sole_view(prev))):
+        return None
+    lend.given[id(fn)] = (id(prev), True)
+    return prev, True
 
 
 def run_backward(roots, root_grads, retain_graph=False, capture=None, nested=False):
@@ -89,14 +118,14 @@ def run_backward(roots, root_grads, retain_graph=False, capture=None, nested=Fal
     sinks = _sinks()
     outer = sinks[-1] if nested and sinks else None
     sinks.append(leaf_grads)  # nested passes started by a node's backward deliver here
-    given = {} if capture is None and not nested else None  # id(leaf) -> (array, accumulate) handed out
-    lends = _lends()
-    lends.append(given)
     # root gradients (id -> array, held so that no other array can take their ids while this pass runs):
     # a leaf never keeps one of them as its .grad without a copy
     borrowed = {}
+    lend = _Lending(borrowed) if capture is None and not nested else None  # grad_buffer's hand-outs
+    lends = _lends()
+    lends.append(lend)
     try:
-        captured = _propagate(roots, root_grads, retain_graph, capture, leaf_grads, borrowed, given)
+        captured = _propagate(roots, root_grads, retain_graph, capture, leaf_grads, borrowed, lend)
     finally:
         sinks.pop()
         lends.pop()
@@ -122,12 +151,13 @@ def run_backward(roots, root_grads, retain_graph=False, capture=None, nested=Fal
     return captured
 
 
-def _propagate(roots, root_grads, retain_graph, capture, leaf_grads, borrowed, given):
+def _propagate(roots, root_grads, retain_graph, capture, leaf_grads, borrowed, lend):
     """The walk: gradients of the Functions reachable from ``roots``; leaf gradients go to ``leaf_grads``
-    (except one a backward already added into ``.grad``: see ``leaf_grad_buffer``, whose hand-outs are
-    ``given``); the ids of the root gradients (maybe the caller's own arrays) go to ``borrowed``.
+    (except those a backward already added where they belong: see ``grad_buffer``, whose hand-outs ``lend``
+    records, or None); the ids of the root gradients (maybe the caller's own arrays) go to ``borrowed``.
     Returns the list for captured tensors (filled here for captured non-leaves)."""
-    grads = {}  # Function -> gradient of its output (summed over consumers)
+    grads = {} if lend is None else lend.grads  # Function -> gradient of its output (summed over consumers)
+    given = None if lend is None else lend.given
     capture_fn = {t.grad_fn: i for i, t in enumerate(capture) if t.grad_fn is not None} if capture else {}
     captured = [None] * len(capture) if capture else None
 
@@ -187,15 +217,17 @@ def _propagate(roots, root_grads, retain_graph, capture, leaf_grads, borrowed, g
                                        f"whose shape is {shape}")
                 if ig.dtype != dtype:
                     ig = ig.astype(dtype)
+                if given:
+                    lent = given.get(id(node))
+                    if lent is not None and lent[1] and id(ig) == lent[0]:
+                        continue  # added where it belongs (.grad, the pending sum) by the backward itself
                 if node.__class__ is Tensor or isinstance(node, Tensor):
-                    if given:
-                        lent = given.get(id(node))
-                        if lent is not None and lent[1] and ig is lent[0]:
-                            continue  # added into .grad by the backward itself
                     _add_leaf_grad(leaf_grads, node, ig)
                 else:
                     prev = grads.get(node)
                     grads[node] = ig if prev is None else prev + ig
+            in_grads = ig = prev = None  # no stray references: a pending gradient must be the table's alone
+        g = None
         if not retain_graph:
             fn.__dict__.clear()  # Function.release(), inlined
             fn.released = True
@@ -268,7 +300,7 @@ def _accumulate_leaf(leaf, g, handed):
         if into is not None:
             leaf._grad_into = None
             if into.shape == g.shape and into.dtype == leaf.data.dtype:
-                if into is not g:  # else a backward wrote it there (leaf_grad_buffer)
+                if into is not g:  # else a backward wrote it there (grad_buffer)
                     np.copyto(into, g)
                 handed.add(id(into))
                 leaf.grad = into

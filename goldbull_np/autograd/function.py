@@ -12,7 +12,7 @@ by the nodes that saved it, the way PyTorch's autograd graph works.
 import numpy as np
 
 from . import grad_mode
-from .engine import leaf_grad_buffer
+from .engine import grad_buffer as _grad_buffer
 from .tensor import Tensor
 
 _grad_enabled = grad_mode._enabled
@@ -56,14 +56,15 @@ class Function:
         return f"<{self.name}>"
 
     def grad_buffer(self, i, dtype):
-        """Where ``backward`` may put the gradient of input ``i`` when that input is a leaf (a parameter):
-        ``(array, accumulate)``: write the gradient into ``array`` (``accumulate``: add it to the values
-        there) and return ``array`` itself as input i's gradient. None: return a gradient as usual.
-        ``dtype`` is the gradient's dtype the kernel would produce (nothing is handed out for another).
-        For kernels that can write in place (a GEMM's epilogue): it saves the copy or add of the gradient
-        into ``.grad`` (see ``engine.leaf_grad_buffer``). Ask only when the gradient will be computed."""
+        """Where ``backward`` may put the gradient of input ``i``: ``(array, accumulate)``: write the gradient
+        into ``array`` (``accumulate``: add it to the values there) and return ``array`` itself as input i's
+        gradient. None: return a gradient as usual. ``dtype`` is the gradient's dtype the kernel would
+        produce (nothing is handed out for another). For kernels that can write in place (a GEMM's
+        epilogue, a norm's dx pass): it saves the copy or add of the gradient into a parameter's ``.grad``,
+        or into the input's gradient summed so far (see ``engine.grad_buffer``). Ask only when the gradient
+        will be computed, and only once per input."""
         nodes = self.next_functions
-        return leaf_grad_buffer(nodes[i], dtype) if i < len(nodes) else None
+        return _grad_buffer(nodes[i], dtype) if i < len(nodes) else None
 
     def release(self):
         """Drop saved arrays and the links to parents once backward has used them."""

@@ -214,7 +214,9 @@ def layer_norm_forward(x, weight, bias, eps):
     return out, mean, rstd
 
 
-def layer_norm_backward(dout, x, weight, mean, rstd, has_bias):
+def layer_norm_backward(dout, x, weight, mean, rstd, has_bias, dx_out=None, accumulate=False):
+    """-> dx (N,C), dweight (C,) or None, dbias (C,) or None. dx_out: the array dx is written into (accumulate:
+    added to, ``dx_out += dx`` in the same pass: a pending gradient of x) and returned as dx."""
     load()
     _arr("x", x, ndim=2)
     N, C = x.shape
@@ -222,12 +224,21 @@ def layer_norm_backward(dout, x, weight, mean, rstd, has_bias):
     _opt("weight", weight, (C,))
     _arr("mean", mean, (N,))
     _arr("rstd", rstd, (N,))
-    dx = np.empty((N, C), _F32)
+    dx = _dx_out(dx_out, (N, C), (dout, x, weight, mean, rstd), accumulate)
     dw = np.empty(C, _F32) if weight is not None else None
     db = np.empty(C, _F32) if has_bias else None
-    _ok(lib.layernorm_backward(_p(dx), _p(dw), _p(db), _p(dout), _p(x), _p(weight), _p(mean), _p(rstd), N, C),
-        "layernorm_backward")
+    _ok(lib.layernorm_backward(_p(dx), _p(dw), _p(db), _p(dout), _p(x), _p(weight), _p(mean), _p(rstd), N, C,
+                               int(dx_out is not None and bool(accumulate))), "layernorm_backward")
     return dx, dw, db
+
+
+def _dx_out(dx_out, shape, inputs, accumulate):
+    """The norm backwards' dx: dx_out (checked) or a fresh array; accumulate needs dx_out."""
+    if dx_out is None:
+        if accumulate:
+            raise ValueError("accumulate=True needs dx_out (the array to add the gradient into)")
+        return np.empty(shape, _F32)
+    return _out("dx_out", dx_out, shape, inputs)
 
 
 def rms_norm_forward(x, weight, eps):
@@ -240,16 +251,18 @@ def rms_norm_forward(x, weight, eps):
     return out, rstd
 
 
-def rms_norm_backward(dout, x, weight, rstd):
+def rms_norm_backward(dout, x, weight, rstd, dx_out=None, accumulate=False):
+    """-> dx (N,C), dweight (C,) or None; dx_out / accumulate as for layer_norm_backward."""
     load()
     _arr("x", x, ndim=2)
     N, C = x.shape
     _arr("dout", dout, (N, C))
     _opt("weight", weight, (C,))
     _arr("rstd", rstd, (N,))
-    dx = np.empty((N, C), _F32)
+    dx = _dx_out(dx_out, (N, C), (dout, x, weight, rstd), accumulate)
     dw = np.empty(C, _F32) if weight is not None else None
-    _ok(lib.rmsnorm_backward(_p(dx), _p(dw), _p(dout), _p(x), _p(weight), _p(rstd), N, C), "rmsnorm_backward")
+    _ok(lib.rmsnorm_backward(_p(dx), _p(dw), _p(dout), _p(x), _p(weight), _p(rstd), N, C,
+                             int(dx_out is not None and bool(accumulate))), "rmsnorm_backward")
     return dx, dw
 
 

@@ -15,7 +15,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import reference as _ref
-from .reference import _into
+from .reference import _dx_into, _into
 from ._checks import (IGNORE_INDEX, attention_bias_4d, check_attention, check_embedding_backward,
                       check_rotary_qkv, check_segments, check_shapes, check_targets)
 from .reference import KERNEL_NAMES
@@ -205,16 +205,17 @@ def layer_norm_forward(x, weight, bias, eps):
     return out, mean, rstd
 
 
-def layer_norm_backward(dout, x, weight, mean, rstd, has_bias):
+def layer_norm_backward(dout, x, weight, mean, rstd, has_bias, dx_out=None, accumulate=False):
     N, C = x.shape
-    check_shapes(dout=(dout, (N, C)), weight=(weight, (C,)), mean=(mean, (N,)), rstd=(rstd, (N,)))
+    check_shapes(dout=(dout, (N, C)), weight=(weight, (C,)), mean=(mean, (N,)), rstd=(rstd, (N,)),
+                 dx_out=(dx_out, (N, C)))
     w, hw = _opt_vec(weight, C, x.dtype)
     nch = _chunks(N)
     dx = np.empty_like(x)
     pw, pb = np.zeros((nch, C), x.dtype), np.zeros((nch, C), x.dtype)
     _ln_bwd(dout, x, w, hw, mean.astype(x.dtype, copy=False), rstd.astype(x.dtype, copy=False), False,
             dx, pw, pb, nch)
-    return dx, (pw.sum(axis=0) if hw else None), (pb.sum(axis=0) if has_bias else None)
+    return _dx_into(dx_out, dx, accumulate), (pw.sum(axis=0) if hw else None), (pb.sum(axis=0) if has_bias else None)
 
 
 def rms_norm_forward(x, weight, eps):
@@ -227,16 +228,16 @@ def rms_norm_forward(x, weight, eps):
     return out, rstd
 
 
-def rms_norm_backward(dout, x, weight, rstd):
+def rms_norm_backward(dout, x, weight, rstd, dx_out=None, accumulate=False):
     N, C = x.shape
-    check_shapes(dout=(dout, (N, C)), weight=(weight, (C,)), rstd=(rstd, (N,)))
+    check_shapes(dout=(dout, (N, C)), weight=(weight, (C,)), rstd=(rstd, (N,)), dx_out=(dx_out, (N, C)))
     w, hw = _opt_vec(weight, C, x.dtype)
     nch = _chunks(N)
     dx = np.empty_like(x)
     pw, pb = np.zeros((nch, C), x.dtype), np.zeros((nch, C), x.dtype)
     _ln_bwd(dout, x, w, hw, rstd.astype(x.dtype, copy=False), rstd.astype(x.dtype, copy=False), True,
             dx, pw, pb, nch)
-    return dx, (pw.sum(axis=0) if hw else None)
+    return _dx_into(dx_out, dx, accumulate), (pw.sum(axis=0) if hw else None)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -100,8 +100,20 @@ def layer_norm_forward(x, weight, bias, eps):
     return out.astype(x.dtype, copy=False), mean.astype(sd), rstd.astype(sd)
 
 
-def layer_norm_backward(dout, x, weight, mean, rstd, has_bias):
-    """-> dx (N,C), dweight (C,) or None (weight is None), dbias (C,) or None (not has_bias)."""
+def layer_norm_backward(dout, x, weight, mean, rstd, has_bias, dx_out=None, accumulate=False):
+    """-> dx (N,C), dweight (C,) or None (weight is None), dbias (C,) or None (not has_bias).
+    dx_out: dx written into it (accumulate: added to it) and returned."""
+    dx, dweight, dbias = _layer_norm_backward(dout, x, weight, mean, rstd, has_bias)
+    return _dx_into(dx_out, dx, accumulate), dweight, dbias
+
+
+def _dx_into(dx_out, dx, accumulate):
+    if accumulate and dx_out is None:
+        raise ValueError("accumulate=True needs dx_out (the array to add the gradient into)")
+    return _into(dx_out, dx, accumulate)
+
+
+def _layer_norm_backward(dout, x, weight, mean, rstd, has_bias):
     xhat = (x - mean[:, None]) * rstd[:, None]
     dxhat = dout * weight if weight is not None else dout
     c1 = dxhat.mean(axis=1, keepdims=True)
@@ -123,14 +135,14 @@ def rms_norm_forward(x, weight, eps):
     return out.astype(x.dtype, copy=False), rstd.astype(_stat_dtype(x.dtype))
 
 
-def rms_norm_backward(dout, x, weight, rstd):
-    """-> dx (N,C), dweight (C,) or None."""
+def rms_norm_backward(dout, x, weight, rstd, dx_out=None, accumulate=False):
+    """-> dx (N,C), dweight (C,) or None; dx_out / accumulate as for layer_norm_backward."""
     xhat = x * rstd[:, None]
     dxhat = dout * weight if weight is not None else dout
     c2 = (dxhat * xhat).mean(axis=1, keepdims=True)
     dx = (dxhat - xhat * c2) * rstd[:, None]
     dweight = (dout * xhat).sum(axis=0).astype(x.dtype, copy=False) if weight is not None else None
-    return dx.astype(x.dtype, copy=False), dweight
+    return _dx_into(dx_out, dx.astype(x.dtype, copy=False), accumulate), dweight
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Parameter gradients written in place by the linear kernels (Function.grad_buffer / engine.leaf_grad_buffer).
+"""Parameter gradients written in place by the linear kernels (Function.grad_buffer / engine.grad_buffer).
 
 Oracle: the same graph with plain parameters (no optimizer lending, gradients accumulated by the engine),
 and where rounding differs (a second backward added inside the GEMM), the float sum of the two passes."""
@@ -8,6 +8,7 @@ import pytest
 import goldbull_np as gb
 from goldbull_np import autograd, nn
 from goldbull_np.autograd import engine
+from goldbull_np.autograd import function as function_module
 from goldbull_np.nn import functional as F
 
 RNG = np.random.default_rng(3)
@@ -125,10 +126,10 @@ def test_checkpointed_linear_gradients_reach_the_lent_buffer():
         np.testing.assert_allclose(p.grad, q.grad, rtol=1e-6, atol=1e-7)
 
 
-def test_leaf_grad_buffer_hands_each_leaf_out_once_and_only_inside_backward():
+def test_grad_buffer_hands_each_leaf_out_once_and_only_inside_backward():
     p = nn.Parameter(np.zeros((2, 3), np.float32))
     p.grad = np.zeros((2, 3), np.float32)
-    assert engine.leaf_grad_buffer(p, np.dtype(np.float32)) is None  # no pass running
+    assert engine.grad_buffer(p, np.dtype(np.float32)) is None  # no pass running
     got = []
 
     class Probe(autograd.Function):
@@ -145,3 +146,90 @@ def test_leaf_grad_buffer_hands_each_leaf_out_once_and_only_inside_backward():
     Probe.apply(p).backward()
     assert got[0][0] is p.grad and got[0][1] is True and got[1] is None
     np.testing.assert_array_equal(p.grad, np.ones((2, 3), np.float32))  # added once, not again by the pass
+
+
+def _without_buffers(monkeypatch, fn):
+    """fn() with Function.grad_buffer handing out nothing: every gradient summed by the engine itself."""
+    with monkeypatch.context() as m:
+        m.setattr(autograd.Function, "grad_buffer", lambda self, i, dtype: None)
+        return fn()
+
+
+def _grads_of(build, leaves_data, gradient=None):
+    leaves = [gb.tensor(a, requires_grad=True) for a in leaves_data]
+    out = build(*leaves)
+    out.backward(gradient)
+    return [out.data] + [t.grad for t in leaves]
+
+
+@pytest.mark.parametrize("norm", ["layer", "rms", "layer_linear"])
+def test_a_norm_adds_its_input_gradient_into_the_pending_sum(norm, monkeypatch):
+    """x -> h = 2x; the stream h reaches the loss directly and through a norm: the norm's dx is added into h's
+    pending gradient in the kernel's pass; values and gradients are the engine's own sum, bit for bit."""
+    rng = np.random.default_rng(7)
+    data = [rng.standard_normal((3, 5, 16)).astype(np.float32), rng.standard_normal(16).astype(np.float32),
+            rng.standard_normal((16, 16)).astype(np.float32)]
+
+    def build(x, w, w2):
+        h = x * 2.0  # a Function node whose gradient has two contributions
+        if norm == "layer":
+            n = F.layer_norm(h, (16,), w, w)
+        elif norm == "rms":
+            n = F.rms_norm(h, (16,), w)
+        else:
+            n = F.layer_norm_linear(h, w, w, w2)
+        return (F.linear(h, w2, residual=n) * h).sum()  # h's gradient: from the residual, the product and n
+
+    handed = []
+    with monkeypatch.context() as m:  # the norm's dx does go into h's pending sum
+        real = function_module._grad_buffer
+        m.setattr(function_module, "_grad_buffer", lambda node, dt: _spy(handed, real(node, dt), node))
+        got = _grads_of(build, data)
+    assert any(not isinstance(node, gb.Tensor) for node in handed)
+    want = _without_buffers(monkeypatch, lambda: _grads_of(build, data))
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)
+
+
+def _spy(handed, result, node):
+    if result is not None:
+        handed.append(node)
+    return result
+
+
+def test_a_pending_gradient_shared_by_two_inputs_is_not_written_into(monkeypatch):
+    """Add hands one array to both of its inputs: a norm on either must not add into it (the other's would
+    change too); nor into a caller's root gradient passed through."""
+    rng = np.random.default_rng(8)
+    data = [rng.standard_normal((4, 16)).astype(np.float32), rng.standard_normal(16).astype(np.float32)]
+    root = rng.standard_normal((4, 16)).astype(np.float32)
+    root_copy = root.copy()
+
+    def build(x, w):
+        a, b = x * 2.0, x * 3.0
+        s = a + b  # Add: the same gradient array to a's node and b's, before the norm's backward runs
+        return (F.layer_norm(a, (16,), w) + s) * 1.5  # (not the root's gradient itself: that one is borrowed)
+
+    got = _grads_of(build, data, root)
+    want = _without_buffers(monkeypatch, lambda: _grads_of(build, data, root))
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(root, root_copy)  # the caller's gradient array is untouched
+
+
+def test_a_transformer_block_sums_both_residual_gradients_in_its_norms(monkeypatch):
+    """In a block without dropout each norm's dx goes into the stream's pending gradient (the residual's,
+    handed on by the fused projection): two hand-outs per block, so no separate add of (B, T, C) arrays."""
+    from goldbull_np.nn.transformer import TransformerBlock
+    gb.manual_seed(0)
+    blocks = [TransformerBlock(32, 4) for _ in range(2)]
+    x = gb.tensor(np.random.default_rng(9).standard_normal((2, 8, 32)).astype(np.float32), requires_grad=True)
+    handed = []
+    real = function_module._grad_buffer
+    monkeypatch.setattr(function_module, "_grad_buffer", lambda node, dt: _spy(handed, real(node, dt), node))
+    h = x * 1.0
+    for blk in blocks:
+        h = blk(h)
+    (h * 0.5).sum().backward()
+    pending = [n for n in handed if not isinstance(n, gb.Tensor)]
+    assert len(pending) == 2 * len(blocks), [type(n).__name__ for n in pending]

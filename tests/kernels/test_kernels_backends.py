@@ -115,6 +115,29 @@ def test_rms_norm(backend, dtype, N, C, has_w, seed):
           "rms_norm_backward", 10)
 
 
+@SETTINGS
+@given(N=st.integers(1, 40), C=st.sampled_from([1, 7, 16, 130, 300, 520]), rms=st.booleans(),
+       accumulate=st.booleans(), seed=st.integers(0, 99))
+@example(N=2100, C=2048, rms=False, accumulate=True, seed=0)  # 2^22 elements: the streaming-store rows
+def test_norm_backward_into_a_pending_gradient(backend, dtype, N, C, rms, accumulate, seed):
+    """dx_out: dx written there, or (accumulate) added to its values in the same pass (C > 256: in chunks)."""
+    kb = backend_module(backend)
+    rng = np.random.default_rng(seed)
+    x, w, dout, pending = (rand(rng, s, dtype) for s in ((N, C), (C,), (N, C), (N, C)))
+    if rms:
+        _, rstd = ref.rms_norm_forward(x, w, 1e-6)
+        want = ref.rms_norm_backward(dout, x, w, rstd)[0]
+        out = pending.copy()
+        got = kb.rms_norm_backward(dout, x, w, rstd, dx_out=out, accumulate=accumulate)[0]
+    else:
+        _, mean, rstd = ref.layer_norm_forward(x, w, None, 1e-5)
+        want = ref.layer_norm_backward(dout, x, w, mean, rstd, True)[0]
+        out = pending.copy()
+        got = kb.layer_norm_backward(dout, x, w, mean, rstd, True, dx_out=out, accumulate=accumulate)[0]
+    assert got is out
+    assert_close(got, pending + want if accumulate else want, dtype, "norm backward dx_out", 10)
+
+
 # ---- attention -------------------------------------------------------------------------------
 
 @st.composite

@@ -65,6 +65,12 @@ CASES = {
     "linear_backward dweight_out aliases weight": (lambda w: lambda: cb.linear_backward(
         f32(3, 5), f32(3, 4), w, dweight_out=w, accumulate=True))(f32(5, 4)),
     # norms
+    "layer_norm_backward accumulate without dx_out": lambda: cb.layer_norm_backward(
+        f32(3, 4), f32(3, 4), None, f32(3), f32(3), False, accumulate=True),
+    "layer_norm_backward dx_out shape": lambda: cb.layer_norm_backward(
+        f32(3, 4), f32(3, 4), None, f32(3), f32(3), False, dx_out=f32(4, 3), accumulate=True),
+    "rms_norm_backward dx_out aliases dout": (lambda d: lambda: cb.rms_norm_backward(
+        d, f32(3, 4), None, f32(3), dx_out=d, accumulate=True))(f32(3, 4)),
     "layer_norm_forward x 3-D": lambda: cb.layer_norm_forward(f32(2, 3, 4), None, None, 1e-5),
     "layer_norm_forward weight shape": lambda: cb.layer_norm_forward(f32(3, 4), f32(5), None, 1e-5),
     "layer_norm_forward x float64": lambda: cb.layer_norm_forward(np.ones((3, 4)), None, None, 1e-5),

@@ -41,6 +41,19 @@ def _param_grad_outs(fn, iw, ib, need_w, need_b, dtype):
             "accumulate": (w or b)[1]}
 
 
+def _input_grad_out(fn, shape2d, dtype):
+    """The norm backwards' dx_out keywords when the engine hands out input 0's gradient array (Function.grad_buffer:
+    the pending sum of a residual stream's gradient, or a leaf's lent .grad), and that array to return as dx;
+    ({}, None) otherwise. The kernel adds dx into it in its own pass (or writes it there)."""
+    if dtype != np.float32 or not fn.needs_input_grad[0]:
+        return {}, None
+    got = fn.grad_buffer(0, dtype)
+    if got is None:
+        return {}, None
+    buf, accumulate = got
+    return {"dx_out": buf.reshape(shape2d), "accumulate": accumulate}, buf  # a view: buf is C-contiguous
+
+
 def _residual_kw(residual, out_shape):
     """linear_forward's keyword for a residual (..., OC) added to the output in the GEMM's epilogue."""
     if residual is None:
@@ -101,9 +114,10 @@ class LayerNorm(Function):
         return out.reshape(x.shape)
 
     def backward(self, g):
+        into, buf = _input_grad_out(self, self.x2.shape, g.dtype)
         dx, dw, db = K.get("layer_norm_backward", g.dtype)(
-            _shaped(_c(g), self.x2.shape), self.x2, self.w2, self.mean, self.rstd, self.has_bias)
-        grads = [_shaped(dx, self.shape)]
+            _shaped(_c(g), self.x2.shape), self.x2, self.w2, self.mean, self.rstd, self.has_bias, **into)
+        grads = [_shaped(dx, self.shape) if buf is None else buf]
         if self.has_weight:
             grads.append(_shaped(dw, self.w_shape) if dw is not None else None)
         if self.has_bias:
@@ -126,10 +140,13 @@ class RMSNorm(Function):
         return out.reshape(x.shape)
 
     def backward(self, g):
-        dx, dw = K.get("rms_norm_backward", g.dtype)(_shaped(_c(g), self.x2.shape), self.x2, self.w2, self.rstd)
+        into, buf = _input_grad_out(self, self.x2.shape, g.dtype)
+        dx, dw = K.get("rms_norm_backward", g.dtype)(_shaped(_c(g), self.x2.shape), self.x2, self.w2, self.rstd,
+                                                      **into)
+        dx = _shaped(dx, self.shape) if buf is None else buf
         if self.w2 is None:
-            return _shaped(dx, self.shape)
-        return _shaped(dx, self.shape), (_shaped(dw, self.input_meta[1][0]) if dw is not None else None)
+            return dx
+        return dx, (_shaped(dw, self.input_meta[1][0]) if dw is not None else None)
 
 
 class Attention(Function):
@@ -293,9 +310,10 @@ class LayerNormLinear(Function):
             **_param_grad_outs(self, 3, 4, nw, nb, dt))
         dx = dlw = dlb = None
         if nx or nlw or nlb:
+            into, buf = _input_grad_out(self, x2.shape, dt)
             dx, dlw, dlb = K.get("layer_norm_backward", dt)(dxn, x2, self.ln_w, self.mean, self.rstd,
-                                                            ln_b is not None)
-            dx = _shaped(dx, self.lead + (x2.shape[1],))
+                                                            ln_b is not None, **into)
+            dx = _shaped(dx, self.lead + (x2.shape[1],)) if buf is None else buf
         return dx, dlw, dlb, dw, db
 
 
