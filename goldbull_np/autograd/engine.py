@@ -38,13 +38,15 @@ def _lends():
 
 
 class _Lending:
-    """A pass's hand-outs: ``given`` id(node) -> (id(array), accumulate) (ids: holding the array would keep a
-    pending gradient from being the table's alone); ``grads``, the pass's pending gradients of Functions;
-    ``borrowed``, its root gradients (never written into)."""
-    __slots__ = ("given", "grads", "borrowed")
+    """A pass's hand-outs: ``given`` id(node) -> (id(array), accumulate), from the hand-out to the check right
+    after that backward returns (ids: holding the array would keep a pending gradient from being the table's
+    alone; popped at the check, so a freed array's id is never matched); ``leaves``, the ids of the leaves
+    handed out (once a pass); ``grads``, the pass's pending gradients of Functions; ``borrowed``, its root
+    gradients (never written into)."""
+    __slots__ = ("given", "leaves", "grads", "borrowed")
 
     def __init__(self, borrowed):
-        self.given, self.grads, self.borrowed = {}, {}, borrowed
+        self.given, self.leaves, self.grads, self.borrowed = {}, set(), {}, borrowed
 
 
 def grad_buffer(node, dtype):
@@ -70,7 +72,7 @@ def grad_buffer(node, dtype):
         return None
     if not isinstance(node, Tensor):
         return _pending_buffer(lend, node, dtype)
-    if node._hooks or id(node) in lend.given:
+    if node._hooks or id(node) in lend.leaves:
         return None
     data, grad = node.data, node.grad
     if grad is None:
@@ -82,6 +84,7 @@ def grad_buffer(node, dtype):
     if (buf.__class__ is not np.ndarray or buf.shape != data.shape or buf.dtype != data.dtype or buf.dtype != dtype
             or not (buf.flags.c_contiguous and buf.flags.writeable)):
         return None
+    lend.leaves.add(id(node))
     lend.given[id(node)] = (id(buf), accumulate)
     return buf, accumulate
 
@@ -218,7 +221,7 @@ def _propagate(roots, root_grads, retain_graph, capture, leaf_grads, borrowed, l
                 if ig.dtype != dtype:
                     ig = ig.astype(dtype)
                 if given:
-                    lent = given.get(id(node))
+                    lent = given.pop(id(node), None)
                     if lent is not None and lent[1] and id(ig) == lent[0]:
                         continue  # added where it belongs (.grad, the pending sum) by the backward itself
                 if node.__class__ is Tensor or isinstance(node, Tensor):

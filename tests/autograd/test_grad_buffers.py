@@ -233,3 +233,21 @@ def test_a_transformer_block_sums_both_residual_gradients_in_its_norms(monkeypat
     (h * 0.5).sum().backward()
     pending = [n for n in handed if not isinstance(n, gb.Tensor)]
     assert len(pending) == 2 * len(blocks), [type(n).__name__ for n in pending]
+
+
+def test_a_stream_with_three_consumers_keeps_every_contribution(monkeypatch):
+    """h feeds a norm (which adds into h's pending sum), a plain product (a fresh gradient summed by the engine:
+    the pending array is replaced and freed) and a second norm: a freed array's id must never be taken for the
+    hand-out of the first norm, so every contribution counts."""
+    rng = np.random.default_rng(10)
+    data = [rng.standard_normal((5, 16)).astype(np.float32), rng.standard_normal(16).astype(np.float32)]
+
+    def build(x, w):
+        h = x * 2.0
+        out = F.layer_norm(h, (16,), w) * 1.5 + h * h + F.layer_norm(h, (16,), w, w) * 0.5 + h
+        return (out * out).sum()
+
+    got = _grads_of(build, data)
+    want = _without_buffers(monkeypatch, lambda: _grads_of(build, data))
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)

@@ -240,9 +240,10 @@ class Gelu(Function):
 
 
 class GeluLinear(Function):
-    """y = gelu(h) @ weight.T + bias [+ residual (..., OC), added in the GEMM's epilogue], saving h but not gelu(h): backward recomputes gelu(h) instead of
-    keeping a second (..., hidden) activation alive from forward to backward, the MLP's largest
-    (hidden values per token, per layer). Backward runs da = g @ weight first, then one kernel,
+    """y = gelu(h) @ weight.T + bias [+ residual (..., OC), added in the GEMM's epilogue], saving h but not
+    gelu(h): backward recomputes gelu(h) instead of keeping a second (..., hidden) activation alive from
+    forward to backward, the MLP's largest (hidden values per token, per layer). Backward runs
+    da = g @ weight first, then one kernel,
     gelu_forward_backward, gives both gelu(h) (for the weight gradient) and dh = da * gelu'(h) from a
     single evaluation of Phi per element (gelu_forward then gelu_backward evaluated it twice).
     Values and gradients are those of Gelu then Linear."""
