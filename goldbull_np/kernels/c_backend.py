@@ -228,12 +228,13 @@ def layer_norm_backward(dout, x, weight, mean, rstd, has_bias, dx_out=None, accu
     dw = np.empty(C, _F32) if weight is not None else None
     db = np.empty(C, _F32) if has_bias else None
     _ok(lib.layernorm_backward(_p(dx), _p(dw), _p(db), _p(dout), _p(x), _p(weight), _p(mean), _p(rstd), N, C,
-                               int(dx_out is not None and bool(accumulate))), "layernorm_backward")
+                               int(bool(accumulate))), "layernorm_backward")
     return dx, dw, db
 
 
 def _dx_out(dx_out, shape, inputs, accumulate):
-    """The norm backwards' dx: dx_out (checked) or a fresh array; accumulate needs dx_out."""
+    """The norm backwards' dx: dx_out (checked) or a fresh array; accumulate needs dx_out (so the kernel's
+    accumulate flag implies it)."""
     if dx_out is None:
         if accumulate:
             raise ValueError("accumulate=True needs dx_out (the array to add the gradient into)")
@@ -261,8 +262,8 @@ def rms_norm_backward(dout, x, weight, rstd, dx_out=None, accumulate=False):
     _arr("rstd", rstd, (N,))
     dx = _dx_out(dx_out, (N, C), (dout, x, weight, rstd), accumulate)
     dw = np.empty(C, _F32) if weight is not None else None
-    _ok(lib.rmsnorm_backward(_p(dx), _p(dw), _p(dout), _p(x), _p(weight), _p(rstd), N, C,
-                             int(dx_out is not None and bool(accumulate))), "rmsnorm_backward")
+    _ok(lib.rmsnorm_backward(_p(dx), _p(dw), _p(dout), _p(x), _p(weight), _p(rstd), N, C, int(bool(accumulate))),
+        "rmsnorm_backward")
     return dx, dw
 
 

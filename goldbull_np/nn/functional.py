@@ -33,19 +33,11 @@ def linear(input, weight, bias=None, *, residual=None):
     if bias is not None and bias.shape != weight.shape[:1]:
         raise ValueError(f"linear: bias of shape {bias.shape} does not match weight of shape {weight.shape}")
     _same_dtype("linear", input=input, weight=weight, bias=bias, residual=residual)
-    if residual is not None:
-        _check_residual("linear", input, weight, residual)
+    if residual is not None:  # its shape is checked by the op (no broadcasting)
         return _fused.Linear.apply(input, weight, bias, residual)
     if bias is None:
         return _fused.Linear.apply(input, weight)
     return _fused.Linear.apply(input, weight, bias)
-
-
-def _check_residual(op, input, weight, residual):
-    out_shape = tuple(input.shape[:-1]) + (weight.shape[0],)
-    if tuple(residual.shape) != out_shape:
-        raise ValueError(f"{op}: residual of shape {tuple(residual.shape)} does not match the output's {out_shape} "
-                         "(it is added to the output as it is, without broadcasting)")
 
 
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
@@ -191,7 +183,6 @@ def gelu_linear(input, weight, bias=None, approximate="none", *, residual=None):
         raise ValueError(f"gelu_linear: bias of shape {bias.shape} does not match weight of shape {weight.shape}")
     if residual is not None:
         _same_dtype("gelu_linear", input=input, residual=residual)
-        _check_residual("gelu_linear", input, weight, residual)
         return _fused.GeluLinear.apply(input, weight, bias, residual, approximate=approximate)
     if bias is None:
         return _fused.GeluLinear.apply(input, weight, approximate=approximate)

@@ -54,12 +54,13 @@ def _input_grad_out(fn, shape2d, dtype):
     return {"dx_out": buf.reshape(shape2d), "accumulate": accumulate}, buf  # a view: buf is C-contiguous
 
 
-def _residual_kw(residual, out_shape):
+def _residual_kw(op, residual, out_shape):
     """linear_forward's keyword for a residual (..., OC) added to the output in the GEMM's epilogue."""
     if residual is None:
         return {}
     if residual.shape != out_shape:
-        raise ValueError(f"residual of shape {residual.shape} does not match the output's {out_shape}")
+        raise ValueError(f"{op}: residual of shape {residual.shape} does not match the output's {out_shape} "
+                         "(it is added to the output as it is, without broadcasting)")
     return {"residual": _c(residual).reshape(-1, out_shape[-1])}  # (N, OC)
 
 
@@ -83,7 +84,7 @@ class Linear(Function):
         x2 = _c(x).reshape(-1, x.shape[-1])  # (N, C)
         self.x2, self.weight, self.has_bias, self.has_residual = x2, weight, bias is not None, residual is not None
         out = K.get("linear_forward", x.dtype)(x2, _c(weight), None if bias is None else _c(bias),
-                                               **_residual_kw(residual, out_shape))  # (N, OC)
+                                               **_residual_kw("linear", residual, out_shape))  # (N, OC)
         return out.reshape(out_shape)
 
     def backward(self, g):
@@ -258,7 +259,7 @@ class GeluLinear(Function):
         self.has_residual = residual is not None
         a = K.get("gelu_forward", h.dtype)(h2, approximate=approximate)  # (N, hidden)
         out = K.get("linear_forward", h.dtype)(a, _c(weight), None if bias is None else _c(bias),
-                                               **_residual_kw(residual, out_shape))  # (N, OC)
+                                               **_residual_kw("gelu_linear", residual, out_shape))  # (N, OC)
         return out.reshape(out_shape)
 
     def backward(self, g):
