@@ -46,54 +46,100 @@ static inline GB_INLINE void add_tile_rows(float *c, const float *d, int64_t ldc
 GB_MULTIVERSION(add_tile, (float *c, const float *d, int64_t ldc, int64_t rows, int64_t nr),
                 add_tile_rows(c, d, ldc, rows, nr))
 
+/* One k-block's view of the product, shared by the tiles of a gemm_block call. */
+typedef struct {
+    const float *a_blk, *Bp;     /* A rows ic.. (in place, row stride ars, or packed panels), the packed B block */
+    int64_t ars, acs, kc, ic, jc;
+    int packa, add;              /* add: C += (a later k-block, or accumulate); else C = */
+    const float *bias, *addend;  /* the first k-block's bias, the last one's residual (else NULL) */
+    gb_ukernel_wide_fn ukw;
+    gb_ukernel_direct_fn ukd;
+    gb_ukernel_tall_fn ukt;
+} kblock_t;
+
+/* C rows ic+ir.. (rows: 2*MR for the 12x32 tile, else mr <= MR), columns jc+jr.. (nr <= 2*NR, two panels when
+ * wide): one micro-kernel call, then the residual added to the finished tile. */
+static void gemm_tile(const gemm_args *g, const kblock_t *kb, int64_t ir, int64_t jr, int64_t mr, int64_t nr,
+                      int wide, int tall) {
+    int64_t N = g->N, kc = kb->kc;
+    const float *a_ir = kb->packa ? kb->a_blk + ir * kc : kb->a_blk + ir * kb->ars;
+    const float *bias_j = kb->bias ? kb->bias + kb->jc + jr : NULL, *bp = kb->Bp + jr * kc;
+    float *c_ij = g->c + (kb->ic + ir) * N + kb->jc + jr;
+    const float *d_ij = kb->addend ? kb->addend + (kb->ic + ir) * N + kb->jc + jr : NULL;
+    int64_t rows = tall ? 2 * MR : mr;
+    for (int64_t i = 0; d_ij && i < rows; i++) {  /* in flight while the FMAs run */
+        __builtin_prefetch(d_ij + i * N);
+        __builtin_prefetch(d_ij + i * N + nr - 1);
+    }
+    if (tall)
+        kb->ukt(kc, a_ir, kb->packa ? a_ir + MR * kc : a_ir + MR * kb->ars, kb->ars, kb->acs, bp, NR * kc, c_ij, N, nr,
+                kb->add, bias_j);
+    else if (wide) kb->ukw(kc, a_ir, kb->ars, kb->acs, bp, NR, NR * kc, c_ij, N, mr, nr, kb->add, bias_j);
+    else kb->ukd(kc, a_ir, kb->ars, kb->acs, bp, NR, c_ij, N, mr, nr, kb->add, bias_j);
+    if (d_ij) GB_CALL(add_tile, (c_ij, d_ij, N, rows, nr));
+}
+
 /* C[ic.., jc + panels jp0..jp1) for rows [m0, m1) of one packed (kc, nc) block of op(B).
  * A row-major A is read in place by the direct micro-kernel (six row streams, no packing pass: 5-10%
  * faster on a small transformer's linears, K = 128, and even at K = 384) unless pack_rows_of_a says
  * otherwise on the AVX2 tier; a transposed A is packed.
- * On the AVX-512 tier pairs of B panels go through the 12x32 kernel (gb_ukernel_tall: each B vector serves
- * 12 rows, 0.92-0.97x the 6x32 kernel's time on the mid GPT's linears and 0.93-0.98x on the small one's, one
- * and two threads), the last rows of a block through the 6x32 one (gb_ukernel_wide). */
+ * The AVX-512 tier walks the block strip by strip: for each 12 rows of A (the 12x32 kernel, gb_ukernel_tall:
+ * each B vector serves 12 rows, 0.92-0.97x the 6x32 kernel's time), every pair of B panels (the last rows of a
+ * block through the 6x32 one, gb_ukernel_wide). The strip (12 x kc, 18 KiB) stays in L1 while the B block
+ * (nc_block: at most 768 columns, 1.1 MiB) streams from L2; panel by panel, the pair of B panels (48 KiB at
+ * kc = 384) filled all of L1 and both operands came from L2 (strip order: 0.89-0.95x the time at 1 thread and
+ * 0.95-0.99x at 2 on the mid GPT's linears; benchmarks/results/kernel_choices.md). The AVX2 tier goes panel by
+ * panel (its 6x16 kernel's panel, 24 KiB, fits L1; strip order was 1.00-1.06x its time). */
 static void gemm_block(gemm_args *g, float *Ap, const float *Bp, int64_t m0, int64_t m1,
                        int64_t jc, int64_t nc, int64_t jp0, int64_t jp1, int64_t pc, int64_t kc) {
-    int64_t lda = g->trans_a ? g->M : g->K, N = g->N;
-    int first = pc == 0 && !g->accumulate;  /* the first k-block stores, the others (and accumulate) add */
-    const float *bias_k = pc == 0 ? g->bias : NULL;  /* the bias epilogue on the first k-block */
-    const float *addend_k = pc + kc >= g->K ? g->addend : NULL;  /* added to each finished tile of the last k-block */
-    gb_ukernel_wide_fn ukw = gb_ukernel_wide();  /* AVX-512: two B panels (6x32) per call */
-    gb_ukernel_direct_fn ukd = gb_ukernel_direct();
-    gb_ukernel_tall_fn ukt = gb_ukernel_tall();  /* AVX-512: two full MR panels (12x32) per call */
-    int packa = g->trans_a || (!ukw && pack_rows_of_a((jp1 - jp0) * NR, g->K));
+    int64_t lda = g->trans_a ? g->M : g->K;
+    kblock_t kb = {.Bp = Bp, .kc = kc, .jc = jc, .add = pc > 0 || g->accumulate,
+                   .bias = pc == 0 ? g->bias : NULL, .addend = pc + kc >= g->K ? g->addend : NULL,
+                   .ukw = gb_ukernel_wide(), .ukd = gb_ukernel_direct(), .ukt = gb_ukernel_tall()};
+    kb.packa = g->trans_a || (!kb.ukw && pack_rows_of_a((jp1 - jp0) * NR, g->K));
+    kb.ars = kb.packa ? 1 : lda;
+    kb.acs = kb.packa ? MR : 1;
     for (int64_t ic = m0; ic < m1; ic += MC) {
         int64_t mc = m1 - ic < MC ? m1 - ic : MC;
-        if (packa) gb_pack_a(Ap, g->a, g->trans_a ? 1 : lda, g->trans_a ? lda : 1, ic, pc, mc, kc);
-        /* A rows ic+ir..: in place (row stride lda) or the packed panel ir (acs = MR) */
-        const float *a_blk = packa ? Ap : g->a + ic * lda + pc;
-        int64_t ars = packa ? 1 : lda, acs = packa ? MR : 1;
-        for (int64_t jp = jp0; jp < jp1;) {
-            int64_t jr = jp * NR, wide = ukw && jp + 1 < jp1;
-            int64_t nr = nc - jr < (wide ? 2 : 1) * NR ? nc - jr : (wide ? 2 : 1) * NR;
-            const float *bias_j = bias_k ? bias_k + jc + jr : NULL;
+        if (kb.packa) gb_pack_a(Ap, g->a, g->trans_a ? 1 : lda, g->trans_a ? lda : 1, ic, pc, mc, kc);
+        kb.ic = ic;
+        kb.a_blk = kb.packa ? Ap : g->a + ic * lda + pc;  /* A rows ic..: packed panels, or in place */
+        if (kb.ukt) {  /* strip by strip */
             for (int64_t ir = 0; ir < mc; ir += MR) {
                 int64_t mr = mc - ir < MR ? mc - ir : MR;
-                int tall = wide && ukt && ir + 2 * MR <= mc;  /* two full MR panels: the 12x32 tile */
-                const float *a_ir = packa ? a_blk + ir * kc : a_blk + ir * lda;
-                float *c_ij = g->c + (ic + ir) * N + jc + jr;
-                const float *d_ij = addend_k ? addend_k + (ic + ir) * N + jc + jr : NULL;
-                for (int64_t i = 0; d_ij && i < (tall ? 2 * MR : mr); i++) {  /* in flight while the FMAs run */
-                    __builtin_prefetch(d_ij + i * N);
-                    __builtin_prefetch(d_ij + i * N + nr - 1);
+                int twelve = ir + 2 * MR <= mc;  /* a full 12-row strip */
+                for (int64_t jp = jp0; jp < jp1;) {
+                    int wide = jp + 1 < jp1;
+                    int64_t jr = jp * NR, nr = nc - jr < (wide ? 2 : 1) * NR ? nc - jr : (wide ? 2 : 1) * NR;
+                    if (twelve && wide) gemm_tile(g, &kb, ir, jr, MR, nr, 1, 1);
+                    else {  /* the last, single panel (or a short strip): six rows at a time */
+                        gemm_tile(g, &kb, ir, jr, mr, nr, wide, 0);
+                        if (twelve) gemm_tile(g, &kb, ir + MR, jr, MR, nr, wide, 0);
+                    }
+                    jp += wide ? 2 : 1;
                 }
-                if (tall)
-                    ukt(kc, a_ir, packa ? a_ir + MR * kc : a_ir + MR * lda, ars, acs, Bp + jr * kc, NR * kc, c_ij,
-                        N, nr, !first, bias_j);
-                else if (wide) ukw(kc, a_ir, ars, acs, Bp + jr * kc, NR, NR * kc, c_ij, N, mr, nr, !first, bias_j);
-                else ukd(kc, a_ir, ars, acs, Bp + jr * kc, NR, c_ij, N, mr, nr, !first, bias_j);
-                if (d_ij) GB_CALL(add_tile, (c_ij, d_ij, N, tall ? 2 * MR : mr, nr));
-                ir += tall ? MR : 0;
+                ir += twelve ? MR : 0;
             }
+            continue;
+        }
+        for (int64_t jp = jp0; jp < jp1;) {  /* panel by panel */
+            int wide = kb.ukw && jp + 1 < jp1;
+            int64_t jr = jp * NR, nr = nc - jr < (wide ? 2 : 1) * NR ? nc - jr : (wide ? 2 : 1) * NR;
+            for (int64_t ir = 0; ir < mc; ir += MR)
+                gemm_tile(g, &kb, ir, jr, mc - ir < MR ? mc - ir : MR, nr, wide, 0);
             jp += wide ? 2 : 1;
         }
     }
+}
+
+/* Columns of one packed block of op(B): NC, or on the AVX-512 tier (strip order, gemm_block) N split evenly
+ * into blocks of at most NC_STRIPS columns (whole panel pairs), so the (kc, nc) block stays in L2 while the
+ * strips stream it: N = 1536 in two blocks of 768, 1152 in two of 576. */
+#define NC_STRIPS 768
+static int64_t nc_block(int64_t N) {
+    if (!gb_ukernel_tall()) return NC;
+    int64_t blocks = (N + NC_STRIPS - 1) / NC_STRIPS, cols = (N + blocks - 1) / blocks;
+    return (cols + 2 * NR - 1) / (2 * NR) * (2 * NR);
 }
 
 /* rows [m0, m1) of thread t's M split (whole MR panels) */
@@ -136,7 +182,7 @@ static int64_t claim_rows(int64_t *next, int64_t M, int nt, int64_t *r0) {
 static void sgemm_private_b_task(void *ctx, int t, int nt) {
     gemm_args *g = ctx;
     int64_t ldb = g->trans_b ? g->K : g->N, N = g->N, K = g->K;
-    int64_t ncmax = N < NC ? N : NC, kcmax = K < KC ? K : KC;
+    int64_t ncmax = N < NC ? N : NC, kcmax = K < KC ? K : KC, ncb = nc_block(N);
     float *Bp = gb_workspace(0, (size_t)((ncmax + NR - 1) / NR * NR) * kcmax);  /* this thread's */
     float *Ap = gb_workspace(1, (size_t)MC * kcmax);
     if (!Ap || !Bp) {
@@ -158,8 +204,8 @@ static void sgemm_private_b_task(void *ctx, int t, int nt) {
     rows = rows < floor_rows ? floor_rows : rows > MC ? MC : rows;
     rows = ((rows > least ? rows : least) + MR - 1) / MR * MR;
     int64_t nchunks = (g->M + rows - 1) / rows;
-    for (int64_t jc = 0; jc < N; jc += NC) {
-        int64_t nc = N - jc < NC ? N - jc : NC, npanels = (nc + NR - 1) / NR;
+    for (int64_t jc = 0; jc < N; jc += ncb) {
+        int64_t nc = N - jc < ncb ? N - jc : ncb, npanels = (nc + NR - 1) / NR;
         for (int64_t pc = 0; pc < K; pc += KC) {
             int64_t kc = K - pc < KC ? K - pc : KC;
             gb_pack_b(Bp, g->b, g->trans_b, ldb, jc, pc, nc, kc, 0, npanels);
@@ -180,11 +226,11 @@ static void sgemm_private_b_task(void *ctx, int t, int nt) {
 /* The shared-B product: the team packs each KCxNC block of op(B) together, then splits M (or N). */
 static void sgemm_shared_b_task(void *ctx, int t, int nt) {
     gemm_args *g = ctx;
-    int64_t ldb = g->trans_b ? g->K : g->N, N = g->N, K = g->K, kcmax = K < KC ? K : KC;
+    int64_t ldb = g->trans_b ? g->K : g->N, N = g->N, K = g->K, kcmax = K < KC ? K : KC, ncb = nc_block(N);
     float *Ap = gb_workspace(1, (size_t)MC * kcmax);
     if (!Ap) mark_error(g);  /* keep meeting the barriers; compute nothing */
-    for (int64_t jc = 0; jc < N; jc += NC) {
-        int64_t nc = N - jc < NC ? N - jc : NC, npanels = (nc + NR - 1) / NR;
+    for (int64_t jc = 0; jc < N; jc += ncb) {
+        int64_t nc = N - jc < ncb ? N - jc : ncb, npanels = (nc + NR - 1) / NR;
         for (int64_t pc = 0; pc < K; pc += KC) {
             int64_t kc = K - pc < KC ? K - pc : KC;
             int64_t q0, q1;
@@ -207,10 +253,11 @@ static int sgemm_one(float *c, const float *a, const float *b, const float *bias
      * op(B) in every thread, the N split only each thread's columns (0.80-0.91x the time at M = 64-128). */
     int split_m = ((M + MR - 1) / MR >= 2 * nt && N < 4 * M) || N <= NR * nt;
     gemm_args g = {c, a, b, bias, addend, trans_a, trans_b, split_m, accumulate, M, N, K, NULL, 0, 0, {0}, 0};
-    /* Small op(B) (at most one KCxNC block's worth) with the M split: each thread packs all of it
-     * itself, so the team never meets at a barrier: for a transformer's small linears a barrier
+    /* Small op(B) (at most one KCxNC block's worth; KCxNC_STRIPS on the AVX-512 tier, whose larger B went
+     * through the private path 0.90x as fast as through the shared one) with the M split: each thread packs all
+     * of it itself, so the team never meets at a barrier: for a transformer's small linears a barrier
      * cost more than packing B twice (benchmarks/results/kernel_choices.md). */
-    if (nt > 1 && split_m && K * N <= (int64_t)KC * NC) {
+    if (nt > 1 && split_m && K * N <= (int64_t)KC * (gb_ukernel_tall() ? NC_STRIPS : NC)) {
         gb_parallel(sgemm_private_b_task, &g, nt);
         return g.err ? -1 : 0;
     }

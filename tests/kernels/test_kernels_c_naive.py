@@ -353,3 +353,40 @@ print("OK")
 '''
     r = run_script(code, timeout=120)
     assert r.returncode == 0 and r.stdout.strip().endswith("OK"), r.stderr[-2000:]
+
+
+@pytest.mark.parametrize("isa", ["best"] + c_lower_isas())
+@pytest.mark.parametrize("N,C,OC", [(611, 384, 1536), (400, 200, 1400), (97, 900, 1160)])
+def test_linear_over_several_column_blocks_matches_float64_on_one_and_two_threads(N, C, OC, isa):
+    """On the AVX-512 tier op(B) goes in blocks of at most 768 columns (csrc/matmul.c nc_block: 1536 in two
+    of 768, 1400 in 704 + 696, 1160 in 608 + 552, an odd 35 panels) walked strip by strip (12 rows of A
+    against every panel pair, the last single panel and a short strip 6 rows at a time: 611 and 97 rows
+    leave 11 and 1); the forward's residual goes onto the last k-block (C = 900: three) and the backward's
+    dweight accumulates into a lent array. The shared-B team path (the first and last forwards, every
+    backward) and the per-thread one (the second forward: K*N within 384 x 768, split over M) give the
+    one-thread bits on two threads, and equal float64; every ISA tier."""
+    from goldbull_np import kernels
+    from goldbull_np.kernels import c_backend as cb
+    if isa != "best":
+        assert cb.set_isa(isa) == isa
+    rng = np.random.default_rng(N + C + OC)
+    x, w = rng.standard_normal((N, C), np.float32), rng.standard_normal((OC, C), np.float32)
+    bias, residual = rng.standard_normal(OC, np.float32), rng.standard_normal((N, OC), np.float32)
+    dout, grad_before = rng.standard_normal((N, OC), np.float32), rng.standard_normal((OC, C), np.float32)
+    before = cb.load().gb_omp_max_threads()
+    runs = []
+    try:
+        for nt in (1, 2):
+            kernels.set_num_threads(nt)
+            y = cb.linear_forward(x, w, bias, residual=residual)
+            dw = grad_before.copy()
+            dx, dw, _ = cb.linear_backward(dout, x, w, need_dbias=False, dweight_out=dw, accumulate=True)
+            runs.append((y, dx, dw))
+    finally:
+        kernels.set_num_threads(before)
+    for one, two, what in zip(*runs, ("out", "dx", "dweight")):
+        np.testing.assert_array_equal(two, one, err_msg=what)
+    x64, w64, d64 = x.astype(np.float64), w.astype(np.float64), dout.astype(np.float64)
+    wants = (residual + x64 @ w64.T + bias, d64 @ w64, grad_before + d64.T @ x64)
+    for got, want, k, what in zip(runs[0], wants, (C, OC, N), ("out", "dx", "dweight")):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.sqrt(k), err_msg=what)
