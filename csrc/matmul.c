@@ -87,8 +87,8 @@ static void gemm_tile(const gemm_args *g, const kblock_t *kb, int64_t ir, int64_
  * each B vector serves 12 rows, 0.92-0.97x the 6x32 kernel's time), every pair of B panels (the last rows of a
  * block through the 6x32 one, gb_ukernel_wide). The strip (12 x kc, 18 KiB) stays in L1 while the B block
  * (nc_block: at most 768 columns, 1.1 MiB) streams from L2; panel by panel, the pair of B panels (48 KiB at
- * kc = 384) filled all of L1 and both operands came from L2 (strip order: 0.89-0.95x the time at 1 thread and
- * 0.95-0.99x at 2 on the mid GPT's linears; benchmarks/results/kernel_choices.md). The AVX2 tier goes panel by
+ * kc = 384) filled all of L1 and both operands came from L2 (strip order, on a Xeon: 0.89-0.95x the time at 1
+ * thread and 0.95-0.99x at 2 on the mid GPT's linears; neutral on Zen 4; benchmarks/results/kernel_choices.md). The AVX2 tier goes panel by
  * panel (its 6x16 kernel's panel, 24 KiB, fits L1; strip order was 1.00-1.06x its time). */
 static void gemm_block(gemm_args *g, float *Ap, const float *Bp, int64_t m0, int64_t m1,
                        int64_t jc, int64_t nc, int64_t jp0, int64_t jp1, int64_t pc, int64_t kc) {
