@@ -49,7 +49,7 @@ GB_MULTIVERSION(add_tile, (float *c, const float *d, int64_t ldc, int64_t rows, 
 /* One k-block's view of the product, shared by the tiles of a gemm_block call. */
 typedef struct {
     const float *a_blk, *Bp;     /* A rows ic.. (in place, row stride ars, or packed panels), the packed B block */
-    int64_t ars, acs, kc, ic, jc;
+    int64_t ars, acs, kc, ic, jc, nc;
     int packa, add;              /* add: C += (a later k-block, or accumulate); else C = */
     const float *bias, *addend;  /* the first k-block's bias, the last one's residual (else NULL) */
     gb_ukernel_wide_fn ukw;
@@ -57,11 +57,12 @@ typedef struct {
     gb_ukernel_tall_fn ukt;
 } kblock_t;
 
-/* C rows ic+ir.. (rows: 2*MR for the 12x32 tile, else mr <= MR), columns jc+jr.. (nr <= 2*NR, two panels when
- * wide): one micro-kernel call, then the residual added to the finished tile. */
-static void gemm_tile(const gemm_args *g, const kblock_t *kb, int64_t ir, int64_t jr, int64_t mr, int64_t nr,
-                      int wide, int tall) {
-    int64_t N = g->N, kc = kb->kc;
+/* C rows ic+ir.. (rows: 2*MR for the 12x32 tile, else mr <= MR), columns jc+jr.. (one B panel, two when wide;
+ * fewer columns at the block's end): one micro-kernel call, then the residual added to the finished tile. */
+static void gemm_tile(const gemm_args *g, const kblock_t *kb, int64_t ir, int64_t jr, int64_t mr, int wide,
+                      int tall) {
+    int64_t N = g->N, kc = kb->kc, panel_cols = (wide ? 2 : 1) * NR;
+    int64_t nr = kb->nc - jr < panel_cols ? kb->nc - jr : panel_cols;
     const float *a_ir = kb->packa ? kb->a_blk + ir * kc : kb->a_blk + ir * kb->ars;
     const float *bias_j = kb->bias ? kb->bias + kb->jc + jr : NULL, *bp = kb->Bp + jr * kc;
     float *c_ij = g->c + (kb->ic + ir) * N + kb->jc + jr;
@@ -88,12 +89,13 @@ static void gemm_tile(const gemm_args *g, const kblock_t *kb, int64_t ir, int64_
  * block through the 6x32 one, gb_ukernel_wide). The strip (12 x kc, 18 KiB) stays in L1 while the B block
  * (nc_block: at most 768 columns, 1.1 MiB) streams from L2; panel by panel, the pair of B panels (48 KiB at
  * kc = 384) filled all of L1 and both operands came from L2 (strip order, on a Xeon: 0.89-0.95x the time at 1
- * thread and 0.95-0.99x at 2 on the mid GPT's linears; neutral on Zen 4; benchmarks/results/kernel_choices.md). The AVX2 tier goes panel by
- * panel (its 6x16 kernel's panel, 24 KiB, fits L1; strip order was 1.00-1.06x its time). */
+ * thread and 0.95-0.99x at 2 on the mid GPT's linears; neutral on Zen 4; benchmarks/results/kernel_choices.md).
+ * The AVX2 tier goes panel by panel (its 6x16 kernel's panel, 24 KiB, fits L1; strip order was 1.00-1.06x its
+ * time). */
 static void gemm_block(gemm_args *g, float *Ap, const float *Bp, int64_t m0, int64_t m1,
                        int64_t jc, int64_t nc, int64_t jp0, int64_t jp1, int64_t pc, int64_t kc) {
     int64_t lda = g->trans_a ? g->M : g->K;
-    kblock_t kb = {.Bp = Bp, .kc = kc, .jc = jc, .add = pc > 0 || g->accumulate,
+    kblock_t kb = {.Bp = Bp, .kc = kc, .jc = jc, .nc = nc, .add = pc > 0 || g->accumulate,
                    .bias = pc == 0 ? g->bias : NULL, .addend = pc + kc >= g->K ? g->addend : NULL,
                    .ukw = gb_ukernel_wide(), .ukd = gb_ukernel_direct(), .ukt = gb_ukernel_tall()};
     kb.packa = g->trans_a || (!kb.ukw && pack_rows_of_a((jp1 - jp0) * NR, g->K));
@@ -110,11 +112,10 @@ static void gemm_block(gemm_args *g, float *Ap, const float *Bp, int64_t m0, int
                 int twelve = ir + 2 * MR <= mc;  /* a full 12-row strip */
                 for (int64_t jp = jp0; jp < jp1;) {
                     int wide = jp + 1 < jp1;
-                    int64_t jr = jp * NR, nr = nc - jr < (wide ? 2 : 1) * NR ? nc - jr : (wide ? 2 : 1) * NR;
-                    if (twelve && wide) gemm_tile(g, &kb, ir, jr, MR, nr, 1, 1);
+                    if (twelve && wide) gemm_tile(g, &kb, ir, jp * NR, MR, 1, 1);
                     else {  /* the last, single panel (or a short strip): six rows at a time */
-                        gemm_tile(g, &kb, ir, jr, mr, nr, wide, 0);
-                        if (twelve) gemm_tile(g, &kb, ir + MR, jr, MR, nr, wide, 0);
+                        gemm_tile(g, &kb, ir, jp * NR, mr, wide, 0);
+                        if (twelve) gemm_tile(g, &kb, ir + MR, jp * NR, MR, wide, 0);
                     }
                     jp += wide ? 2 : 1;
                 }
@@ -124,9 +125,8 @@ static void gemm_block(gemm_args *g, float *Ap, const float *Bp, int64_t m0, int
         }
         for (int64_t jp = jp0; jp < jp1;) {  /* panel by panel */
             int wide = kb.ukw && jp + 1 < jp1;
-            int64_t jr = jp * NR, nr = nc - jr < (wide ? 2 : 1) * NR ? nc - jr : (wide ? 2 : 1) * NR;
             for (int64_t ir = 0; ir < mc; ir += MR)
-                gemm_tile(g, &kb, ir, jr, mc - ir < MR ? mc - ir : MR, nr, wide, 0);
+                gemm_tile(g, &kb, ir, jp * NR, mc - ir < MR ? mc - ir : MR, wide, 0);
             jp += wide ? 2 : 1;
         }
     }

@@ -30,6 +30,21 @@ def _check_sgemm_against_naive(M, N, K, ta, tb, seed):
     np.testing.assert_allclose(fast, naive, rtol=1e-4, atol=1e-4 * np.sqrt(K))
 
 
+def _on_thread_counts(counts, run):
+    """[run() on the C kernels at each thread count in `counts`], then the previous count again."""
+    from goldbull_np import kernels
+    from goldbull_np.kernels import c_backend as cb
+    before = cb.load().gb_omp_max_threads()
+    try:
+        results = []
+        for nt in counts:
+            kernels.set_num_threads(nt)
+            results.append(run())
+        return results
+    finally:
+        kernels.set_num_threads(before)
+
+
 @pytest.fixture
 def two_threads():
     """The C kernels on two threads for the test, then the previous count again."""
@@ -118,19 +133,11 @@ def test_sgemm_gives_the_same_bits_at_one_and_two_threads(M, N, K, ta, tb):
     later blocks by the thread that claimed them in the first (K > KC: the second; the third with M small
     enough for chunks below ROWS_MIN), the shared-B team path (the fourth; the fifth split over N, N >= 4M): each element is one thread's sum, in the one-thread order, so the two-thread
     result has the one-thread result's bits whichever thread took which rows."""
-    from goldbull_np import kernels
     from goldbull_np.kernels import c_backend as cb
     rng = np.random.default_rng(M + N + K)
     a = rng.standard_normal((K, M) if ta else (M, K), np.float32)
     b = rng.standard_normal((N, K) if tb else (K, N), np.float32)
-    before = cb.load().gb_omp_max_threads()
-    try:
-        outs = []
-        for nt in (1, 2, 2):
-            kernels.set_num_threads(nt)
-            outs.append(cb.matmul(a, b, trans_a=bool(ta), trans_b=bool(tb)).copy())
-    finally:
-        kernels.set_num_threads(before)
+    outs = _on_thread_counts((1, 2, 2), lambda: cb.matmul(a, b, trans_a=bool(ta), trans_b=bool(tb)).copy())
     np.testing.assert_array_equal(outs[1], outs[0])
     np.testing.assert_array_equal(outs[2], outs[0])
     want = (a.T if ta else a).astype(np.float64) @ (b.T if tb else b)
@@ -196,7 +203,6 @@ def test_linear_dbias_is_the_row_by_row_column_sum_on_one_and_two_threads(N, OC,
     shapes cover column tails (65, 3001), sections past 1024 columns, row counts that are not a multiple
     of 32, and the two-thread split (N * OC above the parallel threshold: (1000, 520), and (200, 2100), whose
     1056 columns a thread take a second section)."""
-    from goldbull_np import kernels
     from goldbull_np.kernels import c_backend as cb
     if isa != "best":
         assert cb.set_isa(isa) == isa
@@ -206,14 +212,10 @@ def test_linear_dbias_is_the_row_by_row_column_sum_on_one_and_two_threads(N, OC,
     want = np.zeros(OC, np.float32)
     for row in dy:
         want += row
-    before = cb.load().gb_omp_max_threads()
-    try:
-        for nt in (1, 2):
-            kernels.set_num_threads(nt)
-            _, _, db = cb.linear_backward(dy, x, w, need_dx=False, need_dweight=False, need_dbias=True)
-            np.testing.assert_array_equal(db, want, err_msg=f"{nt} thread(s)")
-    finally:
-        kernels.set_num_threads(before)
+    dbs = _on_thread_counts((1, 2), lambda: cb.linear_backward(dy, x, w, need_dx=False, need_dweight=False,
+                                                               need_dbias=True)[2])
+    for nt, db in zip((1, 2), dbs):
+        np.testing.assert_array_equal(db, want, err_msg=f"{nt} thread(s)")
 
 
 @pytest.mark.parametrize("B,H,Hkv,T", [(3, 3, 3, 70), (7, 2, 1, 64), (1, 5, 5, 130)])
@@ -222,22 +224,16 @@ def test_attention_items_spread_over_threads_give_the_one_thread_bits(B, H, Hkv,
     counts that do not divide by the team (9, 7, 5 and the forward's query-tile runs) every item still runs
     exactly once, on one thread, in the one-thread order: one and two threads give the same bits, and those
     equal the reference."""
-    from goldbull_np import kernels
     from goldbull_np.kernels import c_backend as cb
     from goldbull_np.kernels import reference as ref
     rng = np.random.default_rng(B * H + T)
     D = 16
     qkv = rng.standard_normal((B, T, (H + 2 * Hkv) * D), np.float32)
     dy = rng.standard_normal((B, T, H * D), np.float32)
-    before = cb.load().gb_omp_max_threads()
-    outs = []
-    try:
-        for nt in (1, 2):
-            kernels.set_num_threads(nt)
-            out, lse = cb.attention_qkv_forward(qkv, H, Hkv, 0.25)
-            outs.append((out, lse, cb.attention_qkv_backward(dy, qkv, out, lse, H, Hkv, 0.25)))
-    finally:
-        kernels.set_num_threads(before)
+    def forward_backward():
+        out, lse = cb.attention_qkv_forward(qkv, H, Hkv, 0.25)
+        return out, lse, cb.attention_qkv_backward(dy, qkv, out, lse, H, Hkv, 0.25)
+    outs = _on_thread_counts((1, 2), forward_backward)
     for a, b in zip(*outs):
         np.testing.assert_array_equal(a, b)
     want_out, want_lse = ref.attention_qkv_forward(qkv, H, Hkv, 0.25)
@@ -362,10 +358,10 @@ def test_linear_over_several_column_blocks_matches_float64_on_one_and_two_thread
     of 768, 1400 in 704 + 696, 1160 in 608 + 552, an odd 35 panels) walked strip by strip (12 rows of A
     against every panel pair, the last single panel and a short strip 6 rows at a time: 611 and 97 rows
     leave 11 and 1); the forward's residual goes onto the last k-block (C = 900: three) and the backward's
-    dweight accumulates into a lent array. The shared-B team path (the first and last forwards, every
-    backward) and the per-thread one (the second forward: K*N within 384 x 768, split over M) give the
-    one-thread bits on two threads, and equal float64; every ISA tier."""
-    from goldbull_np import kernels
+    dweight accumulates into a lent array. On that tier the first and last forwards and their dx take the
+    shared-B team path (K*N above 384 x 768, or split over N), the rest the per-thread one (split over M);
+    on the AVX2 tier (NC = 2048) more take the per-thread one. Two threads give the one-thread bits, and
+    both equal float64; every ISA tier."""
     from goldbull_np.kernels import c_backend as cb
     if isa != "best":
         assert cb.set_isa(isa) == isa
@@ -373,17 +369,11 @@ def test_linear_over_several_column_blocks_matches_float64_on_one_and_two_thread
     x, w = rng.standard_normal((N, C), np.float32), rng.standard_normal((OC, C), np.float32)
     bias, residual = rng.standard_normal(OC, np.float32), rng.standard_normal((N, OC), np.float32)
     dout, grad_before = rng.standard_normal((N, OC), np.float32), rng.standard_normal((OC, C), np.float32)
-    before = cb.load().gb_omp_max_threads()
-    runs = []
-    try:
-        for nt in (1, 2):
-            kernels.set_num_threads(nt)
-            y = cb.linear_forward(x, w, bias, residual=residual)
-            dw = grad_before.copy()
-            dx, dw, _ = cb.linear_backward(dout, x, w, need_dbias=False, dweight_out=dw, accumulate=True)
-            runs.append((y, dx, dw))
-    finally:
-        kernels.set_num_threads(before)
+    def forward_backward():
+        y = cb.linear_forward(x, w, bias, residual=residual)
+        dx, dw, _ = cb.linear_backward(dout, x, w, need_dbias=False, dweight_out=grad_before.copy(), accumulate=True)
+        return y, dx, dw
+    runs = _on_thread_counts((1, 2), forward_backward)
     for one, two, what in zip(*runs, ("out", "dx", "dweight")):
         np.testing.assert_array_equal(two, one, err_msg=what)
     x64, w64, d64 = x.astype(np.float64), w.astype(np.float64), dout.astype(np.float64)
