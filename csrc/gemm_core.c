@@ -60,13 +60,45 @@ GB_TARGET_AVX2 static void pack_b_trans_avx2(float *dst, const float *b, int64_t
 }
 #endif
 
+#if GB_X86 && MR == 6
+/* One 6-float step of a packed A panel, stored 8 floats wide: the 2 floats past the step land on the next step's
+ * slot and are overwritten when that step is stored, so only a panel's last step needs the masked store. */
+GB_TARGET_AVX2 static inline GB_INLINE void store_step_avx2(float *dst, __m256 v, int last) {
+    if (last) _mm256_maskstore_ps(dst, _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0), v);
+    else _mm256_storeu_ps(dst, v);
+}
+
+/* dst (kc, MR) <- MR rows of a row-major A (row stride lda): dst[p*MR + i] = a[i*lda + p], 8 steps at a time
+ * as a 6x8 block transposed in registers; each load stays inside its row's kc floats. The scalar gather it
+ * replaces was ~2% of a mid GPT step's samples on the AVX2 tier; the packed products ran 1.01-1.03x as fast
+ * (benchmarks/results/kernel_choices.md). */
+GB_TARGET_AVX2 static void pack_a_rows_avx2(float *dst, const float *a, int64_t lda, int64_t kc) {
+    int64_t p = 0;
+    for (; p + 8 <= kc; p += 8) {
+        __m256 r[8];
+        for (int i = 0; i < MR; i++) r[i] = _mm256_loadu_ps(a + i * lda + p);
+        r[6] = r[7] = _mm256_setzero_ps();
+        transpose8x8(r);  /* r[q]: step p + q's MR floats, then two zeros */
+        for (int q = 0; q < 8; q++) store_step_avx2(dst + (p + q) * MR, r[q], p + q + 1 == kc);
+    }
+    for (; p < kc; p++)
+        for (int i = 0; i < MR; i++) dst[p * MR + i] = a[i * lda + p];
+}
+#endif
+
 /* Ap (ceil(mc/MR), kc, MR) <- A[i0:i0+mc, p0:p0+kc], A(i, p) = a[i*rs + p*cs]: MR floats per p, zero padded.
  * A transposed A (K, M) is rs = 1, cs = lda; a row-major one (AVX2 tier, matmul.c pack_rows_of_a) rs = lda,
  * cs = 1 (elsewhere the micro-kernels read a row-major A in place). */
 void gb_pack_a(float *Ap, const float *a, int64_t rs, int64_t cs, int64_t i0, int64_t p0, int64_t mc, int64_t kc) {
+#if GB_X86 && MR == 6
+    int vec = gb_cpu_has_avx2_fma();
+#else
+    int vec = 0;
+#endif
     if (rs == 1) {  /* a transposed A (dweight = dout^T x): step p's mc floats are contiguous, so each row is read
                      * once, MR floats to each panel (panel by panel re-read each row's lines: 0.90-0.93x the time
-                     * of the weight gradients of a small GPT, both tiers) */
+                     * of the weight gradients of a small GPT, both tiers); 8-float loads and stores per 6-float
+                     * step measured no faster than this copy */
         int64_t full = mc / MR * MR;
         for (int64_t p = 0; p < kc; p++) {
             const float *src = a + i0 + (p0 + p) * cs;
@@ -80,11 +112,18 @@ void gb_pack_a(float *Ap, const float *a, int64_t rs, int64_t cs, int64_t i0, in
         int64_t mr = mc - ir < MR ? mc - ir : MR;
         float *dst = Ap + ir * kc;
         const float *src = a + (i0 + ir) * rs + p0 * cs;
+#if GB_X86 && MR == 6
+        if (vec && mr == MR && cs == 1) {
+            pack_a_rows_avx2(dst, src, rs, kc);
+            continue;
+        }
+#endif
         for (int64_t p = 0; p < kc; p++, src += cs, dst += MR) {
             for (int64_t i = 0; i < mr; i++) dst[i] = src[i * rs];
             for (int64_t i = mr; i < MR; i++) dst[i] = 0.0f;
         }
     }
+    (void)vec;
 }
 
 /* panels [jr0, jr1) of Bp (ceil(nc/NR), kc, NR) <- op(B)[p0:p0+kc, j0:j0+nc], zero padded. */

@@ -380,3 +380,47 @@ def test_linear_over_several_column_blocks_matches_float64_on_one_and_two_thread
     wants = (residual + x64 @ w64.T + bias, d64 @ w64, grad_before + d64.T @ x64)
     for got, want, k, what in zip(runs[0], wants, (C, OC, N), ("out", "dx", "dweight")):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.sqrt(k), err_msg=what)
+
+
+_GUARDED_OPERANDS = r'''
+import ctypes, mmap, sys
+import numpy as np
+from goldbull_np.kernels import c_backend as cb
+PAGE = mmap.PAGESIZE
+
+def ending_at_a_guard_page(shape, rng):
+    """A float32 C-contiguous array whose last float is the last before a page that may not be read or written."""
+    n = int(np.prod(shape))
+    data_pages = (n * 4 + PAGE - 1) // PAGE
+    buf = mmap.mmap(-1, (data_pages + 1) * PAGE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+    base = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mprotect.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+    assert libc.mprotect(base + data_pages * PAGE, PAGE, 0) == 0, ctypes.get_errno()
+    arr = np.frombuffer(buf, np.float32, count=n, offset=data_pages * PAGE - n * 4).reshape(shape)
+    arr[...] = rng.standard_normal(shape, np.float32)
+    return arr
+
+isa, M, N, K = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+assert cb.set_isa(isa) == isa
+rng = np.random.default_rng(M + N + K)
+at = ending_at_a_guard_page((K, M), rng)         # op(A) = at.T: the weight gradient's dout^T
+a = ending_at_a_guard_page((M, K), rng)          # a row-major A
+b = ending_at_a_guard_page((K, N), rng)
+for got, want in ((cb.matmul(at, b, trans_a=True), at.T.astype(np.float64) @ b),
+                  (cb.matmul(a, b), a.astype(np.float64) @ b)):
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.sqrt(K))
+print("ok")
+'''
+
+
+@pytest.mark.parametrize("isa", [i for i in ("base", "avx2", "avx512") if c_runs_isa(i)])
+@pytest.mark.parametrize("M,N,K", [(12, 800, 384), (600, 400, 900), (7, 50, 19)])
+def test_sgemm_packing_reads_nothing_past_its_operands(isa, M, N, K):
+    """The AVX2 packers move 8 floats where a panel step holds 6 (csrc/gemm_core.c): with each operand ending
+    right before a page that may not be touched, a transposed A whose last panel is full (M a multiple of 6),
+    a packed row-major A (N >= 768 or K > KC on the AVX2 tier) and tails of 8-step groups (K % 8 != 0) still give
+    the product and no fault, on every tier the CPU runs."""
+    r = run_script(f"import sys; sys.argv = ['guarded', {isa!r}, '{M}', '{N}', '{K}']\n" + _GUARDED_OPERANDS,
+                   timeout=120)
+    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), (r.returncode, r.stdout, r.stderr[-2000:])
