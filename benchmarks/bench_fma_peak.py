@@ -71,7 +71,7 @@ def build():
 
 
 def peak_gflops(fn, threads, seconds=0.5):
-    """Best of five runs of about `seconds` each (the clock ramps up in the first), GFLOP/s."""
+    """GFLOP/s: the best of five runs of `seconds`/4 to `seconds` each, after calibration runs that let the clock ramp up."""
     iters = 1_000_000
     while True:
         t0 = time.perf_counter()
