@@ -71,7 +71,8 @@ def build():
 
 
 def peak_gflops(fn, threads, seconds=0.5):
-    """GFLOP/s: the best of five runs of `seconds`/4 to `seconds` each, after calibration runs that let the clock ramp up."""
+    """GFLOP/s: the best of five runs of `seconds`/4 to `seconds` each, after calibration runs (the clock ramps
+    up in them)."""
     iters = 1_000_000
     while True:
         t0 = time.perf_counter()
