@@ -11,6 +11,16 @@ from goldbull_np.train import Callback, CheckpointManager, TrainingInterrupted
 from rel_helpers import cfg, datasets, tiny_model
 
 
+@pytest.fixture(autouse=True)
+def python_handles_sigint():
+    """Python's own SIGINT handler for each test, as in a program started from a terminal: a runner started in
+    the background (`cmd &` in a script, nohup) inherits SIGINT ignored, and graceful_interrupt then rightly
+    leaves it alone. The handler found is put back afterwards."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
 class SigintAt(Callback):
     def __init__(self, step, times=1):
         self.step, self.times = step, times
@@ -63,3 +73,15 @@ def test_cli_reports_the_checkpoint_and_exits_130(tmp_path, capsys, monkeypatch)
     assert code == 130
     assert "checkpoint saved" in capsys.readouterr().err
     assert [c.step for c in CheckpointManager(tmp_path).checkpoints()] == [2]
+
+
+def test_an_ignored_sigint_is_left_ignored():
+    """A program started with SIGINT ignored (nohup, `cmd &`) keeps it ignored through training: no handler is
+    installed, a SIGINT changes nothing, and the setting is as it was afterwards."""
+    from goldbull_np.train.interrupt import graceful_interrupt
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with graceful_interrupt() as interrupt:
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        os.kill(os.getpid(), signal.SIGINT)
+    assert not interrupt.requested
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
