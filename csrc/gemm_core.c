@@ -90,11 +90,6 @@ GB_TARGET_AVX2 static void pack_a_rows_avx2(float *dst, const float *a, int64_t 
  * A transposed A (K, M) is rs = 1, cs = lda; a row-major one (AVX2 tier, matmul.c pack_rows_of_a) rs = lda,
  * cs = 1 (elsewhere the micro-kernels read a row-major A in place). */
 void gb_pack_a(float *Ap, const float *a, int64_t rs, int64_t cs, int64_t i0, int64_t p0, int64_t mc, int64_t kc) {
-#if GB_X86 && MR == 6
-    int vec = gb_cpu_has_avx2_fma();
-#else
-    int vec = 0;
-#endif
     if (rs == 1) {  /* a transposed A (dweight = dout^T x): step p's mc floats are contiguous, so each row is read
                      * once, MR floats to each panel (panel by panel re-read each row's lines: 0.90-0.93x the time
                      * of the weight gradients of a small GPT, both tiers); 8-float loads and stores per 6-float
@@ -113,7 +108,7 @@ void gb_pack_a(float *Ap, const float *a, int64_t rs, int64_t cs, int64_t i0, in
         float *dst = Ap + ir * kc;
         const float *src = a + (i0 + ir) * rs + p0 * cs;
 #if GB_X86 && MR == 6
-        if (vec && mr == MR && cs == 1) {
+        if (mr == MR && cs == 1 && gb_cpu_has_avx2_fma()) {
             pack_a_rows_avx2(dst, src, rs, kc);
             continue;
         }
@@ -123,7 +118,6 @@ void gb_pack_a(float *Ap, const float *a, int64_t rs, int64_t cs, int64_t i0, in
             for (int64_t i = mr; i < MR; i++) dst[i] = 0.0f;
         }
     }
-    (void)vec;
 }
 
 /* panels [jr0, jr1) of Bp (ceil(nc/NR), kc, NR) <- op(B)[p0:p0+kc, j0:j0+nc], zero padded. */
