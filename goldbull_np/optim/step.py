@@ -92,9 +92,10 @@ class OptimizerStep:
         self.grad_scale = 1.0
         self._held = {id(p) for g in optimizer.param_groups for p in g["params"]}
         self._reported = set()
-        # a fused AdamW: gradients accumulate in place in its flat buffer from the first step on
-        self._set_to_none = optimizer.flat_gradient is None
-        optimizer.zero_grad(set_to_none=self._set_to_none)
+        # torch's set_to_none: a fused AdamW lends each parameter its view of the flat gradient buffer, and
+        # the first gradient of a step is written there (no 43 MB memset a mid GPT's step, no GEMM reading
+        # zeros back to add to them); a parameter that gets no gradient is skipped, as torch skips it
+        optimizer.zero_grad(set_to_none=True)
 
     # ------------------------------------------------------------------ the step
     def __call__(self, micro_batches, loss_fn) -> StepResult:
@@ -114,10 +115,11 @@ class OptimizerStep:
         grads = self.gradient_arrays()
         limit = self.max_grad_norm if self.max_grad_norm > 0 else math.inf
         grad_norm = clip_gradients_(grads, limit, scale=self.grad_scale) if grads else 0.0
+        del grads  # slices of the flat buffer: held, zero_grad would hand the optimizer a new one
         if not math.isfinite(grad_norm):
             return self._skip(grad_norm, total, lr, metrics)
         self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=self._set_to_none)
+        self.optimizer.zero_grad(set_to_none=True)
         if self.scheduler is not None:
             self.scheduler.step()
         c = self.counters
@@ -157,8 +159,6 @@ class OptimizerStep:
                 "the previous update produced them (learning rate too high?) or they were loaded that way; "
                 "stopping instead of skipping steps. Resume from the last finite checkpoint")
         self.optimizer.zero_grad(set_to_none=True)
-        if not self._set_to_none:
-            self.optimizer.zero_grad(set_to_none=False)
         c = self.counters
         c.nonfinite_steps += 1
         c.consecutive_nonfinite += 1

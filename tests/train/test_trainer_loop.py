@@ -1,6 +1,7 @@
 """Trainer / TextTrainer: accumulation == large batch, end-to-end learning, non-finite steps, early stopping,
 in-process exact resume, resume refusal with a field-by-field diff, the generic Trainer API."""
 import math
+import weakref
 
 import numpy as np
 import pytest
@@ -55,6 +56,34 @@ def test_gradient_accumulation_equals_the_large_batch():
         _, loss = m(b["input_ids"], b["labels"])
         naive += float(loss.data) / 2
     assert abs(naive - losses[0]) > 1e-3
+
+
+def test_fused_adamw_steps_write_into_one_flat_buffer_and_skip_parameters_without_a_gradient():
+    """The trainer zeroes nothing between steps: it sets the gradients to None (torch's set_to_none) and the
+    fused AdamW lends its flat buffer's views, so each step's first gradient is written there. A parameter the
+    loss never reaches keeps its value even under weight decay, as in torch (its .grad stays None)."""
+    tok, ids = tokens()
+    m = tiny_model(tok.vocab_size)
+    m.spare = gb.nn.Parameter(np.ones((4, 4), np.float32))  # a matrix: in the weight-decay group
+    t = TextTrainer(m, _cfg(weight_decay=0.5, gradient_accumulation_steps=2, batch_size=2))
+    opt = t._ensure_optimizer()
+    flat = weakref.ref(opt.flat_gradient)  # not a reference: one held is a gradient the step must not reuse
+    seen = []
+
+    class Written(Callback):
+        def on_after_backward(self, trainer):
+            seen.append(all(p.grad.base is flat() for n, p in m.named_parameters() if n != "spare")
+                        and m.spare.grad is None)
+
+    t.add_callback(Written())
+    batch = _masked_batch(ids, B=4)
+    micro = [{k: v[:2] for k, v in batch.items()}, {k: v[2:] for k, v in batch.items()}]
+    for _ in range(3):
+        t.train_step(micro)
+        assert opt.flat_gradient is flat()  # the same buffer every step: the step held no slice of it
+        assert all(p.grad is None for p in m.parameters())
+    assert seen == [True] * 3  # after the two micro-batches of each step
+    np.testing.assert_array_equal(m.spare.data, np.ones((4, 4), np.float32))
 
 
 def test_accumulated_training_run_matches_large_batch_run_with_adamw():
