@@ -13,6 +13,10 @@
 /* ---- driver ------------------------------------------------------------------------------ */
 
 #define OWNERS_MAX 1024
+#define BLOCKS_CLAIMED 64  /* blocks of op(B) whose rows the shared-B product claims dynamically */
+/* From this many rows the AVX2 tier packs a single block of op(B) once for the team (sgemm_one): a mid GPT's
+ * (M = 2048) linears 0.98-0.99x the time, its training step 0.993x (in-process A/B, Zen 5, 2026-12-04) */
+#define SHARED_B_MIN_ROWS 1024
 typedef struct {
     float *c;
     const float *a, *b, *bias;
@@ -23,6 +27,7 @@ typedef struct {
     float *Bp;  /* sgemm_one: the team's shared packed B block */
     int64_t next_row;  /* the private-B product's next unclaimed row (one block) */
     int64_t next_chunk;  /* ... its next unclaimed chunk of rows (more blocks), and who took each */
+    int64_t next_in_block[BLOCKS_CLAIMED];  /* the shared-B product's next unclaimed row of each block */
     uint8_t owner[OWNERS_MAX];
     int err;
 } gemm_args;
@@ -223,7 +228,11 @@ static void sgemm_private_b_task(void *ctx, int t, int nt) {
     }
 }
 
-/* The shared-B product: the team packs each KCxNC block of op(B) together, then splits M (or N). */
+/* The shared-B product: the team packs each KCxNC block of op(B) together, then splits M (or N). The M split
+ * claims chunks of rows as the private-B product does (claim_rows), block by block (a counter each), so a
+ * thread slowed by a busy neighbour takes fewer; any thread may take any block's rows, which does not change a
+ * sum (each C element meets the k-blocks in order, a barrier apart). Past BLOCKS_CLAIMED blocks the rows are
+ * split evenly. */
 static void sgemm_shared_b_task(void *ctx, int t, int nt) {
     gemm_args *g = ctx;
     int64_t ldb = g->trans_b ? g->K : g->N, N = g->N, K = g->K, kcmax = K < KC ? K : KC, ncb = nc_block(N);
@@ -237,10 +246,16 @@ static void sgemm_shared_b_task(void *ctx, int t, int nt) {
             gb_split(npanels, t, nt, &q0, &q1);  /* B packing is shared work */
             gb_pack_b(g->Bp, g->b, g->trans_b, ldb, jc, pc, nc, kc, q0, q1);
             gb_barrier();
-            int64_t m0 = 0, m1 = g->M, jp0 = 0, jp1 = npanels;
-            if (g->split_m) m_split(g, t, nt, &m0, &m1);
-            else gb_split(npanels, t, nt, &jp0, &jp1);
-            if (Ap) gemm_block(g, Ap, g->Bp, m0, m1, jc, nc, jp0, jp1, pc, kc);
+            int64_t blk = (jc / ncb) * ((K + KC - 1) / KC) + pc / KC, r0, n;
+            if (g->split_m && blk < BLOCKS_CLAIMED) {  /* rows claimed as in the private-B product */
+                while ((n = claim_rows(&g->next_in_block[blk], g->M, nt, &r0)) > 0)
+                    if (Ap) gemm_block(g, Ap, g->Bp, r0, r0 + n, jc, nc, 0, npanels, pc, kc);
+            } else {
+                int64_t m0 = 0, m1 = g->M, jp0 = 0, jp1 = npanels;
+                if (g->split_m) m_split(g, t, nt, &m0, &m1);
+                else gb_split(npanels, t, nt, &jp0, &jp1);
+                if (Ap) gemm_block(g, Ap, g->Bp, m0, m1, jc, nc, jp0, jp1, pc, kc);
+            }
             gb_barrier();  /* Bp is overwritten by the next block */
         }
     }
@@ -252,12 +267,14 @@ static int sgemm_one(float *c, const float *a, const float *b, const float *bias
      * when N >= 4M (a weight gradient's fc-down or lm shapes: 128x512 or 128x1536): the M split packs all of
      * op(B) in every thread, the N split only each thread's columns (0.80-0.91x the time at M = 64-128). */
     int split_m = ((M + MR - 1) / MR >= 2 * nt && N < 4 * M) || N <= NR * nt;
-    gemm_args g = {c, a, b, bias, addend, trans_a, trans_b, split_m, accumulate, M, N, K, NULL, 0, 0, {0}, 0};
+    gemm_args g = {c, a, b, bias, addend, trans_a, trans_b, split_m, accumulate, M, N, K, NULL, 0, 0, {0}, {0}, 0};
     /* Small op(B) (at most one KCxNC block's worth; KCxNC_STRIPS on the AVX-512 tier, whose larger B went
      * through the private path 0.90x as fast as through the shared one) with the M split: each thread packs all
      * of it itself, so the team never meets at a barrier: for a transformer's small linears a barrier
-     * cost more than packing B twice (benchmarks/results/kernel_choices.md). */
-    if (nt > 1 && split_m && K * N <= (int64_t)KC * (gb_ukernel_tall() ? NC_STRIPS : NC)) {
+     * cost more than packing B twice (benchmarks/results/kernel_choices.md). Not on the AVX2 tier from
+     * SHARED_B_MIN_ROWS rows, where packing B once for the team saves more than the barrier costs. */
+    if (nt > 1 && split_m && K * N <= (int64_t)KC * (gb_ukernel_tall() ? NC_STRIPS : NC) &&
+        (M < SHARED_B_MIN_ROWS || gb_ukernel_tall())) {
         gb_parallel(sgemm_private_b_task, &g, nt);
         return g.err ? -1 : 0;
     }
