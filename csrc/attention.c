@@ -11,6 +11,7 @@
 #include "internal/gb_common.h"
 #include "internal/gb_gemm.h"
 #include "internal/gb_pool.h"
+#include "internal/gb_vec.h"
 #include "attention.h"
 
 #define BR 64   /* query rows per tile */
@@ -66,28 +67,57 @@ static inline GB_INLINE int64_t row_end(int causal, int64_t off, int64_t i, int6
     return e < 0 ? 0 : (e < bc ? e : bc);
 }
 
+/* Keys [0, vector_end(jend, bc)) of a score row are taken 8 at a time: jend rounded up to whole vectors when
+ * that stays inside the row (the keys from jend on are -inf, masked, and come out 0), else rounded down (the
+ * rest one by one). */
+static inline GB_INLINE int64_t vector_end(int64_t jend, int64_t bc) {
+    int64_t up = (jend + 7) / 8 * 8;
+    return up <= bc ? up : jend / 8 * 8;
+}
+
+/* max(m, the row's scores [0, jend)) */
+static inline GB_INLINE float row_max(const float *si, int64_t jend, int64_t jv, float m) {
+    gb_v8 vm = splat8(m);
+    for (int64_t j = 0; j < jv; j += 8) {
+        gb_v8 v = ld8(si + j);
+        vm = sel8(v > vm, v, vm);
+    }
+    float mx = hmax8(vm);
+    for (int64_t j = jv; j < jend; j++) mx = si[j] > mx ? si[j] : mx;
+    return mx;
+}
+
+/* si[j] <- exp(si[j] - c) for j < jend (0 where masked), 0 up to bc; returns the row's sum */
+static inline GB_INLINE float row_exp(float *si, int64_t jend, int64_t jv, int64_t bc, float c) {
+    gb_v8 vs = splat8(0.0f);
+    for (int64_t j = 0; j < jv; j += 8) {
+        gb_v8 p = exp8(ld8(si + j) - c);
+        memcpy(si + j, &p, sizeof p);
+        vs += p;
+    }
+    float sum = hsum8(vs);
+    for (int64_t j = jv; j < jend; j++) {
+        float p = si[j] == -INFINITY ? 0.0f : gb_expf(si[j] - c);
+        si[j] = p;
+        sum += p;
+    }
+    for (int64_t j = jv > jend ? jv : jend; j < bc; j++) si[j] = 0.0f;
+    return sum;
+}
+
 /* online softmax update for one tile: s -> p in place; rescales the rows of o (br,D) */
 static inline GB_INLINE void softmax_tile(float *s, float *o, float *m, float *l, int64_t br, int64_t bc,
                                           int64_t D, int causal, int64_t off) {
     for (int64_t i = 0; i < br; i++) {
         float *si = s + i * bc;
-        int64_t jend = row_end(causal, off, i, bc);
-        float mx = m[i];
-        #pragma omp simd reduction(max:mx)
-        for (int64_t j = 0; j < jend; j++) mx = si[j] > mx ? si[j] : mx;
+        int64_t jend = row_end(causal, off, i, bc), jv = vector_end(jend, bc);
+        float mx = row_max(si, jend, jv, m[i]);
         if (mx == -INFINITY) {  /* nothing allowed yet in this row */
             for (int64_t j = 0; j < bc; j++) si[j] = 0.0f;
             continue;
         }
         float alpha = m[i] == -INFINITY ? 0.0f : gb_expf(m[i] - mx);
-        float sum = 0.0f;
-        #pragma omp simd reduction(+:sum)
-        for (int64_t j = 0; j < jend; j++) {
-            float p = si[j] == -INFINITY ? 0.0f : gb_expf(si[j] - mx);
-            si[j] = p;
-            sum += p;
-        }
-        for (int64_t j = jend; j < bc; j++) si[j] = 0.0f;
+        float sum = row_exp(si, jend, jv, bc, mx);
         l[i] = l[i] * alpha + sum;
         m[i] = mx;
         if (alpha != 1.0f) {
@@ -290,9 +320,7 @@ static inline GB_INLINE void probs_tile(float *s, const float *lse, int64_t br, 
     for (int64_t i = 0; i < br; i++) {
         float *si = s + i * bc, li = lse[i];
         int64_t jend = li == -INFINITY ? 0 : row_end(causal, off, i, bc);
-        #pragma omp simd
-        for (int64_t j = 0; j < jend; j++) si[j] = si[j] == -INFINITY ? 0.0f : gb_expf(si[j] - li);
-        for (int64_t j = jend; j < bc; j++) si[j] = 0.0f;
+        row_exp(si, jend, vector_end(jend, bc), bc, li);
     }
 }
 static inline GB_INLINE void dscores_tile(float *dp, const float *p, const float *di, float scale,
