@@ -16,6 +16,7 @@
 
 #define BR 64   /* query rows per tile */
 #define BC 64   /* keys per tile */
+#define KV_FRESH_MAX 1024  /* key blocks whose dk / dv the backward writes without a zeroing pass (S <= 65536) */
 
 typedef struct {
     const float *bias;
@@ -358,8 +359,17 @@ static void attention_backward_task(void *ctx, int t, int nt) {
         int64_t b = it / Hkv, hk = it % Hkv;
         const float *kh = a->k + row_at(&a->lk, b, hk, 0), *vh = a->v + row_at(&a->lv, b, hk, 0);
         float *dkh = a->dk + row_at(&a->lk, b, hk, 0), *dvh = a->dv + row_at(&a->lv, b, hk, 0);
-        zero_rows(dkh, S, ldk, D);
-        zero_rows(dvh, S, ldv, D);
+        /* dk / dv of a key block: written by its first contribution when that covers the whole block (no zeroing
+         * pass), else zeroed then added to, and zeroed after if none came; past KV_FRESH_MAX blocks, zeroed first
+         * and always added to */
+        int64_t nkb = (S + BC - 1) / BC;
+        uint8_t kv_fresh[KV_FRESH_MAX];
+        int track = nkb <= KV_FRESH_MAX;
+        if (track) memset(kv_fresh, 1, (size_t)nkb);
+        else {
+            zero_rows(dkh, S, ldk, D);
+            zero_rows(dvh, S, ldv, D);
+        }
         pack_keys(kp, kh, ldk, S, D);
         pack_keys(vp, vh, ldv, S, D);
         for (int64_t h = hk * group; h < (hk + 1) * group; h++) {
@@ -369,7 +379,7 @@ static void attention_backward_task(void *ctx, int t, int nt) {
                 const float *qt = a->q + row_at(&a->lq, b, h, i0), *got = a->dout + row_at(&a->lo, b, h, i0);
                 const float *ot = a->out_in + row_at(&a->lo, b, h, i0), *lt = a->lse_in + bh * T + i0;
                 float *dqt = a->dq + row_at(&a->lq, b, h, i0);
-                zero_rows(dqt, br, ldq, D);
+                int dq_fresh = 1;  /* dq's rows: written by the first key block that contributes */
                 for (int64_t i = 0; i < br; i++) {  /* di = rowsum(dout * out) */
                     float sacc = 0.0f;
                     #pragma omp simd reduction(+:sacc)
@@ -383,14 +393,30 @@ static void attention_backward_task(void *ctx, int t, int nt) {
                     if (!masked_scores(p, qt, ldq, kp, mk, b, h, i0, br, j0, bc, D, off, w)) continue;
                     int n = tri(mk, off, bc, GB_TRI_N), head = tri(mk, off, bc, GB_TRI_HEAD),
                         tail = tri(mk, off, bc, GB_TRI_TAIL);
+                    int64_t kb = j0 / BC, kb_rows = S - j0 < BC ? S - j0 : BC;
+                    if (track && kv_fresh[kb] && bc < kb_rows) {  /* this tile sees only part of the key block */
+                        zero_rows(dkh + j0 * ldk, kb_rows, ldk, D);
+                        zero_rows(dvh + j0 * ldv, kb_rows, ldv, D);
+                        kv_fresh[kb] = 0;
+                    }
+                    int kv_add = !track || !kv_fresh[kb];
                     GB_CALL(attn_probs_tile, (p, lt, br, bc, mk->causal, off));                          /* p */
-                    gb_gemm_small(dvh + j0 * ldv, ldv, p, 1, bc, got, ldo, NR, bc, D, br, 1, tail, off, w);  /* dv += p^T do */
+                    gb_gemm_small(dvh + j0 * ldv, ldv, p, 1, bc, got, ldo, NR, bc, D, br, kv_add, tail, off, w);  /* dv += p^T do */
                     gb_gemm_small(dp, bc, got, ldo, 1, vp + j0 * D, NR, D * NR, br, bc, D, 0, n, off, w);  /* dp = do v^T */
                     GB_CALL(attn_dscores_tile, (dp, p, di, scale, br, bc, mk->causal, off));              /* ds */
-                    gb_gemm_small(dqt, ldq, dp, bc, 1, kh + j0 * ldk, ldk, NR, br, D, bc, 1, head, off, w);  /* dq += ds k */
-                    gb_gemm_small(dkh + j0 * ldk, ldk, dp, 1, bc, qt, ldq, NR, bc, D, br, 1, tail, off, w);  /* dk += ds^T q */
+                    gb_gemm_small(dqt, ldq, dp, bc, 1, kh + j0 * ldk, ldk, NR, br, D, bc, !dq_fresh, head, off, w);  /* dq += ds k */
+                    gb_gemm_small(dkh + j0 * ldk, ldk, dp, 1, bc, qt, ldq, NR, bc, D, br, kv_add, tail, off, w);  /* dk += ds^T q */
+                    dq_fresh = 0;
+                    if (track) kv_fresh[kb] = 0;
                 }
+                if (dq_fresh) zero_rows(dqt, br, ldq, D);  /* no key block contributed */
             }
+        }
+        for (int64_t kb = 0; track && kb < nkb; kb++) {
+            if (!kv_fresh[kb]) continue;
+            int64_t rows = S - kb * BC < BC ? S - kb * BC : BC;
+            zero_rows(dkh + kb * BC * ldk, rows, ldk, D);
+            zero_rows(dvh + kb * BC * ldv, rows, ldv, D);
         }
     }
 }
