@@ -24,6 +24,7 @@ typedef struct {
     int trans_a, trans_b, split_m;
     int accumulate;  /* C += the product (C's values are read by the first k-block's epilogue) */
     int64_t M, N, K;
+    float *rowsum;  /* a transposed A's product: += the sums of op(A)'s rows (linear_backward's dbias), or NULL */
     float *Bp;  /* sgemm_one: the team's shared packed B block */
     int64_t next_row;  /* the private-B product's next unclaimed row (one block) */
     int64_t next_chunk;  /* ... its next unclaimed chunk of rows (more blocks), and who took each */
@@ -50,6 +51,35 @@ static inline GB_INLINE void add_tile_rows(float *c, const float *d, int64_t ldc
 }
 GB_MULTIVERSION(add_tile, (float *c, const float *d, int64_t ldc, int64_t rows, int64_t nr),
                 add_tile_rows(c, d, ldc, rows, nr))
+
+#define SUM_CHAINS 8
+/* rs[0:mc] += the sums over p of the packed A block Ap (ceil(mc/MR), kc, MR), added one step at a time onto
+ * rs's running values: the bits of dbias_columns' row-by-row column sums (k-blocks come in order). A step is one
+ * 8-float add (its 6 floats, and 2 of the next step's that are dropped; the panel's last step one by one),
+ * SUM_CHAINS panels at a time so that many dependent chains overlap (4 took as long as the pass it replaced). Read while the block is in L1, where a separate pass over
+ * dout read all of it again. */
+static inline GB_INLINE void sum_packed_rows(float *rs, const float *Ap, int64_t mc, int64_t kc) {
+    int64_t panels = (mc + MR - 1) / MR;
+    for (int64_t q0 = 0; q0 < panels; q0 += SUM_CHAINS) {
+        int64_t nq = panels - q0 < SUM_CHAINS ? panels - q0 : SUM_CHAINS;
+        float run[SUM_CHAINS][8] = {{0}};
+        const float *pan[SUM_CHAINS];
+        for (int64_t u = 0; u < SUM_CHAINS; u++) {
+            pan[u] = Ap + (q0 + (u < nq ? u : 0)) * MR * kc;  /* past nq: the first panel again, dropped */
+            for (int64_t i = 0; u < nq && i < MR && (q0 + u) * MR + i < mc; i++) run[u][i] = rs[(q0 + u) * MR + i];
+        }
+        gb_v8 acc[SUM_CHAINS];
+        for (int u = 0; u < SUM_CHAINS; u++) acc[u] = ld8(run[u]);
+        for (int64_t p = 0; p + 1 < kc; p++)
+            for (int u = 0; u < SUM_CHAINS; u++) acc[u] += ld8(pan[u] + p * MR);
+        for (int64_t u = 0; u < nq; u++) {
+            memcpy(run[u], &acc[u], sizeof acc[u]);
+            for (int64_t i = 0; i < MR && (q0 + u) * MR + i < mc; i++)
+                rs[(q0 + u) * MR + i] = run[u][i] + pan[u][(kc - 1) * MR + i];
+        }
+    }
+}
+GB_MULTIVERSION(sum_packed_rows_f, (float *rs, const float *Ap, int64_t mc, int64_t kc), sum_packed_rows(rs, Ap, mc, kc))
 
 /* One k-block's view of the product, shared by the tiles of a gemm_block call. */
 typedef struct {
@@ -109,6 +139,9 @@ static void gemm_block(gemm_args *g, float *Ap, const float *Bp, int64_t m0, int
     for (int64_t ic = m0; ic < m1; ic += MC) {
         int64_t mc = m1 - ic < MC ? m1 - ic : MC;
         if (kb.packa) gb_pack_a(Ap, g->a, g->trans_a ? 1 : lda, g->trans_a ? lda : 1, ic, pc, mc, kc);
+        if (g->rowsum && kb.packa && jc == 0 && jp0 == 0)  /* once per A element: its first column block, and in an
+                                                           * N split the thread whose panels start at 0 */
+            GB_CALL(sum_packed_rows_f, (g->rowsum + ic, Ap, mc, kc));
         kb.ic = ic;
         kb.a_blk = kb.packa ? Ap : g->a + ic * lda + pc;  /* A rows ic..: packed panels, or in place */
         if (kb.ukt) {  /* strip by strip */
@@ -262,12 +295,13 @@ static void sgemm_shared_b_task(void *ctx, int t, int nt) {
 }
 
 static int sgemm_one(float *c, const float *a, const float *b, const float *bias, const float *addend, int trans_a,
-                     int trans_b, int accumulate, int64_t M, int64_t N, int64_t K, int nt) {
+                     int trans_b, int accumulate, int64_t M, int64_t N, int64_t K, float *rowsum, int nt) {
     /* Split threads over M when there are enough MR-row panels, else over N (NR-column panels). Also over N
      * when N >= 4M (a weight gradient's fc-down or lm shapes: 128x512 or 128x1536): the M split packs all of
      * op(B) in every thread, the N split only each thread's columns (0.80-0.91x the time at M = 64-128). */
     int split_m = ((M + MR - 1) / MR >= 2 * nt && N < 4 * M) || N <= NR * nt;
-    gemm_args g = {c, a, b, bias, addend, trans_a, trans_b, split_m, accumulate, M, N, K, NULL, 0, 0, {0}, {0}, 0};
+    gemm_args g = {c, a, b, bias, addend, trans_a, trans_b, split_m, accumulate, M, N, K, trans_a ? rowsum : NULL,
+                   NULL, 0, 0, {0}, {0}, 0};
     /* Small op(B) (at most one KCxNC block's worth; KCxNC_STRIPS on the AVX-512 tier, whose larger B went
      * through the private path 0.90x as fast as through the shared one) with the M split: each thread packs all
      * of it itself, so the team never meets at a barrier: for a transformer's small linears a barrier
@@ -287,12 +321,13 @@ static int sgemm_one(float *c, const float *a, const float *b, const float *bias
 
 /* C (M,N) (= or +=) op(A) op(B) [+ bias] [+ addend (M,N)]: one product, the linear layer's entry (accumulate: a
  * weight gradient added into the parameter's .grad in the epilogue instead of a separate pass; addend: a residual
- * stream added the same way, not with accumulate). K = 0 leaves C as it was. */
+ * stream added the same way, not with accumulate). K = 0 leaves C as it was. rowsum (a transposed A only, else
+ * NULL): += the sums of op(A)'s rows, from the packed panels (sum_packed_rows). */
 static int sgemm_acc(float *c, const float *a, const float *b, const float *bias, const float *addend, int trans_a,
-                     int trans_b, int accumulate, int64_t M, int64_t N, int64_t K) {
+                     int trans_b, int accumulate, int64_t M, int64_t N, int64_t K, float *rowsum) {
     /* Small products are not worth waking the thread team (gb_common.h). */
     int nt = (M * N * K >= GB_PAR_MIN_MACS) ? gb_threads() : 1;
-    return sgemm_one(c, a, b, bias, addend, trans_a, trans_b, accumulate, M, N, K, nt);
+    return sgemm_one(c, a, b, bias, addend, trans_a, trans_b, accumulate, M, N, K, rowsum, nt);
 }
 
 int sgemm(float *c, const float *a, const float *b, const float *bias, int trans_a, int trans_b,
@@ -300,7 +335,7 @@ int sgemm(float *c, const float *a, const float *b, const float *bias, int trans
           int64_t stride_c) {
     for (int64_t i = 0; i < batch; i++) {
         int rc = sgemm_acc(c + i * stride_c, a + i * stride_a, b + i * stride_b, bias, NULL, trans_a, trans_b, 0,
-                           M, N, K);
+                           M, N, K, NULL);
         if (rc) return rc;
     }
     return 0;
@@ -377,7 +412,7 @@ int linear_forward(float *out, const float *inp, const float *weight, const floa
         return 0;
     }
     /* NT sgemm with the bias and residual epilogue */
-    return sgemm_acc(out, inp, weight, bias, residual, 0, 1, 0, N, OC, C);
+    return sgemm_acc(out, inp, weight, bias, residual, 0, 1, 0, N, OC, C, NULL);
 }
 
 /* dbias[c0:c1] = column sums of dout (N, OC), each column summed row by row from row 0 (the bits do
@@ -430,8 +465,19 @@ static void dbias_task(void *ctx, int t, int nt) {
 int linear_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                     const float *weight, int64_t N, int64_t C, int64_t OC, int accumulate) {
     int rc = 0;
-    if (dinp) rc = sgemm_acc(dinp, dout, weight, NULL, NULL, 0, 0, 0, N, C, OC);             /* (N,OC)@(OC,C) */
-    if (!rc && dweight) rc = sgemm_acc(dweight, dout, inp, NULL, NULL, 1, 0, accumulate, OC, C, N);  /* (OC,N)@(N,C) */
+    if (dinp) rc = sgemm_acc(dinp, dout, weight, NULL, NULL, 0, 0, 0, N, C, OC, NULL);       /* (N,OC)@(OC,C) */
+    /* with the weight gradient, dbias is summed from its packed dout^T panels (sum_packed_rows) */
+    float *colsum = dweight && dbias ? calloc((size_t)OC, sizeof(float)) : NULL;
+    if (!rc && dweight)
+        rc = sgemm_acc(dweight, dout, inp, NULL, NULL, 1, 0, accumulate, OC, C, N, colsum);  /* (OC,N)@(N,C) */
+    if (colsum) {
+        if (!rc) {
+            if (accumulate) for (int64_t o = 0; o < OC; o++) dbias[o] += colsum[o];
+            else memcpy(dbias, colsum, (size_t)OC * sizeof(float));
+        }
+        free(colsum);
+        return rc;
+    }
     if (!rc && dbias) {
         /* one add per element, so 4x the elementwise threshold */
         dbias_args d = {dbias, dout, N, OC, accumulate};

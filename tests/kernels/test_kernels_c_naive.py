@@ -218,6 +218,35 @@ def test_linear_dbias_is_the_row_by_row_column_sum_on_one_and_two_threads(N, OC,
         np.testing.assert_array_equal(db, want, err_msg=f"{nt} thread(s)")
 
 
+@pytest.mark.parametrize("isa", ["best"] + c_lower_isas())
+@pytest.mark.parametrize("N,C,OC", [(769, 3, 65), (1000, 20, 520), (200, 300, 8), (50, 1600, 40), (50, 1600, 500),
+                                    (37, 2100, 600)])
+def test_linear_dbias_summed_with_the_weight_gradient_has_the_row_by_row_bits(N, C, OC, isa):
+    """With the weight gradient, linear_backward sums dbias from the weight gradient's packed dout^T panels
+    (csrc/matmul.c sum_packed_rows) instead of a pass over dout, each step added onto the running sums: the bits
+    of the dbias-only pass (the plain row-by-row loop, the test above), also when adding into a dbias. The
+    shapes take every split: over M (rows claimed per thread), over N (OC = 8 and 40: one thread packs all of
+    A, only it sums), and several column blocks of op(B) (C = 1600 on the AVX-512 tier, 2100 on AVX2: A is
+    packed again for each block and summed once); 1 and 2 threads, every tier."""
+    from goldbull_np.kernels import c_backend as cb
+    if isa != "best":
+        assert cb.set_isa(isa) == isa
+    rng = np.random.default_rng(N + C + OC)
+    dy, x = rng.standard_normal((N, OC), np.float32), rng.standard_normal((N, C), np.float32)
+    w, before = rng.standard_normal((OC, C), np.float32), rng.standard_normal(OC, np.float32)
+    alone = cb.linear_backward(dy, x, w, need_dx=False, need_dweight=False, need_dbias=True)[2]
+    added = cb.linear_backward(dy, x, w, need_dx=False, need_dweight=False, dbias_out=before.copy(), accumulate=True)[2]
+    def with_weight_gradient():
+        fresh = cb.linear_backward(dy, x, w, need_dx=False)
+        into = cb.linear_backward(dy, x, w, need_dx=False, dweight_out=np.zeros((OC, C), np.float32),
+                                  dbias_out=before.copy(), accumulate=True)
+        return fresh[2], into[2], fresh[1]
+    for nt, (db, db_added, dw) in zip((1, 2), _on_thread_counts((1, 2), with_weight_gradient)):
+        np.testing.assert_array_equal(db, alone, err_msg=f"{nt} thread(s)")
+        np.testing.assert_array_equal(db_added, added, err_msg=f"{nt} thread(s), accumulate")
+        np.testing.assert_allclose(dw, dy.astype(np.float64).T @ x, rtol=1e-4, atol=1e-3)
+
+
 @pytest.mark.parametrize("B,H,Hkv,T", [(3, 3, 3, 70), (7, 2, 1, 64), (1, 5, 5, 130)])
 def test_attention_items_spread_over_threads_give_the_one_thread_bits(B, H, Hkv, T):
     """Attention items are claimed dynamically but dealt apart (csrc/attention.c next_item_spread); with item
