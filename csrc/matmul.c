@@ -56,8 +56,8 @@ GB_MULTIVERSION(add_tile, (float *c, const float *d, int64_t ldc, int64_t rows, 
 /* rs[0:mc] += the sums over p of the packed A block Ap (ceil(mc/MR), kc, MR), added one step at a time onto
  * rs's running values: the bits of dbias_columns' row-by-row column sums (k-blocks come in order). A step is one
  * 8-float add (its 6 floats, and 2 of the next step's that are dropped; the panel's last step one by one),
- * SUM_CHAINS panels at a time so that many dependent chains overlap (4 took as long as the pass it replaced). Read while the block is in L1, where a separate pass over
- * dout read all of it again. */
+ * SUM_CHAINS panels at a time so that many dependent add chains overlap (with 4 it took as long as the pass it
+ * replaced). Read while the block is in L1, where a separate pass over dout read all of it again. */
 static inline GB_INLINE void sum_packed_rows(float *rs, const float *Ap, int64_t mc, int64_t kc) {
     int64_t panels = (mc + MR - 1) / MR;
     for (int64_t q0 = 0; q0 < panels; q0 += SUM_CHAINS) {
