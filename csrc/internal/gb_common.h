@@ -85,22 +85,30 @@ static inline void gb_split(int64_t n, int t, int nt, int64_t *lo, int64_t *hi) 
     *hi = *lo + q + (t < r ? 1 : 0);
 }
 
+/* gb_expf's x (clamped) -> n = round(x / ln 2) (the 1.5*2^23 trick: exact for |v| < 2^22, vectorizes on SSE2),
+ * r = x - n ln 2 (two-part ln 2) and p = e^r (Cephes polynomial), for a float or a GCC vector x (exp8, gb_vec.h;
+ * p0: the leading coefficient in x's type); e^x = p 2^n */
+#define GB_EXPF_BODY(x, n, r, p, p0)                               \
+    do {                                                           \
+        n = ((x) * 1.44269504088896341f + 12582912.0f) - 12582912.0f; \
+        r = (x) - n * 0.693359375f;                                \
+        r = r - n * -2.12194440e-4f;                               \
+        p = (p0);                                                  \
+        p = p * r + 1.3981999507e-3f;                              \
+        p = p * r + 8.3334519073e-3f;                              \
+        p = p * r + 4.1665795894e-2f;                              \
+        p = p * r + 1.6666665459e-1f;                              \
+        p = p * r + 5.0000001201e-1f;                              \
+        p = p * r * r + r + 1.0f;                                  \
+    } while (0)
+
 /* expf that the vectorizer can inline: Cephes polynomial, max rel. error ~2 ulp on [-87.3, 88].
  * Below -87.3 returns ~FLT_MIN instead of 0 (callers mask -inf explicitly). */
 static inline GB_INLINE float gb_expf(float x) {
     x = x < -87.3365f ? -87.3365f : x;
     x = x > 88.0f ? 88.0f : x;
-    /* n = round(x / ln2) with the 1.5*2^23 trick (exact for |v| < 2^22, vectorizes on SSE2) */
-    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-    float r = x - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
+    float n, r, p;
+    GB_EXPF_BODY(x, n, r, p, 1.9875691500e-4f);
     int32_t e = ((int32_t)n + 127) << 23;
     float s;
     memcpy(&s, &e, sizeof s);

@@ -37,16 +37,8 @@ static inline GB_INLINE float hmax8(gb_v8 v) {
 static inline GB_INLINE gb_v8 exp8(gb_v8 x) {
     gb_i8 masked = x == -INFINITY;
     x = sel8(x < -87.3365f, splat8(-87.3365f), x);
-    gb_v8 n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-    gb_v8 r = x - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
-    gb_v8 p = splat8(1.9875691500e-4f);
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
+    gb_v8 n, r, p;
+    GB_EXPF_BODY(x, n, r, p, splat8(1.9875691500e-4f));
     gb_i8 e = (__builtin_convertvector(n, gb_i8) + 127) << 23;
     return sel8(masked, splat8(0.0f), p * (gb_v8)e);
 }
