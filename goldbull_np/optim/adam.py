@@ -5,8 +5,9 @@ buffer and ``p.data`` is rebound to a view of its slice (the Parameter objects, 
 attributes and tied weights, stay the same). ``exp_avg``/``exp_avg_sq`` and a gradient buffer are
 flat too, so a step is: copy each ``p.grad`` into the flat gradient (skipped when ``p.grad`` already
 is that view: after ``zero_grad(set_to_none=True)``, the trainer's, backward writes each first gradient
-into the view it was lent, and after ``set_to_none=False`` adds into it), then one ``kernels.get("adamw_step")`` call
-over the buffer with one segment per param group (per-segment lr and weight decay).
+into the view it was lent, and after ``set_to_none=False`` adds into it), then one
+``kernels.get("adamw_step")`` call over the buffer with one segment per param group (per-segment lr and
+weight decay).
 
 Parameters whose grad is None are skipped and their step count does not advance (torch). The
 kernel takes one step count, so the buffer is updated in runs: maximal stretches of consecutive
