@@ -61,12 +61,14 @@ GB_MULTIVERSION(add_tile, (float *c, const float *d, int64_t ldc, int64_t rows, 
 static inline GB_INLINE void sum_packed_rows(float *rs, const float *Ap, int64_t mc, int64_t kc) {
     int64_t panels = (mc + MR - 1) / MR;
     for (int64_t q0 = 0; q0 < panels; q0 += SUM_CHAINS) {
-        int64_t nq = panels - q0 < SUM_CHAINS ? panels - q0 : SUM_CHAINS;
+        int64_t nq = panels - q0 < SUM_CHAINS ? panels - q0 : SUM_CHAINS, rows[SUM_CHAINS];
         float run[SUM_CHAINS][8] = {{0}};
         const float *pan[SUM_CHAINS];
         for (int64_t u = 0; u < SUM_CHAINS; u++) {
-            pan[u] = Ap + (q0 + (u < nq ? u : 0)) * MR * kc;  /* past nq: the first panel again, dropped */
-            for (int64_t i = 0; u < nq && i < MR && (q0 + u) * MR + i < mc; i++) run[u][i] = rs[(q0 + u) * MR + i];
+            int64_t r0 = (q0 + u) * MR;
+            rows[u] = u >= nq ? 0 : mc - r0 < MR ? mc - r0 : MR;
+            pan[u] = Ap + (u < nq ? r0 : q0 * MR) * kc;  /* past nq: the first panel again, dropped */
+            if (u < nq) memcpy(run[u], rs + r0, (size_t)rows[u] * sizeof(float));
         }
         gb_v8 acc[SUM_CHAINS];
         for (int u = 0; u < SUM_CHAINS; u++) acc[u] = ld8(run[u]);
@@ -74,8 +76,7 @@ static inline GB_INLINE void sum_packed_rows(float *rs, const float *Ap, int64_t
             for (int u = 0; u < SUM_CHAINS; u++) acc[u] += ld8(pan[u] + p * MR);
         for (int64_t u = 0; u < nq; u++) {
             memcpy(run[u], &acc[u], sizeof acc[u]);
-            for (int64_t i = 0; i < MR && (q0 + u) * MR + i < mc; i++)
-                rs[(q0 + u) * MR + i] = run[u][i] + pan[u][(kc - 1) * MR + i];
+            for (int64_t i = 0; i < rows[u]; i++) rs[(q0 + u) * MR + i] = run[u][i] + pan[u][(kc - 1) * MR + i];
         }
     }
 }
@@ -471,16 +472,19 @@ int linear_backward(float *dinp, float *dweight, float *dbias, const float *dout
                     const float *weight, int64_t N, int64_t C, int64_t OC, int accumulate) {
     int rc = 0;
     if (dinp) rc = sgemm_acc(dinp, dout, weight, NULL, NULL, 0, 0, 0, N, C, OC, NULL);       /* (N,OC)@(OC,C) */
-    /* with the weight gradient, dbias is summed from its packed dout^T panels (sum_packed_rows) */
-    float *colsum = dweight && dbias ? calloc((size_t)OC, sizeof(float)) : NULL;
+    /* With the weight gradient, dbias is summed from its packed dout^T panels (sum_packed_rows): straight into a
+     * zeroed dbias, or, when adding to one, into a zeroed temporary added once (the dbias-only pass's bits). */
+    float *colsum = NULL;
+    if (dweight && dbias) {
+        colsum = accumulate ? calloc((size_t)OC, sizeof(float)) : memset(dbias, 0, (size_t)OC * sizeof(float));
+    }
     if (!rc && dweight)
         rc = sgemm_acc(dweight, dout, inp, NULL, NULL, 1, 0, accumulate, OC, C, N, colsum);  /* (OC,N)@(N,C) */
     if (colsum) {
-        if (!rc) {
-            if (accumulate) for (int64_t o = 0; o < OC; o++) dbias[o] += colsum[o];
-            else memcpy(dbias, colsum, (size_t)OC * sizeof(float));
+        if (colsum != dbias) {
+            if (!rc) for (int64_t o = 0; o < OC; o++) dbias[o] += colsum[o];
+            free(colsum);
         }
-        free(colsum);
         return rc;
     }
     if (!rc && dbias) {
